@@ -1,0 +1,552 @@
+use super::*;
+use crate::PROJECT_MANIFEST;
+
+const MINIMAL: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "app"
+[[trigger.http]]
+route = "/..."
+component = "web"
+[component.web]
+source = "web.wasm"
+"#;
+
+fn parse(text: &str) -> Result<Manifest, String> {
+    Manifest::parse(text, Path::new("/app")).map_err(|e| e.to_string())
+}
+
+/// The error for `MINIMAL` with `extra` appended.
+fn error_with(extra: &str) -> String {
+    parse(&format!("{MINIMAL}{extra}")).expect_err("manifest should be rejected")
+}
+
+#[test]
+fn project_manifest_is_read_completely() {
+    let manifest = Manifest::parse(PROJECT_MANIFEST, Path::new("/srv/chat")).unwrap();
+    assert_eq!(manifest.base_dir, Path::new("/srv/chat"));
+    assert_eq!(manifest.application.name, "chat-history");
+    assert_eq!(manifest.application.version, "0.1.0");
+
+    assert_eq!(
+        manifest.variables.keys().collect::<Vec<_>>(),
+        ["admin_token", "db_url", "dev_user_email"]
+    );
+    let admin_token = &manifest.variables["admin_token"];
+    assert!(admin_token.secret && !admin_token.required());
+    assert_eq!(admin_token.default.as_deref(), Some(""));
+    assert!(!manifest.variables["db_url"].secret);
+
+    assert_eq!(
+        manifest.components.keys().collect::<Vec<_>>(),
+        ["admin-schema", "history"]
+    );
+    let history = &manifest.components["history"];
+    assert_eq!(
+        history.source,
+        Path::new("/srv/chat/target/wasm32-wasip2/release/history.wasm")
+    );
+    assert_eq!(history.allowed_outbound_hosts, ["postgres://*:*"]);
+    assert_eq!(history.variables["db_url"], "{{ db_url }}");
+    assert_eq!(history.variables["dev_user_email"], "{{ dev_user_email }}");
+    assert!(history.key_value_stores.is_empty() && history.environment.is_empty());
+    let build = history.build.as_ref().unwrap();
+    assert_eq!(
+        build.commands,
+        ["cargo build --target wasm32-wasip2 --release -p history"]
+    );
+    assert_eq!(build.workdir, Path::new("/srv/chat"));
+    assert_eq!(build.watch.len(), 3);
+
+    let admin = &manifest.components["admin-schema"];
+    assert_eq!(
+        admin.source,
+        Path::new("/srv/chat/target/wasm32-wasip2/release/admin_schema.wasm")
+    );
+    assert_eq!(
+        admin.variables.keys().collect::<Vec<_>>(),
+        ["admin_token", "db_url"]
+    );
+
+    let routes: Vec<_> = manifest
+        .http_triggers
+        .iter()
+        .map(|t| (t.route.clone(), t.component.as_str()))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            (HttpRoute::Path("/api/session".into()), "history"),
+            (HttpRoute::Path("/api/history".into()), "history"),
+            (HttpRoute::Path("/admin/...".into()), "admin-schema"),
+        ]
+    );
+}
+
+#[test]
+fn project_manifest_routes_requests() {
+    let manifest = Manifest::parse(PROJECT_MANIFEST, Path::new("/srv/chat")).unwrap();
+    let router = Router::build(&manifest.http_triggers).unwrap();
+    assert!(router.warnings().is_empty());
+
+    let route = |path: &str| {
+        router
+            .route(path)
+            .map(|m| (m.component_id().to_owned(), m.path_info().to_owned()))
+    };
+    assert_eq!(
+        route("/api/history"),
+        Some(("history".into(), String::new()))
+    );
+    assert_eq!(
+        route("/api/session"),
+        Some(("history".into(), String::new()))
+    );
+    assert_eq!(
+        route("/admin/schema"),
+        Some(("admin-schema".into(), "/schema".into()))
+    );
+    assert_eq!(
+        route("/admin/schema/migrate"),
+        Some(("admin-schema".into(), "/schema/migrate".into()))
+    );
+    assert_eq!(
+        route("/admin"),
+        Some(("admin-schema".into(), String::new()))
+    );
+    assert_eq!(route("/nope"), None);
+    assert_eq!(route("/"), None);
+    assert_eq!(route("/api/history/extra"), None);
+    assert_eq!(route("/administrator"), None);
+}
+
+#[test]
+fn load_resolves_paths_against_the_manifest_directory() {
+    let dir = std::env::temp_dir().join(format!("chat-manifest-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, MINIMAL).unwrap();
+    let manifest = Manifest::load(&path).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(manifest.base_dir, dir);
+    assert_eq!(manifest.components["web"].source, dir.join("web.wasm"));
+}
+
+#[test]
+fn load_names_a_missing_file() {
+    let error = Manifest::load(Path::new("/nonexistent/spin.toml")).unwrap_err();
+    assert!(matches!(error.kind, ManifestErrorKind::Io(_)));
+    assert!(
+        error.to_string().starts_with("/nonexistent/spin.toml: "),
+        "{error}"
+    );
+}
+
+#[test]
+fn relative_base_dirs_become_absolute() {
+    let manifest = Manifest::parse(MINIMAL, Path::new("apps/x")).unwrap();
+    assert!(manifest.base_dir.is_absolute());
+    assert!(
+        manifest.components["web"]
+            .source
+            .ends_with("apps/x/web.wasm")
+    );
+}
+
+#[test]
+fn optional_features_are_read() {
+    let manifest = parse(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "app"
+authors = ["a@example.com"]
+targets = ["spin-up:3.3"]
+[application.trigger.http]
+base = "/"
+[application.tool.lint]
+level = "high"
+[variables]
+token = { required = true, secret = true, description = "API token" }
+[[trigger.http]]
+id = "internal"
+route = { private = true }
+component = "web"
+executor = { type = "http" }
+[component.web]
+source = "web.wasm"
+description = "The web UI"
+key_value_stores = ["default", "my-store", "my_store"]
+environment = { RUST_LOG = "info" }
+files = ["static/**/*", { source = "assets", destination = "/assets" }]
+exclude_files = ["static/secret"]
+variables = { api_url = "https://{{ token }}@api.example.com" }
+dependencies_inherit_configuration = false
+[component.web.build]
+command = ["npm ci", "npm run build"]
+workdir = "ui"
+[component.web.tool.clean]
+command = "rm -rf dist"
+[component.web.profile.debug]
+source = "web-debug.wasm"
+"#,
+    )
+    .unwrap();
+    assert_eq!(manifest.application.authors, ["a@example.com"]);
+    assert_eq!(
+        manifest.variables["token"].description.as_deref(),
+        Some("API token")
+    );
+    assert!(manifest.variables["token"].required());
+    assert_eq!(manifest.http_triggers[0].route, HttpRoute::Private);
+    let web = &manifest.components["web"];
+    assert_eq!(web.description, "The web UI");
+    assert_eq!(web.key_value_stores, ["default", "my-store", "my_store"]);
+    assert_eq!(web.environment["RUST_LOG"], "info");
+    assert_eq!(
+        web.files,
+        [
+            FilesMount::Pattern("static/**/*".into()),
+            FilesMount::Placement {
+                source: "assets".into(),
+                destination: "/assets".into()
+            },
+        ]
+    );
+    assert_eq!(web.exclude_files, ["static/secret"]);
+    let build = web.build.as_ref().unwrap();
+    assert_eq!(build.commands, ["npm ci", "npm run build"]);
+    assert_eq!(build.workdir, Path::new("/app/ui"));
+    assert!(build.watch.is_empty());
+}
+
+#[test]
+fn secret_defaults_stay_out_of_debug_output() {
+    let manifest = parse(&format!(
+        "{MINIMAL}[variables]\ntoken = {{ default = \"hunter2\", secret = true }}\n"
+    ))
+    .unwrap();
+    let debug = format!("{manifest:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(debug.contains("<secret>"));
+}
+
+#[test]
+fn manifest_version_must_be_2() {
+    let body = MINIMAL.replace("spin_manifest_version = 2", "");
+    assert_eq!(
+        parse(&format!("spin_manifest_version = 3\n{body}")).unwrap_err(),
+        "/app/spin.toml: unsupported manifest version 3; expected `spin_manifest_version = 2`"
+    );
+    assert_eq!(
+        parse(&format!("spin_manifest_version = \"1\"\n{body}")).unwrap_err(),
+        "/app/spin.toml: this is a version 1 manifest; chat-host reads only \
+         `spin_manifest_version = 2` (`spin doctor` can upgrade it)"
+    );
+    assert!(
+        parse(&body)
+            .unwrap_err()
+            .contains("missing field `spin_manifest_version`")
+    );
+    assert!(
+        parse("")
+            .unwrap_err()
+            .contains("missing field `spin_manifest_version`")
+    );
+}
+
+#[test]
+fn toml_errors_point_at_the_line() {
+    let error = parse("spin_manifest_version = 2\n[application\n").unwrap_err();
+    assert!(
+        error.starts_with("/app/spin.toml: TOML parse error at line 2"),
+        "{error}"
+    );
+}
+
+#[test]
+fn unknown_keys_are_rejected_as_spin_does() {
+    for (extra, unknown) in [
+        ("colour = \"blue\"\n", "colour"),
+        (
+            "[component.other]\nsource = \"o.wasm\"\nallowed_hosts = []\n",
+            "allowed_hosts",
+        ),
+        (
+            "[variables]\nx = { default = \"\", secret = true, hidden = true }\n",
+            "hidden",
+        ),
+    ] {
+        let error = error_with(extra);
+        assert!(
+            error.contains(&format!("unknown field `{unknown}`")),
+            "{error}"
+        );
+    }
+    let error =
+        parse(&MINIMAL.replace("[application]\n", "[application]\nowner = \"me\"\n")).unwrap_err();
+    assert!(error.contains("unknown field `owner`"), "{error}");
+    let error = parse(&MINIMAL.replace("route = \"/...\"", "route = \"/...\"\nmethod = \"GET\""))
+        .unwrap_err();
+    assert!(
+        error.contains("[[trigger.http]] entry 1: unknown field `method`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_trigger_table_is_required() {
+    let error = parse("spin_manifest_version = 2\n[application]\nname = \"app\"\n").unwrap_err();
+    assert!(error.contains("missing field `trigger`"), "{error}");
+}
+
+#[test]
+fn names_follow_spins_rules() {
+    let error = error_with("[component.bad_id]\nsource = \"x.wasm\"\n");
+    assert!(
+        error.contains("words must be separated with '-', not '_'"),
+        "{error}"
+    );
+    assert!(
+        error.contains("[component.bad_id]"),
+        "the TOML error shows the line: {error}"
+    );
+
+    let error = error_with("[variables]\n\"bad+name\" = { required = true }\n");
+    assert!(
+        error.contains("'_'-separated words may only contain alphanumeric ASCII; got '+'"),
+        "{error}"
+    );
+
+    let error = error_with("[variables]\nDB_URL = { required = true }\n");
+    assert!(error.contains("must be all lowercase"), "{error}");
+
+    let error = error_with("[component.other]\nsource = \"o.wasm\"\nvariables = { Bad = \"x\" }\n");
+    assert!(error.contains("must be all lowercase"), "{error}");
+
+    let error =
+        error_with("[component.other]\nsource = \"o.wasm\"\nkey_value_stores = [\"my store\"]\n");
+    assert!(
+        error.contains("expected kebab-case or snake_case"),
+        "{error}"
+    );
+
+    let error =
+        parse(&MINIMAL.replace("component = \"web\"", "component = \"1-2-3\"")).unwrap_err();
+    assert_eq!(
+        error,
+        "/app/spin.toml: [[trigger.http]] entry 1: component \"1-2-3\": \
+         '-'-separated words must start with an ASCII letter; got '1'"
+    );
+}
+
+#[test]
+fn variables_need_exactly_one_of_required_and_default() {
+    assert_eq!(
+        error_with("[variables]\ndb_url = { required = true, default = \"x\" }\n"),
+        "/app/spin.toml: variable `db_url`: must be `required` OR have a `default`, not both"
+    );
+    assert_eq!(
+        error_with("[variables]\ndb_url = { secret = true }\n"),
+        "/app/spin.toml: variable `db_url`: must be `required` OR have a `default`"
+    );
+}
+
+#[test]
+fn triggers_must_name_a_defined_component() {
+    let error = parse(&MINIMAL.replace("component = \"web\"", "component = \"api\"")).unwrap_err();
+    assert_eq!(
+        error,
+        "/app/spin.toml: [[trigger.http]] entry 1: component `api` is not defined (no [component.api] table)"
+    );
+    let error = parse(&MINIMAL.replace("component = \"web\"\n", "")).unwrap_err();
+    assert!(
+        error.ends_with("[[trigger.http]] entry 1: missing `component`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn unsupported_spin_features_are_refused_clearly() {
+    let inline = MINIMAL.replace(
+        "component = \"web\"",
+        "component = { source = \"inline.wasm\" }",
+    );
+    assert!(parse(&inline).unwrap_err().ends_with(
+        "[[trigger.http]] entry 1: inline components are not supported by chat-host; define the \
+         component in a [component.<id>] table and name it in `component`"
+    ));
+
+    let url_source = MINIMAL.replace(
+        "source = \"web.wasm\"",
+        "source = { url = \"https://example.com/web.wasm\", digest = \"sha256:abc\" }",
+    );
+    assert!(
+        parse(&url_source)
+            .unwrap_err()
+            .contains("component `web`: URL sources are not supported by chat-host")
+    );
+
+    let registry_source = MINIMAL.replace(
+        "source = \"web.wasm\"",
+        "source = { package = \"a:b\", version = \"1.0.0\" }",
+    );
+    assert!(
+        parse(&registry_source)
+            .unwrap_err()
+            .contains("registry sources are not supported")
+    );
+
+    for (extra, feature) in [
+        (
+            "sqlite_databases = [\"default\"]\n",
+            "`sqlite_databases` is not supported",
+        ),
+        (
+            "ai_models = [\"llama2-chat\"]\n",
+            "`ai_models` is not supported",
+        ),
+        (
+            "allowed_http_hosts = [\"example.com\"]\n",
+            "`allowed_http_hosts` is deprecated",
+        ),
+        (
+            "dependencies = { \"a:b/c\" = \"1.0.0\" }\n",
+            "`dependencies` is not supported",
+        ),
+    ] {
+        let error = error_with(&format!("[component.other]\nsource = \"o.wasm\"\n{extra}"));
+        assert!(
+            error.contains(&format!("component `other`: {feature}")),
+            "{error}"
+        );
+    }
+
+    let redis = "[[trigger.redis]]\nchannel = \"c\"\ncomponent = \"web\"\n";
+    assert_eq!(
+        error_with(redis),
+        "/app/spin.toml: [[trigger.redis]]: chat-host runs only HTTP triggers"
+    );
+
+    for (trigger_extra, message) in [
+        (
+            "static_response = { body = \"hi\" }",
+            "`static_response` is not supported by chat-host",
+        ),
+        (
+            "executor = { type = \"wagi\" }",
+            "the `wagi` executor is not supported by chat-host",
+        ),
+    ] {
+        let text = MINIMAL.replace(
+            "component = \"web\"",
+            &format!("component = \"web\"\n{trigger_extra}"),
+        );
+        assert!(parse(&text).unwrap_err().ends_with(message));
+    }
+
+    let base = MINIMAL.replace(
+        "name = \"app\"",
+        "name = \"app\"\n[application.trigger.http]\nbase = \"/api\"",
+    );
+    assert!(
+        parse(&base)
+            .unwrap_err()
+            .contains("[application]: the deprecated trigger `base` is not supported")
+    );
+}
+
+#[test]
+fn private_routes_must_be_private() {
+    let text = MINIMAL.replace("route = \"/...\"", "route = { private = false }");
+    assert_eq!(
+        parse(&text).unwrap_err(),
+        "/app/spin.toml: [[trigger.http]] entry 1: route must be a string pattern or \
+         '{ private = true }': 'web' has { private = false }"
+    );
+    let text = MINIMAL.replace("route = \"/...\"", "route = 42");
+    assert!(
+        parse(&text)
+            .unwrap_err()
+            .ends_with("route must be a string pattern or '{ private = true }'")
+    );
+}
+
+#[test]
+fn bad_routes_are_found_at_load() {
+    let text = MINIMAL.replace("route = \"/...\"", "route = \"/files/*name\"");
+    let error = parse(&text).unwrap_err();
+    assert!(
+        error.starts_with("/app/spin.toml: route \"/files/*name\" of component `web` is invalid:"),
+        "{error}"
+    );
+}
+
+#[test]
+fn component_variable_templates_must_use_declared_variables() {
+    let error = error_with(
+        "[variables]\ndb_url = { default = \"\" }\n\
+         [component.other]\nsource = \"o.wasm\"\nvariables = { db_url = \"{{ db_host }}\" }\n",
+    );
+    assert_eq!(
+        error,
+        "/app/spin.toml: component `other`: variable `db_url`: template refers to `db_host`, \
+         which is not declared in [variables]"
+    );
+    let error =
+        error_with("[component.other]\nsource = \"o.wasm\"\nvariables = { x = \"{{ oops\" }\n");
+    assert!(
+        error.ends_with("component `other`: variable `x`: unmatched '{{' in template"),
+        "{error}"
+    );
+}
+
+#[test]
+fn allowed_outbound_hosts_are_checked_at_load() {
+    for (hosts, message) in [
+        (
+            r#"["ftp://files.example.com"]"#,
+            r#"allowed_outbound_hosts entry "ftp://files.example.com": no port is given"#,
+        ),
+        (r#"["example.com"]"#, "has no scheme"),
+        (
+            r#"["insecure:allow-all"]"#,
+            "'insecure:allow-all' is not allowed; use '*://*:*'",
+        ),
+        (
+            r#"["https://{{ api_host }}"]"#,
+            "template refers to `api_host`, which is not declared",
+        ),
+        (
+            r#"["https://{{ bad_default }}"]"#,
+            "with the variables' default values, invalid host",
+        ),
+    ] {
+        let error = error_with(&format!(
+            "[variables]\nbad_default = {{ default = \"not a host\" }}\n\
+             [component.other]\nsource = \"o.wasm\"\nallowed_outbound_hosts = {hosts}\n"
+        ));
+        assert!(error.contains("component `other`: "), "{error}");
+        assert!(error.contains(message), "{error}");
+        assert!(
+            !error.contains("not a host"),
+            "values stay out of messages: {error}"
+        );
+    }
+    // Templates over required variables can only be checked at start-up.
+    parse(&format!(
+        "{MINIMAL}[variables]\napi_host = {{ required = true }}\n\
+         [component.other]\nsource = \"o.wasm\"\nallowed_outbound_hosts = [\"https://{{{{ api_host }}}}\"]\n"
+    ))
+    .unwrap();
+}
+
+#[test]
+fn build_workdir_must_be_relative() {
+    let error = error_with(
+        "[component.other]\nsource = \"o.wasm\"\nbuild = { command = \"make\", workdir = \"/abs\" }\n",
+    );
+    assert!(error.ends_with(
+        "component `other`: the build `workdir` must be relative to the manifest directory"
+    ));
+}
