@@ -1,0 +1,144 @@
+//! The loaded application: its routes and, per component, the instances that
+//! serve it. Every request, from the network or from the host itself, goes
+//! through [`LoadedApp::handle`].
+
+use crate::component::{self, ComponentContext};
+use crate::engine;
+use crate::instances::{ComponentInstances, ReusePolicy};
+use crate::key_value::KeyValueStores;
+use crate::postgres::{PoolSettings, Pools};
+use crate::runtime_config::RuntimeConfig;
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use chat_manifest::{AllowedHosts, Manifest, Router, VariableResolver};
+use http_body_util::{BodyExt, Full};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use wasmtime_wasi_http::WasiBody;
+use wasmtime_wasi_http::handler::{ExpirationError, ProxyHandler};
+
+pub struct AppOptions {
+    pub manifest_path: PathBuf,
+    /// Values the host sets for app variables (they win over the environment).
+    pub variable_overrides: BTreeMap<String, String>,
+    pub runtime_config: RuntimeConfig,
+    pub postgres: PoolSettings,
+    pub reuse: ReusePolicy,
+}
+
+pub struct LoadedApp {
+    pub manifest: Manifest,
+    pub variables: Arc<VariableResolver>,
+    router: Router,
+    components: HashMap<String, ProxyHandler<ComponentInstances>>,
+}
+
+impl LoadedApp {
+    pub fn load(options: AppOptions) -> Result<Arc<Self>> {
+        let manifest = Manifest::load(&options.manifest_path)?;
+        let variables = Arc::new(VariableResolver::new(
+            &manifest,
+            std::env::vars(),
+            options.variable_overrides,
+        )?);
+        let router = Router::build(&manifest.http_triggers)?;
+        for warning in router.warnings() {
+            tracing::warn!("{warning}");
+        }
+        let engine = engine::engine()?;
+        let linker = engine::linker(&engine)?;
+        let postgres = Pools::new(options.postgres);
+        let key_value = KeyValueStores::new(&options.runtime_config);
+
+        let mut components = HashMap::new();
+        for (id, declared) in &manifest.components {
+            for label in &declared.key_value_stores {
+                if !key_value.labels().any(|known| known == label) {
+                    bail!(
+                        "component {id} uses key-value store {label:?}, which the runtime config does not define"
+                    );
+                }
+            }
+            let allowed_hosts = AllowedHosts::parse(&declared.allowed_outbound_hosts, &variables)
+                .with_context(|| format!("allowed_outbound_hosts of component {id}"))?;
+            let context = Arc::new(ComponentContext {
+                id: id.clone(),
+                environment: declared.environment.clone().into_iter().collect(),
+                variables: variables.clone(),
+                allowed_hosts,
+                key_value_labels: declared.key_value_stores.clone(),
+                postgres: postgres.clone(),
+                key_value: key_value.clone(),
+            });
+            let pre = component::prepare(&engine, &linker, &declared.source)
+                .with_context(|| format!("component {id}"))?;
+            let instances = ComponentInstances::new(engine.clone(), pre, context, options.reuse);
+            components.insert(id.clone(), ProxyHandler::new(instances));
+        }
+        Ok(Arc::new(Self { manifest, variables, router, components }))
+    }
+
+    /// The public routes in precedence order, as `(route, component)`.
+    pub fn routes(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.router.routes()
+    }
+
+    /// Routes a request to its component and returns the component's
+    /// response, or a JSON error when no component could produce one.
+    pub async fn handle(&self, mut request: http::Request<WasiBody>, client: SocketAddr) -> http::Response<WasiBody> {
+        let Some(matched) = self.router.route(request.uri().path()) else {
+            return json_error(
+                http::StatusCode::NOT_FOUND,
+                &format!("No route matches {}", request.uri().path()),
+            );
+        };
+        let component = matched.component_id().to_owned();
+        let headers = chat_manifest::spin_request_headers(&matched, request.uri(), request.headers(), client);
+        for (name, value) in headers {
+            if let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_str(&value),
+            ) {
+                request.headers_mut().insert(name, value);
+            }
+        }
+        let Some(instances) = self.components.get(&component) else {
+            return json_error(
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("Component {component} is not loaded"),
+            );
+        };
+        match instances.handle((), request).await {
+            Ok(response) => response,
+            Err(error) if error.is::<ExpirationError>() => {
+                tracing::error!(%component, "no response within the response timeout");
+                json_error(http::StatusCode::GATEWAY_TIMEOUT, "The request took too long to answer")
+            }
+            Err(error) => {
+                tracing::error!(%component, "request failed: {error:?}");
+                json_error(
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "The server failed to handle the request",
+                )
+            }
+        }
+    }
+}
+
+/// An error response in the API's shape, `{"error": "<sentence>"}`.
+pub fn json_error(status: http::StatusCode, message: &str) -> http::Response<WasiBody> {
+    let body = serde_json::json!({ "error": message }).to_string();
+    let mut response = http::Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}

@@ -1,0 +1,45 @@
+//! One component of the app: its compiled code, its pre-instantiated linker
+//! and the configuration its host capabilities consult.
+
+use crate::engine::anyhow_error;
+use crate::key_value::KeyValueStores;
+use crate::postgres::Pools;
+use crate::state::HostState;
+use anyhow::{Context, Result};
+use chat_manifest::{AllowedHosts, VariableResolver};
+use std::path::Path;
+use std::sync::Arc;
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+
+/// What a component's host capabilities need to know about it; shared by
+/// all of its instances.
+pub struct ComponentContext {
+    pub id: String,
+    pub environment: Vec<(String, String)>,
+    pub variables: Arc<VariableResolver>,
+    pub allowed_hosts: AllowedHosts,
+    /// The key-value store labels this component may open.
+    pub key_value_labels: Vec<String>,
+    pub postgres: Arc<Pools>,
+    pub key_value: Arc<KeyValueStores>,
+}
+
+/// Compiles a component from a `.wasm` file and links it once (InstancePre),
+/// so each new instance costs only the instantiation itself.
+pub fn prepare(engine: &Engine, linker: &Linker<HostState>, source: &Path) -> Result<ServicePre<HostState>> {
+    let component = Component::from_file(engine, source).map_err(anyhow_error).with_context(|| {
+        format!(
+            "cannot load component {} (build it with `chat-host build`)",
+            source.display()
+        )
+    })?;
+    let instance_pre = linker
+        .instantiate_pre(&component)
+        .map_err(anyhow_error)
+        .with_context(|| format!("{} imports something chat-host does not provide", source.display()))?;
+    ServicePre::new(instance_pre)
+        .map_err(anyhow_error)
+        .with_context(|| format!("{} does not export wasi:http/handler@0.3.0", source.display()))
+}

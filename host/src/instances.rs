@@ -1,0 +1,149 @@
+//! Instance reuse, as Spin 4 does it for WASI 0.3 components: one instance
+//! serves many requests, several at once, then retires. wasmtime's
+//! `ProxyHandler` runs the workers; this module says when to create, reuse
+//! and retire them.
+
+use crate::component::ComponentContext;
+use crate::state::HostState;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use wasmtime::component::GuestTaskId;
+use wasmtime::{Engine, Store, StoreContextMut};
+use wasmtime_wasi_http::handler::{
+    HandlerState, Instance, Proxy, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
+};
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+
+/// When an instance takes requests and when it is retired.
+#[derive(Clone, Copy, Debug)]
+pub struct ReusePolicy {
+    pub max_requests_per_instance: usize,
+    pub max_concurrent_requests_per_instance: usize,
+    /// An idle instance is dropped after this long.
+    pub idle_timeout: Duration,
+    /// A request must produce its response head within this time (a streamed
+    /// body may then take as long as it needs).
+    pub response_timeout: Duration,
+}
+
+impl Default for ReusePolicy {
+    fn default() -> Self {
+        Self {
+            max_requests_per_instance: 128,
+            max_concurrent_requests_per_instance: 16,
+            idle_timeout: Duration::from_secs(30),
+            response_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Creates the instances of one component.
+pub struct ComponentInstances {
+    engine: Engine,
+    pre: ServicePre<HostState>,
+    context: Arc<ComponentContext>,
+    policy: ReusePolicy,
+}
+
+impl ComponentInstances {
+    pub fn new(
+        engine: Engine,
+        pre: ServicePre<HostState>,
+        context: Arc<ComponentContext>,
+        policy: ReusePolicy,
+    ) -> Self {
+        Self { engine, pre, context, policy }
+    }
+}
+
+impl HandlerState for ComponentInstances {
+    type StoreData = HostState;
+    type WorkerExpiration = Expiration;
+    type WorkerState = Worker;
+
+    async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, Expiration, Worker>> {
+        let mut store = Store::new(&self.engine, HostState::new(&self.context));
+        let service = self.pre.instantiate_async(&mut store).await?;
+        Ok(Instance {
+            store,
+            proxy: Proxy::P3(service),
+            view: HostState::http_view,
+            expiration: Expiration::new(self.policy),
+            state: Worker {
+                component: self.context.id.clone(),
+                policy: self.policy,
+            },
+        })
+    }
+}
+
+pub struct Worker {
+    component: String,
+    policy: ReusePolicy,
+}
+
+impl WorkerState for Worker {
+    type StoreData = HostState;
+    type RequestData = ();
+
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        if total >= self.policy.max_requests_per_instance {
+            ShouldAccept::Never
+        } else if concurrent >= self.policy.max_concurrent_requests_per_instance {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        _store: StoreContextMut<'_, HostState>,
+        _request: (),
+        _task: GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        Box::pin(tokio::time::sleep(self.policy.response_timeout))
+    }
+
+    fn drop(&self, _store: Store<HostState>, result: wasmtime::Result<()>) {
+        if let Err(error) = result {
+            tracing::error!(component = %self.component, "instance retired after a failure: {error:?}");
+        }
+    }
+}
+
+/// Retires idle instances, and instances whose requests overran the
+/// response timeout (a guard the worker checks from outside the guest).
+pub struct Expiration {
+    policy: ReusePolicy,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Expiration {
+    fn new(policy: ReusePolicy) -> Self {
+        Self {
+            policy,
+            timer: Box::pin(tokio::time::sleep(policy.idle_timeout)),
+        }
+    }
+}
+
+impl WorkerExpiration for Expiration {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>, status: WorkerStatus, since: Instant) -> Poll<()> {
+        let this = self.get_mut();
+        let limit = match status {
+            WorkerStatus::Idle => this.policy.idle_timeout,
+            WorkerStatus::Requests => this.policy.response_timeout,
+            // Streaming bodies and post-response work may run as long as they need.
+            WorkerStatus::PostReturn => return Poll::Pending,
+        };
+        let deadline = since + limit;
+        if Instant::now() >= deadline {
+            return Poll::Ready(());
+        }
+        this.timer.as_mut().reset(deadline.into());
+        this.timer.as_mut().poll(cx)
+    }
+}

@@ -1,0 +1,17 @@
+//! chat-host: runs the chat-history Spin components natively on wasmtime,
+//! with the capabilities they import provided by one module each.
+
+pub mod app;
+pub mod build_command;
+pub mod component;
+pub mod engine;
+pub mod http_server;
+pub mod instances;
+pub mod key_value;
+pub mod local_postgres;
+pub mod outbound_http;
+pub mod postgres;
+pub mod runtime_config;
+pub mod state;
+pub mod up;
+pub mod variables;

@@ -1,0 +1,65 @@
+use anyhow::Result;
+use chat_host::up::UpOptions;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Runs the chat-history Spin app natively: the same components and
+/// spin.toml as `spin up`, plus a managed local Postgres and pooled,
+/// resilient database access.
+#[derive(Parser)]
+#[command(name = "chat-host", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run each component's build command from the manifest (like `spin build`).
+    Build {
+        /// The application manifest.
+        #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+        manifest: PathBuf,
+    },
+    /// Serve the application (like `spin up`).
+    Up {
+        /// The application manifest.
+        #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+        manifest: PathBuf,
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: SocketAddr,
+        /// Runtime configuration (key-value stores), in Spin's TOML format.
+        #[arg(long = "runtime-config-file")]
+        runtime_config_file: Option<PathBuf>,
+        /// Build the components first (like `spin up --build`).
+        #[arg(long)]
+        build: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Build { manifest } => chat_host::build_command::build_all(&manifest),
+        Command::Up { manifest, listen, runtime_config_file, build } => {
+            if build {
+                chat_host::build_command::build_all(&manifest)?;
+            }
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(chat_host::up::run(UpOptions {
+                manifest_path: manifest,
+                listen,
+                runtime_config_file,
+            }))
+        }
+    }
+}

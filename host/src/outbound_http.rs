@@ -1,0 +1,51 @@
+//! Outbound `wasi:http` for guests, limited to the component's
+//! `allowed_outbound_hosts`. A denied request fails with
+//! `HTTP-request-denied`; it is never sent.
+
+use crate::component::ComponentContext;
+use std::sync::Arc;
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks, default_send_request};
+
+pub struct OutboundHttp {
+    component: Arc<ComponentContext>,
+}
+
+impl OutboundHttp {
+    pub fn new(component: &Arc<ComponentContext>) -> Self {
+        Self { component: component.clone() }
+    }
+}
+
+type BoxedFuture<T> = Box<dyn Future<Output = T> + Send>;
+
+impl WasiHttpHooks for OutboundHttp {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _response_done: BoxedFuture<Result<(), Error>>,
+    ) -> BoxedFuture<Result<(http::Response<WasiBody>, BoxedFuture<Result<(), Error>>), Error>> {
+        let url = request.uri().to_string();
+        if !self.component.allowed_hosts.allows_url(&url) {
+            tracing::warn!(
+                component = %self.component.id,
+                "outbound request to {} denied: not in allowed_outbound_hosts",
+                redact_url(&url)
+            );
+            return Box::new(async { Err(Error::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as BoxedFuture<Result<(), Error>>,
+            ))
+        })
+    }
+}
+
+/// The URL without its query, which may carry secrets, for logs.
+fn redact_url(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}

@@ -1,0 +1,64 @@
+//! The per-instance store data: one small state per capability the host
+//! provides, plus what wasmtime's WASI implementations need.
+
+use crate::component::ComponentContext;
+use crate::key_value::KeyValueState;
+use crate::outbound_http::OutboundHttp;
+use crate::postgres::PostgresState;
+use crate::variables::VariablesState;
+use std::sync::Arc;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+pub struct HostState {
+    pub table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    outbound_http: OutboundHttp,
+    pub postgres: PostgresState,
+    pub key_value: KeyValueState,
+    pub variables: VariablesState,
+}
+
+impl HostState {
+    pub fn new(component: &Arc<ComponentContext>) -> Self {
+        let mut wasi = WasiCtx::builder();
+        // Guest logs (eprintln!) go to the host's own output.
+        wasi.inherit_stdout().inherit_stderr();
+        wasi.envs(&component.environment);
+        Self {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            outbound_http: OutboundHttp::new(component),
+            postgres: PostgresState::new(component),
+            key_value: KeyValueState::new(component),
+            variables: VariablesState::new(component),
+        }
+    }
+
+    /// The `wasi:http` view; a plain fn so wasmtime's request handler can use it.
+    pub fn http_view(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound_http,
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        self.http_view()
+    }
+}

@@ -1,0 +1,166 @@
+//! `chat-host up`: everything between the command line and a serving app —
+//! the managed local database when `db_url` is unset, the start-up schema
+//! migration, and the listener.
+
+use crate::app::{AppOptions, LoadedApp};
+use crate::instances::ReusePolicy;
+use crate::local_postgres::{Durability, LocalPostgres};
+use crate::postgres::PoolSettings;
+use crate::runtime_config::RuntimeConfig;
+use anyhow::{Context, Result};
+use chat_manifest::Manifest;
+use http_body_util::{BodyExt, Full};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The app variable that holds the Postgres connection string.
+const DB_URL: &str = "db_url";
+/// The app variable that guards the admin routes.
+const ADMIN_TOKEN: &str = "admin_token";
+/// The database the managed local cluster keeps the app's data in.
+const LOCAL_DATABASE: &str = "chat_history";
+
+pub struct UpOptions {
+    pub manifest_path: PathBuf,
+    pub listen: SocketAddr,
+    pub runtime_config_file: Option<PathBuf>,
+}
+
+pub async fn run(options: UpOptions) -> Result<()> {
+    let manifest = Manifest::load(&options.manifest_path)?;
+    let runtime_config = match &options.runtime_config_file {
+        Some(path) => RuntimeConfig::load(path)?,
+        None => RuntimeConfig::default(),
+    };
+    let mut overrides = BTreeMap::new();
+
+    // Zero configuration: no db_url means a local PostgreSQL we run ourselves.
+    let _local_postgres = if manifest.variables.contains_key(DB_URL) && configured(DB_URL).is_none() {
+        let data_dir = app_dir(&options.manifest_path).join(".chat-host").join("postgres");
+        let cluster = start_local_postgres(&data_dir).await?;
+        overrides.insert(DB_URL.to_owned(), cluster.url(LOCAL_DATABASE));
+        Some(cluster)
+    } else {
+        None
+    };
+
+    // The start-up migration calls the admin route like any client; without a
+    // configured token, a random one known only to this process opens it.
+    let admin_token = match configured(ADMIN_TOKEN) {
+        Some(token) => token,
+        None => {
+            let token = random_token();
+            overrides.insert(ADMIN_TOKEN.to_owned(), token.clone());
+            token
+        }
+    };
+
+    let app = LoadedApp::load(AppOptions {
+        manifest_path: options.manifest_path.clone(),
+        variable_overrides: overrides,
+        runtime_config,
+        postgres: PoolSettings::default(),
+        reuse: ReusePolicy::default(),
+    })?;
+
+    migrate_schema(&app, &admin_token).await;
+
+    let listener = tokio::net::TcpListener::bind(options.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    let address = listener.local_addr()?;
+    println!("Serving http://{address}");
+    println!("Available routes:");
+    for (route, component) in app.routes() {
+        println!("  {component}: http://{address}{route}");
+    }
+    crate::http_server::serve(app, listener, shutdown_signal()).await
+}
+
+/// An app variable's value from the environment, as Spin reads it; empty
+/// counts as unset.
+fn configured(variable: &str) -> Option<String> {
+    std::env::var(format!("SPIN_VARIABLE_{}", variable.to_ascii_uppercase()))
+        .ok()
+        .filter(|value| !value.is_empty())
+}
+
+fn app_dir(manifest_path: &Path) -> PathBuf {
+    match manifest_path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+async fn start_local_postgres(data_dir: &Path) -> Result<LocalPostgres> {
+    let data_dir = data_dir.to_path_buf();
+    let cluster = tokio::task::spawn_blocking(move || LocalPostgres::start(&data_dir, Durability::Durable))
+        .await?
+        .context("db_url is not set, so chat-host runs a local PostgreSQL, which failed to start")?;
+    create_database(&cluster.url("postgres"), LOCAL_DATABASE).await?;
+    tracing::info!("db_url not set: using the local PostgreSQL at {}", cluster.url(LOCAL_DATABASE));
+    Ok(cluster)
+}
+
+/// Creates `database` unless it exists.
+pub async fn create_database(admin_url: &str, database: &str) -> Result<()> {
+    let (client, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+        .await
+        .context("connecting to the local PostgreSQL")?;
+    tokio::spawn(connection);
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&database])
+        .await?
+        .is_some();
+    if !exists {
+        // Identifiers cannot be bound as parameters; `database` is our constant or a test's own name.
+        client
+            .batch_execute(&format!("CREATE DATABASE \"{}\"", database.replace('"', "\"\"")))
+            .await
+            .with_context(|| format!("creating database {database}"))?;
+    }
+    Ok(())
+}
+
+/// Applies pending schema migrations through the admin-schema component, and
+/// says in one log line whether the chat schema is ready.
+async fn migrate_schema(app: &Arc<LoadedApp>, admin_token: &str) {
+    let request = http::Request::post("http://localhost/admin/schema/migrate")
+        .header(http::header::AUTHORIZATION, format!("Bearer {admin_token}"))
+        .body(
+            Full::new(bytes::Bytes::new())
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .expect("a valid request");
+    let local = SocketAddr::from(([127, 0, 0, 1], 0));
+    let response = app.handle(request, local).await;
+    let status = response.status();
+    let body = match response.into_body().collect().await {
+        Ok(body) => String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+        Err(error) => format!("(unreadable response: {error})"),
+    };
+    if status.is_success() {
+        tracing::info!("chat schema initialised: {body}");
+    } else {
+        tracing::warn!("chat schema not initialised ({status}): {body}");
+    }
+}
+
+fn random_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}
