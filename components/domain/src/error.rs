@@ -1,0 +1,109 @@
+//! The one error type every route answers with: a status and a sentence for a
+//! human, serialised as `{"error": "<sentence>"}`.
+
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+
+/// An error to show the caller. The message is a complete sentence; it never
+/// carries SQL, stack traces or other server internals.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status}: {message}")]
+pub struct ApiError {
+    pub status: u16,
+    pub message: String,
+    /// The `Allow` header of a 405 answer.
+    pub allow: Option<&'static str>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            allow: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(401, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, message)
+    }
+
+    /// `allow` lists the methods the route accepts, as in an `Allow` header.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(405, format!("This route only accepts {allow} requests."))
+        }
+    }
+
+    pub fn payload_too_large(message: impl Into<String>) -> Self {
+        Self::new(413, message)
+    }
+
+    pub fn service_unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, message)
+    }
+}
+
+impl Serialize for ApiError {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut body = serializer.serialize_struct("ApiError", 1)?;
+        body.serialize_field("error", &self.message)?;
+        body.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialises_only_the_sentence() {
+        let json =
+            serde_json::to_value(ApiError::bad_request("limit must be a whole number")).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"error": "limit must be a whole number"})
+        );
+    }
+
+    #[test]
+    fn constructors_set_their_status() {
+        let cases = [
+            (ApiError::bad_request("x"), 400),
+            (ApiError::unauthorized("x"), 401),
+            (ApiError::forbidden("x"), 403),
+            (ApiError::not_found("x"), 404),
+            (ApiError::method_not_allowed("GET"), 405),
+            (ApiError::payload_too_large("x"), 413),
+            (ApiError::internal("x"), 500),
+            (ApiError::service_unavailable("x"), 503),
+        ];
+        for (error, status) in cases {
+            assert_eq!(error.status, status, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn method_not_allowed_names_the_allowed_methods() {
+        let error = ApiError::method_not_allowed("GET");
+        assert_eq!(error.allow, Some("GET"));
+        assert_eq!(error.message, "This route only accepts GET requests.");
+        assert_eq!(ApiError::bad_request("x").allow, None);
+    }
+}

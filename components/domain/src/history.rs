@@ -1,0 +1,402 @@
+//! The sidebar's chat list: query parameters, keyset pagination and the JSON
+//! it answers with.
+//!
+//! Pages are ordered newest first by `("createdAt", id)`, so the order is total
+//! and stays stable when chats share a `createdAt`. A cursor is a chat id; the
+//! statements look its `("createdAt", id)` up among the caller's own chats.
+
+use crate::ApiError;
+use crate::sql::{SqlParam, Statement};
+use crate::timestamp::UtcDateTime;
+use crate::validate::{QueryParams, parse_uuid};
+use serde::Serialize;
+use uuid::Uuid;
+
+pub const DEFAULT_LIMIT: u32 = 20;
+pub const MIN_LIMIT: u32 = 1;
+pub const MAX_LIMIT: u32 = 100;
+
+const STARTING_AFTER: &str = "starting_after";
+const ENDING_BEFORE: &str = "ending_before";
+
+/// Newest first. Selects, in order: id, title, "createdAt", visibility.
+const FIRST_PAGE: &str = r#"SELECT id, title, "createdAt", visibility
+FROM chat."Chat"
+WHERE "userId" = $1
+ORDER BY "createdAt" DESC, id DESC
+LIMIT $2"#;
+
+/// Chats strictly older than the cursor, newest first. A cursor that is not
+/// one of the caller's chats makes the row comparison NULL: no rows.
+const OLDER_THAN_CURSOR: &str = r#"SELECT id, title, "createdAt", visibility
+FROM chat."Chat"
+WHERE "userId" = $1
+  AND ("createdAt", id) < (
+    SELECT anchor."createdAt", anchor.id FROM chat."Chat" AS anchor
+    WHERE anchor.id = $2 AND anchor."userId" = $1)
+ORDER BY "createdAt" DESC, id DESC
+LIMIT $3"#;
+
+/// Chats strictly newer than the cursor, NEAREST first (ascending), so that
+/// `LIMIT` keeps the page adjacent to the cursor; [`finish_page`] drops the
+/// extra farthest row and turns the page newest first.
+const NEWER_THAN_CURSOR: &str = r#"SELECT id, title, "createdAt", visibility
+FROM chat."Chat"
+WHERE "userId" = $1
+  AND ("createdAt", id) > (
+    SELECT anchor."createdAt", anchor.id FROM chat."Chat" AS anchor
+    WHERE anchor.id = $2 AND anchor."userId" = $1)
+ORDER BY "createdAt" ASC, id ASC
+LIMIT $3"#;
+
+const CURSOR_IS_CALLERS_CHAT: &str =
+    r#"SELECT EXISTS (SELECT 1 FROM chat."Chat" WHERE id = $1 AND "userId" = $2)"#;
+
+/// Where a page starts, relative to a chat the client already shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// The page just older than this chat (the next "Load more…").
+    StartingAfter(Uuid),
+    /// The page just newer than this chat.
+    EndingBefore(Uuid),
+}
+
+impl Cursor {
+    pub fn chat_id(self) -> Uuid {
+        match self {
+            Cursor::StartingAfter(id) | Cursor::EndingBefore(id) => id,
+        }
+    }
+
+    pub fn parameter_name(self) -> &'static str {
+        match self {
+            Cursor::StartingAfter(_) => STARTING_AFTER,
+            Cursor::EndingBefore(_) => ENDING_BEFORE,
+        }
+    }
+
+    /// Answers one boolean: whether the cursor names one of the caller's chats.
+    /// Only worth running when a page came back empty, since any row proves it.
+    pub fn existence_statement(self, user_id: &str) -> Statement {
+        Statement::new(
+            CURSOR_IS_CALLERS_CHAT,
+            vec![
+                SqlParam::Uuid(self.chat_id()),
+                SqlParam::Text(user_id.to_owned()),
+            ],
+        )
+    }
+
+    /// The 400 for a cursor that is not one of the caller's chats.
+    pub fn unknown_error(self) -> ApiError {
+        ApiError::bad_request(format!(
+            "{} does not name one of your chats",
+            self.parameter_name()
+        ))
+    }
+}
+
+/// A validated `GET /api/history` query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Page size, already clamped to `MIN_LIMIT..=MAX_LIMIT`.
+    pub limit: u32,
+    pub cursor: Option<Cursor>,
+}
+
+impl HistoryQuery {
+    /// Parses `limit`, `starting_after` and `ending_before`; other parameters are
+    /// ignored. `limit` defaults to 20 and is clamped to 1..=100; it must be a
+    /// whole number. The cursors must be UUIDs and are mutually exclusive.
+    pub fn from_query(query: &str) -> Result<Self, ApiError> {
+        let params = QueryParams::parse(query);
+        let limit = match params.single("limit")? {
+            Some(raw) => parse_limit(&raw)?,
+            None => DEFAULT_LIMIT,
+        };
+        let starting_after = params.single(STARTING_AFTER)?;
+        let ending_before = params.single(ENDING_BEFORE)?;
+        let cursor = match (starting_after, ending_before) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::bad_request(format!(
+                    "Give {STARTING_AFTER} or {ENDING_BEFORE}, not both"
+                )));
+            }
+            (Some(id), None) => Some(Cursor::StartingAfter(parse_uuid(STARTING_AFTER, &id)?)),
+            (None, Some(id)) => Some(Cursor::EndingBefore(parse_uuid(ENDING_BEFORE, &id)?)),
+            (None, None) => None,
+        };
+        Ok(Self { limit, cursor })
+    }
+
+    /// The page statement. It asks for one row more than `limit`, which tells
+    /// [`finish_page`] whether more chats lie beyond the page.
+    pub fn page_statement(&self, user_id: &str) -> Statement {
+        let user = SqlParam::Text(user_id.to_owned());
+        let limit = SqlParam::Int64(i64::from(self.limit) + 1);
+        match self.cursor {
+            None => Statement::new(FIRST_PAGE, vec![user, limit]),
+            Some(Cursor::StartingAfter(id)) => {
+                Statement::new(OLDER_THAN_CURSOR, vec![user, SqlParam::Uuid(id), limit])
+            }
+            Some(Cursor::EndingBefore(id)) => {
+                Statement::new(NEWER_THAN_CURSOR, vec![user, SqlParam::Uuid(id), limit])
+            }
+        }
+    }
+}
+
+fn parse_limit(raw: &str) -> Result<u32, ApiError> {
+    use std::num::IntErrorKind;
+    let clamped = match raw.parse::<i64>() {
+        Ok(limit) => limit.clamp(MIN_LIMIT.into(), MAX_LIMIT.into()),
+        Err(error) if *error.kind() == IntErrorKind::PosOverflow => MAX_LIMIT.into(),
+        Err(error) if *error.kind() == IntErrorKind::NegOverflow => MIN_LIMIT.into(),
+        Err(_) => {
+            return Err(ApiError::bad_request(
+                "limit must be a whole number, for example limit=20",
+            ));
+        }
+    };
+    Ok(u32::try_from(clamped).expect("clamped into MIN_LIMIT..=MAX_LIMIT"))
+}
+
+/// Turns the rows of [`HistoryQuery::page_statement`] into the page, newest
+/// first, and whether more chats lie beyond it (older ones for the first page
+/// and `starting_after`; newer ones for `ending_before`). The extra row is
+/// always the one farthest from the cursor.
+pub fn finish_page<T>(mut rows: Vec<T>, query: &HistoryQuery) -> (Vec<T>, bool) {
+    let limit = query.limit as usize;
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    if matches!(query.cursor, Some(Cursor::EndingBefore(_))) {
+        rows.reverse();
+    }
+    (rows, has_more)
+}
+
+/// One sidebar entry, as the seed's client reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatSummary {
+    pub id: Uuid,
+    pub title: String,
+    #[serde(rename = "createdAt")]
+    pub created_at: UtcDateTime,
+    pub visibility: String,
+}
+
+/// The `GET /api/history` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HistoryPage {
+    pub data: Vec<ChatSummary>,
+    #[serde(rename = "hasMore")]
+    pub has_more: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHAT: &str = "123e4567-e89b-12d3-a456-426614174000";
+
+    fn chat_id() -> Uuid {
+        Uuid::parse_str(CHAT).unwrap()
+    }
+
+    fn query(limit: u32, cursor: Option<Cursor>) -> HistoryQuery {
+        HistoryQuery { limit, cursor }
+    }
+
+    #[test]
+    fn defaults() {
+        assert_eq!(
+            HistoryQuery::from_query("").unwrap(),
+            query(DEFAULT_LIMIT, None)
+        );
+        assert_eq!(
+            HistoryQuery::from_query("limit=").unwrap(),
+            query(DEFAULT_LIMIT, None)
+        );
+    }
+
+    #[test]
+    fn limit_is_clamped() {
+        let cases = [
+            ("0", 1),
+            ("1", 1),
+            ("-5", 1),
+            ("37", 37),
+            ("100", 100),
+            ("101", 100),
+            ("1000", 100),
+            ("%2B7", 7),
+            ("99999999999999999999999", 100),
+            ("-99999999999999999999999", 1),
+        ];
+        for (raw, expected) in cases {
+            let parsed = HistoryQuery::from_query(&format!("limit={raw}")).unwrap();
+            assert_eq!(parsed.limit, expected, "limit={raw}");
+        }
+    }
+
+    #[test]
+    fn limit_must_be_a_whole_number() {
+        for raw in ["abc", "1.5", "1e2", "%20", "ten", "0x10"] {
+            let error = HistoryQuery::from_query(&format!("limit={raw}")).unwrap_err();
+            assert_eq!(error.status, 400, "limit={raw}");
+            assert!(error.message.starts_with("limit must be a whole number"));
+        }
+    }
+
+    #[test]
+    fn cursors_parse() {
+        assert_eq!(
+            HistoryQuery::from_query(&format!("starting_after={CHAT}&limit=5")).unwrap(),
+            query(5, Some(Cursor::StartingAfter(chat_id())))
+        );
+        assert_eq!(
+            HistoryQuery::from_query(&format!("ending_before={CHAT}")).unwrap(),
+            query(DEFAULT_LIMIT, Some(Cursor::EndingBefore(chat_id())))
+        );
+    }
+
+    #[test]
+    fn bad_cursors_are_rejected_by_name() {
+        let error = HistoryQuery::from_query("starting_after=nope").unwrap_err();
+        assert_eq!(error.status, 400);
+        assert!(error.message.starts_with("starting_after must be a UUID"));
+        let error = HistoryQuery::from_query("ending_before=1").unwrap_err();
+        assert!(error.message.starts_with("ending_before must be a UUID"));
+    }
+
+    #[test]
+    fn both_cursors_are_rejected() {
+        let error =
+            HistoryQuery::from_query(&format!("starting_after={CHAT}&ending_before={CHAT}"))
+                .unwrap_err();
+        assert_eq!(error.status, 400);
+        assert!(error.message.contains("not both"));
+    }
+
+    #[test]
+    fn duplicates_are_rejected_and_unknown_parameters_ignored() {
+        assert_eq!(
+            HistoryQuery::from_query("limit=1&limit=2")
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            HistoryQuery::from_query("foo=1&foo=2&bar").unwrap(),
+            query(DEFAULT_LIMIT, None)
+        );
+    }
+
+    #[test]
+    fn first_page_statement() {
+        let statement = query(20, None).page_statement("ada");
+        assert_eq!(statement.sql, FIRST_PAGE);
+        assert_eq!(
+            statement.params,
+            vec![SqlParam::Text("ada".into()), SqlParam::Int64(21)]
+        );
+        assert!(
+            statement
+                .sql
+                .contains(r#"ORDER BY "createdAt" DESC, id DESC"#)
+        );
+    }
+
+    #[test]
+    fn cursor_statements_bind_user_cursor_and_limit_plus_one() {
+        for (cursor, sql) in [
+            (Cursor::StartingAfter(chat_id()), OLDER_THAN_CURSOR),
+            (Cursor::EndingBefore(chat_id()), NEWER_THAN_CURSOR),
+        ] {
+            let statement = query(5, Some(cursor)).page_statement("ada");
+            assert_eq!(statement.sql, sql);
+            assert_eq!(
+                statement.params,
+                vec![
+                    SqlParam::Text("ada".into()),
+                    SqlParam::Uuid(chat_id()),
+                    SqlParam::Int64(6)
+                ]
+            );
+            // The cursor row must belong to the caller.
+            assert!(statement.sql.contains(r#"anchor."userId" = $1"#));
+        }
+        assert!(OLDER_THAN_CURSOR.contains(r#"("createdAt", id) < ("#));
+        assert!(NEWER_THAN_CURSOR.contains(r#"("createdAt", id) > ("#));
+        assert!(NEWER_THAN_CURSOR.contains(r#"ORDER BY "createdAt" ASC, id ASC"#));
+    }
+
+    #[test]
+    fn descending_pages_keep_the_newest_rows() {
+        // Rows as the database returns them: newest first, one extra.
+        let rows = vec![9, 8, 7, 6];
+        assert_eq!(
+            finish_page(rows.clone(), &query(3, None)),
+            (vec![9, 8, 7], true)
+        );
+        let after = query(3, Some(Cursor::StartingAfter(chat_id())));
+        assert_eq!(finish_page(rows, &after), (vec![9, 8, 7], true));
+        assert_eq!(finish_page(vec![9, 8], &after), (vec![9, 8], false));
+        assert_eq!(finish_page(vec![9, 8, 7], &after), (vec![9, 8, 7], false));
+    }
+
+    #[test]
+    fn ending_before_keeps_the_rows_next_to_the_cursor_newest_first() {
+        // Cursor is chat 5; rows newer than it come back nearest first.
+        let before = query(3, Some(Cursor::EndingBefore(chat_id())));
+        assert_eq!(
+            finish_page(vec![6, 7, 8, 9], &before),
+            (vec![8, 7, 6], true)
+        );
+        assert_eq!(finish_page(vec![6, 7], &before), (vec![7, 6], false));
+        assert_eq!(finish_page(Vec::<i32>::new(), &before), (vec![], false));
+    }
+
+    #[test]
+    fn cursor_existence_check() {
+        let cursor = Cursor::StartingAfter(chat_id());
+        let statement = cursor.existence_statement("ada");
+        assert_eq!(
+            statement.params,
+            vec![SqlParam::Uuid(chat_id()), SqlParam::Text("ada".into())]
+        );
+        assert_eq!(
+            cursor.unknown_error().message,
+            "starting_after does not name one of your chats"
+        );
+        assert_eq!(
+            Cursor::EndingBefore(chat_id()).unknown_error().message,
+            "ending_before does not name one of your chats"
+        );
+    }
+
+    #[test]
+    fn page_serialises_like_the_seed() {
+        let page = HistoryPage {
+            data: vec![ChatSummary {
+                id: chat_id(),
+                title: "Hello".into(),
+                created_at: UtcDateTime::from_parts(2024, 5, 1, 12, 0, 0, 250_000_000).unwrap(),
+                visibility: "private".into(),
+            }],
+            has_more: false,
+        };
+        assert_eq!(
+            serde_json::to_value(&page).unwrap(),
+            serde_json::json!({
+                "data": [{
+                    "id": CHAT,
+                    "title": "Hello",
+                    "createdAt": "2024-05-01T12:00:00.250Z",
+                    "visibility": "private"
+                }],
+                "hasMore": false
+            })
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! The chat-history domain: identity, validation, pagination rules, SQL text and
+//! JSON views. Plain Rust with no wasm dependency, so it is unit-tested natively;
+//! the components only execute what this crate decides.
+
+pub mod admin;
+pub mod error;
+pub mod history;
+pub mod identity;
+pub mod migrations;
+pub mod session;
+pub mod sql;
+pub mod sqlstate;
+pub mod timestamp;
+pub mod users;
+pub mod validate;
+
+pub use error::ApiError;

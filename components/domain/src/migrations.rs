@@ -1,0 +1,278 @@
+//! Versioned schema migrations for the `chat` schema, and the bookkeeping that
+//! records which ones a database has.
+//!
+//! Version 1 is the seed's Step 1 schema verbatim, with `IF NOT EXISTS`
+//! throughout, so a database created by the seed's app is adopted unchanged.
+//! Later versions are additive only. The runner (in the guest) applies pending
+//! migrations in one transaction under [`ADVISORY_LOCK_KEY`].
+
+use crate::sql::{SqlParam, Statement};
+use serde::Serialize;
+
+/// One schema version: statements applied in order, in one transaction.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub statements: &'static [&'static str],
+}
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "seed schema: User, Chat, Message, Vote",
+        statements: &[
+            CREATE_SCHEMA,
+            r#"CREATE TABLE IF NOT EXISTS chat."User" (
+  id TEXT PRIMARY KEY NOT NULL,
+  email VARCHAR(64) NOT NULL
+)"#,
+            r#"CREATE TABLE IF NOT EXISTS chat."Chat" (
+  id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+  "createdAt" TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  title TEXT NOT NULL DEFAULT 'New chat',
+  "userId" TEXT NOT NULL,
+  visibility VARCHAR(10) NOT NULL DEFAULT 'private',
+  "lastContext" JSONB
+)"#,
+            r#"CREATE TABLE IF NOT EXISTS chat."Message" (
+  id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+  "chatId" UUID NOT NULL REFERENCES chat."Chat"(id) ON DELETE CASCADE,
+  role VARCHAR(20) NOT NULL,
+  parts JSON NOT NULL DEFAULT '[]',
+  attachments JSON NOT NULL DEFAULT '[]',
+  "createdAt" TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  "traceId" TEXT
+)"#,
+            r#"CREATE TABLE IF NOT EXISTS chat."Vote" (
+  "chatId" UUID NOT NULL REFERENCES chat."Chat"(id) ON DELETE CASCADE,
+  "messageId" UUID NOT NULL REFERENCES chat."Message"(id) ON DELETE CASCADE,
+  "isUpvoted" BOOLEAN NOT NULL,
+  PRIMARY KEY ("chatId", "messageId")
+)"#,
+            r#"CREATE INDEX IF NOT EXISTS idx_chat_user ON chat."Chat" ("userId", "createdAt" DESC)"#,
+            r#"CREATE INDEX IF NOT EXISTS idx_message_chat ON chat."Message" ("chatId", "createdAt" ASC)"#,
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "keyset index for history pages",
+        // History pages order by ("createdAt", id) and seek with a row
+        // comparison on both columns. idx_chat_user lacks `id`, so deep pages
+        // would scan and filter every newer chat of the user; this index makes
+        // each page a bounded index range. (Plain CREATE INDEX: CONCURRENTLY
+        // cannot run inside the migration transaction.)
+        statements: &[
+            r#"CREATE INDEX IF NOT EXISTS idx_chat_user_keyset ON chat."Chat" ("userId", "createdAt" DESC, id DESC)"#,
+        ],
+    },
+];
+
+/// The key of the transaction-scoped advisory lock that serialises migration
+/// runs across instances: the ASCII bytes of "chathist".
+pub const ADVISORY_LOCK_KEY: i64 = 0x6368_6174_6869_7374;
+
+/// Created before anything else: the bookkeeping table lives in the schema.
+pub const CREATE_SCHEMA: &str = "CREATE SCHEMA IF NOT EXISTS chat";
+
+pub const CREATE_BOOKKEEPING_TABLE: &str = "CREATE TABLE IF NOT EXISTS chat.schema_migrations (
+  version INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+)";
+
+/// One row, one INTEGER column: the newest applied version, NULL when none.
+pub const SELECT_CURRENT_VERSION: &str = "SELECT max(version) FROM chat.schema_migrations";
+
+/// One INTEGER column: every applied version, ascending.
+pub const SELECT_APPLIED_VERSIONS: &str =
+    "SELECT version FROM chat.schema_migrations ORDER BY version";
+
+const TAKE_LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
+
+const RECORD_APPLIED: &str = "INSERT INTO chat.schema_migrations (version, name) VALUES ($1, $2)";
+
+/// Blocks until no other transaction holds the migration lock; the lock is
+/// released by COMMIT or ROLLBACK.
+pub fn lock_statement() -> Statement {
+    Statement::new(TAKE_LOCK, vec![SqlParam::Int64(ADVISORY_LOCK_KEY)])
+}
+
+/// Records `migration` as applied, inside the transaction that applied it.
+pub fn record_statement(migration: &Migration) -> Statement {
+    let version = i32::try_from(migration.version).expect("migration versions fit in INTEGER");
+    Statement::new(
+        RECORD_APPLIED,
+        vec![
+            SqlParam::Int32(version),
+            SqlParam::Text(migration.name.to_owned()),
+        ],
+    )
+}
+
+/// The migrations not in `applied`, in version order.
+pub fn pending(applied: &[u32]) -> Vec<&'static Migration> {
+    MIGRATIONS
+        .iter()
+        .filter(|migration| !applied.contains(&migration.version))
+        .collect()
+}
+
+/// The version a fully migrated database is at.
+pub fn latest_version() -> u32 {
+    MIGRATIONS.last().map_or(0, |migration| migration.version)
+}
+
+/// The `GET /admin/schema` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SchemaStatus {
+    /// The newest applied version; 0 for a database without our bookkeeping.
+    pub version: u32,
+    pub latest: u32,
+    pub pending: Vec<u32>,
+}
+
+impl SchemaStatus {
+    pub fn from_applied(applied: &[u32]) -> Self {
+        Self {
+            version: applied.iter().copied().max().unwrap_or(0),
+            latest: latest_version(),
+            pending: pending(applied)
+                .iter()
+                .map(|migration| migration.version)
+                .collect(),
+        }
+    }
+}
+
+/// The `POST /admin/schema/migrate` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MigrationReport {
+    /// Versions this run applied; empty when another run got there first.
+    pub applied: Vec<u32>,
+    /// The version the database is at after this run.
+    pub version: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_contiguous_from_one() {
+        for (index, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.version as usize, index + 1, "{}", migration.name);
+            assert!(!migration.statements.is_empty(), "{}", migration.name);
+        }
+        assert_eq!(latest_version() as usize, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn every_statement_is_idempotent_and_single() {
+        for migration in MIGRATIONS {
+            for statement in migration.statements {
+                assert!(statement.contains("IF NOT EXISTS"), "{statement}");
+                assert!(
+                    !statement.contains(';'),
+                    "one statement per entry: {statement}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn version_one_is_the_seed_schema() {
+        let v1 = MIGRATIONS[0].statements.join("\n");
+        for expected in [
+            r#"CREATE TABLE IF NOT EXISTS chat."User""#,
+            "email VARCHAR(64) NOT NULL",
+            r#"CREATE TABLE IF NOT EXISTS chat."Chat""#,
+            r#""createdAt" TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP"#,
+            "title TEXT NOT NULL DEFAULT 'New chat'",
+            "visibility VARCHAR(10) NOT NULL DEFAULT 'private'",
+            r#""lastContext" JSONB"#,
+            r#"REFERENCES chat."Chat"(id) ON DELETE CASCADE"#,
+            "parts JSON NOT NULL DEFAULT '[]'",
+            r#""traceId" TEXT"#,
+            r#"PRIMARY KEY ("chatId", "messageId")"#,
+            r#"idx_chat_user ON chat."Chat" ("userId", "createdAt" DESC)"#,
+            r#"idx_message_chat ON chat."Message" ("chatId", "createdAt" ASC)"#,
+        ] {
+            assert!(v1.contains(expected), "missing {expected}");
+        }
+    }
+
+    #[test]
+    fn pending_skips_applied_versions() {
+        assert_eq!(pending(&[]).len(), MIGRATIONS.len());
+        assert_eq!(pending(&[1]).first().map(|m| m.version), Some(2));
+        assert!(pending(&(1..=latest_version()).collect::<Vec<_>>()).is_empty());
+    }
+
+    #[test]
+    fn status_of_fresh_partial_and_current_databases() {
+        let latest = latest_version();
+        assert_eq!(
+            SchemaStatus::from_applied(&[]),
+            SchemaStatus {
+                version: 0,
+                latest,
+                pending: (1..=latest).collect()
+            }
+        );
+        assert_eq!(
+            SchemaStatus::from_applied(&[1]),
+            SchemaStatus {
+                version: 1,
+                latest,
+                pending: (2..=latest).collect()
+            }
+        );
+        let all: Vec<u32> = (1..=latest).collect();
+        assert_eq!(
+            SchemaStatus::from_applied(&all),
+            SchemaStatus {
+                version: latest,
+                latest,
+                pending: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn lock_and_record_statements() {
+        assert_eq!(
+            lock_statement().params,
+            vec![SqlParam::Int64(ADVISORY_LOCK_KEY)]
+        );
+        let record = record_statement(&MIGRATIONS[0]);
+        assert_eq!(
+            record.params,
+            vec![
+                SqlParam::Int32(1),
+                SqlParam::Text(MIGRATIONS[0].name.into())
+            ]
+        );
+    }
+
+    #[test]
+    fn reports_serialise_as_documented() {
+        assert_eq!(
+            serde_json::to_value(SchemaStatus {
+                version: 1,
+                latest: 2,
+                pending: vec![2]
+            })
+            .unwrap(),
+            serde_json::json!({"version": 1, "latest": 2, "pending": [2]})
+        );
+        assert_eq!(
+            serde_json::to_value(MigrationReport {
+                applied: vec![2],
+                version: 2
+            })
+            .unwrap(),
+            serde_json::json!({"applied": [2], "version": 2})
+        );
+    }
+}

@@ -1,0 +1,145 @@
+//! Timestamps as the seed's browser client sees them: JavaScript's
+//! `Date.prototype.toISOString()` (UTC, milliseconds, `Z`).
+
+use serde::{Serialize, Serializer};
+use std::fmt;
+
+/// A UTC instant at nanosecond precision. The seed's TIMESTAMP columns carry no
+/// zone; like Spin's Postgres interface (its date-times "are always treated as
+/// UTC") we read them as UTC, so no zone conversion happens here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UtcDateTime {
+    year: i32,
+    month: u8,
+    day: u8,
+    hour: u8,
+    minute: u8,
+    second: u8,
+    nanosecond: u32,
+}
+
+impl UtcDateTime {
+    /// Builds an instant from calendar parts; `None` when a part is out of range
+    /// (such as 31 April), so a malformed driver value cannot reach the client.
+    pub fn from_parts(
+        year: i32,
+        month: u8,
+        day: u8,
+        hour: u8,
+        minute: u8,
+        second: u8,
+        nanosecond: u32,
+    ) -> Option<Self> {
+        let valid = (1..=12).contains(&month)
+            && (1..=days_in_month(year, month)).contains(&day)
+            && hour < 24
+            && minute < 60
+            && second < 60
+            && nanosecond < 1_000_000_000;
+        valid.then_some(Self {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+            nanosecond,
+        })
+    }
+}
+
+/// `2024-05-01T12:34:56.789Z`, truncated to milliseconds like a JavaScript
+/// `Date`; years outside 0..=9999 use JavaScript's six-digit signed form.
+impl fmt::Display for UtcDateTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if (0..=9999).contains(&self.year) {
+            write!(f, "{:04}", self.year)?;
+        } else {
+            let sign = if self.year < 0 { '-' } else { '+' };
+            write!(f, "{sign}{:06}", self.year.unsigned_abs())?;
+        }
+        write!(
+            f,
+            "-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            self.month,
+            self.day,
+            self.hour,
+            self.minute,
+            self.second,
+            self.nanosecond / 1_000_000
+        )
+    }
+}
+
+impl Serialize for UtcDateTime {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+fn days_in_month(year: i32, month: u8) -> u8 {
+    match month {
+        2 if is_leap_year(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+fn is_leap_year(year: i32) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(year: i32, month: u8, day: u8, nanosecond: u32) -> UtcDateTime {
+        UtcDateTime::from_parts(year, month, day, 7, 8, 9, nanosecond).unwrap()
+    }
+
+    #[test]
+    fn formats_like_to_iso_string() {
+        assert_eq!(at(2024, 5, 1, 0).to_string(), "2024-05-01T07:08:09.000Z");
+        assert_eq!(
+            at(2024, 12, 31, 123_456_789).to_string(),
+            "2024-12-31T07:08:09.123Z"
+        );
+    }
+
+    #[test]
+    fn truncates_rather_than_rounds_milliseconds() {
+        assert_eq!(
+            at(2024, 1, 1, 999_999_999).to_string(),
+            "2024-01-01T07:08:09.999Z"
+        );
+    }
+
+    #[test]
+    fn formats_extreme_years_like_javascript() {
+        assert_eq!(
+            at(10000, 1, 1, 0).to_string(),
+            "+010000-01-01T07:08:09.000Z"
+        );
+        assert_eq!(at(-1, 1, 1, 0).to_string(), "-000001-01-01T07:08:09.000Z");
+        assert_eq!(at(5, 1, 1, 0).to_string(), "0005-01-01T07:08:09.000Z");
+    }
+
+    #[test]
+    fn rejects_impossible_dates() {
+        assert!(UtcDateTime::from_parts(2024, 2, 29, 0, 0, 0, 0).is_some());
+        assert!(UtcDateTime::from_parts(2023, 2, 29, 0, 0, 0, 0).is_none());
+        assert!(UtcDateTime::from_parts(1900, 2, 29, 0, 0, 0, 0).is_none());
+        assert!(UtcDateTime::from_parts(2024, 4, 31, 0, 0, 0, 0).is_none());
+        assert!(UtcDateTime::from_parts(2024, 13, 1, 0, 0, 0, 0).is_none());
+        assert!(UtcDateTime::from_parts(2024, 1, 0, 0, 0, 0, 0).is_none());
+        assert!(UtcDateTime::from_parts(2024, 1, 1, 24, 0, 0, 0).is_none());
+        assert!(UtcDateTime::from_parts(2024, 1, 1, 0, 0, 0, 1_000_000_000).is_none());
+    }
+
+    #[test]
+    fn serialises_as_a_string() {
+        let json = serde_json::to_value(at(2024, 5, 1, 5_000_000)).unwrap();
+        assert_eq!(json, serde_json::json!("2024-05-01T07:08:09.005Z"));
+    }
+}

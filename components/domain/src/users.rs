@@ -1,0 +1,74 @@
+//! The `chat."User"` row of the caller.
+
+use crate::ApiError;
+use crate::identity::Identity;
+use crate::sql::{SqlParam, Statement};
+
+/// `chat."User".email` is VARCHAR(64); Postgres counts characters, not bytes.
+pub const MAX_EMAIL_CHARS: usize = 64;
+
+const ENSURE_USER: &str =
+    r#"INSERT INTO chat."User" (id, email) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"#;
+
+/// The statement that records the caller on first use. Building it checks that
+/// the identity fits the seed's columns, so an unstorable identity is a clear
+/// 400 before any database work rather than a database error after some.
+pub fn ensure_user_statement(identity: &Identity) -> Result<Statement, ApiError> {
+    if identity.email.chars().count() > MAX_EMAIL_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "Your email address is longer than {MAX_EMAIL_CHARS} characters, \
+             so chat history cannot store it."
+        )));
+    }
+    Ok(Statement::new(
+        ENSURE_USER,
+        vec![
+            SqlParam::Text(identity.user_id.clone()),
+            SqlParam::Text(identity.email.clone()),
+        ],
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity_with_email(email: &str) -> Identity {
+        Identity {
+            user_id: "user-1".into(),
+            email: email.into(),
+            name: None,
+            authenticated: true,
+            access_token: None,
+        }
+    }
+
+    #[test]
+    fn binds_id_then_email() {
+        let statement = ensure_user_statement(&identity_with_email("ada@example.com")).unwrap();
+        assert_eq!(statement.sql, ENSURE_USER);
+        assert_eq!(
+            statement.params,
+            vec![
+                SqlParam::Text("user-1".into()),
+                SqlParam::Text("ada@example.com".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn accepts_exactly_64_characters_counting_characters_not_bytes() {
+        let email = format!("{}@x.io", "é".repeat(MAX_EMAIL_CHARS - 5));
+        assert_eq!(email.chars().count(), MAX_EMAIL_CHARS);
+        assert!(email.len() > MAX_EMAIL_CHARS);
+        assert!(ensure_user_statement(&identity_with_email(&email)).is_ok());
+    }
+
+    #[test]
+    fn rejects_an_email_the_column_cannot_hold() {
+        let email = format!("{}@x.io", "a".repeat(MAX_EMAIL_CHARS - 4));
+        let error = ensure_user_statement(&identity_with_email(&email)).unwrap_err();
+        assert_eq!(error.status, 400);
+        assert!(error.message.contains("64 characters"), "{}", error.message);
+    }
+}

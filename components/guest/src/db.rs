@@ -1,0 +1,381 @@
+//! Postgres through `spin:postgres`: executes the domain's statements and
+//! decodes rows, keeping Postgres' SQLSTATE on every error so callers can
+//! classify failures by code.
+
+use crate::config::{self, ConfigError};
+use crate::schema;
+use chat_domain::sql::{SqlParam, Statement};
+use chat_domain::sqlstate;
+use chat_domain::timestamp::UtcDateTime;
+use spin_sdk::pg::{self, Connection, DbValue, ParameterValue, PgError, QueryError};
+use std::fmt::Display;
+use uuid::Uuid;
+
+/// Why a database step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("no database is configured: the db_url variable is empty")]
+    NotConfigured,
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database could not be reached (or refused the session).
+    #[error("database connection failed{}: {message}", sqlstate_suffix(.sqlstate))]
+    Connect {
+        sqlstate: Option<String>,
+        message: String,
+    },
+    #[error("query failed{}: {message}", sqlstate_suffix(.sqlstate))]
+    Query {
+        sqlstate: Option<String>,
+        message: String,
+    },
+    /// A value did not have the type the statement promises.
+    #[error("unexpected database value: {message}")]
+    Decode { message: String },
+}
+
+fn sqlstate_suffix(sqlstate: &Option<String>) -> String {
+    sqlstate
+        .as_deref()
+        .map(|code| format!(" (SQLSTATE {code})"))
+        .unwrap_or_default()
+}
+
+impl DbError {
+    /// The Postgres SQLSTATE (or a host's synthetic code), when there is one.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            DbError::Connect { sqlstate, .. } | DbError::Query { sqlstate, .. } => {
+                sqlstate.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the database is out of reach (unset, down, restarting, or the
+    /// connection dropped) rather than the statement being at fault.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            DbError::NotConfigured | DbError::Connect { .. } => true,
+            DbError::Query {
+                sqlstate: Some(code),
+                ..
+            } => sqlstate::means_database_unreachable(code),
+            _ => false,
+        }
+    }
+
+    /// Prefixes the message with what was being done, e.g. the migration name.
+    pub fn context(self, doing: impl Display) -> Self {
+        match self {
+            DbError::Connect { sqlstate, message } => DbError::Connect {
+                sqlstate,
+                message: format!("{doing}: {message}"),
+            },
+            DbError::Query { sqlstate, message } => DbError::Query {
+                sqlstate,
+                message: format!("{doing}: {message}"),
+            },
+            DbError::Decode { message } => DbError::Decode {
+                message: format!("{doing}: {message}"),
+            },
+            other => other,
+        }
+    }
+
+    fn from_open(error: pg::Error) -> Self {
+        let (sqlstate, message) = code_and_message(error);
+        DbError::Connect { sqlstate, message }
+    }
+
+    fn from_statement(error: pg::Error) -> Self {
+        let error = match error {
+            pg::Error::PgError(PgError::ConnectionFailed(message)) => DbError::Connect {
+                sqlstate: None,
+                message,
+            },
+            pg::Error::Decode(message) => DbError::Decode { message },
+            other => {
+                let (sqlstate, message) = code_and_message(other);
+                DbError::Query { sqlstate, message }
+            }
+        };
+        if error.sqlstate().is_some_and(sqlstate::means_schema_missing) {
+            // Someone dropped our tables under us: migrate again next time.
+            schema::forget_schema_is_current();
+        }
+        error
+    }
+}
+
+fn code_and_message(error: pg::Error) -> (Option<String>, String) {
+    match error {
+        pg::Error::PgError(PgError::QueryFailed(QueryError::DbError(db))) => {
+            let message = match db.detail {
+                Some(detail) => format!("{} ({detail})", db.message),
+                None => db.message,
+            };
+            (Some(db.code), message)
+        }
+        pg::Error::PgError(
+            PgError::ConnectionFailed(message)
+            | PgError::BadParameter(message)
+            | PgError::ValueConversionFailed(message)
+            | PgError::Other(message)
+            | PgError::QueryFailed(QueryError::Text(message)),
+        )
+        | pg::Error::Decode(message) => (None, message),
+    }
+}
+
+/// An open connection. Spin hands out one pooled session per connection, so a
+/// transaction spans the statements executed on the same `Db`.
+pub struct Db {
+    connection: Connection,
+}
+
+impl Db {
+    /// Connects to the database named by the `db_url` variable.
+    pub async fn connect() -> Result<Self, DbError> {
+        let url = config::variable(config::DB_URL)
+            .await?
+            .ok_or(DbError::NotConfigured)?;
+        let connection = Connection::open(url).await.map_err(DbError::from_open)?;
+        Ok(Self { connection })
+    }
+
+    /// Runs a statement that returns no rows; answers the affected row count.
+    pub async fn execute(&self, statement: &Statement) -> Result<u64, DbError> {
+        self.connection
+            .execute(statement.sql, parameters(statement))
+            .await
+            .map_err(DbError::from_statement)
+    }
+
+    /// Runs a statement and collects its rows. The final status is checked
+    /// after the rows, since an error can arrive after some rows were sent.
+    pub async fn query(&self, statement: &Statement) -> Result<Vec<DbRow>, DbError> {
+        let mut result = self
+            .connection
+            .query(statement.sql, parameters(statement))
+            .await
+            .map_err(DbError::from_statement)?;
+        let mut rows = Vec::new();
+        while let Some(values) = result.rows().next().await {
+            rows.push(DbRow(values));
+        }
+        result.result().await.map_err(DbError::from_statement)?;
+        Ok(rows)
+    }
+}
+
+fn parameters(statement: &Statement) -> Vec<ParameterValue> {
+    statement
+        .params
+        .iter()
+        .map(|param| match param {
+            SqlParam::Text(text) => ParameterValue::Str(text.clone()),
+            SqlParam::Uuid(id) => ParameterValue::Uuid(id.to_string()),
+            SqlParam::Int32(n) => ParameterValue::Int32(*n),
+            SqlParam::Int64(n) => ParameterValue::Int64(*n),
+        })
+        .collect()
+}
+
+/// One result row, read by column position (the domain's statements document
+/// their column order).
+pub struct DbRow(Vec<DbValue>);
+
+impl DbRow {
+    pub fn text(&self, column: usize) -> Result<String, DbError> {
+        match self.value(column)? {
+            DbValue::Str(text) => Ok(text.clone()),
+            other => Err(unexpected(column, "text", other)),
+        }
+    }
+
+    pub fn uuid(&self, column: usize) -> Result<Uuid, DbError> {
+        let value = self.value(column)?;
+        match value {
+            DbValue::Uuid(text) => Uuid::try_parse(text).ok(),
+            _ => None,
+        }
+        .ok_or_else(|| unexpected(column, "a UUID", value))
+    }
+
+    /// A TIMESTAMP column, read as UTC.
+    pub fn timestamp(&self, column: usize) -> Result<UtcDateTime, DbError> {
+        let value = self.value(column)?;
+        match *value {
+            DbValue::Datetime((year, month, day, hour, minute, second, nanosecond)) => {
+                UtcDateTime::from_parts(year, month, day, hour, minute, second, nanosecond)
+            }
+            _ => None,
+        }
+        .ok_or_else(|| unexpected(column, "a valid timestamp", value))
+    }
+
+    pub fn boolean(&self, column: usize) -> Result<bool, DbError> {
+        match self.value(column)? {
+            DbValue::Boolean(flag) => Ok(*flag),
+            other => Err(unexpected(column, "a boolean", other)),
+        }
+    }
+
+    pub fn int32(&self, column: usize) -> Result<i32, DbError> {
+        self.optional_int32(column)?
+            .ok_or_else(|| unexpected(column, "a non-NULL INTEGER", &DbValue::DbNull))
+    }
+
+    /// An INTEGER that may be NULL (for example `max(...)` over no rows).
+    pub fn optional_int32(&self, column: usize) -> Result<Option<i32>, DbError> {
+        match self.value(column)? {
+            DbValue::Int32(n) => Ok(Some(*n)),
+            DbValue::DbNull => Ok(None),
+            other => Err(unexpected(column, "an INTEGER", other)),
+        }
+    }
+
+    fn value(&self, column: usize) -> Result<&DbValue, DbError> {
+        self.0.get(column).ok_or_else(|| DbError::Decode {
+            message: format!(
+                "column {column} is missing: the row has {} columns",
+                self.0.len()
+            ),
+        })
+    }
+}
+
+fn unexpected(column: usize, expected: &str, found: &DbValue) -> DbError {
+    let mut found = format!("{found:?}");
+    found.truncate(80);
+    DbError::Decode {
+        message: format!("column {column}: expected {expected}, found {found}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query_error(code: Option<&str>) -> DbError {
+        DbError::Query {
+            sqlstate: code.map(str::to_owned),
+            message: "boom".into(),
+        }
+    }
+
+    #[test]
+    fn classifies_by_kind_and_sqlstate() {
+        assert!(DbError::NotConfigured.is_unreachable());
+        let connect = DbError::Connect {
+            sqlstate: None,
+            message: "refused".into(),
+        };
+        assert!(connect.is_unreachable());
+        assert!(query_error(Some("57P01")).is_unreachable());
+        assert!(query_error(Some("08006")).is_unreachable());
+        assert!(!query_error(Some("42P01")).is_unreachable());
+        assert!(!query_error(None).is_unreachable());
+        assert_eq!(query_error(Some("42P01")).sqlstate(), Some("42P01"));
+        assert_eq!(DbError::NotConfigured.sqlstate(), None);
+    }
+
+    #[test]
+    fn statement_errors_keep_the_sqlstate() {
+        let error = DbError::from_statement(pg::Error::PgError(PgError::QueryFailed(
+            QueryError::DbError(pg::DbError {
+                as_text: "full text".into(),
+                severity: "ERROR".into(),
+                code: "23505".into(),
+                message: "duplicate key".into(),
+                detail: Some("Key (id)=(1) already exists.".into()),
+                extras: vec![],
+            }),
+        )));
+        assert_eq!(error.sqlstate(), Some("23505"));
+        assert_eq!(
+            error.to_string(),
+            "query failed (SQLSTATE 23505): duplicate key (Key (id)=(1) already exists.)"
+        );
+        let dropped = DbError::from_statement(pg::Error::PgError(PgError::ConnectionFailed(
+            "closed".into(),
+        )));
+        assert!(matches!(dropped, DbError::Connect { .. }));
+    }
+
+    #[test]
+    fn open_errors_are_connection_failures() {
+        let error = DbError::from_open(pg::Error::PgError(PgError::Other("no route".into())));
+        assert!(matches!(error, DbError::Connect { .. }));
+        assert!(error.is_unreachable());
+    }
+
+    #[test]
+    fn context_prefixes_the_message() {
+        let error = query_error(Some("42601")).context("applying migration 2 (index)");
+        assert_eq!(
+            error.to_string(),
+            "query failed (SQLSTATE 42601): applying migration 2 (index): boom"
+        );
+        assert_eq!(error.sqlstate(), Some("42601"));
+    }
+
+    #[test]
+    fn parameters_map_to_their_postgres_types() {
+        let id = Uuid::parse_str("123e4567-e89b-12d3-a456-426614174000").unwrap();
+        let statement = Statement::new(
+            "SELECT 1",
+            vec![
+                SqlParam::Text("ada".into()),
+                SqlParam::Uuid(id),
+                SqlParam::Int32(1),
+                SqlParam::Int64(21),
+            ],
+        );
+        let mapped = parameters(&statement);
+        assert!(matches!(&mapped[0], ParameterValue::Str(text) if text == "ada"));
+        assert!(
+            matches!(&mapped[1], ParameterValue::Uuid(text) if text == "123e4567-e89b-12d3-a456-426614174000")
+        );
+        assert!(matches!(mapped[2], ParameterValue::Int32(1)));
+        assert!(matches!(mapped[3], ParameterValue::Int64(21)));
+    }
+
+    #[test]
+    fn rows_decode_by_position() {
+        let row = DbRow(vec![
+            DbValue::Uuid("123e4567-e89b-12d3-a456-426614174000".into()),
+            DbValue::Str("Hello".into()),
+            DbValue::Datetime((2024, 5, 1, 12, 0, 0, 250_000_000)),
+            DbValue::Boolean(true),
+            DbValue::Int32(2),
+            DbValue::DbNull,
+        ]);
+        assert_eq!(
+            row.uuid(0).unwrap().to_string(),
+            "123e4567-e89b-12d3-a456-426614174000"
+        );
+        assert_eq!(row.text(1).unwrap(), "Hello");
+        assert_eq!(
+            row.timestamp(2).unwrap().to_string(),
+            "2024-05-01T12:00:00.250Z"
+        );
+        assert!(row.boolean(3).unwrap());
+        assert_eq!(row.int32(4).unwrap(), 2);
+        assert_eq!(row.optional_int32(5).unwrap(), None);
+    }
+
+    #[test]
+    fn unexpected_values_are_decode_errors() {
+        let row = DbRow(vec![
+            DbValue::Str("not a uuid".into()),
+            DbValue::Datetime((2023, 2, 29, 0, 0, 0, 0)),
+            DbValue::DbNull,
+        ]);
+        assert!(matches!(row.uuid(0), Err(DbError::Decode { .. })));
+        assert!(matches!(row.timestamp(1), Err(DbError::Decode { .. })));
+        assert!(matches!(row.int32(2), Err(DbError::Decode { .. })));
+        assert!(matches!(row.text(3), Err(DbError::Decode { .. })));
+    }
+}

@@ -1,0 +1,11 @@
+//! Server-side error lines. The host (and `spin up`) shows guest stderr, so one
+//! line per failure, with what was being done, is the log.
+
+use std::fmt::Display;
+
+/// Writes `[chat] <context>: <error>` as one line, whatever newlines the error
+/// text (for example a Postgres message) contains.
+pub fn failure(context: &str, error: &dyn Display) {
+    let text = error.to_string().replace(['\r', '\n'], " ");
+    eprintln!("[chat] {context}: {text}");
+}

@@ -1,0 +1,116 @@
+//! HTTP answers: JSON bodies, errors as `{"error": "<sentence>"}`, and 204.
+
+use crate::failure::Failure;
+use bytes::Bytes;
+use chat_domain::ApiError;
+use http::header::{ALLOW, CONTENT_TYPE};
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use serde::Serialize;
+use spin_sdk::http::Request;
+
+/// What every handler answers; spin-sdk turns it into a `wasi:http` response.
+pub type HttpResponse = Response<Full<Bytes>>;
+
+/// `body` as JSON with `content-type: application/json`.
+pub fn json(status: StatusCode, body: &impl Serialize) -> HttpResponse {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => json_bytes(status, bytes),
+        Err(error) => {
+            crate::log::failure("encoding a JSON answer", &error);
+            json_bytes(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                br#"{"error":"The server could not encode its answer."}"#.to_vec(),
+            )
+        }
+    }
+}
+
+/// The error's status and `{"error": ...}` body; a 405 carries `Allow`.
+pub fn error(error: &ApiError) -> HttpResponse {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = json(status, error);
+    if let Some(allow) = error.allow {
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static(allow));
+    }
+    response
+}
+
+/// 204 with an empty body.
+pub fn no_content() -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
+}
+
+/// The response for a handler's outcome; a server-side failure is logged
+/// labelled with the request's method and path.
+pub fn finish(request: &Request, outcome: Result<HttpResponse, Failure>) -> HttpResponse {
+    outcome.unwrap_or_else(|failure| {
+        let context = format!("{} {}", request.method(), request.uri().path());
+        error(&failure.into_api_error(&context))
+    })
+}
+
+fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> HttpResponse {
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use std::task::{Context, Poll, Waker};
+
+    /// The body of a `Full` response, which is ready without any I/O.
+    fn body_text(response: HttpResponse) -> String {
+        let mut collect = std::pin::pin!(response.into_body().collect());
+        match collect
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(Ok(collected)) => String::from_utf8(collected.to_bytes().to_vec()).unwrap(),
+            other => panic!("a full body is ready at once: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_are_json_with_their_status() {
+        let response = error(&ApiError::bad_request("limit must be a whole number"));
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+        assert!(response.headers().get(ALLOW).is_none());
+        assert_eq!(
+            body_text(response),
+            r#"{"error":"limit must be a whole number"}"#
+        );
+    }
+
+    #[test]
+    fn method_not_allowed_carries_allow() {
+        let response = error(&ApiError::method_not_allowed("GET"));
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[ALLOW], "GET");
+    }
+
+    #[test]
+    fn an_impossible_status_becomes_500() {
+        let response = error(&ApiError::new(42, "odd"));
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn no_content_is_empty() {
+        let response = no_content();
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        assert!(response.headers().get(CONTENT_TYPE).is_none());
+        assert_eq!(body_text(response), "");
+    }
+}
