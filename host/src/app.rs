@@ -61,8 +61,9 @@ impl LoadedApp {
                     );
                 }
             }
-            let allowed_hosts = AllowedHosts::parse(&declared.allowed_outbound_hosts, &variables)
-                .with_context(|| format!("allowed_outbound_hosts of component {id}"))?;
+            let allowed_hosts =
+                AllowedHosts::parse(&declared.allowed_outbound_hosts, &variables)
+                    .with_context(|| format!("allowed_outbound_hosts of component {id}"))?;
             let context = Arc::new(ComponentContext {
                 id: id.clone(),
                 environment: declared.environment.clone().into_iter().collect(),
@@ -77,7 +78,12 @@ impl LoadedApp {
             let instances = ComponentInstances::new(engine.clone(), pre, context, options.reuse);
             components.insert(id.clone(), ProxyHandler::new(instances));
         }
-        Ok(Arc::new(Self { manifest, variables, router, components }))
+        Ok(Arc::new(Self {
+            manifest,
+            variables,
+            router,
+            components,
+        }))
     }
 
     /// The public routes in precedence order, as `(route, component)`.
@@ -87,7 +93,11 @@ impl LoadedApp {
 
     /// Routes a request to its component and returns the component's
     /// response, or a JSON error when no component could produce one.
-    pub async fn handle(&self, mut request: http::Request<WasiBody>, client: SocketAddr) -> http::Response<WasiBody> {
+    pub async fn handle(
+        &self,
+        mut request: http::Request<WasiBody>,
+        client: SocketAddr,
+    ) -> http::Response<WasiBody> {
         let Some(matched) = self.router.route(request.uri().path()) else {
             return json_error(
                 http::StatusCode::NOT_FOUND,
@@ -95,7 +105,8 @@ impl LoadedApp {
             );
         };
         let component = matched.component_id().to_owned();
-        let headers = chat_manifest::spin_request_headers(&matched, request.uri(), request.headers(), client);
+        let headers =
+            chat_manifest::spin_request_headers(&matched, request.uri(), request.headers(), client);
         for (name, value) in headers {
             if let (Ok(name), Ok(value)) = (
                 http::HeaderName::from_bytes(name.as_bytes()),
@@ -114,7 +125,10 @@ impl LoadedApp {
             Ok(response) => response,
             Err(error) if error.is::<ExpirationError>() => {
                 tracing::error!(%component, "no response within the response timeout");
-                json_error(http::StatusCode::GATEWAY_TIMEOUT, "The request took too long to answer")
+                json_error(
+                    http::StatusCode::GATEWAY_TIMEOUT,
+                    "The request took too long to answer",
+                )
             }
             Err(error) => {
                 tracing::error!(%component, "request failed: {error:?}");

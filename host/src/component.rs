@@ -28,18 +28,34 @@ pub struct ComponentContext {
 
 /// Compiles a component from a `.wasm` file and links it once (InstancePre),
 /// so each new instance costs only the instantiation itself.
-pub fn prepare(engine: &Engine, linker: &Linker<HostState>, source: &Path) -> Result<ServicePre<HostState>> {
-    let component = Component::from_file(engine, source).map_err(anyhow_error).with_context(|| {
-        format!(
-            "cannot load component {} (build it with `chat-host build`)",
-            source.display()
-        )
-    })?;
+pub fn prepare(
+    engine: &Engine,
+    linker: &Linker<HostState>,
+    source: &Path,
+) -> Result<ServicePre<HostState>> {
+    let component = Component::from_file(engine, source)
+        .map_err(anyhow_error)
+        .with_context(|| {
+            format!(
+                "cannot load component {} (build it with `chat-host build`)",
+                source.display()
+            )
+        })?;
     let instance_pre = linker
         .instantiate_pre(&component)
         .map_err(anyhow_error)
-        .with_context(|| format!("{} imports something chat-host does not provide", source.display()))?;
+        .with_context(|| {
+            format!(
+                "{} imports something chat-host does not provide",
+                source.display()
+            )
+        })?;
     ServicePre::new(instance_pre)
         .map_err(anyhow_error)
-        .with_context(|| format!("{} does not export wasi:http/handler@0.3.0", source.display()))
+        .with_context(|| {
+            format!(
+                "{} does not export wasi:http/handler@0.3.0",
+                source.display()
+            )
+        })
 }

@@ -16,7 +16,11 @@ use tokio::net::TcpListener;
 /// How long open connections may take to finish once shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub async fn serve(app: Arc<LoadedApp>, listener: TcpListener, shutdown: impl Future<Output = ()>) -> Result<()> {
+pub async fn serve(
+    app: Arc<LoadedApp>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -37,7 +41,8 @@ pub async fn serve(app: Arc<LoadedApp>, listener: TcpListener, shutdown: impl Fu
         let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             let app = app.clone();
             async move {
-                let request = request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+                let request = request
+                    .map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
                 Ok::<_, Infallible>(app.handle(request, client).await)
             }
         });
@@ -50,7 +55,10 @@ pub async fn serve(app: Arc<LoadedApp>, listener: TcpListener, shutdown: impl Fu
         });
     }
     tracing::info!("shutting down: finishing open requests");
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("some requests were still running after {DRAIN_TIMEOUT:?}; stopping anyway");
     }
     Ok(())

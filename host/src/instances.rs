@@ -54,7 +54,12 @@ impl ComponentInstances {
         context: Arc<ComponentContext>,
         policy: ReusePolicy,
     ) -> Self {
-        Self { engine, pre, context, policy }
+        Self {
+            engine,
+            pre,
+            context,
+            policy,
+        }
     }
 }
 
@@ -131,7 +136,12 @@ impl Expiration {
 }
 
 impl WorkerExpiration for Expiration {
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>, status: WorkerStatus, since: Instant) -> Poll<()> {
+    fn poll(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        status: WorkerStatus,
+        since: Instant,
+    ) -> Poll<()> {
         let this = self.get_mut();
         let limit = match status {
             WorkerStatus::Idle => this.policy.idle_timeout,

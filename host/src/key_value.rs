@@ -7,7 +7,9 @@ use crate::state::HostState;
 use anyhow::Result;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use wasmtime::component::{Accessor, FutureReader, HasData, Linker, Resource, ResourceTable, StreamReader};
+use wasmtime::component::{
+    Accessor, FutureReader, HasData, Linker, Resource, ResourceTable, StreamReader,
+};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -30,7 +32,9 @@ pub struct MemoryStore {
 impl MemoryStore {
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<u8>>> {
         // A panic while holding the lock cannot leave a HashMap half-updated.
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -65,11 +69,18 @@ pub struct KeyValueState {
 
 impl KeyValueState {
     pub fn new(component: &Arc<ComponentContext>) -> Self {
-        Self { component: component.clone() }
+        Self {
+            component: component.clone(),
+        }
     }
 
     fn open(&self, label: &str) -> Result<Arc<MemoryStore>, Error> {
-        if !self.component.key_value_labels.iter().any(|allowed| allowed == label) {
+        if !self
+            .component
+            .key_value_labels
+            .iter()
+            .any(|allowed| allowed == label)
+        {
             return Err(Error::AccessDenied);
         }
         self.component
@@ -92,12 +103,18 @@ impl HasData for KeyValue {
     type Data<'a> = KeyValueView<'a>;
 }
 
-fn store_of<T>(accessor: &Accessor<T, KeyValue>, store: &Resource<OpenStore>) -> wasmtime::Result<Arc<MemoryStore>> {
+fn store_of<T>(
+    accessor: &Accessor<T, KeyValue>,
+    store: &Resource<OpenStore>,
+) -> wasmtime::Result<Arc<MemoryStore>> {
     accessor.with(|mut access| Ok(access.get().table.get(store)?.0.clone()))
 }
 
 impl<T> bindings::HostStoreWithStore<T> for KeyValue {
-    async fn open(accessor: &Accessor<T, Self>, label: String) -> wasmtime::Result<Result<Resource<OpenStore>, Error>> {
+    async fn open(
+        accessor: &Accessor<T, Self>,
+        label: String,
+    ) -> wasmtime::Result<Result<Resource<OpenStore>, Error>> {
         accessor.with(|mut access| {
             let view = access.get();
             match view.state.open(&label) {
@@ -107,21 +124,38 @@ impl<T> bindings::HostStoreWithStore<T> for KeyValue {
         })
     }
 
-    async fn get(accessor: &Accessor<T, Self>, store: Resource<OpenStore>, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
+    async fn get(
+        accessor: &Accessor<T, Self>,
+        store: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         Ok(Ok(store_of(accessor, &store)?.entries().get(&key).cloned()))
     }
 
-    async fn set(accessor: &Accessor<T, Self>, store: Resource<OpenStore>, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), Error>> {
+    async fn set(
+        accessor: &Accessor<T, Self>,
+        store: Resource<OpenStore>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), Error>> {
         store_of(accessor, &store)?.entries().insert(key, value);
         Ok(Ok(()))
     }
 
-    async fn delete(accessor: &Accessor<T, Self>, store: Resource<OpenStore>, key: String) -> wasmtime::Result<Result<(), Error>> {
+    async fn delete(
+        accessor: &Accessor<T, Self>,
+        store: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), Error>> {
         store_of(accessor, &store)?.entries().remove(&key);
         Ok(Ok(()))
     }
 
-    async fn exists(accessor: &Accessor<T, Self>, store: Resource<OpenStore>, key: String) -> wasmtime::Result<Result<bool, Error>> {
+    async fn exists(
+        accessor: &Accessor<T, Self>,
+        store: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, Error>> {
         Ok(Ok(store_of(accessor, &store)?.entries().contains_key(&key)))
     }
 
@@ -129,7 +163,11 @@ impl<T> bindings::HostStoreWithStore<T> for KeyValue {
         accessor: &Accessor<T, Self>,
         store: Resource<OpenStore>,
     ) -> wasmtime::Result<(StreamReader<String>, FutureReader<Result<(), Error>>)> {
-        let keys: Vec<String> = store_of(accessor, &store)?.entries().keys().cloned().collect();
+        let keys: Vec<String> = store_of(accessor, &store)?
+            .entries()
+            .keys()
+            .cloned()
+            .collect();
         accessor.with(|mut access| {
             let keys = StreamReader::new(&mut access, keys)?;
             let done = FutureReader::new(&mut access, async { wasmtime::error::Ok(Ok(())) })?;

@@ -104,7 +104,12 @@ impl LocalPostgres {
         initdb
             .arg("--pgdata")
             .arg(&self.data_dir)
-            .args(["--username=postgres", "--auth=trust", "--encoding=UTF8", "--no-locale"])
+            .args([
+                "--username=postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+            ])
             .arg("--no-instructions");
         if self.durability == Durability::Ephemeral {
             initdb.arg("--no-sync");
@@ -136,7 +141,12 @@ impl LocalPostgres {
             .arg(&self.data_dir)
             .arg("-p")
             .arg(self.port.to_string())
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="])
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "unix_socket_directories=",
+            ])
             .args(["-c", "max_connections=300"])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -159,7 +169,10 @@ impl LocalPostgres {
                 |_| "supervisor panicked".to_owned(),
                 |result| format!("{:?}", result.err()),
             );
-            bail!("could not start postgres from {}: {error}", self.bin_dir.display());
+            bail!(
+                "could not start postgres from {}: {error}",
+                self.bin_dir.display()
+            );
         };
         self.server = Some(ServerProcess { pid, supervisor });
         self.wait_until_ready(&log_path)
@@ -168,15 +181,25 @@ impl LocalPostgres {
     fn wait_until_ready(&mut self, log_path: &Path) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if self.server.as_ref().is_some_and(|s| s.supervisor.is_finished()) {
+            if self
+                .server
+                .as_ref()
+                .is_some_and(|s| s.supervisor.is_finished())
+            {
                 self.server = None;
-                bail!("postgres exited during start-up; its log says:\n{}", log_tail(log_path));
+                bail!(
+                    "postgres exited during start-up; its log says:\n{}",
+                    log_tail(log_path)
+                );
             }
             if pg_isready(&self.bin_dir, self.port) {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("postgres did not become ready within 60 s; log:\n{}", log_tail(log_path));
+                bail!(
+                    "postgres did not become ready within 60 s; log:\n{}",
+                    log_tail(log_path)
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -191,10 +214,10 @@ impl LocalPostgres {
         // SAFETY: only async-signal-safe libc calls between fork and exec.
         unsafe {
             command.pre_exec(move || {
-                if let Some(user) = owner {
-                    if libc::setgid(user.gid) != 0 || libc::setuid(user.uid) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
+                if let Some(user) = owner
+                    && (libc::setgid(user.gid) != 0 || libc::setuid(user.uid) != 0)
+                {
+                    return Err(std::io::Error::last_os_error());
                 }
                 // After setuid, which clears it: die with the process that started us.
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT);

@@ -1,6 +1,7 @@
 use anyhow::Result;
 use chat_host::up::UpOptions;
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -44,13 +45,20 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
+                // tokio-postgres reports server NOTICEs ("already exists, skipping") at info.
+                .unwrap_or_else(|_| "info,tokio_postgres=warn,wasmtime=warn,cranelift=warn".into()),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
         Command::Build { manifest } => chat_host::build_command::build_all(&manifest),
-        Command::Up { manifest, listen, runtime_config_file, build } => {
+        Command::Up {
+            manifest,
+            listen,
+            runtime_config_file,
+            build,
+        } => {
             if build {
                 chat_host::build_command::build_all(&manifest)?;
             }

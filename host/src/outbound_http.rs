@@ -12,7 +12,9 @@ pub struct OutboundHttp {
 
 impl OutboundHttp {
     pub fn new(component: &Arc<ComponentContext>) -> Self {
-        Self { component: component.clone() }
+        Self {
+            component: component.clone(),
+        }
     }
 }
 
@@ -24,7 +26,8 @@ impl WasiHttpHooks for OutboundHttp {
         request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _response_done: BoxedFuture<Result<(), Error>>,
-    ) -> BoxedFuture<Result<(http::Response<WasiBody>, BoxedFuture<Result<(), Error>>), Error>> {
+    ) -> BoxedFuture<Result<(http::Response<WasiBody>, BoxedFuture<Result<(), Error>>), Error>>
+    {
         let url = request.uri().to_string();
         if !self.component.allowed_hosts.allows_url(&url) {
             tracing::warn!(

@@ -50,9 +50,13 @@ mod tests {
 
     #[test]
     fn the_default_store_always_exists() {
-        let config = RuntimeConfig::parse("[key_value_store.journal]\ntype = \"memory\"\n").unwrap();
+        let config =
+            RuntimeConfig::parse("[key_value_store.journal]\ntype = \"memory\"\n").unwrap();
         assert_eq!(config.key_value_store.len(), 2);
-        assert_eq!(config.key_value_store["default"], KeyValueStoreConfig::Memory);
+        assert_eq!(
+            config.key_value_store["default"],
+            KeyValueStoreConfig::Memory
+        );
     }
 
     #[test]

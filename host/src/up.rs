@@ -19,6 +19,9 @@ use std::sync::Arc;
 const DB_URL: &str = "db_url";
 /// The app variable that guards the admin routes.
 const ADMIN_TOKEN: &str = "admin_token";
+/// The component that owns the schema, and its migration route.
+const SCHEMA_COMPONENT: &str = "admin-schema";
+const MIGRATE_PATH: &str = "/admin/schema/migrate";
 /// The database the managed local cluster keeps the app's data in.
 const LOCAL_DATABASE: &str = "chat_history";
 
@@ -37,8 +40,11 @@ pub async fn run(options: UpOptions) -> Result<()> {
     let mut overrides = BTreeMap::new();
 
     // Zero configuration: no db_url means a local PostgreSQL we run ourselves.
-    let _local_postgres = if manifest.variables.contains_key(DB_URL) && configured(DB_URL).is_none() {
-        let data_dir = app_dir(&options.manifest_path).join(".chat-host").join("postgres");
+    let _local_postgres = if manifest.variables.contains_key(DB_URL) && configured(DB_URL).is_none()
+    {
+        let data_dir = app_dir(&options.manifest_path)
+            .join(".chat-host")
+            .join("postgres");
         let cluster = start_local_postgres(&data_dir).await?;
         overrides.insert(DB_URL.to_owned(), cluster.url(LOCAL_DATABASE));
         Some(cluster)
@@ -52,7 +58,9 @@ pub async fn run(options: UpOptions) -> Result<()> {
         Some(token) => token,
         None => {
             let token = random_token();
-            overrides.insert(ADMIN_TOKEN.to_owned(), token.clone());
+            if manifest.variables.contains_key(ADMIN_TOKEN) {
+                overrides.insert(ADMIN_TOKEN.to_owned(), token.clone());
+            }
             token
         }
     };
@@ -65,7 +73,9 @@ pub async fn run(options: UpOptions) -> Result<()> {
         reuse: ReusePolicy::default(),
     })?;
 
-    migrate_schema(&app, &admin_token).await;
+    if manifest.components.contains_key(SCHEMA_COMPONENT) {
+        migrate_schema(&app, &admin_token).await;
+    }
 
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await
@@ -96,11 +106,17 @@ fn app_dir(manifest_path: &Path) -> PathBuf {
 
 async fn start_local_postgres(data_dir: &Path) -> Result<LocalPostgres> {
     let data_dir = data_dir.to_path_buf();
-    let cluster = tokio::task::spawn_blocking(move || LocalPostgres::start(&data_dir, Durability::Durable))
-        .await?
-        .context("db_url is not set, so chat-host runs a local PostgreSQL, which failed to start")?;
+    let cluster =
+        tokio::task::spawn_blocking(move || LocalPostgres::start(&data_dir, Durability::Durable))
+            .await?
+            .context(
+                "db_url is not set, so chat-host runs a local PostgreSQL, which failed to start",
+            )?;
     create_database(&cluster.url("postgres"), LOCAL_DATABASE).await?;
-    tracing::info!("db_url not set: using the local PostgreSQL at {}", cluster.url(LOCAL_DATABASE));
+    tracing::info!(
+        "db_url not set: using the local PostgreSQL at {}",
+        cluster.url(LOCAL_DATABASE)
+    );
     Ok(cluster)
 }
 
@@ -117,7 +133,10 @@ pub async fn create_database(admin_url: &str, database: &str) -> Result<()> {
     if !exists {
         // Identifiers cannot be bound as parameters; `database` is our constant or a test's own name.
         client
-            .batch_execute(&format!("CREATE DATABASE \"{}\"", database.replace('"', "\"\"")))
+            .batch_execute(&format!(
+                "CREATE DATABASE \"{}\"",
+                database.replace('"', "\"\"")
+            ))
             .await
             .with_context(|| format!("creating database {database}"))?;
     }
@@ -127,7 +146,7 @@ pub async fn create_database(admin_url: &str, database: &str) -> Result<()> {
 /// Applies pending schema migrations through the admin-schema component, and
 /// says in one log line whether the chat schema is ready.
 async fn migrate_schema(app: &Arc<LoadedApp>, admin_token: &str) {
-    let request = http::Request::post("http://localhost/admin/schema/migrate")
+    let request = http::Request::post(format!("http://localhost{MIGRATE_PATH}"))
         .header(http::header::AUTHORIZATION, format!("Bearer {admin_token}"))
         .body(
             Full::new(bytes::Bytes::new())

@@ -24,7 +24,9 @@ pub struct VariablesState {
 
 impl VariablesState {
     pub fn new(component: &Arc<ComponentContext>) -> Self {
-        Self { component: component.clone() }
+        Self {
+            component: component.clone(),
+        }
     }
 
     fn get(&self, name: &str) -> Result<String, Error> {

@@ -1,6 +1,10 @@
 //! `spin:postgres/postgres@4.2.0` for guests, backed by pooled tokio-postgres
 //! connections with a prepared-statement cache per connection.
 
+// The WIT error type is large (it carries the server's whole error report);
+// it is what the interface returns, so boxing it is not an option.
+#![allow(clippy::result_large_err)]
+
 mod pool;
 mod session;
 mod values;
@@ -54,7 +58,9 @@ pub struct PostgresState {
 
 impl PostgresState {
     pub fn new(component: &Arc<ComponentContext>) -> Self {
-        Self { component: component.clone() }
+        Self {
+            component: component.clone(),
+        }
     }
 }
 
@@ -70,8 +76,14 @@ impl HasData for Postgres {
 }
 
 /// Opens a connection for the guest: a permission check, then a pool checkout.
-async fn connect(component: Arc<ComponentContext>, request: ConnectionRequest) -> Result<GuestConnection, Error> {
-    if !component.allowed_hosts.allows_postgres_address(&request.address) {
+async fn connect(
+    component: Arc<ComponentContext>,
+    request: ConnectionRequest,
+) -> Result<GuestConnection, Error> {
+    if !component
+        .allowed_hosts
+        .allows_postgres_address(&request.address)
+    {
         tracing::warn!(component = %component.id, "Postgres connection denied: host not in allowed_outbound_hosts");
         return Err(Error::ConnectionFailed(
             "the database host is not in this component's allowed_outbound_hosts".into(),
@@ -88,10 +100,15 @@ async fn connect(component: Arc<ComponentContext>, request: ConnectionRequest) -
     })
 }
 
-async fn open_with<T>(accessor: &Accessor<T, Postgres>, request: ConnectionRequest) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
+async fn open_with<T>(
+    accessor: &Accessor<T, Postgres>,
+    request: ConnectionRequest,
+) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
     let component = accessor.with(|mut access| access.get().state.component.clone());
     match connect(component, request).await {
-        Ok(connection) => accessor.with(|mut access| Ok(Ok(access.get().table.push(connection)?))),
+        Ok(connection) => {
+            accessor.with(|mut access| Ok(Ok(access.get().table.push(connection)?)))
+        }
         Err(error) => Ok(Err(error)),
     }
 }
@@ -148,20 +165,40 @@ async fn start_query(
     params: Vec<ParameterValue>,
 ) -> Result<(Vec<Column>, tokio_postgres::RowStream), Error> {
     let params = values::params(params).map_err(Error::BadParameter)?;
-    let prepared = client.prepare_cached(statement).await.map_err(query_failed)?;
+    let prepared = client
+        .prepare_cached(statement)
+        .await
+        .map_err(query_failed)?;
     let columns = prepared.columns().iter().map(values::column).collect();
     let rows = client
-        .query_raw(&prepared, params.iter().map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)))
+        .query_raw(
+            &prepared,
+            params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)),
+        )
         .await
         .map_err(query_failed)?;
     Ok((columns, rows))
 }
 
-async fn execute(client: &deadpool_postgres::Object, statement: &str, params: Vec<ParameterValue>) -> Result<u64, Error> {
+async fn execute(
+    client: &deadpool_postgres::Object,
+    statement: &str,
+    params: Vec<ParameterValue>,
+) -> Result<u64, Error> {
     let params = values::params(params).map_err(Error::BadParameter)?;
-    let prepared = client.prepare_cached(statement).await.map_err(query_failed)?;
+    let prepared = client
+        .prepare_cached(statement)
+        .await
+        .map_err(query_failed)?;
     client
-        .execute_raw(&prepared, params.iter().map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)))
+        .execute_raw(
+            &prepared,
+            params
+                .iter()
+                .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)),
+        )
         .await
         .map_err(query_failed)
 }
@@ -172,7 +209,9 @@ const ROW_BUFFER: usize = 64;
 
 /// Pumps a row stream into a channel the guest reads from, and reports how
 /// the query ended. Stops as soon as the guest drops its stream.
-fn pump_rows(mut rows: Pin<Box<tokio_postgres::RowStream>>) -> (mpsc::Receiver<Row>, oneshot::Receiver<Result<(), Error>>) {
+fn pump_rows(
+    mut rows: Pin<Box<tokio_postgres::RowStream>>,
+) -> (mpsc::Receiver<Row>, oneshot::Receiver<Result<(), Error>>) {
     let (row_tx, row_rx) = mpsc::channel(ROW_BUFFER);
     let (done_tx, done_rx) = oneshot::channel();
     tokio::spawn(async move {
@@ -200,8 +239,18 @@ fn pump_rows(mut rows: Pin<Box<tokio_postgres::RowStream>>) -> (mpsc::Receiver<R
 }
 
 impl<T> bindings::HostConnectionWithStore<T> for Postgres {
-    async fn open_async(accessor: &Accessor<T, Self>, address: String) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
-        open_with(accessor, ConnectionRequest { address, ca_root: None }).await
+    async fn open_async(
+        accessor: &Accessor<T, Self>,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
+        open_with(
+            accessor,
+            ConnectionRequest {
+                address,
+                ca_root: None,
+            },
+        )
+        .await
     }
 
     async fn query_async(
@@ -209,7 +258,16 @@ impl<T> bindings::HostConnectionWithStore<T> for Postgres {
         connection: Resource<GuestConnection>,
         statement: String,
         params: Vec<ParameterValue>,
-    ) -> wasmtime::Result<Result<(Vec<Column>, StreamReader<Row>, FutureReader<Result<(), Error>>), Error>> {
+    ) -> wasmtime::Result<
+        Result<
+            (
+                Vec<Column>,
+                StreamReader<Row>,
+                FutureReader<Result<(), Error>>,
+            ),
+            Error,
+        >,
+    > {
         let client = client_for(accessor, &connection, &statement)?;
         let (columns, rows) = match start_query(&client, &statement, params).await {
             Ok(started) => started,
@@ -237,7 +295,10 @@ impl<T> bindings::HostConnectionWithStore<T> for Postgres {
 }
 
 impl<T> bindings::HostConnectionBuilderWithStore<T> for Postgres {
-    async fn build_async(accessor: &Accessor<T, Self>, builder: Resource<ConnectionRequest>) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
+    async fn build_async(
+        accessor: &Accessor<T, Self>,
+        builder: Resource<ConnectionRequest>,
+    ) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
         let request = accessor.with(|mut access| {
             let request = access.get().table.get(&builder)?;
             wasmtime::error::Ok(ConnectionRequest {
@@ -256,8 +317,19 @@ impl PostgresView<'_> {
 }
 
 impl bindings::HostConnection for PostgresView<'_> {
-    async fn open(&mut self, address: String) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
-        match connect(self.component(), ConnectionRequest { address, ca_root: None }).await {
+    async fn open(
+        &mut self,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
+        match connect(
+            self.component(),
+            ConnectionRequest {
+                address,
+                ca_root: None,
+            },
+        )
+        .await
+        {
             Ok(connection) => Ok(Ok(self.table.push(connection)?)),
             Err(error) => Ok(Err(error)),
         }
@@ -306,15 +378,25 @@ impl bindings::HostConnection for PostgresView<'_> {
 
 impl bindings::HostConnectionBuilder for PostgresView<'_> {
     async fn new(&mut self, address: String) -> wasmtime::Result<Resource<ConnectionRequest>> {
-        Ok(self.table.push(ConnectionRequest { address, ca_root: None })?)
+        Ok(self.table.push(ConnectionRequest {
+            address,
+            ca_root: None,
+        })?)
     }
 
-    async fn set_ca_root(&mut self, builder: Resource<ConnectionRequest>, certificate: String) -> wasmtime::Result<Result<(), Error>> {
+    async fn set_ca_root(
+        &mut self,
+        builder: Resource<ConnectionRequest>,
+        certificate: String,
+    ) -> wasmtime::Result<Result<(), Error>> {
         self.table.get_mut(&builder)?.ca_root = Some(certificate);
         Ok(Ok(()))
     }
 
-    async fn build(&mut self, builder: Resource<ConnectionRequest>) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
+    async fn build(
+        &mut self,
+        builder: Resource<ConnectionRequest>,
+    ) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
         let request = self.table.get(&builder)?;
         let request = ConnectionRequest {
             address: request.address.clone(),

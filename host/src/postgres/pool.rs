@@ -3,7 +3,9 @@
 //! Guests "open" a connection per request (that is what spin-sdk's API looks
 //! like); here that is a pool checkout, so a request pays no connect cost.
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -57,7 +59,11 @@ impl Pools {
     }
 
     /// Checks out a connection to `address`, creating its pool on first use.
-    pub async fn checkout(&self, address: &str, ca_root: Option<&str>) -> Result<Object, CheckoutError> {
+    pub async fn checkout(
+        &self,
+        address: &str,
+        ca_root: Option<&str>,
+    ) -> Result<Object, CheckoutError> {
         let pool = self.pool_for(address, ca_root)?;
         pool.get().await.map_err(|error| match error {
             PoolError::Timeout(_) => CheckoutError::Timeout(self.settings.checkout_timeout),
@@ -68,7 +74,10 @@ impl Pools {
 
     fn pool_for(&self, address: &str, ca_root: Option<&str>) -> Result<Pool, CheckoutError> {
         let key = (address.to_owned(), ca_root.map(str::to_owned));
-        let mut pools = self.by_address.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut pools = self
+            .by_address
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(pool) = pools.get(&key) {
             return Ok(pool.clone());
         }
@@ -79,7 +88,9 @@ impl Pools {
         let manager = Manager::from_config(
             config,
             MakeRustlsConnect::new(tls_config(ca_root)?),
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
         );
         let pool = Pool::builder(manager)
             .max_size(self.settings.max_connections)
@@ -97,21 +108,25 @@ impl Pools {
 /// web roots, plus the CA a guest supplied with `set-ca-root`.
 fn tls_config(ca_root: Option<&str>) -> Result<rustls::ClientConfig, CheckoutError> {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
-    let mut roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let mut roots =
+        rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(pem) = ca_root {
         for certificate in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            let certificate = certificate
-                .map_err(|e| CheckoutError::InvalidAddress(format!("invalid CA root certificate: {e}")))?;
-            roots
-                .add(certificate)
-                .map_err(|e| CheckoutError::InvalidAddress(format!("unusable CA root certificate: {e}")))?;
+            let certificate = certificate.map_err(|e| {
+                CheckoutError::InvalidAddress(format!("invalid CA root certificate: {e}"))
+            })?;
+            roots.add(certificate).map_err(|e| {
+                CheckoutError::InvalidAddress(format!("unusable CA root certificate: {e}"))
+            })?;
         }
     }
-    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth())
 }
 
 /// A connection error with its SQLSTATE when the server sent one.

@@ -9,7 +9,16 @@
 use std::sync::Arc;
 
 /// Statements after which a connection needs a reset before reuse.
-const SESSION_KEYWORDS: &[&str] = &["BEGIN", "START", "SET", "LISTEN", "DECLARE", "PREPARE", "LOCK", "SAVEPOINT"];
+const SESSION_KEYWORDS: &[&str] = &[
+    "BEGIN",
+    "START",
+    "SET",
+    "LISTEN",
+    "DECLARE",
+    "PREPARE",
+    "LOCK",
+    "SAVEPOINT",
+];
 
 /// One round trip that undoes every kind of session state a guest can leave.
 const RESET_SESSION: &str = "ROLLBACK; RESET ALL; SELECT pg_advisory_unlock_all(); UNLISTEN *";

@@ -67,7 +67,9 @@ fn value(row: &Row, index: usize) -> Result<DbValue, tokio_postgres::Error> {
         Type::INT4 => get(row, index, DbValue::Int32),
         Type::INT8 => get(row, index, DbValue::Int64),
         Type::TEXT | Type::VARCHAR | Type::BPCHAR => get(row, index, DbValue::Str),
-        Type::TIMESTAMP => get(row, index, |v: NaiveDateTime| DbValue::Datetime(datetime_to_wit(v))),
+        Type::TIMESTAMP => get(row, index, |v: NaiveDateTime| {
+            DbValue::Datetime(datetime_to_wit(v))
+        }),
         Type::TIMESTAMPTZ => get(row, index, |v: chrono::DateTime<chrono::Utc>| {
             DbValue::Datetime(datetime_to_wit(v.naive_utc()))
         }),
@@ -102,7 +104,12 @@ fn datetime_to_wit(v: NaiveDateTime) -> (i32, u8, u8, u8, u8, u8, u32) {
 }
 
 fn time_to_wit(v: NaiveTime) -> (u8, u8, u8, u32) {
-    (v.hour() as u8, v.minute() as u8, v.second() as u8, v.nanosecond())
+    (
+        v.hour() as u8,
+        v.minute() as u8,
+        v.second() as u8,
+        v.nanosecond(),
+    )
 }
 
 /// Any column value, kept in Postgres' binary encoding.
@@ -141,9 +148,9 @@ fn param(value: ParameterValue) -> Result<SqlParam, String> {
         ParameterValue::Floating64(v) => Box::new(v),
         ParameterValue::Str(v) => Box::new(v),
         ParameterValue::Binary(v) => Box::new(v),
-        ParameterValue::Date((y, m, d)) => Box::new(
-            NaiveDate::from_ymd_opt(y, m.into(), d.into()).ok_or("invalid date")?,
-        ),
+        ParameterValue::Date((y, m, d)) => {
+            Box::new(NaiveDate::from_ymd_opt(y, m.into(), d.into()).ok_or("invalid date")?)
+        }
         ParameterValue::Time((h, m, s, ns)) => Box::new(
             NaiveTime::from_hms_nano_opt(h.into(), m.into(), s.into(), ns).ok_or("invalid time")?,
         ),
@@ -161,7 +168,8 @@ fn param(value: ParameterValue) -> Result<SqlParam, String> {
             Box::new(uuid::Uuid::parse_str(&v).map_err(|_| format!("invalid UUID {v:?}"))?)
         }
         ParameterValue::Jsonb(v) => Box::new(
-            serde_json::from_slice::<serde_json::Value>(&v).map_err(|e| format!("invalid JSON: {e}"))?,
+            serde_json::from_slice::<serde_json::Value>(&v)
+                .map_err(|e| format!("invalid JSON: {e}"))?,
         ),
         ParameterValue::ArrayInt32(v) => Box::new(v),
         ParameterValue::ArrayInt64(v) => Box::new(v),
@@ -173,7 +181,9 @@ fn param(value: ParameterValue) -> Result<SqlParam, String> {
         | ParameterValue::RangeDecimal(_)
         | ParameterValue::ArrayDecimal(_)
         | ParameterValue::Interval(_) => {
-            return Err("decimal, range and interval parameters are not supported by chat-host".into());
+            return Err(
+                "decimal, range and interval parameters are not supported by chat-host".into(),
+            );
         }
     })
 }
@@ -207,14 +217,19 @@ mod tests {
         .err()
         .unwrap();
         assert_eq!(err, "parameter $2: invalid UUID \"not-a-uuid\"");
-        let err = params(vec![ParameterValue::Date((2024, 2, 30))]).err().unwrap();
+        let err = params(vec![ParameterValue::Date((2024, 2, 30))])
+            .err()
+            .unwrap();
         assert_eq!(err, "parameter $1: invalid date");
     }
 
     #[test]
     fn maps_column_types_like_spin() {
         assert!(matches!(data_type(&Type::VARCHAR), DbDataType::Str));
-        assert!(matches!(data_type(&Type::TIMESTAMPTZ), DbDataType::Datetime));
+        assert!(matches!(
+            data_type(&Type::TIMESTAMPTZ),
+            DbDataType::Datetime
+        ));
         assert!(matches!(data_type(&Type::JSON), DbDataType::Other(name) if name == "json"));
     }
 

@@ -1,0 +1,409 @@
+//! The foundation end to end: chat-host serving the history and admin-schema
+//! components over HTTP, against a real PostgreSQL.
+
+use chat_tests::database::TestDatabase;
+use chat_tests::host::{HostConfig, TestHost};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const ADMIN_TOKEN: &str = "test-admin-token";
+
+async fn start(db: &TestDatabase) -> TestHost {
+    TestHost::start(HostConfig::new(&db.url).variable("admin_token", ADMIN_TOKEN))
+}
+
+async fn get(host: &TestHost, path: &str, email: Option<&str>) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new().get(host.url(path));
+    if let Some(email) = email {
+        request = request.header("x-forwarded-email", email);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text:?}"))
+    };
+    (status, body)
+}
+
+/// Inserts chats for `user` with the given createdAt values (seconds since
+/// 2026-01-01), returning their ids in insertion order.
+async fn seed_chats(db: &TestDatabase, user: &str, created: &[i64]) -> Vec<Uuid> {
+    let client = db.connect().await;
+    client
+        .execute(
+            r#"INSERT INTO chat."User" (id, email) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"#,
+            &[&user, &user],
+        )
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for (i, seconds) in created.iter().enumerate() {
+        let id = Uuid::new_v4();
+        client
+            .execute(
+                r#"INSERT INTO chat."Chat" (id, title, "userId", "createdAt")
+                   VALUES ($1, $2, $3, TIMESTAMP '2026-01-01' + make_interval(secs => $4))"#,
+                &[&id, &format!("chat {i}"), &user, &(*seconds as f64)],
+            )
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    ids
+}
+
+fn ids_of(page: &Value) -> Vec<Uuid> {
+    page["data"]
+        .as_array()
+        .expect("data array")
+        .iter()
+        .map(|chat| chat["id"].as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn session_comes_from_gateway_headers_or_the_dev_identity() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+
+    let response = reqwest::Client::new()
+        .get(host.url("/api/session"))
+        .header("x-forwarded-email", "ada@example.com")
+        .header("x-forwarded-preferred-username", "Ada")
+        .header("x-forwarded-user", "12345")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let session: Value = response.json().await.unwrap();
+    assert_eq!(
+        session,
+        json!({"user": {"id": "ada@example.com", "email": "ada@example.com", "name": "Ada"}, "authenticated": true})
+    );
+
+    let (status, body) = get(&host, "/api/session", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("Authentication required"),
+        "{body}"
+    );
+
+    let dev =
+        TestHost::start(HostConfig::new(&db.url).variable("dev_user_email", "dev@example.com"));
+    let (status, body) = get(&dev, "/api/session", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["user"]["id"], "dev@example.com");
+    assert_eq!(body["authenticated"], false);
+}
+
+#[tokio::test]
+async fn history_starts_empty_and_records_the_user() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let (status, body) = get(&host, "/api/history", Some("new@example.com")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"data": [], "hasMore": false}));
+    let users = db
+        .connect()
+        .await
+        .query(r#"SELECT id, email FROM chat."User""#, &[])
+        .await
+        .unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].get::<_, String>(0), "new@example.com");
+
+    let (status, body) = get(&host, "/api/history", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
+
+#[tokio::test]
+async fn pagination_walks_both_ways_through_chats_that_share_a_timestamp() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let user = "pager@example.com";
+    // 25 chats, five timestamps shared by five chats each.
+    let created: Vec<i64> = (0..25).map(|i| i / 5).collect();
+    seed_chats(&db, user, &created).await;
+    let expected: Vec<Uuid> = db
+        .connect()
+        .await
+        .query(
+            r#"SELECT id FROM chat."Chat" WHERE "userId" = $1 ORDER BY "createdAt" DESC, id DESC"#,
+            &[&user],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+
+    // Forward, 7 at a time: every chat exactly once, newest first.
+    let mut seen: Vec<Uuid> = Vec::new();
+    let mut path = "/api/history?limit=7".to_owned();
+    loop {
+        let (status, page) = get(&host, &path, Some(user)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let ids = ids_of(&page);
+        seen.extend(&ids);
+        if !page["hasMore"].as_bool().unwrap() {
+            break;
+        }
+        path = format!(
+            "/api/history?limit=7&starting_after={}",
+            ids.last().unwrap()
+        );
+    }
+    assert_eq!(seen, expected);
+
+    // Backward from the oldest chat: each page is the one just newer than the cursor.
+    let oldest = expected.last().unwrap();
+    let (status, page) = get(
+        &host,
+        &format!("/api/history?limit=7&ending_before={oldest}"),
+        Some(user),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(ids_of(&page), expected[17..24].to_vec());
+    assert_eq!(page["hasMore"], true);
+    let (_, page) = get(
+        &host,
+        &format!("/api/history?limit=7&ending_before={}", expected[3]),
+        Some(user),
+    )
+    .await;
+    assert_eq!(ids_of(&page), expected[0..3].to_vec());
+    assert_eq!(page["hasMore"], false);
+
+    // Limits are clamped to 1..=100; the default is 20.
+    let (_, page) = get(&host, "/api/history", Some(user)).await;
+    assert_eq!(ids_of(&page).len(), 20);
+    assert_eq!(page["hasMore"], true);
+    let (_, page) = get(&host, "/api/history?limit=0", Some(user)).await;
+    assert_eq!(ids_of(&page), expected[0..1].to_vec());
+    let (_, page) = get(&host, "/api/history?limit=1000", Some(user)).await;
+    assert_eq!(ids_of(&page), expected);
+    assert_eq!(page["hasMore"], false);
+
+    // Bad parameters are refused with a reason.
+    for query in [
+        "limit=ten",
+        "starting_after=not-a-uuid",
+        &format!("starting_after={oldest}&ending_before={oldest}"),
+    ] {
+        let (status, body) = get(&host, &format!("/api/history?{query}"), Some(user)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert!(body["error"].is_string(), "{query}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn users_never_see_each_others_chats() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let alice = seed_chats(&db, "alice@example.com", &[1, 2, 3]).await;
+    let bob = seed_chats(&db, "bob@example.com", &[1, 2]).await;
+
+    let (_, page) = get(&host, "/api/history", Some("alice@example.com")).await;
+    let mut ids = ids_of(&page);
+    ids.sort();
+    let mut expected = alice.clone();
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    let (_, page) = get(&host, "/api/history", Some("bob@example.com")).await;
+    assert_eq!(ids_of(&page).len(), 2);
+
+    // Another user's chat is no cursor for Bob.
+    let (status, body) = get(
+        &host,
+        &format!("/api/history?starting_after={}", alice[0]),
+        Some("bob@example.com"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        ids_of(&get(&host, "/api/history", Some("bob@example.com")).await.1)
+            .iter()
+            .all(|id| bob.contains(id))
+    );
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_safe_when_hosts_start_together() {
+    let db = TestDatabase::create().await;
+    // Two hosts start at the same moment against one empty database.
+    let (first, second) = tokio::join!(
+        tokio::task::spawn_blocking({
+            let url = db.url.clone();
+            move || TestHost::start(HostConfig::new(&url).variable("admin_token", ADMIN_TOKEN))
+        }),
+        tokio::task::spawn_blocking({
+            let url = db.url.clone();
+            move || TestHost::start(HostConfig::new(&url).variable("admin_token", ADMIN_TOKEN))
+        }),
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    for host in [&first, &second] {
+        let lines = host.log_lines_containing("chat schema initialised");
+        assert_eq!(lines.len(), 1, "{}", host.log());
+    }
+    let client = db.connect().await;
+    let versions: Vec<i32> = client
+        .query(
+            "SELECT version FROM chat.schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(versions.first(), Some(&1));
+    assert!(
+        versions.windows(2).all(|w| w[1] == w[0] + 1),
+        "{versions:?}"
+    );
+
+    // Applying again changes nothing.
+    let response = reqwest::Client::new()
+        .post(first.url("/admin/schema/migrate"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["applied"], json!([]));
+    assert_eq!(
+        body["version"].as_i64(),
+        versions.last().map(|v| i64::from(*v))
+    );
+
+    let (status, status_body) = {
+        let response = reqwest::Client::new()
+            .get(second.url("/admin/schema"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.json::<Value>().await.unwrap())
+    };
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status_body["pending"], json!([]));
+
+    // Eight migrations racing on an empty schema: one applies, the rest wait
+    // on the advisory lock and find nothing left to do.
+    client
+        .batch_execute("DROP SCHEMA chat CASCADE")
+        .await
+        .unwrap();
+    let races = (0..8).map(|i| {
+        let host = if i % 2 == 0 { &first } else { &second };
+        reqwest::Client::new()
+            .post(host.url("/admin/schema/migrate"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+    });
+    let mut applied = Vec::new();
+    for response in futures_util::future::join_all(races).await {
+        let response = response.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        applied.extend(
+            body["applied"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap()),
+        );
+    }
+    assert_eq!(
+        applied,
+        versions.iter().map(|v| i64::from(*v)).collect::<Vec<_>>()
+    );
+
+    // The seed's tables and indexes exist exactly as named.
+    let tables: Vec<String> = client
+        .query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'chat' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    for table in ["Chat", "Message", "User", "Vote"] {
+        assert!(tables.iter().any(|t| t == table), "{tables:?}");
+    }
+    for index in ["idx_chat_user", "idx_message_chat"] {
+        let found = client
+            .query_opt(
+                "SELECT 1 FROM pg_indexes WHERE schemaname = 'chat' AND indexname = $1",
+                &[&index],
+            )
+            .await
+            .unwrap();
+        assert!(found.is_some(), "{index} missing");
+    }
+}
+
+#[tokio::test]
+async fn admin_routes_require_the_admin_token() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let client = reqwest::Client::new();
+    let response = client.get(host.url("/admin/schema")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let response = client
+        .get(host.url("/admin/schema"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    // Without a configured token the routes are closed to every caller (the
+    // host migrates at start-up with a token only it knows).
+    let closed = TestHost::start(HostConfig::new(&db.url));
+    assert_eq!(
+        closed.log_lines_containing("chat schema initialised").len(),
+        1,
+        "{}",
+        closed.log()
+    );
+    for token in ["", "test-admin-token"] {
+        let response = client
+            .get(closed.url("/admin/schema"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_get_json_errors() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let (status, body) = get(&host, "/nope", Some("a@example.com")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].is_string());
+    let response = reqwest::Client::new()
+        .delete(host.url("/api/history"))
+        .header("x-forwarded-email", "a@example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(response.headers().contains_key("allow"));
+}

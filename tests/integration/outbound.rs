@@ -1,0 +1,97 @@
+//! chat-host lets a component reach only its `allowed_outbound_hosts`; a
+//! denied request is an error to the guest and never leaves the host.
+
+use chat_tests::database::TestDatabase;
+use chat_tests::host::{HostConfig, TestHost};
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A minimal HTTP server on loopback that counts the connections it gets.
+async fn counting_server() -> (u16, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                let _ = stream.read(&mut buffer).await;
+                let _ = stream
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    (port, connections)
+}
+
+async fn probe(host: &TestHost, path: &str) -> (u16, Value) {
+    let response = reqwest::get(host.url(path)).await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn only_allowed_hosts_are_reachable() {
+    let (allowed_port, allowed_hits) = counting_server().await;
+    let (denied_port, denied_hits) = counting_server().await;
+    let db = TestDatabase::create().await;
+    let manifest = chat_tests::repo_root().join("tests/fixtures/outbound.spin.toml");
+    let host = TestHost::start(
+        HostConfig::new(&db.url)
+            .manifest(manifest)
+            .variable("allowed_host", &format!("http://127.0.0.1:{allowed_port}")),
+    );
+
+    let (status, body) = probe(
+        &host,
+        &format!("/probe/http?url=http://127.0.0.1:{allowed_port}/x"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_u64()),
+        (200, Some(200)),
+        "{body}"
+    );
+    assert_eq!(allowed_hits.load(Ordering::SeqCst), 1);
+
+    let (status, body) = probe(
+        &host,
+        &format!("/probe/http?url=http://127.0.0.1:{denied_port}/x"),
+    )
+    .await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("HttpRequestDenied"),
+        "{body}"
+    );
+    assert_eq!(
+        denied_hits.load(Ordering::SeqCst),
+        0,
+        "a denied request must never be sent"
+    );
+
+    // Postgres is outbound too: this component may not reach the database.
+    let (status, body) = probe(&host, "/probe/postgres").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("allowed_outbound_hosts"),
+        "{body}"
+    );
+    assert!(
+        !host.log_lines_containing("denied").is_empty(),
+        "{}",
+        host.log()
+    );
+}
