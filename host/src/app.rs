@@ -10,12 +10,12 @@ use crate::postgres::{PoolSettings, Pools};
 use crate::runtime_config::RuntimeConfig;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use chat_manifest::{AllowedHosts, Manifest, Router, VariableResolver};
+use chat_manifest::{AllowedHosts, Manifest, RouteMatch, Router, VariableResolver};
 use http_body_util::{BodyExt, Full};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, ProxyHandler};
 
@@ -26,6 +26,22 @@ pub struct AppOptions {
     pub runtime_config: RuntimeConfig,
     pub postgres: PoolSettings,
     pub reuse: ReusePolicy,
+}
+
+/// A component's way back to the app it belongs to. Weak, so the app and
+/// its components do not keep each other alive.
+#[derive(Clone, Default)]
+pub struct AppLink(Arc<OnceLock<Weak<LoadedApp>>>);
+
+impl AppLink {
+    fn connect(&self, app: &Arc<LoadedApp>) {
+        let _ = self.0.set(Arc::downgrade(app));
+    }
+
+    /// The app, while it is running.
+    pub fn app(&self) -> Option<Arc<LoadedApp>> {
+        self.0.get().and_then(Weak::upgrade)
+    }
 }
 
 pub struct LoadedApp {
@@ -52,6 +68,9 @@ impl LoadedApp {
         let postgres = Pools::new(options.postgres);
         let key_value = KeyValueStores::new(&options.runtime_config);
 
+        // Components reach each other (service chaining) through the app,
+        // which exists only once they all do.
+        let app_link = AppLink::default();
         let mut components = HashMap::new();
         for (id, declared) in &manifest.components {
             for label in &declared.key_value_stores {
@@ -72,18 +91,21 @@ impl LoadedApp {
                 key_value_labels: declared.key_value_stores.clone(),
                 postgres: postgres.clone(),
                 key_value: key_value.clone(),
+                app: app_link.clone(),
             });
             let pre = component::prepare(&engine, &linker, &declared.source)
                 .with_context(|| format!("component {id}"))?;
             let instances = ComponentInstances::new(engine.clone(), pre, context, options.reuse);
             components.insert(id.clone(), ProxyHandler::new(instances));
         }
-        Ok(Arc::new(Self {
+        let app = Arc::new(Self {
             manifest,
             variables,
             router,
             components,
-        }))
+        });
+        app_link.connect(&app);
+        Ok(app)
     }
 
     /// The public routes in precedence order, as `(route, component)`.
@@ -95,16 +117,43 @@ impl LoadedApp {
     /// response, or a JSON error when no component could produce one.
     pub async fn handle(
         &self,
+        request: http::Request<WasiBody>,
+        client: SocketAddr,
+    ) -> http::Response<WasiBody> {
+        match self.router.route(request.uri().path()) {
+            Some(matched) => self.dispatch(matched, request, client).await,
+            None => json_error(
+                http::StatusCode::NOT_FOUND,
+                &format!("No route matches {}", request.uri().path()),
+            ),
+        }
+    }
+
+    /// A service-chaining request (`http://<component>.spin.internal/...`)
+    /// from one component to another, served in-process as Spin does.
+    pub async fn handle_chained(
+        &self,
+        component: &str,
+        request: http::Request<WasiBody>,
+    ) -> http::Response<WasiBody> {
+        let matched = RouteMatch::for_service_chaining(component, request.uri().path());
+        let local = SocketAddr::from(([127, 0, 0, 1], 0));
+        self.dispatch(matched, request, local).await
+    }
+
+    async fn dispatch(
+        &self,
+        matched: RouteMatch,
         mut request: http::Request<WasiBody>,
         client: SocketAddr,
     ) -> http::Response<WasiBody> {
-        let Some(matched) = self.router.route(request.uri().path()) else {
+        let component = matched.component_id().to_owned();
+        let Some(instances) = self.components.get(&component) else {
             return json_error(
                 http::StatusCode::NOT_FOUND,
-                &format!("No route matches {}", request.uri().path()),
+                &format!("There is no component {component}"),
             );
         };
-        let component = matched.component_id().to_owned();
         let headers =
             chat_manifest::spin_request_headers(&matched, request.uri(), request.headers(), client);
         for (name, value) in headers {
@@ -115,12 +164,6 @@ impl LoadedApp {
                 request.headers_mut().insert(name, value);
             }
         }
-        let Some(instances) = self.components.get(&component) else {
-            return json_error(
-                http::StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("Component {component} is not loaded"),
-            );
-        };
         match instances.handle((), request).await {
             Ok(response) => response,
             Err(error) if error.is::<ExpirationError>() => {

@@ -1,6 +1,7 @@
 //! One component of the app: its compiled code, its pre-instantiated linker
 //! and the configuration its host capabilities consult.
 
+use crate::app::AppLink;
 use crate::engine::anyhow_error;
 use crate::key_value::KeyValueStores;
 use crate::postgres::Pools;
@@ -24,6 +25,8 @@ pub struct ComponentContext {
     pub key_value_labels: Vec<String>,
     pub postgres: Arc<Pools>,
     pub key_value: Arc<KeyValueStores>,
+    /// For service-chaining requests to the app's other components.
+    pub app: AppLink,
 }
 
 /// Compiles a component from a `.wasm` file and links it once (InstancePre),

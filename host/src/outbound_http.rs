@@ -1,8 +1,11 @@
 //! Outbound `wasi:http` for guests, limited to the component's
 //! `allowed_outbound_hosts`. A denied request fails with
-//! `HTTP-request-denied`; it is never sent.
+//! `HTTP-request-denied`; it is never sent. Requests to
+//! `http://<component>.spin.internal` (Spin's service chaining) are served
+//! in-process by that component.
 
 use crate::component::ComponentContext;
+use chat_manifest::service_chaining_target;
 use std::sync::Arc;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks, default_send_request};
 
@@ -36,6 +39,17 @@ impl WasiHttpHooks for OutboundHttp {
                 redact_url(&url)
             );
             return Box::new(async { Err(Error::HttpRequestDenied) });
+        }
+        if let Some(target) = service_chaining_target(&url) {
+            let app = self.component.app.clone();
+            return Box::new(async move {
+                let app = app.app().ok_or(Error::DestinationUnavailable)?;
+                let response = app.handle_chained(&target, request).await;
+                Ok((
+                    response,
+                    Box::new(async { Ok(()) }) as BoxedFuture<Result<(), Error>>,
+                ))
+            });
         }
         Box::new(async move {
             use http_body_util::BodyExt;

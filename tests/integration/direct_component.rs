@@ -49,6 +49,7 @@ async fn call(method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
         key_value_labels: Vec::new(),
         postgres: Pools::new(PoolSettings::default()),
         key_value: KeyValueStores::new(&RuntimeConfig::default()),
+        app: Default::default(),
     });
     let engine = chat_host::engine::engine().unwrap();
     let linker = chat_host::engine::linker(&engine).unwrap();

@@ -79,6 +79,25 @@ async fn only_allowed_hosts_are_reachable() {
         "a denied request must never be sent"
     );
 
+    // Service chaining: served in-process by the named component.
+    let (status, body) = probe(
+        &host,
+        "/probe/http?url=http://probe.spin.internal/probe/echo",
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_u64()),
+        (200, Some(200)),
+        "{body}"
+    );
+    let echoed: Value = serde_json::from_str(body["body"].as_str().unwrap_or_else(|| panic!("no body: {body}"))).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert_eq!(echoed["path"], "/probe/echo");
+    let (status, body) = probe(&host, "/probe/http?url=http://nobody.spin.internal/x").await;
+    assert_eq!(
+        status, 502,
+        "a component not in allowed_outbound_hosts: {body}"
+    );
+
     // Postgres is outbound too: this component may not reach the database.
     let (status, body) = probe(&host, "/probe/postgres").await;
     assert_eq!(status, 502, "{body}");
