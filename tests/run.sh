@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 
 bash host/install-prerequisites.sh
 
-# The components (wasm32-wasip2, as spin.toml's build commands make them) and
-# the host binary the integration suites start.
-cargo build -p chat-host
+# The chat-host binary the integration suites start, built with the same
+# members (and so the same features) as `cargo test` below, so nothing is
+# compiled twice; then the components, with their spin.toml build commands.
+cargo build
 target/debug/chat-host build --from spin.toml
 target/debug/chat-host build --from tests/fixtures/outbound.spin.toml
 # Default members: the natively testable crates (see Cargo.toml).
