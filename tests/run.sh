@@ -12,6 +12,6 @@ bash host/install-prerequisites.sh
 # compiled twice; then the components, with their spin.toml build commands.
 cargo build
 target/debug/chat-host build --from spin.toml
-target/debug/chat-host build --from tests/fixtures/outbound.spin.toml
+target/debug/chat-host build --from tests/fixtures/probe.spin.toml
 # Default members: the natively testable crates (see Cargo.toml).
 cargo test "$@"

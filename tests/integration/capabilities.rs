@@ -1,5 +1,8 @@
-//! chat-host lets a component reach only its `allowed_outbound_hosts`; a
-//! denied request is an error to the guest and never leaves the host.
+//! The host capabilities as a component sees them, through the
+//! capability-probe fixture: outbound HTTP and Postgres limited to
+//! `allowed_outbound_hosts` (a denied request is an error to the guest and
+//! never leaves the host), service chaining, and key-value stores limited to
+//! `key_value_stores`.
 
 use chat_tests::database::TestDatabase;
 use chat_tests::host::{HostConfig, TestHost};
@@ -41,7 +44,7 @@ async fn only_allowed_hosts_are_reachable() {
     let (allowed_port, allowed_hits) = counting_server().await;
     let (denied_port, denied_hits) = counting_server().await;
     let db = TestDatabase::create().await;
-    let manifest = chat_tests::repo_root().join("tests/fixtures/outbound.spin.toml");
+    let manifest = chat_tests::repo_root().join("tests/fixtures/probe.spin.toml");
     let host = TestHost::start(
         HostConfig::new(&db.url)
             .manifest(manifest)
@@ -113,4 +116,26 @@ async fn only_allowed_hosts_are_reachable() {
         "{}",
         host.log()
     );
+}
+
+#[tokio::test]
+async fn key_value_stores_work_and_only_declared_ones_open() {
+    let db = TestDatabase::create().await;
+    let manifest = chat_tests::repo_root().join("tests/fixtures/probe.spin.toml");
+    let host = TestHost::start(
+        HostConfig::new(&db.url)
+            .manifest(manifest)
+            .variable("allowed_host", "http://127.0.0.1:1"),
+    );
+    let (status, body) = probe(&host, "/probe/kv?store=default").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["value"], "hello");
+    assert_eq!(body["keys"], serde_json::json!(["greeting"]));
+    assert_eq!(body["existed"], true);
+    assert_eq!(body["exists_after_delete"], false);
+
+    // A label the component does not declare is refused.
+    let (status, body) = probe(&host, "/probe/kv?store=other").await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("AccessDenied"), "{body}");
 }
