@@ -2,11 +2,16 @@
 //! JSON views. Plain Rust with no wasm dependency, so it is unit-tested natively;
 //! the components only execute what this crate decides.
 
+pub mod access;
 pub mod admin;
+pub mod chat;
 pub mod error;
 pub mod history;
 pub mod identity;
+pub mod json_body;
+pub mod messages;
 pub mod migrations;
+pub mod routes;
 pub mod session;
 pub mod sql;
 pub mod sqlstate;

@@ -66,6 +66,18 @@ pub const MIGRATIONS: &[Migration] = &[
             r#"CREATE INDEX IF NOT EXISTS idx_chat_user_keyset ON chat."Chat" ("userId", "createdAt" DESC, id DESC)"#,
         ],
     },
+    Migration {
+        version: 3,
+        name: "insertion order for messages",
+        // Messages written in one transaction share CURRENT_TIMESTAMP as
+        // "createdAt"; this orders them as written (see messages.rs). Writers
+        // never set it, so the seed's INSERTs work unchanged. Existing rows are
+        // numbered once, in the order the table is scanned. Adding an identity
+        // column rewrites the table, once, inside the migration transaction.
+        statements: &[
+            r#"ALTER TABLE chat."Message" ADD COLUMN IF NOT EXISTS "insertionOrder" BIGINT GENERATED ALWAYS AS IDENTITY"#,
+        ],
+    },
 ];
 
 /// The key of the transaction-scoped advisory lock that serialises migration

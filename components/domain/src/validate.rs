@@ -4,13 +4,34 @@
 use crate::ApiError;
 use uuid::Uuid;
 
-/// Parses a chat or message id; `field` names it in the error.
+/// The length of a UUID in its hyphenated form, the only form ids take on the
+/// wire (JSON Schema's `format: uuid`).
+const HYPHENATED_UUID_LEN: usize = 36;
+
+/// The most characters of caller-supplied text an error message repeats.
+const MAX_ECHOED_CHARS: usize = 40;
+
+/// Parses a chat or message id in its hyphenated form (any letter case);
+/// `field` names it in the error. The braced, URN and unhyphenated spellings
+/// the `uuid` crate also reads are refused, so each id has one spelling.
 pub fn parse_uuid(field: &str, value: &str) -> Result<Uuid, ApiError> {
-    Uuid::try_parse(value).map_err(|_| {
-        ApiError::bad_request(format!(
-            "{field} must be a UUID such as 123e4567-e89b-12d3-a456-426614174000"
-        ))
-    })
+    Some(value)
+        .filter(|value| value.len() == HYPHENATED_UUID_LEN)
+        .and_then(|value| Uuid::try_parse(value).ok())
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{field} must be a UUID such as 123e4567-e89b-12d3-a456-426614174000"
+            ))
+        })
+}
+
+/// Caller-supplied text as an error message may repeat it: at most
+/// [`MAX_ECHOED_CHARS`] characters, so a huge input cannot make a huge answer.
+pub fn abbreviate(text: &str) -> String {
+    match text.char_indices().nth(MAX_ECHOED_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
 }
 
 /// A parsed query string (`a=1&b=2`), decoded as browsers encode forms:
@@ -105,6 +126,11 @@ mod tests {
             "123",
             "not-a-uuid",
             "123e4567-e89b-12d3-a456-42661417400g",
+            // Other spellings of a valid UUID.
+            "123e4567e89b12d3a456426614174000",
+            "{123e4567-e89b-12d3-a456-426614174000}",
+            "urn:uuid:123e4567-e89b-12d3-a456-426614174000",
+            " 123e4567-e89b-12d3-a456-426614174000",
         ] {
             let error = parse_uuid("starting_after", value).unwrap_err();
             assert_eq!(error.status, 400);
@@ -114,6 +140,18 @@ mod tests {
                 error.message
             );
         }
+    }
+
+    #[test]
+    fn abbreviate_keeps_short_text_and_cuts_long_text_on_a_character() {
+        assert_eq!(abbreviate("visibilty"), "visibilty");
+        let exactly = "a".repeat(MAX_ECHOED_CHARS);
+        assert_eq!(abbreviate(&exactly), exactly);
+        let long = "é".repeat(1000);
+        assert_eq!(
+            abbreviate(&long),
+            format!("{}…", "é".repeat(MAX_ECHOED_CHARS))
+        );
     }
 
     #[test]
