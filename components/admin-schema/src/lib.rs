@@ -2,8 +2,9 @@
 //! for operators holding the `admin_token`.
 
 use chat_domain::admin;
+use chat_domain::routes::no_route;
 use chat_guest::reply::{self, HttpResponse};
-use chat_guest::request::{allow_only, header_text, no_route};
+use chat_guest::request::{allow_only, header_text};
 use chat_guest::{Db, Failure, config, schema};
 use spin_sdk::http::{Request, StatusCode};
 
@@ -11,12 +12,11 @@ const ADMIN_TOKEN: &str = "admin_token";
 
 #[spin_sdk::http_service]
 async fn handle(request: Request) -> HttpResponse {
-    let outcome = route(&request).await;
-    reply::finish(&request, outcome)
+    reply::serve(request, route).await
 }
 
 /// Authorises first, so callers without the token learn nothing about routes.
-async fn route(request: &Request) -> Result<HttpResponse, Failure> {
+async fn route(request: Request) -> Result<HttpResponse, Failure> {
     let admin_token = config::variable(ADMIN_TOKEN).await?;
     let authorization = header_text(request.headers(), "authorization");
     admin::authorize(authorization, admin_token.as_deref())?;

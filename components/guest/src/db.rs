@@ -7,6 +7,7 @@ use crate::schema;
 use chat_domain::sql::{SqlParam, Statement};
 use chat_domain::sqlstate;
 use chat_domain::timestamp::UtcDateTime;
+use serde_json::value::RawValue;
 use spin_sdk::pg::{self, Connection, DbValue, ParameterValue, PgError, QueryError};
 use std::fmt::Display;
 use uuid::Uuid;
@@ -194,6 +195,23 @@ impl DbRow {
         }
     }
 
+    /// A text column that may be NULL.
+    pub fn optional_text(&self, column: usize) -> Result<Option<String>, DbError> {
+        match self.value(column)? {
+            DbValue::Str(text) => Ok(Some(text.clone())),
+            DbValue::DbNull => Ok(None),
+            other => Err(unexpected(column, "text or NULL", other)),
+        }
+    }
+
+    /// JSON selected as text (`column::text`: `spin:postgres` returns JSON
+    /// columns, unlike JSONB, as unsupported bytes), checked and kept verbatim.
+    pub fn json_text(&self, column: usize) -> Result<Box<RawValue>, DbError> {
+        RawValue::from_string(self.text(column)?).map_err(|error| DbError::Decode {
+            message: format!("column {column}: expected JSON text: {error}"),
+        })
+    }
+
     pub fn uuid(&self, column: usize) -> Result<Uuid, DbError> {
         let value = self.value(column)?;
         match value {
@@ -364,6 +382,21 @@ mod tests {
         assert!(row.boolean(3).unwrap());
         assert_eq!(row.int32(4).unwrap(), 2);
         assert_eq!(row.optional_int32(5).unwrap(), None);
+        assert_eq!(row.optional_text(1).unwrap().as_deref(), Some("Hello"));
+        assert_eq!(row.optional_text(5).unwrap(), None);
+    }
+
+    #[test]
+    fn json_text_is_kept_verbatim_and_checked() {
+        let row = DbRow(vec![
+            DbValue::Str(r#"[{"type": "text", "text": "hi"}]"#.into()),
+            DbValue::Str("[{".into()),
+        ]);
+        assert_eq!(
+            row.json_text(0).unwrap().get(),
+            r#"[{"type": "text", "text": "hi"}]"#
+        );
+        assert!(matches!(row.json_text(1), Err(DbError::Decode { .. })));
     }
 
     #[test]
@@ -377,5 +410,6 @@ mod tests {
         assert!(matches!(row.timestamp(1), Err(DbError::Decode { .. })));
         assert!(matches!(row.int32(2), Err(DbError::Decode { .. })));
         assert!(matches!(row.text(3), Err(DbError::Decode { .. })));
+        assert!(matches!(row.optional_text(1), Err(DbError::Decode { .. })));
     }
 }

@@ -48,6 +48,23 @@ impl Failure {
     }
 }
 
+/// `outcome`, or `fallback()` when it failed because the database is out of
+/// reach: for reads that have a useful answer without the database
+/// (ephemeral mode). The failure is logged under `context`.
+pub fn or_when_unreachable<T>(
+    outcome: Result<T, Failure>,
+    context: &str,
+    fallback: impl FnOnce() -> T,
+) -> Result<T, Failure> {
+    match outcome {
+        Err(Failure::Database(error)) if error.is_unreachable() => {
+            crate::log::failure(context, &error);
+            Ok(fallback())
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +94,29 @@ mod tests {
         ];
         for failure in failures {
             assert_eq!(failure.into_api_error("test").status, 503);
+        }
+    }
+
+    #[test]
+    fn only_an_unreachable_database_takes_the_fallback() {
+        let fallback = || "fallback";
+        let unreachable = Failure::Database(DbError::Connect {
+            sqlstate: None,
+            message: "connection refused".into(),
+        });
+        assert_eq!(
+            or_when_unreachable(Err(unreachable), "test", fallback).unwrap(),
+            "fallback"
+        );
+        assert_eq!(
+            or_when_unreachable(Ok("live"), "test", fallback).unwrap(),
+            "live"
+        );
+        for failure in [
+            query_error("42P01"),
+            Failure::from(ApiError::forbidden("private")),
+        ] {
+            assert!(or_when_unreachable(Err(failure), "test", fallback).is_err());
         }
     }
 

@@ -5,6 +5,7 @@
 //! per-request or per-user state in globals; the only global is the
 //! request-independent "schema is current" flag in [`schema`].
 
+pub mod access;
 pub mod config;
 pub mod db;
 pub mod failure;

@@ -1,6 +1,7 @@
 //! HTTP answers: JSON bodies, errors as `{"error": "<sentence>"}`, and 204.
 
 use crate::failure::Failure;
+use crate::request::refuse_declared_oversized_body;
 use bytes::Bytes;
 use chat_domain::ApiError;
 use http::header::{ALLOW, CONTENT_TYPE};
@@ -45,13 +46,20 @@ pub fn no_content() -> HttpResponse {
     response
 }
 
-/// The response for a handler's outcome; a server-side failure is logged
-/// labelled with the request's method and path.
-pub fn finish(request: &Request, outcome: Result<HttpResponse, Failure>) -> HttpResponse {
-    outcome.unwrap_or_else(|failure| {
-        let context = format!("{} {}", request.method(), request.uri().path());
-        error(&failure.into_api_error(&context))
-    })
+/// Answers `request` with `route`, the component's handler: refuses a
+/// declared oversized body first, and turns a failure into its JSON error (a
+/// server-side failure is logged, labelled with the method and path).
+pub async fn serve<Route, Outcome>(request: Request, route: Route) -> HttpResponse
+where
+    Route: FnOnce(Request) -> Outcome,
+    Outcome: Future<Output = Result<HttpResponse, Failure>>,
+{
+    let context = format!("{} {}", request.method(), request.uri().path());
+    let outcome = match refuse_declared_oversized_body(request.headers()) {
+        Ok(()) => route(request).await,
+        Err(too_large) => Err(too_large.into()),
+    };
+    outcome.unwrap_or_else(|failure| error(&failure.into_api_error(&context)))
 }
 
 fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> HttpResponse {

@@ -38,9 +38,23 @@ pub fn allow_only(method: &Method, allowed: &'static str) -> Result<(), ApiError
     }
 }
 
-/// The 404 for a path the component does not serve.
-pub fn no_route(path: &str) -> ApiError {
-    ApiError::not_found(format!("There is nothing at {path}."))
+/// A 413 when `content-length` announces a body over [`MAX_BODY_BYTES`].
+/// Every request is checked, also on routes that never read their body, so
+/// the limit is the same everywhere and costs nothing to enforce.
+pub fn refuse_declared_oversized_body(headers: &HeaderMap) -> Result<(), ApiError> {
+    let declared = header_text(headers, http::header::CONTENT_LENGTH.as_str())
+        .and_then(|length| length.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Err(body_too_large());
+    }
+    Ok(())
+}
+
+fn body_too_large() -> ApiError {
+    ApiError::payload_too_large(format!(
+        "The request body is larger than the limit of {} MiB.",
+        MAX_BODY_BYTES / (1024 * 1024)
+    ))
 }
 
 /// The whole body, refused with a 413 once it exceeds [`MAX_BODY_BYTES`]:
@@ -50,17 +64,7 @@ pub async fn read_body(
     headers: &HeaderMap,
     mut body: IncomingRequestBody,
 ) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::payload_too_large(format!(
-            "The request body is larger than the limit of {} MiB.",
-            MAX_BODY_BYTES / (1024 * 1024)
-        ))
-    };
-    let declared = header_text(headers, http::header::CONTENT_LENGTH.as_str())
-        .and_then(|length| length.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return Err(too_large());
-    }
+    refuse_declared_oversized_body(headers)?;
     let mut collected = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|error| {
@@ -69,7 +73,7 @@ pub async fn read_body(
         })?;
         if let Ok(data) = frame.into_data() {
             if collected.len() + data.len() > MAX_BODY_BYTES {
-                return Err(too_large());
+                return Err(body_too_large());
             }
             collected.extend_from_slice(&data);
         }
@@ -110,7 +114,20 @@ mod tests {
     }
 
     #[test]
-    fn no_route_is_404() {
-        assert_eq!(no_route("/api/nope").status, 404);
+    fn a_declared_body_over_the_limit_is_413() {
+        let with_length = |length: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("content-length", HeaderValue::from_str(length).unwrap());
+            refuse_declared_oversized_body(&headers)
+        };
+        assert!(refuse_declared_oversized_body(&HeaderMap::new()).is_ok());
+        assert!(with_length("0").is_ok());
+        assert!(with_length(&MAX_BODY_BYTES.to_string()).is_ok());
+        let error = with_length(&(MAX_BODY_BYTES + 1).to_string()).unwrap_err();
+        assert_eq!(error.status, 413);
+        assert_eq!(
+            error.message,
+            "The request body is larger than the limit of 1 MiB."
+        );
     }
 }

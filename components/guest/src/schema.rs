@@ -27,6 +27,14 @@ pub async fn ensure_schema(db: &Db) -> Result<(), DbError> {
     Ok(())
 }
 
+/// A connection to the `db_url` database with the schema current: what
+/// every route that reads or writes chats starts with.
+pub async fn connect_migrated() -> Result<Db, DbError> {
+    let db = Db::connect().await?;
+    ensure_schema(&db).await?;
+    Ok(db)
+}
+
 /// Applies every pending migration in one transaction under the migration
 /// lock. On failure the transaction is rolled back and nothing is applied.
 pub async fn migrate(db: &Db) -> Result<MigrationReport, DbError> {

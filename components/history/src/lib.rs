@@ -1,32 +1,36 @@
-//! The history component: `GET /api/session` and `GET /api/history`.
+//! The history component: `GET /api/session`, `GET /api/history`,
+//! `DELETE /api/chat/:chatId` and `PATCH /api/chat/:chatId/visibility`.
 
+use chat_domain::access::ChatAction;
+use chat_domain::chat::{self, Deleted, VisibilityChanged};
 use chat_domain::history::{ChatSummary, HistoryPage, HistoryQuery, finish_page};
 use chat_domain::identity::Identity;
+use chat_domain::routes::{ApiPath, no_route};
 use chat_domain::session::SessionView;
 use chat_domain::sql::Statement;
-use chat_domain::users;
+use chat_domain::{access, users};
+use chat_guest::access::authorize;
+use chat_guest::failure::or_when_unreachable;
 use chat_guest::reply::{self, HttpResponse};
-use chat_guest::request::{allow_only, identify, no_route};
-use chat_guest::{Db, DbError, DbRow, Failure, schema};
+use chat_guest::request::{allow_only, identify, read_body};
+use chat_guest::{DbError, DbRow, Failure, schema};
 use spin_sdk::http::{Request, StatusCode};
+use uuid::Uuid;
 
 #[spin_sdk::http_service]
 async fn handle(request: Request) -> HttpResponse {
-    let outcome = route(&request).await;
-    reply::finish(&request, outcome)
+    reply::serve(request, route).await
 }
 
-async fn route(request: &Request) -> Result<HttpResponse, Failure> {
-    match request.uri().path() {
-        "/api/session" => {
-            allow_only(request.method(), "GET")?;
-            session(request).await
-        }
-        "/api/history" => {
-            allow_only(request.method(), "GET")?;
-            history(request).await
-        }
-        path => Err(no_route(path).into()),
+async fn route(request: Request) -> Result<HttpResponse, Failure> {
+    let path = ApiPath::parse(request.uri().path())?;
+    allow_only(request.method(), path.method())?;
+    match path {
+        ApiPath::Session => session(&request).await,
+        ApiPath::History => history(&request).await,
+        ApiPath::Chat(chat_id) => delete_chat(&request, chat_id).await,
+        ApiPath::ChatVisibility(chat_id) => change_visibility(request, chat_id).await,
+        ApiPath::Messages(_) => Err(no_route(request.uri().path()).into()),
     }
 }
 
@@ -43,14 +47,14 @@ async fn history(request: &Request) -> Result<HttpResponse, Failure> {
     let query = HistoryQuery::from_query(request.uri().query().unwrap_or(""))?;
     let identity = identify(request.headers()).await?;
     let ensure_user = users::ensure_user_statement(&identity)?;
-    match load_page(&query, &identity, &ensure_user).await {
-        Ok(page) => Ok(reply::json(StatusCode::OK, &page)),
-        Err(Failure::Database(error)) if error.is_unreachable() => {
-            chat_guest::log::failure("GET /api/history (answering 204, ephemeral mode)", &error);
-            Ok(reply::no_content())
-        }
-        Err(failure) => Err(failure),
-    }
+    let outcome = load_page(&query, &identity, &ensure_user)
+        .await
+        .map(|page| reply::json(StatusCode::OK, &page));
+    or_when_unreachable(
+        outcome,
+        "GET /api/history (answering 204, ephemeral mode)",
+        reply::no_content,
+    )
 }
 
 async fn load_page(
@@ -58,8 +62,7 @@ async fn load_page(
     identity: &Identity,
     ensure_user: &Statement,
 ) -> Result<HistoryPage, Failure> {
-    let db = Db::connect().await?;
-    schema::ensure_schema(&db).await?;
+    let db = schema::connect_migrated().await?;
     let rows = db.query(&query.page_statement(&identity.user_id)).await?;
     // Any row proves the cursor is one of the caller's chats; only an empty
     // page needs the (rare) extra lookup.
@@ -95,4 +98,47 @@ fn chat_summary(row: &DbRow) -> Result<ChatSummary, DbError> {
         created_at: row.timestamp(2)?,
         visibility: row.text(3)?,
     })
+}
+
+/// Deletes one of the caller's chats; its messages and votes go with it (the
+/// foreign keys cascade). Anyone else's chat, or none, is 404.
+async fn delete_chat(request: &Request, chat_id: Uuid) -> Result<HttpResponse, Failure> {
+    let identity = identify(request.headers()).await?;
+    let delete = chat::delete_statement(chat_id, &identity.user_id);
+    write_owned_chat(chat_id, &identity, ChatAction::Delete, &delete).await?;
+    Ok(reply::json(StatusCode::OK, &Deleted { success: true }))
+}
+
+/// Makes one of the caller's chats public or private. The body is read and
+/// checked in full before the database is touched.
+async fn change_visibility(request: Request, chat_id: Uuid) -> Result<HttpResponse, Failure> {
+    let (request, body) = request.into_parts();
+    let visibility = chat::requested_visibility(&read_body(&request.headers, body).await?)?;
+    let identity = identify(&request.headers).await?;
+    let update = chat::set_visibility_statement(chat_id, &identity.user_id, visibility);
+    write_owned_chat(chat_id, &identity, ChatAction::ChangeVisibility, &update).await?;
+    Ok(reply::json(
+        StatusCode::OK,
+        &VisibilityChanged {
+            success: true,
+            visibility,
+        },
+    ))
+}
+
+/// Runs `write` once the rules allow `action` on the chat. The write repeats
+/// the owner condition, so no row changed means a concurrent request deleted
+/// the chat since the check: 404, as for a chat that never was.
+async fn write_owned_chat(
+    chat_id: Uuid,
+    identity: &Identity,
+    action: ChatAction,
+    write: &Statement,
+) -> Result<(), Failure> {
+    let db = schema::connect_migrated().await?;
+    authorize(&db, chat_id, &identity.user_id, action).await?;
+    match db.execute(write).await? {
+        0 => Err(access::chat_not_found().into()),
+        _ => Ok(()),
+    }
 }

@@ -1,0 +1,28 @@
+//! Applies chat-domain's access rules to a chat as the database has it.
+
+use crate::db::{Db, DbRow};
+use crate::failure::Failure;
+use chat_domain::access::{self, ChatAccess, ChatAction, Visibility};
+use uuid::Uuid;
+
+/// Looks the chat up and lets `action` go ahead only if the rules allow it.
+/// A lookup that fails is that failure (503 when the database is out of
+/// reach), never a decision, so access fails closed.
+pub async fn authorize(
+    db: &Db,
+    chat_id: Uuid,
+    caller: &str,
+    action: ChatAction,
+) -> Result<(), Failure> {
+    let rows = db.query(&access::access_statement(chat_id)).await?;
+    let chat = rows.first().map(chat_access).transpose()?;
+    Ok(access::decide(chat.as_ref(), caller, action)?)
+}
+
+/// Decodes a row of the access statement: "userId", visibility.
+fn chat_access(row: &DbRow) -> Result<ChatAccess, Failure> {
+    Ok(ChatAccess {
+        owner: row.text(0)?,
+        visibility: Visibility::from_stored(&row.text(1)?),
+    })
+}
