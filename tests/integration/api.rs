@@ -1,0 +1,597 @@
+//! The chat API end to end: `GET /api/messages/:chatId`,
+//! `DELETE /api/chat/:chatId` and `PATCH /api/chat/:chatId/visibility`, served
+//! by chat-host from spin.toml against a real PostgreSQL. Rows are seeded and
+//! checked with SQL, so every answer is compared with what the database holds.
+
+use chat_tests::database::TestDatabase;
+use chat_tests::host::{HostConfig, TestHost};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const OWNER: &str = "owner@example.com";
+const OTHER: &str = "other@example.com";
+const TWO_MIB: usize = 2 * 1024 * 1024;
+
+/// A database nobody listens on: connecting is refused at once.
+const UNREACHABLE_DB_URL: &str = "postgres://postgres@127.0.0.1:1/unreachable";
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    /// `Value::Null` for an empty body.
+    body: Value,
+}
+
+/// Sends a request as `email` (no identity headers when `None`). Every answer
+/// with a body must be JSON, whatever its status.
+async fn send(
+    host: &TestHost,
+    method: Method,
+    path: &str,
+    email: Option<&str>,
+    body: Option<reqwest::Body>,
+) -> Answer {
+    let mut request = reqwest::Client::new().request(method.clone(), host.url(path));
+    if let Some(email) = email {
+        request = request.header("x-forwarded-email", email);
+    }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        assert_eq!(
+            headers.get("content-type").map(|v| v.to_str().unwrap()),
+            Some("application/json"),
+            "{method} {path}: {status} {text}"
+        );
+        serde_json::from_str(&text)
+            .unwrap_or_else(|_| panic!("{method} {path}: {status}, not JSON: {text:?}"))
+    };
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn get(host: &TestHost, path: &str, email: Option<&str>) -> Answer {
+    send(host, Method::GET, path, email, None).await
+}
+
+async fn delete(host: &TestHost, path: &str, email: Option<&str>) -> Answer {
+    send(host, Method::DELETE, path, email, None).await
+}
+
+async fn patch(
+    host: &TestHost,
+    path: &str,
+    email: Option<&str>,
+    body: impl Into<String>,
+) -> Answer {
+    send(host, Method::PATCH, path, email, Some(body.into().into())).await
+}
+
+/// Asks for `visibility` on `chat` with a well-formed body.
+async fn request_visibility(
+    host: &TestHost,
+    chat: Uuid,
+    email: Option<&str>,
+    visibility: &str,
+) -> Answer {
+    let body = json!({ "visibility": visibility }).to_string();
+    patch(host, &visibility_path(chat), email, body).await
+}
+
+fn messages_path(chat: Uuid) -> String {
+    format!("/api/messages/{chat}")
+}
+
+fn chat_path(chat: Uuid) -> String {
+    format!("/api/chat/{chat}")
+}
+
+fn visibility_path(chat: Uuid) -> String {
+    format!("/api/chat/{chat}/visibility")
+}
+
+/// An error answer: the status, and `{"error": "<sentence>"}` and nothing else.
+fn assert_error(answer: &Answer, status: StatusCode, context: &str) {
+    assert_eq!(answer.status, status, "{context}: {}", answer.body);
+    let message = answer.body["error"].as_str().unwrap_or_else(|| {
+        panic!("{context}: no error sentence in {}", answer.body);
+    });
+    assert!(!message.is_empty(), "{context}");
+    assert_eq!(answer.body.as_object().unwrap().len(), 1, "{context}");
+}
+
+struct Seeder {
+    client: tokio_postgres::Client,
+}
+
+impl Seeder {
+    async fn new(db: &TestDatabase) -> Self {
+        Self {
+            client: db.connect().await,
+        }
+    }
+
+    async fn chat(&self, owner: &str, visibility: &str) -> Uuid {
+        self.client
+            .execute(
+                r#"INSERT INTO chat."User" (id, email) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"#,
+                &[&owner, &owner],
+            )
+            .await
+            .unwrap();
+        let id = Uuid::new_v4();
+        self.client
+            .execute(
+                r#"INSERT INTO chat."Chat" (id, title, "userId", visibility) VALUES ($1, 'A chat', $2, $3)"#,
+                &[&id, &owner, &visibility],
+            )
+            .await
+            .unwrap();
+        id
+    }
+
+    /// A message created `seconds` after 2026-01-01 00:00 UTC.
+    async fn message(
+        &self,
+        chat: Uuid,
+        role: &str,
+        text: &str,
+        trace_id: Option<&str>,
+        seconds: f64,
+    ) -> Uuid {
+        let id = Uuid::new_v4();
+        let parts = json!([{"type": "text", "text": text}]).to_string();
+        self.client
+            .execute(
+                r#"INSERT INTO chat."Message" (id, "chatId", role, parts, "traceId", "createdAt")
+                   VALUES ($1, $2, $3, $4::text::json, $5,
+                           TIMESTAMP '2026-01-01' + make_interval(secs => $6))"#,
+                &[&id, &chat, &role, &parts, &trace_id, &seconds],
+            )
+            .await
+            .unwrap();
+        id
+    }
+
+    async fn vote(&self, chat: Uuid, message: Uuid) {
+        self.client
+            .execute(
+                r#"INSERT INTO chat."Vote" ("chatId", "messageId", "isUpvoted") VALUES ($1, $2, true)"#,
+                &[&chat, &message],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// How many rows of `table` belong to `chat` (`id` for Chat, `"chatId"` otherwise).
+    async fn rows_of(&self, table: &str, chat: Uuid) -> i64 {
+        let column = if table == "Chat" { "id" } else { r#""chatId""# };
+        let sql = format!(r#"SELECT count(*) FROM chat."{table}" WHERE {column} = $1"#);
+        self.client.query_one(&sql, &[&chat]).await.unwrap().get(0)
+    }
+
+    async fn visibility(&self, chat: Uuid) -> String {
+        self.client
+            .query_one(
+                r#"SELECT visibility FROM chat."Chat" WHERE id = $1"#,
+                &[&chat],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// A chat with two messages and a vote, for checking what a delete removes.
+    async fn chat_with_messages_and_vote(&self, owner: &str, visibility: &str) -> Uuid {
+        let chat = self.chat(owner, visibility).await;
+        self.message(chat, "user", "hi", None, 1.0).await;
+        let reply = self
+            .message(chat, "assistant", "hello", Some("tr-1"), 2.0)
+            .await;
+        self.vote(chat, reply).await;
+        chat
+    }
+
+    async fn rows_of_chat(&self, chat: Uuid) -> [i64; 3] {
+        [
+            self.rows_of("Chat", chat).await,
+            self.rows_of("Message", chat).await,
+            self.rows_of("Vote", chat).await,
+        ]
+    }
+}
+
+#[tokio::test]
+async fn messages_come_oldest_first_with_parts_and_trace_ids() {
+    let db = TestDatabase::create().await;
+    let host = TestHost::start(HostConfig::new(&db.url));
+    let seed = Seeder::new(&db).await;
+    let chat = seed.chat(OWNER, "private").await;
+    // Inserted out of order: the answer follows "createdAt".
+    let second = seed
+        .message(chat, "assistant", "hello", Some("tr-1"), 20.5)
+        .await;
+    let first = seed.message(chat, "user", "hi", None, 10.0).await;
+    let third = seed.message(chat, "user", "again", None, 30.0).await;
+
+    let answer = get(&host, &messages_path(chat), Some(OWNER)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["source"], "live");
+    let data = answer.body["data"].as_array().unwrap();
+    let ids: Vec<&str> = data.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [first, second, third].map(|id| id.to_string()).to_vec()
+    );
+    assert_eq!(
+        data[1],
+        json!({
+            "id": second.to_string(),
+            "role": "assistant",
+            "parts": [{"type": "text", "text": "hello"}],
+            "traceId": "tr-1",
+            "createdAt": "2026-01-01T00:00:20.500Z"
+        })
+    );
+    assert_eq!(data[0]["traceId"], Value::Null);
+    assert_eq!(data[0]["parts"], json!([{"type": "text", "text": "hi"}]));
+
+    // A chat without messages is an empty live list.
+    let empty = seed.chat(OWNER, "private").await;
+    let answer = get(&host, &messages_path(empty), Some(OWNER)).await;
+    assert_eq!(answer.body, json!({"data": [], "source": "live"}));
+}
+
+#[tokio::test]
+async fn messages_written_in_one_transaction_keep_the_order_they_were_written_in() {
+    let db = TestDatabase::create().await;
+    let host = TestHost::start(HostConfig::new(&db.url));
+    let seed = Seeder::new(&db).await;
+    let chat = seed.chat(OWNER, "private").await;
+    // One transaction: every row gets the same CURRENT_TIMESTAMP. The ids
+    // descend, so ordering by id would reverse them.
+    let written: Vec<Uuid> = (0..6u128).map(|i| Uuid::from_u128(u128::MAX - i)).collect();
+    let mut sql = String::from("BEGIN;");
+    for (i, id) in written.iter().enumerate() {
+        let role = if i % 2 == 0 { "user" } else { "assistant" };
+        sql.push_str(&format!(
+            r#"INSERT INTO chat."Message" (id, "chatId", role, parts) VALUES ('{id}', '{chat}', '{role}', '[]');"#
+        ));
+    }
+    sql.push_str("COMMIT;");
+    // Moving the first two rows away and back (updates of an indexed column,
+    // so new row versions at the end of the table) leaves neither the id nor
+    // the physical order matching the order written.
+    for shift in ["+", "-"] {
+        sql.push_str(&format!(
+            r#"UPDATE chat."Message" SET "createdAt" = "createdAt" {shift} interval '1 hour' WHERE id IN ('{}', '{}');"#,
+            written[0], written[1]
+        ));
+    }
+    seed.client.batch_execute(&sql).await.unwrap();
+    let shared: i64 = seed
+        .client
+        .query_one(
+            r#"SELECT count(DISTINCT "createdAt") FROM chat."Message" WHERE "chatId" = $1"#,
+            &[&chat],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(shared, 1);
+
+    let answer = get(&host, &messages_path(chat), Some(OWNER)).await;
+    let ids: Vec<String> = answer.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, written.iter().map(Uuid::to_string).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn messages_are_for_the_owner_or_anyone_when_public() {
+    let db = TestDatabase::create().await;
+    let host = TestHost::start(HostConfig::new(&db.url));
+    let seed = Seeder::new(&db).await;
+    let private = seed.chat_with_messages_and_vote(OWNER, "private").await;
+    let public = seed.chat_with_messages_and_vote(OWNER, "public").await;
+
+    let answer = get(&host, &messages_path(private), Some(OWNER)).await;
+    assert_eq!(answer.body["data"].as_array().unwrap().len(), 2);
+    let answer = get(&host, &messages_path(private), Some(OTHER)).await;
+    assert_error(&answer, StatusCode::FORBIDDEN, "private chat, other user");
+    let answer = get(&host, &messages_path(public), Some(OTHER)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(answer.body["source"], "live");
+
+    let answer = get(&host, &messages_path(Uuid::new_v4()), Some(OWNER)).await;
+    assert_error(&answer, StatusCode::NOT_FOUND, "unknown chat");
+    let answer = get(&host, &messages_path(public), None).await;
+    assert_error(&answer, StatusCode::UNAUTHORIZED, "no identity");
+}
+
+#[tokio::test]
+async fn only_the_owner_deletes_and_the_messages_and_votes_go_with_the_chat() {
+    let db = TestDatabase::create().await;
+    let host = TestHost::start(HostConfig::new(&db.url));
+    let seed = Seeder::new(&db).await;
+    let private = seed.chat_with_messages_and_vote(OWNER, "private").await;
+    let public = seed.chat_with_messages_and_vote(OWNER, "public").await;
+    let bystander = seed.chat_with_messages_and_vote(OTHER, "private").await;
+
+    // Someone else's chat looks as if it did not exist, public or not.
+    for chat in [private, public] {
+        let answer = delete(&host, &chat_path(chat), Some(OTHER)).await;
+        assert_error(&answer, StatusCode::NOT_FOUND, "other user deletes");
+        assert_eq!(seed.rows_of_chat(chat).await, [1, 2, 1]);
+    }
+    let answer = delete(&host, &chat_path(private), None).await;
+    assert_error(&answer, StatusCode::UNAUTHORIZED, "no identity");
+    assert_eq!(seed.rows_of_chat(private).await, [1, 2, 1]);
+
+    let answer = delete(&host, &chat_path(private), Some(OWNER)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body, json!({"success": true}));
+    assert_eq!(seed.rows_of_chat(private).await, [0, 0, 0]);
+    assert_eq!(seed.rows_of_chat(public).await, [1, 2, 1]);
+    assert_eq!(seed.rows_of_chat(bystander).await, [1, 2, 1]);
+
+    let answer = delete(&host, &chat_path(private), Some(OWNER)).await;
+    assert_error(&answer, StatusCode::NOT_FOUND, "deleted twice");
+    let answer = delete(&host, &chat_path(Uuid::new_v4()), Some(OWNER)).await;
+    assert_error(&answer, StatusCode::NOT_FOUND, "unknown chat");
+}
+
+#[tokio::test]
+async fn only_the_owner_changes_visibility() {
+    let db = TestDatabase::create().await;
+    let host = TestHost::start(HostConfig::new(&db.url));
+    let seed = Seeder::new(&db).await;
+    let chat = seed.chat(OWNER, "private").await;
+
+    let answer = request_visibility(&host, chat, Some(OWNER), "public").await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(
+        answer.body,
+        json!({"success": true, "visibility": "public"})
+    );
+    assert_eq!(seed.visibility(chat).await, "public");
+
+    // A public chat is readable by others, never re-shareable by them.
+    let answer = request_visibility(&host, chat, Some(OTHER), "private").await;
+    assert_error(&answer, StatusCode::FORBIDDEN, "other user");
+    assert_eq!(seed.visibility(chat).await, "public");
+    let answer = request_visibility(&host, chat, None, "private").await;
+    assert_error(&answer, StatusCode::UNAUTHORIZED, "no identity");
+    assert_eq!(seed.visibility(chat).await, "public");
+
+    let answer = request_visibility(&host, chat, Some(OWNER), "private").await;
+    assert_eq!(
+        answer.body,
+        json!({"success": true, "visibility": "private"})
+    );
+    assert_eq!(seed.visibility(chat).await, "private");
+
+    let answer = request_visibility(&host, Uuid::new_v4(), Some(OWNER), "public").await;
+    assert_error(&answer, StatusCode::NOT_FOUND, "unknown chat");
+}
+
+#[tokio::test]
+async fn bad_visibility_bodies_are_refused_and_change_nothing() {
+    let db = TestDatabase::create().await;
+    let host = TestHost::start(HostConfig::new(&db.url));
+    let seed = Seeder::new(&db).await;
+    let chat = seed.chat(OWNER, "private").await;
+    let path = visibility_path(chat);
+
+    let oversized_field = format!(r#"{{"visibility":"{}"}}"#, "p".repeat(512 * 1024));
+    let cases: [(&str, String, &str); 10] = [
+        (
+            "malformed JSON",
+            r#"{"visibility":"#.into(),
+            "not valid JSON",
+        ),
+        ("empty body", String::new(), "empty"),
+        (
+            "wrong type",
+            r#"{"visibility":1}"#.into(),
+            "visibility must be",
+        ),
+        (
+            "null",
+            r#"{"visibility":null}"#.into(),
+            "visibility must be",
+        ),
+        (
+            "unknown value",
+            r#"{"visibility":"shared"}"#.into(),
+            "visibility must be",
+        ),
+        ("missing field", "{}".into(), "`visibility` is missing"),
+        (
+            "extra field",
+            r#"{"visibility":"public","title":"x"}"#.into(),
+            "`title`",
+        ),
+        (
+            "duplicate field",
+            r#"{"visibility":"private","visibility":"public"}"#.into(),
+            "more than once",
+        ),
+        (
+            "not an object",
+            r#"["public"]"#.into(),
+            "must be a JSON object",
+        ),
+        ("oversized field", oversized_field, "visibility must be"),
+    ];
+    for (case, body, says) in cases {
+        let answer = patch(&host, &path, Some(OWNER), body).await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, case);
+        let message = answer.body["error"].as_str().unwrap();
+        assert!(message.contains(says), "{case}: {message}");
+        assert!(message.len() < 300, "{case}: the answer repeats the input");
+        assert_eq!(seed.visibility(chat).await, "private", "{case}");
+    }
+
+    // Over 1 MiB, whether announced by content-length or streamed without it.
+    let huge = format!(
+        r#"{{"visibility":"public","pad":"{}"}}"#,
+        "x".repeat(TWO_MIB)
+    );
+    let answer = patch(&host, &path, Some(OWNER), huge.clone()).await;
+    assert_error(&answer, StatusCode::PAYLOAD_TOO_LARGE, "2 MiB body");
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = huge
+        .into_bytes()
+        .chunks(64 * 1024)
+        .map(|chunk| Ok(chunk.to_vec()))
+        .collect();
+    let streamed = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let answer = send(&host, Method::PATCH, &path, Some(OWNER), Some(streamed)).await;
+    assert_error(
+        &answer,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "2 MiB streamed body",
+    );
+    assert_eq!(seed.visibility(chat).await, "private");
+
+    // No User row is written for a refused request.
+    let users: i64 = seed
+        .client
+        .query_one(r#"SELECT count(*) FROM chat."User""#, &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(users, 1);
+}
+
+#[tokio::test]
+async fn wrong_methods_ids_and_paths_get_json_errors() {
+    let db = TestDatabase::create().await;
+    let host = TestHost::start(HostConfig::new(&db.url));
+    let seed = Seeder::new(&db).await;
+    let chat = seed.chat_with_messages_and_vote(OWNER, "public").await;
+
+    let wrong_methods = [
+        (
+            messages_path(chat),
+            "GET",
+            [Method::POST, Method::DELETE, Method::PATCH],
+        ),
+        (
+            chat_path(chat),
+            "DELETE",
+            [Method::GET, Method::POST, Method::PATCH],
+        ),
+        (
+            visibility_path(chat),
+            "PATCH",
+            [Method::GET, Method::PUT, Method::DELETE],
+        ),
+    ];
+    for (path, allowed, methods) in wrong_methods {
+        for method in methods {
+            let answer = send(&host, method.clone(), &path, Some(OWNER), None).await;
+            let context = format!("{method} {path}");
+            assert_error(&answer, StatusCode::METHOD_NOT_ALLOWED, &context);
+            assert_eq!(answer.headers["allow"], allowed, "{context}");
+        }
+    }
+    assert_eq!(seed.rows_of_chat(chat).await, [1, 2, 1]);
+
+    for (method, path) in [
+        (Method::GET, "/api/messages/not-a-uuid"),
+        (
+            Method::GET,
+            "/api/messages/123e4567e89b12d3a456426614174000",
+        ),
+        (Method::DELETE, "/api/chat/42"),
+        (Method::PATCH, "/api/chat/%7Bnot-a-uuid%7D/visibility"),
+        (Method::GET, "/api/history?starting_after=not-a-uuid"),
+    ] {
+        let answer = send(&host, method.clone(), path, Some(OWNER), None).await;
+        assert_error(
+            &answer,
+            StatusCode::BAD_REQUEST,
+            &format!("{method} {path}"),
+        );
+    }
+
+    for path in [
+        "/api/messages".to_owned(),
+        "/api/messages/".to_owned(),
+        format!("/api/messages/{chat}/more"),
+        "/api/chat".to_owned(),
+        "/api/chat/".to_owned(),
+        format!("/api/chat/{chat}/title"),
+        format!("/api/chat/{chat}/visibility/"),
+    ] {
+        let answer = get(&host, &path, Some(OWNER)).await;
+        assert_error(&answer, StatusCode::NOT_FOUND, &path);
+    }
+
+    // A body over the limit is refused on every route, before anything else.
+    for (method, path) in [
+        (Method::GET, messages_path(chat)),
+        (Method::DELETE, chat_path(chat)),
+    ] {
+        let body = reqwest::Body::from(vec![b' '; TWO_MIB]);
+        let answer = send(&host, method.clone(), &path, Some(OWNER), Some(body)).await;
+        assert_error(
+            &answer,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("{method} {path}"),
+        );
+    }
+    assert_eq!(seed.rows_of_chat(chat).await, [1, 2, 1]);
+}
+
+#[tokio::test]
+async fn an_unreachable_database_gives_mock_messages_and_refuses_writes() {
+    let host = TestHost::start(HostConfig::new(UNREACHABLE_DB_URL));
+    let chat = Uuid::new_v4();
+
+    let answer = get(&host, &messages_path(chat), Some(OWNER)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body, json!({"data": [], "source": "mock"}));
+
+    // Access cannot be checked, so writes fail closed.
+    let answer = delete(&host, &chat_path(chat), Some(OWNER)).await;
+    assert_error(&answer, StatusCode::SERVICE_UNAVAILABLE, "DELETE");
+    let answer = request_visibility(&host, chat, Some(OWNER), "public").await;
+    assert_error(&answer, StatusCode::SERVICE_UNAVAILABLE, "PATCH");
+
+    // Caller errors are still told apart from the outage.
+    let answer = patch(
+        &host,
+        &visibility_path(chat),
+        Some(OWNER),
+        r#"{"visibility":1}"#,
+    )
+    .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "bad body");
+    let answer = get(&host, &messages_path(chat), None).await;
+    assert_error(&answer, StatusCode::UNAUTHORIZED, "no identity");
+    let answer = get(&host, "/api/messages/nope", Some(OWNER)).await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "bad id");
+
+    let answer = get(&host, "/api/history", Some(OWNER)).await;
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+}
