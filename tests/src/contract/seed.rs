@@ -1,0 +1,196 @@
+//! Rows written and read straight through SQL: there is no public route that
+//! creates chats yet (POST /api/chat comes later), and a test must check what
+//! a request really did to the database, not what it answered.
+
+use chat_host::postgres::{PoolSettings, Pools};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// A chat's visibility as the app stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Visibility {
+    Public,
+    Private,
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+        }
+    }
+
+    pub fn other(self) -> Self {
+        match self {
+            Visibility::Public => Visibility::Private,
+            Visibility::Private => Visibility::Public,
+        }
+    }
+}
+
+/// A chat the seeder wrote: two messages (a user's, then the assistant's
+/// with a trace id) and a vote on the reply.
+#[derive(Debug, Clone)]
+pub struct SeededChat {
+    pub id: Uuid,
+    pub owner: String,
+    pub title: String,
+    pub visibility: Visibility,
+    /// Oldest first.
+    pub message_ids: Vec<Uuid>,
+}
+
+/// What the database holds about one chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatState {
+    pub owner: String,
+    pub title: String,
+    pub visibility: String,
+    pub messages: i64,
+    pub votes: i64,
+}
+
+/// Every row of the four tables, each as its JSON text, sorted; kept whole
+/// rather than hashed so a difference can be shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub users: BTreeSet<String>,
+    pub chats: BTreeSet<String>,
+    pub messages: BTreeSet<String>,
+    pub votes: BTreeSet<String>,
+}
+
+/// A connection to the app's database (TLS when the server offers it, as
+/// chat-host connects, so a managed Postgres such as Lakebase works too).
+pub struct Seeder {
+    client: deadpool_postgres::Object,
+    _pools: Arc<Pools>,
+}
+
+impl Seeder {
+    pub async fn connect(db_url: &str) -> Self {
+        let pools = Pools::new(PoolSettings::default());
+        let client = pools.checkout(db_url, None).await.unwrap_or_else(|error| {
+            panic!("connecting to the app's database for seeding: {error}")
+        });
+        Self {
+            client,
+            _pools: pools,
+        }
+    }
+
+    pub async fn user(&self, id: &str) {
+        self.client
+            .execute(
+                r#"INSERT INTO chat."User" (id, email) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"#,
+                &[&id, &id],
+            )
+            .await
+            .expect("seeding a user");
+    }
+
+    /// A chat of `owner`, created now, with two messages and a vote.
+    pub async fn chat(&self, owner: &str, visibility: Visibility) -> SeededChat {
+        self.user(owner).await;
+        let id = Uuid::new_v4();
+        let title = format!("contract chat {}", &id.simple().to_string()[..8]);
+        self.client
+            .execute(
+                r#"INSERT INTO chat."Chat" (id, title, "userId", visibility) VALUES ($1, $2, $3, $4)"#,
+                &[&id, &title, &owner, &visibility.as_str()],
+            )
+            .await
+            .expect("seeding a chat");
+        let question = Uuid::new_v4();
+        let answer = Uuid::new_v4();
+        for (offset, message, role, text, trace) in [
+            (0.0, question, "user", "What is 2 + 2?", None),
+            (1.0, answer, "assistant", "4", Some("tr-contract")),
+        ] {
+            let parts = json!([{"type": "text", "text": text}]).to_string();
+            self.client
+                .execute(
+                    r#"INSERT INTO chat."Message" (id, "chatId", role, parts, "traceId", "createdAt")
+                       VALUES ($1, $2, $3, $4::text::json, $5,
+                               CURRENT_TIMESTAMP + make_interval(secs => $6))"#,
+                    &[&message, &id, &role, &parts, &trace, &offset],
+                )
+                .await
+                .expect("seeding a message");
+        }
+        self.client
+            .execute(
+                r#"INSERT INTO chat."Vote" ("chatId", "messageId", "isUpvoted") VALUES ($1, $2, true)"#,
+                &[&id, &answer],
+            )
+            .await
+            .expect("seeding a vote");
+        SeededChat {
+            id,
+            owner: owner.to_owned(),
+            title,
+            visibility,
+            message_ids: vec![question, answer],
+        }
+    }
+
+    /// The chat's row and how many messages and votes it has; `None` when
+    /// the chat is gone.
+    pub async fn chat_state(&self, id: Uuid) -> Option<ChatState> {
+        let row = self
+            .client
+            .query_opt(
+                r#"SELECT "userId", title, visibility::text,
+                          (SELECT count(*) FROM chat."Message" WHERE "chatId" = c.id),
+                          (SELECT count(*) FROM chat."Vote" WHERE "chatId" = c.id)
+                   FROM chat."Chat" c WHERE id = $1"#,
+                &[&id],
+            )
+            .await
+            .expect("reading a chat")?;
+        Some(ChatState {
+            owner: row.get(0),
+            title: row.get(1),
+            visibility: row.get(2),
+            messages: row.get(3),
+            votes: row.get(4),
+        })
+    }
+
+    /// Messages and votes left behind for a chat id (after a delete: none).
+    pub async fn orphans_of(&self, id: Uuid) -> i64 {
+        self.client
+            .query_one(
+                r#"SELECT (SELECT count(*) FROM chat."Message" WHERE "chatId" = $1)
+                        + (SELECT count(*) FROM chat."Vote" WHERE "chatId" = $1)"#,
+                &[&id],
+            )
+            .await
+            .expect("counting a chat's rows")
+            .get(0)
+    }
+
+    pub async fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            users: self.rows_of("User").await,
+            chats: self.rows_of("Chat").await,
+            messages: self.rows_of("Message").await,
+            votes: self.rows_of("Vote").await,
+        }
+    }
+
+    async fn rows_of(&self, table: &str) -> BTreeSet<String> {
+        // `table` is one of our four constant names, never input.
+        let sql = format!(r#"SELECT row_to_json(t)::text FROM chat."{table}" t"#);
+        self.client
+            .query(&sql, &[])
+            .await
+            .unwrap_or_else(|error| panic!("reading chat.{table}: {error}"))
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    }
+}
