@@ -1,0 +1,228 @@
+//! The authorisation matrix: every chat route × {the owner, another user, no
+//! identity} × {a public chat, a private chat, an unknown chat}. Each case
+//! runs on a chat of its own and then checks the database (and, for a
+//! refused case, re-reads the chat as its owner): nobody reads, changes or
+//! deletes what is not theirs.
+
+use crate::support::{ids_of, message_ids_of, new_user, target_and_seeder, user_id};
+use chat_tests::contract::client::{Caller, EMAIL_HEADER, NAME_HEADER, USER_HEADER};
+use chat_tests::contract::seed::{SeededChat, Seeder, Visibility};
+use chat_tests::contract::target::Target;
+use serde_json::json;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy)]
+enum Who {
+    Owner,
+    Other,
+    Nobody,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Chat {
+    Public,
+    Private,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Read,
+    Delete,
+    ChangeVisibility,
+}
+
+/// The status SPEC.md gives each case.
+fn expected_status(who: Who, chat: Chat, action: Action) -> u16 {
+    match (who, chat, action) {
+        (Who::Nobody, _, _) => 401,
+        (_, Chat::Unknown, _) => 404,
+        (Who::Owner, _, _) => 200,
+        (Who::Other, Chat::Public, Action::Read) => 200,
+        (Who::Other, Chat::Private, Action::Read) => 403,
+        // A refused delete looks like a missing chat: it reveals nothing.
+        (Who::Other, _, Action::Delete) => 404,
+        (Who::Other, _, Action::ChangeVisibility) => 403,
+    }
+}
+
+struct Case {
+    who: Who,
+    chat: Chat,
+    action: Action,
+}
+
+impl Case {
+    fn label(&self) -> String {
+        format!("{:?} / {:?} chat / {:?}", self.who, self.chat, self.action)
+    }
+}
+
+#[tokio::test]
+async fn nobody_reads_changes_or_deletes_what_is_not_theirs() {
+    let (target, seeder) = target_and_seeder().await;
+    let owner = new_user("owner");
+    let other = new_user("other");
+    seeder.user(user_id(&other)).await;
+    for who in [Who::Owner, Who::Other, Who::Nobody] {
+        for chat in [Chat::Public, Chat::Private, Chat::Unknown] {
+            for action in [Action::Read, Action::Delete, Action::ChangeVisibility] {
+                let case = Case { who, chat, action };
+                let caller = match who {
+                    Who::Owner => owner.clone(),
+                    Who::Other => other.clone(),
+                    Who::Nobody => Caller::Anonymous,
+                };
+                run_case(&target, &seeder, &owner, &caller, &case).await;
+            }
+        }
+    }
+}
+
+async fn run_case(target: &Target, seeder: &Seeder, owner: &Caller, caller: &Caller, case: &Case) {
+    let seeded = match case.chat {
+        Chat::Public => Some(seeder.chat(user_id(owner), Visibility::Public).await),
+        Chat::Private => Some(seeder.chat(user_id(owner), Visibility::Private).await),
+        Chat::Unknown => None,
+    };
+    let chat_id = seeded.as_ref().map_or_else(Uuid::new_v4, |chat| chat.id);
+    let before = seeder.chat_state(chat_id).await;
+    let wanted = seeded
+        .as_ref()
+        .map_or(Visibility::Public, |chat| chat.visibility.other());
+
+    let request = match case.action {
+        Action::Read => target.api.get(&format!("/api/messages/{chat_id}")),
+        Action::Delete => target.api.delete(&format!("/api/chat/{chat_id}")),
+        Action::ChangeVisibility => target
+            .api
+            .patch(&format!("/api/chat/{chat_id}/visibility"))
+            .json(&json!({"visibility": wanted.as_str()})),
+    };
+    let reply = request.caller(caller).send().await;
+    let expected = expected_status(case.who, case.chat, case.action);
+    assert_eq!(
+        reply.status.as_u16(),
+        expected,
+        "{}: {}",
+        case.label(),
+        String::from_utf8_lossy(&reply.body)
+    );
+
+    let after = seeder.chat_state(chat_id).await;
+    match (case.action, expected) {
+        (Action::Read, 200) => {
+            let seeded = seeded.as_ref().expect("a readable chat exists");
+            assert_eq!(reply.json()["source"], "live", "{}", case.label());
+            assert_eq!(
+                ids_of(&reply.json()),
+                message_ids_of(seeded),
+                "{}",
+                case.label()
+            );
+            assert_eq!(after, before, "{}: reading changed the chat", case.label());
+        }
+        (Action::Delete, 200) => {
+            assert_eq!(after, None, "{}", case.label());
+            assert_eq!(seeder.orphans_of(chat_id).await, 0, "{}", case.label());
+        }
+        (Action::ChangeVisibility, 200) => {
+            let (before, after) = (before.unwrap(), after.unwrap());
+            assert_eq!(after.visibility, wanted.as_str(), "{}", case.label());
+            assert_eq!((after.owner, after.title), (before.owner, before.title));
+        }
+        _ => {
+            assert_eq!(
+                after,
+                before,
+                "{}: a refused request changed the chat",
+                case.label()
+            );
+            if let Some(seeded) = &seeded {
+                assert_owner_still_reads_everything(target, owner, seeded, case).await;
+            }
+        }
+    }
+}
+
+async fn assert_owner_still_reads_everything(
+    target: &Target,
+    owner: &Caller,
+    chat: &SeededChat,
+    case: &Case,
+) {
+    let reply = target
+        .api
+        .get(&format!("/api/messages/{}", chat.id))
+        .caller(owner)
+        .send()
+        .await;
+    reply.expect_status(200);
+    assert_eq!(
+        ids_of(&reply.json()),
+        message_ids_of(chat),
+        "{}",
+        case.label()
+    );
+}
+
+/// The user id is the email; a name, or `x-forwarded-user` next to another
+/// email, makes nobody the owner.
+#[tokio::test]
+async fn only_the_email_or_else_the_gateway_user_names_the_caller() {
+    let (target, seeder) = target_and_seeder().await;
+    let owner = new_user("owner");
+    let owner_id = user_id(&owner).to_owned();
+    let chat = seeder.chat(&owner_id, Visibility::Private).await;
+    let path = format!("/api/messages/{}", chat.id);
+    let other = new_user("other");
+
+    let impostors = [
+        // Someone else's email with the owner's id as the gateway user...
+        [
+            (EMAIL_HEADER, user_id(&other)),
+            (USER_HEADER, owner_id.as_str()),
+        ],
+        // ...or as the preferred username.
+        [
+            (EMAIL_HEADER, user_id(&other)),
+            (NAME_HEADER, owner_id.as_str()),
+        ],
+    ];
+    for headers in impostors {
+        let mut request = target.api.get(&path);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send().await.expect_status(403);
+    }
+    // A name or a token alone is no identity.
+    for name in [
+        NAME_HEADER,
+        "x-forwarded-access-token",
+        "x-forwarded-user-info",
+    ] {
+        let request = target.api.get(&path).header(name, &owner_id);
+        request.send().await.expect_status(401);
+    }
+    // Without an email, the gateway user is the id: this is the owner.
+    let request = target.api.get(&path).header(USER_HEADER, &owner_id);
+    request.send().await.expect_status(200);
+    assert_eq!(
+        seeder.chat_state(chat.id).await.unwrap().visibility,
+        "private"
+    );
+}
+
+/// Another user's chats never appear in the caller's history, public or not.
+#[tokio::test]
+async fn history_lists_no_one_elses_chats() {
+    let (target, seeder) = target_and_seeder().await;
+    let owner = new_user("owner");
+    seeder.chat(user_id(&owner), Visibility::Public).await;
+    seeder.chat(user_id(&owner), Visibility::Private).await;
+    let other = new_user("other");
+    let reply = target.api.get("/api/history").caller(&other).send().await;
+    reply.expect_status(200);
+    assert_eq!(reply.json(), json!({"data": [], "hasMore": false}));
+}

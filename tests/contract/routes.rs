@@ -1,0 +1,314 @@
+//! Every route answering every status the description lists for it (503 and
+//! the mock and 204 answers are in `database_down`), checked against what
+//! the database holds afterwards.
+
+use crate::support::{
+    expect_statuses, ids_of, message_ids_of, new_user, target_and_seeder, user_id,
+};
+use chat_tests::contract::client::{EMAIL_HEADER, USER_HEADER};
+use chat_tests::contract::seed::Visibility;
+use chat_tests::contract::target::Target;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const ONE_MIB: usize = 1024 * 1024;
+
+/// Ids that are not UUIDs, as a client might send them (already encoded).
+const MALFORMED_IDS: [&str; 5] = [
+    "not-a-uuid",
+    "123",
+    "123e4567e89b12d3a456426614174000x",
+    "%7B123e4567-e89b-12d3-a456-426614174000%7D",
+    "1%27%20OR%20%271%27%3D%271",
+];
+
+#[tokio::test]
+async fn session_names_the_gateway_user_or_answers_401() {
+    let target = Target::shared().await;
+    let api = &target.api;
+    let user = new_user("session");
+    let email = user_id(&user);
+    let reply = api.get("/api/session").caller(&user).send().await;
+    reply.expect_status(200);
+    let name = email.split('@').next().unwrap();
+    assert_eq!(
+        reply.json(),
+        json!({"user": {"id": email, "email": email, "name": name}, "authenticated": true})
+    );
+
+    // Without an email the gateway user is the id.
+    let gateway_user = api
+        .get("/api/session")
+        .header(USER_HEADER, "gateway-user-42");
+    let reply = gateway_user.send().await;
+    reply.expect_status(200);
+    assert_eq!(reply.json()["user"]["id"], "gateway-user-42");
+
+    api.get("/api/session").send().await.expect_status(401);
+    let reply = api.post("/api/session").caller(&user).send().await;
+    reply.expect_only_allowed("GET");
+}
+
+#[tokio::test]
+async fn history_lists_only_the_callers_chats_and_refuses_bad_queries() {
+    let (target, seeder) = target_and_seeder().await;
+    let api = &target.api;
+    let owner = new_user("history");
+    let mut mine = Vec::new();
+    for visibility in [Visibility::Private, Visibility::Public, Visibility::Private] {
+        mine.push(
+            seeder
+                .chat(user_id(&owner), visibility)
+                .await
+                .id
+                .to_string(),
+        );
+    }
+    let someone_elses = seeder
+        .chat(user_id(&new_user("else")), Visibility::Public)
+        .await;
+
+    let reply = api.get("/api/history").caller(&owner).send().await;
+    reply.expect_status(200);
+    let mut listed = ids_of(&reply.json());
+    listed.sort();
+    mine.sort();
+    assert_eq!(listed, mine);
+
+    let reply = api.get("/api/history?limit=2").caller(&owner).send().await;
+    reply.expect_status(200);
+    assert_eq!(ids_of(&reply.json()).len(), 2);
+    assert_eq!(reply.json()["hasMore"], true);
+
+    let bad_queries = [
+        "limit=ten".to_owned(),
+        "limit=1&limit=2".to_owned(),
+        "starting_after=not-a-uuid".to_owned(),
+        "ending_before=%FF".to_owned(),
+        format!("starting_after={0}&ending_before={0}", mine[0]),
+        format!("starting_after={}", someone_elses.id),
+    ];
+    expect_statuses(bad_queries.iter().map(|query| {
+        let request = api.get(&format!("/api/history?{query}"));
+        (request.caller(&owner), 400)
+    }))
+    .await;
+    // An email the seed's VARCHAR(64) column cannot hold.
+    let long_email = format!("{}@contract.test", "x".repeat(64));
+    expect_statuses([
+        (
+            api.get("/api/history").header(EMAIL_HEADER, &long_email),
+            400,
+        ),
+        (api.get("/api/history"), 401),
+    ])
+    .await;
+    let reply = api.delete("/api/history").caller(&owner).send().await;
+    reply.expect_only_allowed("GET");
+}
+
+#[tokio::test]
+async fn messages_come_oldest_first_to_those_who_may_read_them() {
+    let (target, seeder) = target_and_seeder().await;
+    let api = &target.api;
+    let owner = new_user("reader");
+    let chat = seeder.chat(user_id(&owner), Visibility::Private).await;
+    let path = format!("/api/messages/{}", chat.id);
+
+    let reply = api.get(&path).caller(&owner).send().await;
+    reply.expect_status(200);
+    let page = reply.json();
+    assert_eq!(page["source"], "live");
+    assert_eq!(ids_of(&page), message_ids_of(&chat));
+    assert_eq!(page["data"][0]["role"], "user");
+    assert_eq!(page["data"][0]["traceId"], Value::Null);
+    assert_eq!(page["data"][1]["traceId"], "tr-contract");
+    let answer = json!([{"type": "text", "text": "4"}]);
+    assert_eq!(page["data"][1]["parts"], answer);
+
+    let malformed = MALFORMED_IDS.map(|id| {
+        let request = api.get(&format!("/api/messages/{id}"));
+        (request.caller(&owner), 400)
+    });
+    expect_statuses(malformed).await;
+    // Any letter case names the same chat.
+    let upper = format!("/api/messages/{}", chat.id.to_string().to_uppercase());
+    let unknown = format!("/api/messages/{}", Uuid::new_v4());
+    expect_statuses([
+        (api.get(&upper).caller(&owner), 200),
+        (api.get(&path), 401),
+        (api.get(&path).caller(&new_user("stranger")), 403),
+        (api.get(&unknown).caller(&owner), 404),
+    ])
+    .await;
+    let reply = api.post(&path).caller(&owner).send().await;
+    reply.expect_only_allowed("GET");
+}
+
+#[tokio::test]
+async fn deleting_a_chat_takes_its_messages_and_votes_with_it() {
+    let (target, seeder) = target_and_seeder().await;
+    let api = &target.api;
+    let owner = new_user("deleter");
+    let chat = seeder.chat(user_id(&owner), Visibility::Public).await;
+    let path = format!("/api/chat/{}", chat.id);
+
+    // Refused requests change nothing.
+    let reply = api.get(&path).caller(&owner).send().await;
+    reply.expect_only_allowed("DELETE");
+    let malformed = MALFORMED_IDS.map(|id| {
+        let request = api.delete(&format!("/api/chat/{id}"));
+        (request.caller(&owner), 400)
+    });
+    expect_statuses(malformed).await;
+    api.delete(&path).send().await.expect_status(401);
+    assert!(seeder.chat_state(chat.id).await.is_some());
+
+    let reply = api.delete(&path).caller(&owner).send().await;
+    reply.expect_status(200);
+    assert_eq!(reply.json(), json!({"success": true}));
+    assert_eq!(seeder.chat_state(chat.id).await, None);
+    assert_eq!(seeder.orphans_of(chat.id).await, 0);
+
+    api.delete(&path)
+        .caller(&owner)
+        .send()
+        .await
+        .expect_status(404);
+}
+
+#[tokio::test]
+async fn visibility_changes_only_for_a_well_formed_body() {
+    let (target, seeder) = target_and_seeder().await;
+    let api = &target.api;
+    let owner = new_user("sharer");
+    let chat = seeder.chat(user_id(&owner), Visibility::Private).await;
+    let path = format!("/api/chat/{}/visibility", chat.id);
+    let before = seeder.chat_state(chat.id).await.unwrap();
+
+    let refused: [&[u8]; 12] = [
+        br#"{"visibility":"secret"}"#,
+        br#"{"visibility":"PUBLIC"}"#,
+        br#"{"visibility":1}"#,
+        br#"{"visibility":null}"#,
+        br#"{}"#,
+        br#"{"visibility":"public","extra":1}"#,
+        br#"{"visibility":"public","visibility":"public"}"#,
+        br#"["public"]"#,
+        br#"{"visibility":"public""#,
+        b"",
+        b"{\"visibility\":\"publ\xffic\"}",
+        b"\xef\xbb\xbf{\"visibility\":\"public\"}",
+    ];
+    let json_patch = |path: &str| {
+        api.patch(path)
+            .caller(&owner)
+            .header("content-type", "application/json")
+    };
+    expect_statuses(refused.map(|body| (json_patch(&path).body(body.to_vec()), 400))).await;
+    let oversized = format!(r#"{{"visibility":"{}"}}"#, "p".repeat(ONE_MIB));
+    json_patch(&path)
+        .body(oversized)
+        .send()
+        .await
+        .expect_status(413);
+
+    let public = json!({"visibility": "public"});
+    let malformed = MALFORMED_IDS.map(|id| {
+        let request = json_patch(&format!("/api/chat/{id}/visibility"));
+        (request.json(&public), 400)
+    });
+    expect_statuses(malformed).await;
+    let unknown = format!("/api/chat/{}/visibility", Uuid::new_v4());
+    expect_statuses([
+        (api.patch(&path).json(&public), 401),
+        (
+            api.patch(&path).caller(&new_user("stranger")).json(&public),
+            403,
+        ),
+        (json_patch(&unknown).json(&public), 404),
+    ])
+    .await;
+    let reply = api.post(&path).caller(&owner).json(&public).send().await;
+    reply.expect_only_allowed("PATCH");
+    assert_eq!(seeder.chat_state(chat.id).await.unwrap(), before);
+
+    for visibility in ["public", "private"] {
+        let body = json!({"visibility": visibility});
+        let reply = json_patch(&path).json(&body).send().await;
+        reply.expect_status(200);
+        let changed = json!({"success": true, "visibility": visibility});
+        assert_eq!(reply.json(), changed);
+        let state = seeder.chat_state(chat.id).await.unwrap();
+        assert_eq!(state.visibility, visibility);
+        assert_eq!((&state.owner, &state.title), (&before.owner, &before.title));
+    }
+}
+
+#[tokio::test]
+async fn admin_routes_answer_only_the_admin_token() {
+    let target = Target::shared().await;
+    let api = &target.api;
+    let token = target.admin_token().to_owned();
+    let reply = api.get("/admin/schema").bearer(&token).send().await;
+    reply.expect_status(200);
+    assert_eq!(reply.json()["pending"], json!([]));
+    let reply = api
+        .post("/admin/schema/migrate")
+        .bearer(&token)
+        .send()
+        .await;
+    reply.expect_status(200);
+    assert_eq!(reply.json()["applied"], json!([]));
+
+    // A gateway identity is no admin credential, nor is a token without "Bearer".
+    expect_statuses([
+        (api.get("/admin/schema"), 401),
+        (api.get("/admin/schema").caller(&new_user("admin")), 401),
+        (api.get("/admin/schema").bearer("wrong-token"), 401),
+        (
+            api.post("/admin/schema/migrate")
+                .header("authorization", &token),
+            401,
+        ),
+        (api.get("/admin/nothing").bearer(&token), 404),
+    ])
+    .await;
+    let reply = api.post("/admin/schema").bearer(&token).send().await;
+    reply.expect_only_allowed("GET");
+    let reply = api.get("/admin/schema/migrate").bearer(&token).send().await;
+    reply.expect_only_allowed("POST");
+
+    let disabled = Target::with_admin_disabled().await;
+    expect_statuses([
+        (disabled.api.get("/admin/schema").bearer(&token), 403),
+        (disabled.api.post("/admin/schema/migrate").bearer(""), 403),
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn unlisted_paths_are_json_404s() {
+    let target = Target::shared().await;
+    let user = new_user("lost");
+    let chat = Uuid::new_v4();
+    let paths = [
+        "/nope".to_owned(),
+        "/api".to_owned(),
+        "/api/history/".to_owned(),
+        "/api/chat".to_owned(),
+        "/api/messages/".to_owned(),
+        format!("/api/messages/{chat}/extra"),
+        format!("/api/chat/{chat}/title"),
+    ];
+    expect_statuses(
+        paths
+            .iter()
+            .map(|path| (target.api.get(path).caller(&user), 404)),
+    )
+    .await;
+    // POST /api/chat is described but not served yet.
+    let body = json!({"messages": [{"role": "user", "content": "hi"}]});
+    let request = target.api.post("/api/chat").caller(&user).json(&body);
+    request.send().await.expect_status(404);
+}
