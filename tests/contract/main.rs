@@ -9,5 +9,6 @@
 mod authorization;
 mod database_down;
 mod document;
+mod fuzz;
 mod routes;
 mod support;
