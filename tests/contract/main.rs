@@ -12,3 +12,4 @@ mod document;
 mod fuzz;
 mod routes;
 mod support;
+mod transport;
