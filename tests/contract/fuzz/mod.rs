@@ -88,31 +88,43 @@ async fn malformed_requests_break_nothing_and_change_nothing() {
         outcome.statuses
     );
 
-    assert!(
-        outcome.violation_count() == 0,
-        "fuzz seed {seed}: {} of {count} requests broke the contract {:?}; the first:\n{}",
-        outcome.violation_count(),
-        outcome.violation_kinds,
-        outcome.violations.join("\n---\n")
-    );
-    assert_database_unchanged(&before, &seeder.snapshot().await, &outcome, seed);
-    if let Some(log) = target.host_log() {
-        let alarms: Vec<&str> = log
-            .lines()
-            .filter(|line| {
-                let line = line.to_ascii_lowercase();
-                LOG_ALARMS.iter().any(|alarm| line.contains(alarm))
-            })
-            .take(SHOWN_VIOLATIONS)
-            .collect();
-        assert!(
-            alarms.is_empty(),
-            "fuzz seed {seed}: the host logged traps or panics:\n{}",
-            alarms.join("\n")
-        );
-    } else {
-        eprintln!("fuzz: external app, so its log is not checked");
+    // Every finding is gathered first, so one kind cannot hide another.
+    let mut findings = Vec::new();
+    if outcome.violation_count() > 0 {
+        findings.push(format!(
+            "{} of {count} requests broke the contract {:?}; the first:\n{}",
+            outcome.violation_count(),
+            outcome.violation_kinds,
+            outcome.violations.join("\n---\n")
+        ));
     }
+    findings.extend(database_changes(
+        &before,
+        &seeder.snapshot().await,
+        &outcome,
+    ));
+    match target.host_log() {
+        Some(log) => findings.extend(log_alarms(&log)),
+        None => eprintln!("fuzz: external app, so its log is not checked"),
+    }
+    assert!(
+        findings.is_empty(),
+        "fuzz seed {seed}:\n{}",
+        findings.join("\n\n")
+    );
+}
+
+/// Host log lines that tell of a trap or a panic.
+fn log_alarms(log: &str) -> Option<String> {
+    let alarms: Vec<&str> = log
+        .lines()
+        .filter(|line| {
+            let line = line.to_ascii_lowercase();
+            LOG_ALARMS.iter().any(|alarm| line.contains(alarm))
+        })
+        .take(SHOWN_VIOLATIONS)
+        .collect();
+    (!alarms.is_empty()).then(|| format!("the host logged traps or panics:\n{}", alarms.join("\n")))
 }
 
 async fn run(target: &Target, world: &World, seed: u64, count: u64) -> Outcome {
@@ -192,24 +204,26 @@ fn is_error_object(body: &[u8]) -> bool {
     }
 }
 
-fn assert_database_unchanged(before: &Snapshot, after: &Snapshot, outcome: &Outcome, seed: u64) {
+/// What changed in the database that the requests had no right to change.
+fn database_changes(before: &Snapshot, after: &Snapshot, outcome: &Outcome) -> Vec<String> {
+    let mut changes = Vec::new();
     for (table, before, after) in [
         ("Chat", &before.chats, &after.chats),
         ("Message", &before.messages, &after.messages),
         ("Vote", &before.votes, &after.votes),
     ] {
-        assert!(
-            before == after,
-            "fuzz seed {seed}: chat.\"{table}\" changed\n  gone: {:?}\n  new: {:?}",
-            before.difference(after).collect::<Vec<_>>(),
-            after.difference(before).collect::<Vec<_>>()
-        );
+        if before != after {
+            changes.push(format!(
+                "chat.\"{table}\" changed\n  gone: {:?}\n  new: {:?}",
+                before.difference(after).collect::<Vec<_>>(),
+                after.difference(before).collect::<Vec<_>>()
+            ));
+        }
     }
     let gone: Vec<&String> = before.users.difference(&after.users).collect();
-    assert!(
-        gone.is_empty(),
-        "fuzz seed {seed}: user rows changed or vanished: {gone:?}"
-    );
+    if !gone.is_empty() {
+        changes.push(format!("user rows changed or vanished: {gone:?}"));
+    }
     let unexplained: BTreeSet<&String> = after
         .users
         .difference(&before.users)
@@ -219,10 +233,12 @@ fn assert_database_unchanged(before: &Snapshot, after: &Snapshot, outcome: &Outc
                 .is_some_and(|id| outcome.recorded_identities.contains(id))
         })
         .collect();
-    assert!(
-        unexplained.is_empty(),
-        "fuzz seed {seed}: users appeared that no successful GET /api/history named: {unexplained:?}"
-    );
+    if !unexplained.is_empty() {
+        changes.push(format!(
+            "users appeared that no successful GET /api/history named: {unexplained:?}"
+        ));
+    }
+    changes
 }
 
 /// Two users: one with a public and a private chat, one with one chat.
