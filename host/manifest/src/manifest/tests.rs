@@ -39,7 +39,7 @@ fn project_manifest_is_read_completely() {
 
     assert_eq!(
         manifest.components.keys().collect::<Vec<_>>(),
-        ["admin-schema", "history"]
+        ["admin-schema", "history", "messages"]
     );
     let history = &manifest.components["history"];
     assert_eq!(
@@ -78,6 +78,8 @@ fn project_manifest_is_read_completely() {
         [
             (HttpRoute::Path("/api/session".into()), "history"),
             (HttpRoute::Path("/api/history".into()), "history"),
+            (HttpRoute::Path("/api/chat/...".into()), "history"),
+            (HttpRoute::Path("/api/messages/...".into()), "messages"),
             (HttpRoute::Path("/admin/...".into()), "admin-schema"),
         ]
     );
@@ -113,6 +115,17 @@ fn project_manifest_routes_requests() {
     assert_eq!(
         route("/admin"),
         Some(("admin-schema".into(), String::new()))
+    );
+    let chat = "123e4567-e89b-12d3-a456-426614174000";
+    assert_eq!(
+        route(&format!("/api/chat/{chat}/visibility")),
+        Some(("history".into(), format!("/{chat}/visibility")))
+    );
+    // The wildcard also takes the bare prefix (until an exact route wins it).
+    assert_eq!(route("/api/chat"), Some(("history".into(), String::new())));
+    assert_eq!(
+        route(&format!("/api/messages/{chat}")),
+        Some(("messages".into(), format!("/{chat}")))
     );
     assert_eq!(route("/nope"), None);
     assert_eq!(route("/"), None);
