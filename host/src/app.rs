@@ -46,6 +46,7 @@ impl AppLink {
 
 pub struct LoadedApp {
     pub manifest: Manifest,
+    postgres: Arc<Pools>,
     pub variables: Arc<VariableResolver>,
     router: Router,
     components: HashMap<String, ProxyHandler<ComponentInstances>>,
@@ -100,12 +101,19 @@ impl LoadedApp {
         }
         let app = Arc::new(Self {
             manifest,
+            postgres,
             variables,
             router,
             components,
         });
         app_link.connect(&app);
         Ok(app)
+    }
+
+    /// Releases the app's database connections; call once serving stopped.
+    pub fn shut_down(&self) {
+        crate::instances::begin_shutdown();
+        self.postgres.close_all();
     }
 
     /// The public routes in precedence order, as `(route, component)`.

@@ -7,6 +7,7 @@ use crate::component::ComponentContext;
 use crate::state::HostState;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use wasmtime::component::GuestTaskId;
@@ -15,6 +16,14 @@ use wasmtime_wasi_http::handler::{
     HandlerState, Instance, Proxy, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
 };
 use wasmtime_wasi_http::p3::bindings::ServicePre;
+
+static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
+
+/// Marks the process as shutting down, so cancelled workers are not
+/// reported as failures.
+pub fn begin_shutdown() {
+    SHUTTING_DOWN.store(true, Ordering::Relaxed);
+}
 
 /// When an instance takes requests and when it is retired.
 #[derive(Clone, Copy, Debug)]
@@ -113,8 +122,13 @@ impl WorkerState for Worker {
     }
 
     fn drop(&self, _store: Store<HostState>, result: wasmtime::Result<()>) {
-        if let Err(error) = result {
-            tracing::error!(component = %self.component, "instance retired after a failure: {error:?}");
+        match result {
+            // Shutting down cancels every worker; that is no failure.
+            Err(_) if SHUTTING_DOWN.load(Ordering::Relaxed) => {}
+            Err(error) => {
+                tracing::error!(component = %self.component, "instance retired after a failure: {error:?}")
+            }
+            Ok(()) => {}
         }
     }
 }

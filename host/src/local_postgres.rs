@@ -221,6 +221,9 @@ impl LocalPostgres {
                 }
                 // After setuid, which clears it: die with the process that started us.
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT);
+                // Our own process group: a Ctrl-C in the terminal reaches the
+                // host, which then stops the server in order.
+                libc::setpgid(0, 0);
                 Ok(())
             });
         }

@@ -86,7 +86,9 @@ pub async fn run(options: UpOptions) -> Result<()> {
     for (route, component) in app.routes() {
         println!("  {component}: http://{address}{route}");
     }
-    crate::http_server::serve(app, listener, shutdown_signal()).await
+    let served = crate::http_server::serve(app.clone(), listener, shutdown_signal()).await;
+    app.shut_down();
+    served
 }
 
 /// An app variable's value from the environment, as Spin reads it; empty

@@ -72,6 +72,15 @@ impl Pools {
         })
     }
 
+    /// Closes every pool, so no connection outlives the host (or sees its
+    /// managed database stop under it).
+    pub fn close_all(&self) {
+        let pools = self.by_address.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for pool in pools.values() {
+            pool.close();
+        }
+    }
+
     fn pool_for(&self, address: &str, ca_root: Option<&str>) -> Result<Pool, CheckoutError> {
         let key = (address.to_owned(), ca_root.map(str::to_owned));
         let mut pools = self
