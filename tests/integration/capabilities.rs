@@ -93,7 +93,12 @@ async fn only_allowed_hosts_are_reachable() {
         (200, Some(200)),
         "{body}"
     );
-    let echoed: Value = serde_json::from_str(body["body"].as_str().unwrap_or_else(|| panic!("no body: {body}"))).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let echoed: Value = serde_json::from_str(
+        body["body"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no body: {body}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {body}"));
     assert_eq!(echoed["path"], "/probe/echo");
     let (status, body) = probe(&host, "/probe/http?url=http://nobody.spin.internal/x").await;
     assert_eq!(
@@ -137,5 +142,8 @@ async fn key_value_stores_work_and_only_declared_ones_open() {
     // A label the component does not declare is refused.
     let (status, body) = probe(&host, "/probe/kv?store=other").await;
     assert_eq!(status, 502, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("AccessDenied"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("AccessDenied"),
+        "{body}"
+    );
 }
