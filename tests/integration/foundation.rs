@@ -132,17 +132,11 @@ async fn pagination_walks_both_ways_through_chats_that_share_a_timestamp() {
     let created: Vec<i64> = (0..25).map(|i| i / 5).collect();
     seed_chats(&db, user, &created).await;
     let expected: Vec<Uuid> = db
-        .connect()
-        .await
-        .query(
+        .column(
             r#"SELECT id FROM chat."Chat" WHERE "userId" = $1 ORDER BY "createdAt" DESC, id DESC"#,
             &[&user],
         )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+        .await;
 
     // Forward, 7 at a time: every chat exactly once, newest first.
     let mut seen: Vec<Uuid> = Vec::new();
@@ -256,16 +250,12 @@ async fn migrations_are_idempotent_and_safe_when_hosts_start_together() {
         assert_eq!(lines.len(), 1, "{}", host.log());
     }
     let client = db.connect().await;
-    let versions: Vec<i32> = client
-        .query(
+    let versions: Vec<i32> = db
+        .column(
             "SELECT version FROM chat.schema_migrations ORDER BY version",
             &[],
         )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+        .await;
     assert_eq!(versions.first(), Some(&1));
     assert!(
         versions.windows(2).all(|w| w[1] == w[0] + 1),
@@ -331,16 +321,12 @@ async fn migrations_are_idempotent_and_safe_when_hosts_start_together() {
     );
 
     // The seed's tables and indexes exist exactly as named.
-    let tables: Vec<String> = client
-        .query(
+    let tables: Vec<String> = db
+        .column(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'chat' ORDER BY 1",
             &[],
         )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
+        .await;
     for table in ["Chat", "Message", "User", "Vote"] {
         assert!(tables.iter().any(|t| t == table), "{tables:?}");
     }

@@ -33,6 +33,24 @@ impl TestDatabase {
         Self { name, url }
     }
 
+    /// The first column of every row a query returns.
+    pub async fn column<T>(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Vec<T>
+    where
+        T: for<'a> tokio_postgres::types::FromSql<'a>,
+    {
+        let rows = self
+            .connect()
+            .await
+            .query(sql, params)
+            .await
+            .expect("querying the test database");
+        rows.iter().map(|row| row.get(0)).collect()
+    }
+
     /// A direct connection, for seeding and checking rows.
     pub async fn connect(&self) -> tokio_postgres::Client {
         let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
