@@ -45,9 +45,7 @@ impl AppLink {
 }
 
 pub struct LoadedApp {
-    pub manifest: Manifest,
     postgres: Arc<Pools>,
-    pub variables: Arc<VariableResolver>,
     router: Router,
     components: HashMap<String, ProxyHandler<ComponentInstances>>,
 }
@@ -100,9 +98,7 @@ impl LoadedApp {
             components.insert(id.clone(), ProxyHandler::new(instances));
         }
         let app = Arc::new(Self {
-            manifest,
             postgres,
-            variables,
             router,
             components,
         });

@@ -12,8 +12,8 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -71,7 +71,9 @@ pub async fn serve(
         .await
         .is_err()
     {
-        tracing::warn!("some requests were still running after {SHUTDOWN_GRACE:?}; stopping anyway");
+        tracing::warn!(
+            "some requests were still running after {SHUTDOWN_GRACE:?}; stopping anyway"
+        );
     }
     Ok(())
 }

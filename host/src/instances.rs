@@ -171,3 +171,77 @@ impl WorkerExpiration for Expiration {
         this.timer.as_mut().poll(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker() -> Worker {
+        Worker {
+            component: "test".into(),
+            policy: ReusePolicy::default(),
+        }
+    }
+
+    #[test]
+    fn an_instance_takes_up_to_16_at_once_and_128_in_all() {
+        let worker = worker();
+        assert!(matches!(
+            worker.should_accept_request(0, 0),
+            ShouldAccept::Yes
+        ));
+        assert!(matches!(
+            worker.should_accept_request(15, 100),
+            ShouldAccept::Yes
+        ));
+        assert!(matches!(
+            worker.should_accept_request(16, 100),
+            ShouldAccept::No
+        ));
+        assert!(matches!(
+            worker.should_accept_request(3, 128),
+            ShouldAccept::Never
+        ));
+    }
+
+    #[tokio::test]
+    async fn idle_and_overdue_instances_expire_but_streaming_ones_do_not() {
+        let policy = ReusePolicy::default();
+        let mut expiration = Box::pin(Expiration::new(policy));
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let now = Instant::now();
+        let long_ago = now - policy.response_timeout - Duration::from_secs(1);
+
+        assert!(
+            expiration
+                .as_mut()
+                .poll(&mut cx, WorkerStatus::Idle, now)
+                .is_pending()
+        );
+        assert!(
+            expiration
+                .as_mut()
+                .poll(&mut cx, WorkerStatus::Idle, long_ago)
+                .is_ready()
+        );
+        assert!(
+            expiration
+                .as_mut()
+                .poll(&mut cx, WorkerStatus::Requests, now)
+                .is_pending()
+        );
+        assert!(
+            expiration
+                .as_mut()
+                .poll(&mut cx, WorkerStatus::Requests, long_ago)
+                .is_ready()
+        );
+        assert!(
+            expiration
+                .as_mut()
+                .poll(&mut cx, WorkerStatus::PostReturn, long_ago)
+                .is_pending()
+        );
+    }
+}

@@ -71,10 +71,6 @@ impl LocalPostgres {
         Ok(cluster)
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// Connection string for `database` as the superuser `postgres`.
     pub fn url(&self, database: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
@@ -91,12 +87,6 @@ impl LocalPostgres {
             Ok(result) => result.map(drop).context("waiting for PostgreSQL to stop"),
             Err(_) => bail!("the PostgreSQL supervisor thread panicked"),
         }
-    }
-
-    /// Starts the server again after [`stop`](Self::stop), on the same port.
-    pub fn restart(&mut self) -> Result<()> {
-        self.stop()?;
-        self.start_server()
     }
 
     fn init_db(&self) -> Result<()> {

@@ -75,7 +75,10 @@ impl Pools {
     /// Closes every pool, so no connection outlives the host (or sees its
     /// managed database stop under it).
     pub fn close_all(&self) {
-        let pools = self.by_address.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let pools = self
+            .by_address
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         for pool in pools.values() {
             pool.close();
         }
