@@ -14,13 +14,12 @@ use chat_manifest::{AllowedHosts, Manifest, RouteMatch, Router, VariableResolver
 use http_body_util::{BodyExt, Full};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock, Weak};
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, ProxyHandler};
 
 pub struct AppOptions {
-    pub manifest_path: PathBuf,
+    pub manifest: Manifest,
     /// Values the host sets for app variables (they win over the environment).
     pub variable_overrides: BTreeMap<String, String>,
     pub runtime_config: RuntimeConfig,
@@ -52,7 +51,7 @@ pub struct LoadedApp {
 
 impl LoadedApp {
     pub fn load(options: AppOptions) -> Result<Arc<Self>> {
-        let manifest = Manifest::load(&options.manifest_path)?;
+        let manifest = options.manifest;
         let variables = Arc::new(VariableResolver::new(
             &manifest,
             std::env::vars(),

@@ -42,9 +42,7 @@ pub async fn run(options: UpOptions) -> Result<()> {
     // Zero configuration: no db_url means a local PostgreSQL we run ourselves.
     let _local_postgres = if manifest.variables.contains_key(DB_URL) && configured(DB_URL).is_none()
     {
-        let data_dir = app_dir(&options.manifest_path)
-            .join(".chat-host")
-            .join("postgres");
+        let data_dir = manifest.base_dir.join(".chat-host").join("postgres");
         let cluster = start_local_postgres(&data_dir).await?;
         overrides.insert(DB_URL.to_owned(), cluster.url(LOCAL_DATABASE));
         Some(cluster)
@@ -65,15 +63,16 @@ pub async fn run(options: UpOptions) -> Result<()> {
         }
     };
 
+    let has_schema_component = manifest.components.contains_key(SCHEMA_COMPONENT);
     let app = LoadedApp::load(AppOptions {
-        manifest_path: options.manifest_path.clone(),
+        manifest,
         variable_overrides: overrides,
         runtime_config,
         postgres: PoolSettings::default(),
         reuse: ReusePolicy::default(),
     })?;
 
-    if manifest.components.contains_key(SCHEMA_COMPONENT) {
+    if has_schema_component {
         migrate_schema(&app, &admin_token).await;
     }
 
@@ -97,13 +96,6 @@ fn configured(variable: &str) -> Option<String> {
     std::env::var(format!("SPIN_VARIABLE_{}", variable.to_ascii_uppercase()))
         .ok()
         .filter(|value| !value.is_empty())
-}
-
-fn app_dir(manifest_path: &Path) -> PathBuf {
-    match manifest_path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
 }
 
 async fn start_local_postgres(data_dir: &Path) -> Result<LocalPostgres> {
