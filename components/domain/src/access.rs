@@ -62,6 +62,8 @@ pub enum ChatAction {
     ReadMessages,
     Delete,
     ChangeVisibility,
+    /// Continuing the conversation (`POST /api/chat` with the chat's id).
+    AddMessages,
 }
 
 /// Whether `caller` (a user id) may perform `action` on the chat described by
@@ -72,7 +74,8 @@ pub enum ChatAction {
 /// - anyone may read a public chat; a private one is 403;
 /// - deleting someone else's chat is 404, as if it did not exist, so a failed
 ///   delete reveals nothing;
-/// - changing someone else's chat's visibility is 403.
+/// - changing someone else's chat's visibility, or adding messages to it
+///   (public or not), is 403.
 pub fn decide(
     access: Option<&ChatAccess>,
     caller: &str,
@@ -93,6 +96,9 @@ pub fn decide(
         ChatAction::ChangeVisibility => Err(ApiError::forbidden(
             "Only the chat's owner can change its visibility.",
         )),
+        ChatAction::AddMessages => Err(ApiError::forbidden(
+            "This chat belongs to someone else: only its owner can add messages to it.",
+        )),
     }
 }
 
@@ -112,10 +118,11 @@ mod tests {
 
     const OWNER: &str = "owner@example.com";
     const OTHER: &str = "other@example.com";
-    const ACTIONS: [ChatAction; 3] = [
+    const ACTIONS: [ChatAction; 4] = [
         ChatAction::ReadMessages,
         ChatAction::Delete,
         ChatAction::ChangeVisibility,
+        ChatAction::AddMessages,
     ];
 
     fn chat(visibility: Visibility) -> ChatAccess {
@@ -181,6 +188,7 @@ mod tests {
                 status(Some(&access), OTHER, ChatAction::ChangeVisibility),
                 403
             );
+            assert_eq!(status(Some(&access), OTHER, ChatAction::AddMessages), 403);
         }
     }
 

@@ -39,6 +39,10 @@ impl ApiError {
         Self::new(404, message)
     }
 
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(409, message)
+    }
+
     /// `allow` lists the methods the route accepts, as in an `Allow` header.
     pub fn method_not_allowed(allow: &'static str) -> Self {
         Self {
@@ -90,6 +94,7 @@ mod tests {
             (ApiError::forbidden("x"), 403),
             (ApiError::not_found("x"), 404),
             (ApiError::method_not_allowed("GET"), 405),
+            (ApiError::conflict("x"), 409),
             (ApiError::payload_too_large("x"), 413),
             (ApiError::internal("x"), 500),
             (ApiError::service_unavailable("x"), 503),

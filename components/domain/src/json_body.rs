@@ -60,12 +60,14 @@ impl JsonObject {
 
     /// Takes the value of a field the request must have.
     pub fn take_required(&mut self, name: &str) -> Result<Value, ApiError> {
-        match self.fields.iter().position(|(field, _)| field == name) {
-            Some(index) => Ok(self.fields.swap_remove(index).1),
-            None => Err(ApiError::bad_request(format!(
-                "The field `{name}` is missing."
-            ))),
-        }
+        self.take(name)
+            .ok_or_else(|| ApiError::bad_request(format!("The field `{name}` is missing.")))
+    }
+
+    /// Takes the value of an optional field.
+    pub fn take(&mut self, name: &str) -> Option<Value> {
+        let index = self.fields.iter().position(|(field, _)| field == name)?;
+        Some(self.fields.swap_remove(index).1)
     }
 }
 

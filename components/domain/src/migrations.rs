@@ -78,6 +78,16 @@ pub const MIGRATIONS: &[Migration] = &[
             r#"ALTER TABLE chat."Message" ADD COLUMN IF NOT EXISTS "insertionOrder" BIGINT GENERATED ALWAYS AS IDENTITY"#,
         ],
     },
+    Migration {
+        version: 4,
+        name: "message status: complete, incomplete or error",
+        // How much of a reply a message holds (conversation.rs). Existing
+        // rows and the seed's INSERTs get 'complete'; a constant default
+        // adds the column without rewriting the table.
+        statements: &[
+            r#"ALTER TABLE chat."Message" ADD COLUMN IF NOT EXISTS status VARCHAR(10) NOT NULL DEFAULT 'complete' CHECK (status IN ('complete', 'incomplete', 'error'))"#,
+        ],
+    },
 ];
 
 /// The key of the transaction-scoped advisory lock that serialises migration

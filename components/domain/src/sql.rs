@@ -11,6 +11,15 @@ pub enum SqlParam {
     Uuid(Uuid),
     Int32(i32),
     Int64(i64),
+    /// SQL NULL; Postgres infers its type from where it is used.
+    Null,
+}
+
+impl SqlParam {
+    /// Text, or NULL for `None`.
+    pub fn optional_text(text: Option<&str>) -> Self {
+        text.map_or(Self::Null, |text| Self::Text(text.to_owned()))
+    }
 }
 
 /// One SQL statement with its positional parameters (`$1` is `params[0]`).

@@ -18,11 +18,14 @@ pub fn parse_uuid(field: &str, value: &str) -> Result<Uuid, ApiError> {
     Some(value)
         .filter(|value| value.len() == HYPHENATED_UUID_LEN)
         .and_then(|value| Uuid::try_parse(value).ok())
-        .ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "{field} must be a UUID such as 123e4567-e89b-12d3-a456-426614174000"
-            ))
-        })
+        .ok_or_else(|| not_a_uuid(field))
+}
+
+/// The 400 for a `field` that should hold a UUID and does not.
+pub fn not_a_uuid(field: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "{field} must be a UUID such as 123e4567-e89b-12d3-a456-426614174000"
+    ))
 }
 
 /// Caller-supplied text as an error message may repeat it: at most

@@ -153,6 +153,33 @@ impl Db {
             .map_err(DbError::from_statement)
     }
 
+    /// Runs `work` in one transaction: committed when it succeeds, rolled
+    /// back when it fails (best effort: a dropped connection has rolled back
+    /// already).
+    pub async fn transaction<T, E>(
+        &self,
+        work: impl AsyncFnOnce(&Db) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
+        self.execute(&Statement::without_params("BEGIN")).await?;
+        match work(self).await {
+            Ok(value) => {
+                self.execute(&Statement::without_params("COMMIT"))
+                    .await
+                    .map_err(|error| error.context("committing a transaction"))?;
+                Ok(value)
+            }
+            Err(error) => {
+                if let Err(rollback) = self.execute(&Statement::without_params("ROLLBACK")).await {
+                    crate::log::failure("rolling back a failed transaction", &rollback);
+                }
+                Err(error)
+            }
+        }
+    }
+
     /// Runs a statement and collects its rows. The final status is checked
     /// after the rows, since an error can arrive after some rows were sent.
     pub async fn query(&self, statement: &Statement) -> Result<Vec<DbRow>, DbError> {
@@ -179,6 +206,7 @@ fn parameters(statement: &Statement) -> Vec<ParameterValue> {
             SqlParam::Uuid(id) => ParameterValue::Uuid(id.to_string()),
             SqlParam::Int32(n) => ParameterValue::Int32(*n),
             SqlParam::Int64(n) => ParameterValue::Int64(*n),
+            SqlParam::Null => ParameterValue::DbNull,
         })
         .collect()
 }
@@ -349,6 +377,7 @@ mod tests {
                 SqlParam::Uuid(id),
                 SqlParam::Int32(1),
                 SqlParam::Int64(21),
+                SqlParam::Null,
             ],
         );
         let mapped = parameters(&statement);
@@ -358,6 +387,7 @@ mod tests {
         );
         assert!(matches!(mapped[2], ParameterValue::Int32(1)));
         assert!(matches!(mapped[3], ParameterValue::Int64(21)));
+        assert!(matches!(mapped[4], ParameterValue::DbNull));
     }
 
     #[test]

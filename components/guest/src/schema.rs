@@ -38,23 +38,9 @@ pub async fn connect_migrated() -> Result<Db, DbError> {
 /// Applies every pending migration in one transaction under the migration
 /// lock. On failure the transaction is rolled back and nothing is applied.
 pub async fn migrate(db: &Db) -> Result<MigrationReport, DbError> {
-    db.execute(&Statement::without_params("BEGIN")).await?;
-    match apply_pending(db).await {
-        Ok(report) => {
-            db.execute(&Statement::without_params("COMMIT"))
-                .await
-                .map_err(|error| error.context("committing the migrations"))?;
-            SCHEMA_IS_CURRENT.store(true, Ordering::Release);
-            Ok(report)
-        }
-        Err(error) => {
-            // Best effort: a dropped connection has rolled back already.
-            if let Err(rollback) = db.execute(&Statement::without_params("ROLLBACK")).await {
-                crate::log::failure("rolling back a failed migration", &rollback);
-            }
-            Err(error)
-        }
-    }
+    let report = db.transaction(apply_pending).await?;
+    SCHEMA_IS_CURRENT.store(true, Ordering::Release);
+    Ok(report)
 }
 
 /// Which migrations the database has and which it still needs.

@@ -1,0 +1,323 @@
+//! What `POST /api/chat` writes: the chat on first use, the user's message
+//! before the model is called, and the assistant's reply while and after it
+//! streams, each marked with how complete it is.
+//!
+//! Every write is safe to repeat. A chat or message id that already names
+//! someone else's row is never overwritten, and the answer to such a clash
+//! says nothing about that row.
+
+use crate::ApiError;
+use crate::access::{self, ChatAccess, ChatAction, Visibility};
+use crate::sql::{SqlParam, Statement};
+use serde_json::json;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Text that has arrived is written at least this often while the reply
+/// streams, so a host killed mid-stream loses at most this much of it.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Creates the chat unless it exists, and answers the chat's owner and
+/// visibility and whether it was created: "userId", visibility, created.
+///
+/// The outer SELECT cannot see the row the INSERT adds (WITH queries share
+/// one snapshot), so exactly one branch answers, except when a concurrent
+/// request created the chat after this statement's snapshot was taken: then
+/// no row comes back, and running the statement again sees that chat.
+const CLAIM_CHAT: &str = r#"WITH created AS (
+  INSERT INTO chat."Chat" (id, title, "userId") VALUES ($1, $3, $2)
+  ON CONFLICT (id) DO NOTHING
+  RETURNING "userId", visibility
+)
+SELECT "userId", visibility, true FROM created
+UNION ALL
+SELECT "userId", visibility, false FROM chat."Chat" WHERE id = $1"#;
+
+/// Stores the user's message once: one row when it is stored now (true) or
+/// was already stored as this chat's user message (false, a retry). No row:
+/// the id belongs to another message (or, as for [`CLAIM_CHAT`], to one a
+/// concurrent request stored after this statement's snapshot).
+const STORE_USER_MESSAGE: &str = r#"WITH stored AS (
+  INSERT INTO chat."Message" (id, "chatId", role, parts) VALUES ($1, $2, 'user', $3::text::json)
+  ON CONFLICT (id) DO NOTHING
+  RETURNING id
+)
+SELECT true FROM stored
+UNION ALL
+SELECT false FROM chat."Message" WHERE id = $1 AND "chatId" = $2 AND role = 'user'"#;
+
+/// Writes the reply so far, or in full; the same id is rewritten by each
+/// checkpoint and by the final write. Its first write fixes "createdAt" and
+/// the insertion order, after the user's message.
+const SAVE_ASSISTANT_MESSAGE: &str = r#"INSERT INTO chat."Message" (id, "chatId", role, parts, "traceId", status)
+VALUES ($1, $2, 'assistant', $3::text::json, $4, $5)
+ON CONFLICT (id) DO UPDATE
+SET parts = EXCLUDED.parts, "traceId" = EXCLUDED."traceId", status = EXCLUDED.status
+WHERE chat."Message"."chatId" = EXCLUDED."chatId" AND chat."Message".role = 'assistant'"#;
+
+const SET_TITLE: &str = r#"UPDATE chat."Chat" SET title = $3 WHERE id = $1 AND "userId" = $2"#;
+
+/// How much of the reply a stored assistant message holds (the `status`
+/// column of migration 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageStatus {
+    /// The endpoint finished its reply; the text is all of it.
+    Complete,
+    /// The text so far of a reply that is still streaming (a checkpoint; if
+    /// the host died, it stays so), or of one that broke off after some text
+    /// arrived.
+    Incomplete,
+    /// The endpoint failed before any text arrived: the message records that
+    /// this turn got no reply.
+    Error,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Incomplete => "incomplete",
+            Self::Error => "error",
+        }
+    }
+
+    /// The status of a reply that ended: normally, or failed with or
+    /// without text.
+    pub fn of_ended_reply(completed: bool, text: &str) -> Self {
+        match (completed, text.is_empty()) {
+            (true, _) => Self::Complete,
+            (false, false) => Self::Incomplete,
+            (false, true) => Self::Error,
+        }
+    }
+}
+
+pub fn claim_chat_statement(chat_id: Uuid, caller: &str, title: &str) -> Statement {
+    Statement::new(
+        CLAIM_CHAT,
+        vec![
+            SqlParam::Uuid(chat_id),
+            SqlParam::Text(caller.to_owned()),
+            SqlParam::Text(title.to_owned()),
+        ],
+    )
+}
+
+/// What [`claim_chat_statement`] found: the chat as it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatClaim {
+    pub access: ChatAccess,
+    /// Whether this request created the chat (so it needs a title).
+    pub created: bool,
+}
+
+impl ChatClaim {
+    /// Whether `caller` may add messages: it is their chat (new or not);
+    /// someone else's, public or private, is 403.
+    pub fn authorize(&self, caller: &str) -> Result<(), ApiError> {
+        access::decide(Some(&self.access), caller, ChatAction::AddMessages)
+    }
+
+    /// Reads a row of the claim statement: "userId", visibility, created.
+    pub fn new(owner: String, visibility: &str, created: bool) -> Self {
+        Self {
+            access: ChatAccess {
+                owner,
+                visibility: Visibility::from_stored(visibility),
+            },
+            created,
+        }
+    }
+}
+
+pub fn store_user_message_statement(message_id: Uuid, chat_id: Uuid, text: &str) -> Statement {
+    Statement::new(
+        STORE_USER_MESSAGE,
+        vec![
+            SqlParam::Uuid(message_id),
+            SqlParam::Uuid(chat_id),
+            SqlParam::Text(text_parts(text)),
+        ],
+    )
+}
+
+/// The 409 for a message id that [`store_user_message_statement`] found
+/// taken by another message.
+pub fn message_id_taken(message_id: Uuid) -> ApiError {
+    ApiError::conflict(format!(
+        "The message id {message_id} is already used by another message; \
+         give the new message an id of its own."
+    ))
+}
+
+pub fn save_assistant_message_statement(
+    message_id: Uuid,
+    chat_id: Uuid,
+    text: &str,
+    trace_id: Option<&str>,
+    status: MessageStatus,
+) -> Statement {
+    Statement::new(
+        SAVE_ASSISTANT_MESSAGE,
+        vec![
+            SqlParam::Uuid(message_id),
+            SqlParam::Uuid(chat_id),
+            SqlParam::Text(text_parts(text)),
+            SqlParam::optional_text(trace_id),
+            SqlParam::Text(status.as_str().to_owned()),
+        ],
+    )
+}
+
+/// Gives the owner's chat its generated title.
+pub fn set_title_statement(chat_id: Uuid, owner: &str, title: &str) -> Statement {
+    Statement::new(
+        SET_TITLE,
+        vec![
+            SqlParam::Uuid(chat_id),
+            SqlParam::Text(owner.to_owned()),
+            SqlParam::Text(title.to_owned()),
+        ],
+    )
+}
+
+/// A message's `parts` as the seed stores them: one text part.
+pub fn text_parts(text: &str) -> String {
+    json!([{ "type": "text", "text": text }]).to_string()
+}
+
+/// How long until the reply's text must be checkpointed: `None` while all of
+/// it is saved, otherwise what is left of [`CHECKPOINT_INTERVAL`] since the
+/// last checkpoint (or since the reply began), zero when it is due now.
+pub fn checkpoint_due_in(unsaved_text: bool, since_last_checkpoint: Duration) -> Option<Duration> {
+    unsaved_text.then(|| CHECKPOINT_INTERVAL.saturating_sub(since_last_checkpoint))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OWNER: &str = "owner@example.com";
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    #[test]
+    fn the_claim_creates_with_the_callers_id_and_title() {
+        let statement = claim_chat_statement(id(1), OWNER, "Hello there");
+        assert_eq!(
+            statement.params,
+            vec![
+                SqlParam::Uuid(id(1)),
+                SqlParam::Text(OWNER.into()),
+                SqlParam::Text("Hello there".into())
+            ]
+        );
+        assert!(statement.sql.contains("ON CONFLICT (id) DO NOTHING"));
+        assert!(
+            !statement.sql.contains("DO UPDATE"),
+            "never touches another's chat"
+        );
+    }
+
+    #[test]
+    fn only_the_owner_adds_messages_whatever_the_visibility() {
+        let mine = ChatClaim::new(OWNER.into(), "private", false);
+        assert_eq!(mine.authorize(OWNER), Ok(()));
+        for visibility in ["public", "private"] {
+            let theirs = ChatClaim::new("other@example.com".into(), visibility, false);
+            assert_eq!(
+                theirs.authorize(OWNER).unwrap_err().status,
+                403,
+                "{visibility}"
+            );
+        }
+        assert!(ChatClaim::new(OWNER.into(), "private", true).created);
+    }
+
+    #[test]
+    fn the_user_message_is_stored_once_as_text_parts() {
+        let statement = store_user_message_statement(id(2), id(1), "Hi \"you\"");
+        assert_eq!(
+            statement.params,
+            vec![
+                SqlParam::Uuid(id(2)),
+                SqlParam::Uuid(id(1)),
+                SqlParam::Text(r#"[{"text":"Hi \"you\"","type":"text"}]"#.into())
+            ]
+        );
+        assert!(statement.sql.contains("ON CONFLICT (id) DO NOTHING"));
+        assert!(statement.sql.contains(r#""chatId" = $2 AND role = 'user'"#));
+        let taken = message_id_taken(id(2));
+        assert_eq!(taken.status, 409);
+        assert!(taken.message.contains(&id(2).to_string()));
+    }
+
+    #[test]
+    fn the_assistant_message_is_rewritten_only_in_its_own_chat() {
+        let statement = save_assistant_message_statement(
+            id(3),
+            id(1),
+            "Hello",
+            Some("tr-1"),
+            MessageStatus::Incomplete,
+        );
+        assert_eq!(
+            statement.params,
+            vec![
+                SqlParam::Uuid(id(3)),
+                SqlParam::Uuid(id(1)),
+                SqlParam::Text(r#"[{"text":"Hello","type":"text"}]"#.into()),
+                SqlParam::Text("tr-1".into()),
+                SqlParam::Text("incomplete".into())
+            ]
+        );
+        assert!(
+            statement
+                .sql
+                .contains(r#"WHERE chat."Message"."chatId" = EXCLUDED."chatId""#)
+        );
+        let without_trace =
+            save_assistant_message_statement(id(3), id(1), "", None, MessageStatus::Error);
+        assert_eq!(without_trace.params[3], SqlParam::Null);
+        assert_eq!(without_trace.params[4], SqlParam::Text("error".into()));
+    }
+
+    #[test]
+    fn the_title_is_set_on_the_owners_chat_only() {
+        let statement = set_title_statement(id(1), OWNER, "Trip Plans");
+        assert!(statement.sql.contains(r#"AND "userId" = $2"#));
+        assert_eq!(statement.params[2], SqlParam::Text("Trip Plans".into()));
+    }
+
+    #[test]
+    fn an_ended_reply_is_complete_incomplete_or_an_error() {
+        assert_eq!(
+            MessageStatus::of_ended_reply(true, "all"),
+            MessageStatus::Complete
+        );
+        assert_eq!(
+            MessageStatus::of_ended_reply(true, ""),
+            MessageStatus::Complete
+        );
+        assert_eq!(
+            MessageStatus::of_ended_reply(false, "some"),
+            MessageStatus::Incomplete
+        );
+        assert_eq!(
+            MessageStatus::of_ended_reply(false, ""),
+            MessageStatus::Error
+        );
+    }
+
+    #[test]
+    fn checkpoints_come_at_most_every_two_seconds_and_only_for_new_text() {
+        let ms = Duration::from_millis;
+        assert_eq!(checkpoint_due_in(false, ms(5000)), None);
+        assert_eq!(checkpoint_due_in(true, ms(0)), Some(ms(2000)));
+        assert_eq!(checkpoint_due_in(true, ms(1500)), Some(ms(500)));
+        assert_eq!(checkpoint_due_in(true, ms(2000)), Some(Duration::ZERO));
+        assert_eq!(checkpoint_due_in(true, ms(9000)), Some(Duration::ZERO));
+    }
+}

@@ -1,0 +1,355 @@
+//! The model-serving endpoint as SPEC.md describes it: what is sent to it,
+//! how its answers are read (chat-completions and Responses formats alike),
+//! and what a failure to get a reply tells the user.
+
+use crate::chat_request::ChatMessage;
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// How long the endpoint may stay silent (before its answer begins, and
+/// between two reads of it) when `serving_timeout_seconds` is not set.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_TIMEOUT_SECONDS: u64 = 3600;
+
+/// A title is this many characters at most (the seed's cut).
+pub const MAX_TITLE_CHARS: usize = 80;
+/// Without a generated title, the chat is named after this many characters
+/// of its first message.
+pub const FALLBACK_TITLE_CHARS: usize = 60;
+/// How much of the first message the title prompt quotes (the seed's cut).
+const TITLE_PROMPT_MESSAGE_CHARS: usize = 500;
+
+const TITLE_INSTRUCTION: &str = "Generate a 4-6 word title summarizing this conversation. Respond with only the title, no punctuation.";
+
+/// The text a chunk adds to the reply: a Responses API
+/// `response.output_text.delta` event's `delta`, or a chat-completions
+/// chunk's `choices[0].delta.content`.
+pub fn extract_delta(chunk: &Value) -> Option<&str> {
+    if chunk["type"] == "response.output_text.delta" {
+        return chunk["delta"].as_str();
+    }
+    chunk["choices"][0]["delta"]["content"].as_str()
+}
+
+/// The trace id a chunk carries, if any: Databricks'
+/// `databricks_output.trace.info.trace_id`, else a top-level `trace_id`.
+pub fn extract_trace_id(chunk: &Value) -> Option<&str> {
+    chunk["databricks_output"]["trace"]["info"]["trace_id"]
+        .as_str()
+        .or_else(|| chunk["trace_id"].as_str())
+        .filter(|id| !id.is_empty())
+}
+
+/// The `serving_timeout_seconds` setting: whole seconds from 1 to 3600, or
+/// unset for [`DEFAULT_TIMEOUT`]. The error says what is wrong.
+pub fn timeout_setting(value: Option<&str>) -> Result<Duration, String> {
+    let Some(value) = value else {
+        return Ok(DEFAULT_TIMEOUT);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(seconds @ 1..=MAX_TIMEOUT_SECONDS) => Ok(Duration::from_secs(seconds)),
+        _ => Err(format!(
+            "serving_timeout_seconds must be a whole number of seconds from 1 to {MAX_TIMEOUT_SECONDS}, not {value:?}"
+        )),
+    }
+}
+
+/// The `Authorization` header for the endpoint: the user's own token when
+/// the gateway passed one (the call is made on their behalf), else the
+/// app's `serving_token`, else none.
+pub fn authorization(user_token: Option<&str>, app_token: Option<&str>) -> Option<String> {
+    user_token
+        .or(app_token)
+        .map(|token| format!("Bearer {token}"))
+}
+
+#[derive(Serialize)]
+struct UpstreamMessage<'m> {
+    role: &'m str,
+    content: &'m str,
+}
+
+/// The streaming request: the conversation as roles and contents (ids and
+/// other client fields are not the endpoint's business) and `stream: true`.
+pub fn reply_request_body(messages: &[ChatMessage]) -> Vec<u8> {
+    let messages: Vec<UpstreamMessage> = messages
+        .iter()
+        .map(|message| UpstreamMessage {
+            role: message.role.as_str(),
+            content: &message.content,
+        })
+        .collect();
+    json!({ "messages": messages, "stream": true })
+        .to_string()
+        .into_bytes()
+}
+
+/// The title request: the same endpoint, not streaming, asked for a short
+/// title of the first message.
+pub fn title_request_body(first_message: &str) -> Vec<u8> {
+    json!({
+        "messages": [
+            { "role": "system", "content": TITLE_INSTRUCTION },
+            { "role": "user", "content": first_chars(first_message, TITLE_PROMPT_MESSAGE_CHARS) },
+        ]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// The title in a non-streaming answer (`choices[0].message.content` or
+/// `output[0].content[0].text`), trimmed, unquoted and cut to
+/// [`MAX_TITLE_CHARS`]; `None` when there is none worth using.
+pub fn title_from_answer(body: &[u8]) -> Option<String> {
+    let answer: Value = serde_json::from_slice(body).ok()?;
+    let text = answer["choices"][0]["message"]["content"]
+        .as_str()
+        .or_else(|| answer["output"][0]["content"][0]["text"].as_str())?;
+    let title = single_line(text);
+    let title =
+        title.trim_matches(|c: char| matches!(c, '"' | '\'' | '“' | '”') || c.is_whitespace());
+    (!title.is_empty()).then(|| first_chars(title, MAX_TITLE_CHARS).trim_end().to_owned())
+}
+
+/// The title a new chat gets at once, and keeps when no better one comes:
+/// the first [`FALLBACK_TITLE_CHARS`] characters of its first message, on
+/// one line.
+pub fn fallback_title(first_message: &str) -> String {
+    first_chars(&single_line(first_message), FALLBACK_TITLE_CHARS)
+        .trim_end()
+        .to_owned()
+}
+
+/// Runs of whitespace (newlines included) as one space, trimmed: a title is
+/// shown on one line of the sidebar.
+fn single_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn first_chars(text: &str, count: usize) -> &str {
+    match text.char_indices().nth(count) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
+    }
+}
+
+/// Why the endpoint gave no (complete) reply. Each is told to the user as a
+/// sentence in the stream's `error` event; details go to the server log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    /// The endpoint's settings are missing or invalid (the log says which).
+    Misconfigured,
+    /// The host refused the request: the endpoint is not in the component's
+    /// `allowed_outbound_hosts` (see `serving_endpoint_origin`).
+    NotAllowed,
+    /// No connection could be made, or the request failed before an answer.
+    Unreachable,
+    /// The endpoint answered with this non-2xx status.
+    Status(u16),
+    /// The endpoint stayed silent for longer than the timeout.
+    TimedOut,
+    /// The answer broke off before its end.
+    BrokeOff,
+    /// An event of the answer was larger than the stream parser accepts.
+    Malformed,
+}
+
+impl UpstreamFailure {
+    /// A sentence for the user; it names no internals.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Misconfigured => {
+                "The app's model endpoint is not configured correctly; the server log says how to fix it."
+                    .to_owned()
+            }
+            Self::NotAllowed => {
+                "This app is not allowed to reach its model endpoint; the server log says how to fix it."
+                    .to_owned()
+            }
+            Self::Unreachable => "The model endpoint could not be reached.".to_owned(),
+            Self::Status(status) => format!("The model endpoint answered with status {status}."),
+            Self::TimedOut => "The model endpoint stopped answering in time.".to_owned(),
+            Self::BrokeOff => "The model endpoint's reply broke off.".to_owned(),
+            Self::Malformed => "The model endpoint's reply could not be read.".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat_request::Role;
+
+    #[test]
+    fn deltas_in_both_formats() {
+        let chat = json!({"choices": [{"index": 0, "delta": {"content": "Hel"}}]});
+        assert_eq!(extract_delta(&chat), Some("Hel"));
+        let responses = json!({"type": "response.output_text.delta", "delta": "lo"});
+        assert_eq!(extract_delta(&responses), Some("lo"));
+    }
+
+    #[test]
+    fn chunks_without_text_add_nothing() {
+        for chunk in [
+            json!({"choices": [{"delta": {"role": "assistant"}}]}),
+            json!({"choices": [{"delta": {}, "finish_reason": "stop"}]}),
+            json!({"choices": []}),
+            json!({"choices": [{"delta": {"content": null}}]}),
+            json!({"choices": [{"delta": {"content": 5}}]}),
+            json!({"type": "response.output_text.done", "text": "whole"}),
+            json!({"type": "response.output_text.delta", "delta": 1}),
+            // A delta outside its event type is no text.
+            json!({"type": "response.created", "delta": "x"}),
+            json!("just a string"),
+            json!([1, 2]),
+        ] {
+            assert_eq!(extract_delta(&chunk), None, "{chunk}");
+        }
+    }
+
+    #[test]
+    fn trace_ids_in_either_place() {
+        let databricks = json!({"databricks_output": {"trace": {"info": {"trace_id": "tr-1"}}}});
+        assert_eq!(extract_trace_id(&databricks), Some("tr-1"));
+        assert_eq!(extract_trace_id(&json!({"trace_id": "tr-2"})), Some("tr-2"));
+        let both = json!({"trace_id": "tr-top", "databricks_output": {"trace": {"info": {"trace_id": "tr-db"}}}});
+        assert_eq!(extract_trace_id(&both), Some("tr-db"));
+        for chunk in [
+            json!({}),
+            json!({"trace_id": null}),
+            json!({"trace_id": 7}),
+            json!({"trace_id": ""}),
+            json!({"databricks_output": {"trace": {}}}),
+        ] {
+            assert_eq!(extract_trace_id(&chunk), None, "{chunk}");
+        }
+    }
+
+    #[test]
+    fn the_timeout_is_whole_seconds_within_bounds() {
+        assert_eq!(timeout_setting(None), Ok(DEFAULT_TIMEOUT));
+        assert_eq!(timeout_setting(Some("1")), Ok(Duration::from_secs(1)));
+        assert_eq!(
+            timeout_setting(Some(" 3600 ")),
+            Ok(Duration::from_secs(3600))
+        );
+        for bad in ["0", "3601", "-1", "1.5", "ten", ""] {
+            let error = timeout_setting(Some(bad)).unwrap_err();
+            assert!(
+                error.starts_with("serving_timeout_seconds must be"),
+                "{bad}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_users_token_goes_first() {
+        assert_eq!(
+            authorization(Some("user"), Some("app")).as_deref(),
+            Some("Bearer user")
+        );
+        assert_eq!(
+            authorization(None, Some("app")).as_deref(),
+            Some("Bearer app")
+        );
+        assert_eq!(authorization(None, None), None);
+    }
+
+    #[test]
+    fn the_reply_request_streams_roles_and_contents() {
+        let messages = [
+            ChatMessage {
+                role: Role::Assistant,
+                content: "Hi".into(),
+                id: None,
+            },
+            ChatMessage {
+                role: Role::User,
+                content: "Tell me \"more\"".into(),
+                id: Some(uuid::Uuid::nil()),
+            },
+        ];
+        let body: Value = serde_json::from_slice(&reply_request_body(&messages)).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "messages": [
+                    {"role": "assistant", "content": "Hi"},
+                    {"role": "user", "content": "Tell me \"more\""}
+                ],
+                "stream": true
+            })
+        );
+    }
+
+    #[test]
+    fn the_title_request_does_not_stream_and_quotes_500_characters() {
+        let body: Value = serde_json::from_slice(&title_request_body(&"é".repeat(600))).unwrap();
+        assert!(body.get("stream").is_none());
+        assert_eq!(body["messages"][0]["role"], "system");
+        assert_eq!(body["messages"][1]["role"], "user");
+        let quoted = body["messages"][1]["content"].as_str().unwrap();
+        assert_eq!(quoted.chars().count(), 500);
+    }
+
+    #[test]
+    fn titles_from_either_answer_format() {
+        let chat = br#"{"choices":[{"message":{"role":"assistant","content":"  \"Paris Trip Plans\"\n"}}]}"#;
+        assert_eq!(title_from_answer(chat).as_deref(), Some("Paris Trip Plans"));
+        let responses = br#"{"output":[{"type":"message","content":[{"type":"output_text","text":"Rust Ownership Basics"}]}]}"#;
+        assert_eq!(
+            title_from_answer(responses).as_deref(),
+            Some("Rust Ownership Basics")
+        );
+        let long = format!(
+            r#"{{"choices":[{{"message":{{"content":"{}"}}}}]}}"#,
+            "w".repeat(200)
+        );
+        assert_eq!(
+            title_from_answer(long.as_bytes()).unwrap().chars().count(),
+            MAX_TITLE_CHARS
+        );
+    }
+
+    #[test]
+    fn no_title_from_an_answer_without_one() {
+        for body in [
+            &b"not json"[..],
+            b"{}",
+            br#"{"choices":[{"message":{"content":"  \n "}}]}"#,
+            br#"{"choices":[{"message":{"content":null}}]}"#,
+            br#"{"output":[]}"#,
+        ] {
+            assert_eq!(title_from_answer(body), None, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn the_fallback_title_is_the_first_60_characters_on_one_line() {
+        assert_eq!(fallback_title("  What is\n\nRust?  "), "What is Rust?");
+        let long = "ü".repeat(100);
+        assert_eq!(fallback_title(&long), "ü".repeat(60));
+        assert_eq!(
+            fallback_title(&format!("{} tail", "a".repeat(59))),
+            "a".repeat(59)
+        );
+    }
+
+    #[test]
+    fn failure_messages_are_sentences() {
+        for failure in [
+            UpstreamFailure::Misconfigured,
+            UpstreamFailure::NotAllowed,
+            UpstreamFailure::Unreachable,
+            UpstreamFailure::Status(502),
+            UpstreamFailure::TimedOut,
+            UpstreamFailure::BrokeOff,
+            UpstreamFailure::Malformed,
+        ] {
+            let message = failure.message();
+            assert!(message.ends_with('.'), "{message}");
+        }
+        assert!(UpstreamFailure::Status(502).message().contains("502"));
+    }
+}
