@@ -1,17 +1,23 @@
-//! HTTP answers: JSON bodies, errors as `{"error": "<sentence>"}`, and 204.
+//! HTTP answers: JSON bodies, errors as `{"error": "<sentence>"}`, 204, and
+//! streams of server-sent events.
 
 use crate::failure::Failure;
 use crate::request::refuse_declared_oversized_body;
 use bytes::Bytes;
 use chat_domain::ApiError;
-use http::header::{ALLOW, CONTENT_TYPE};
+use futures::StreamExt;
+use futures::channel::mpsc::{self, UnboundedSender};
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response, StatusCode};
-use http_body_util::Full;
+use http_body::Frame;
+use http_body_util::{Empty, Full, StreamBody};
 use serde::Serialize;
-use spin_sdk::http::Request;
+use spin_sdk::http::{BoxBody, Request, box_body};
+use std::convert::Infallible;
 
 /// What every handler answers; spin-sdk turns it into a `wasi:http` response.
-pub type HttpResponse = Response<Full<Bytes>>;
+/// The body is boxed so one handler can answer JSON or a stream.
+pub type HttpResponse = Response<BoxBody>;
 
 /// `body` as JSON with `content-type: application/json`.
 pub fn json(status: StatusCode, body: &impl Serialize) -> HttpResponse {
@@ -41,9 +47,35 @@ pub fn error(error: &ApiError) -> HttpResponse {
 
 /// 204 with an empty body.
 pub fn no_content() -> HttpResponse {
-    let mut response = Response::new(Full::new(Bytes::new()));
+    let mut response = Response::new(box_body(Empty::new()));
     *response.status_mut() = StatusCode::NO_CONTENT;
     response
+}
+
+/// The sending end of an [`event_stream`] answer.
+pub struct EventSender(UnboundedSender<Bytes>);
+
+impl EventSender {
+    /// Queues one frame for the client, without waiting for it to be read
+    /// (so a slow client never holds up the sender). Answers false once the
+    /// client is gone: its body was dropped and the frame is discarded.
+    pub fn send(&self, frame: impl Into<Bytes>) -> bool {
+        self.0.unbounded_send(frame.into()).is_ok()
+    }
+}
+
+/// A `200 text/event-stream` answer whose body is what the returned sender
+/// sends, each frame passed on as soon as it is sent; the body ends when the
+/// sender is dropped. The handler returns the answer at once and sends from
+/// a task it spawned.
+pub fn event_stream() -> (EventSender, HttpResponse) {
+    let (sender, frames) = mpsc::unbounded::<Bytes>();
+    let body = StreamBody::new(frames.map(|frame| Ok::<_, Infallible>(Frame::data(frame))));
+    let mut response = Response::new(box_body(body));
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    (EventSender(sender), response)
 }
 
 /// Answers `request` with `route`, the component's handler: refuses a
@@ -63,7 +95,7 @@ where
 }
 
 fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> HttpResponse {
-    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    let mut response = Response::new(box_body(Full::new(Bytes::from(bytes))));
     *response.status_mut() = status;
     response
         .headers_mut()
@@ -77,7 +109,7 @@ mod tests {
     use http_body_util::BodyExt;
     use std::task::{Context, Poll, Waker};
 
-    /// The body of a `Full` response, which is ready without any I/O.
+    /// The body of a response that is ready without any I/O.
     fn body_text(response: HttpResponse) -> String {
         let mut collect = std::pin::pin!(response.into_body().collect());
         match collect
@@ -112,6 +144,25 @@ mod tests {
     fn an_impossible_status_becomes_500() {
         let response = error(&ApiError::new(42, "odd"));
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn an_event_stream_passes_frames_on_until_the_sender_is_dropped() {
+        let (sender, response) = event_stream();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[CONTENT_TYPE], "text/event-stream");
+        assert_eq!(response.headers()[CACHE_CONTROL], "no-cache");
+        assert!(sender.send("data: 1\n\n"));
+        assert!(sender.send(String::from("data: 2\n\n")));
+        drop(sender);
+        assert_eq!(body_text(response), "data: 1\n\ndata: 2\n\n");
+    }
+
+    #[test]
+    fn an_event_sender_knows_when_the_client_is_gone() {
+        let (sender, response) = event_stream();
+        drop(response);
+        assert!(!sender.send("data: lost\n\n"));
     }
 
     #[test]
