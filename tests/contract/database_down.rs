@@ -1,6 +1,7 @@
 //! A database error never opens a door: with the database unreachable, every
 //! chat route answers 503, the empty mock or 204 — never data, never a
-//! successful write — and identity and input are still checked first.
+//! successful write — and identity and input are still checked first. Only
+//! the chat itself carries on: the reply streams without being stored.
 
 use crate::support::{expect_statuses, new_user};
 use chat_tests::contract::target::Target;
@@ -17,6 +18,7 @@ async fn without_its_database_the_app_fails_closed() {
     let delete = format!("/api/chat/{chat}");
     let visibility = format!("/api/chat/{chat}/visibility");
     let public = json!({"visibility": "public"});
+    let hello = json!({"id": chat, "messages": [{"role": "user", "content": "Hello"}]});
     let token = target.admin_token().to_owned();
 
     // No messages, whoever asks: nothing is known about the chat.
@@ -29,6 +31,8 @@ async fn without_its_database_the_app_fails_closed() {
         (api.get("/api/session").caller(&user), 200),
         // Ephemeral mode: no history, no body.
         (api.get("/api/history").caller(&user), 204),
+        // The chat still streams (not stored: ephemeral mode).
+        (api.post("/api/chat").caller(&user).json(&hello), 200),
         // Writes and admin work refuse.
         (api.delete(&delete).caller(&user), 503),
         (api.patch(&visibility).caller(&user).json(&public), 503),
@@ -39,6 +43,13 @@ async fn without_its_database_the_app_fails_closed() {
         (api.get(&messages), 401),
         (api.delete(&delete), 401),
         (api.patch(&visibility).json(&public), 401),
+        (api.post("/api/chat").json(&hello), 401),
+        (
+            api.post("/api/chat")
+                .caller(&user)
+                .json(&json!({"messages": []})),
+            400,
+        ),
         (api.get("/api/messages/not-a-uuid").caller(&user), 400),
         (api.delete("/api/chat/not-a-uuid").caller(&user), 400),
         (api.get("/api/history?limit=ten").caller(&user), 400),

@@ -14,9 +14,10 @@ const A_CHAT: &str = "123e4567-e89b-12d3-a456-426614174000";
 
 /// SPEC.md's HTTP API and the admin routes, with the statuses each answers.
 /// Every route refuses a body over 1 MiB first, so 413 is everywhere.
-const OPERATIONS: [(&str, &str, &[u16]); 7] = [
+const OPERATIONS: [(&str, &str, &[u16]); 8] = [
     ("GET", "/api/session", &[200, 401, 413]),
     ("GET", "/api/history", &[200, 204, 400, 401, 413]),
+    ("POST", "/api/chat", &[200, 400, 401, 403, 409, 413]),
     (
         "GET",
         "/api/messages/{chatId}",
@@ -87,12 +88,6 @@ fn every_route_of_the_spec_is_described_with_its_statuses() {
             "{method} {template} must be served, not marked x-implemented: false"
         );
     }
-    let chat = &document()["paths"]["/api/chat"]["post"];
-    assert_eq!(
-        chat["x-implemented"],
-        json!(false),
-        "POST /api/chat is built in a later issue: describe it as not served until it is"
-    );
 }
 
 #[test]
@@ -183,9 +178,6 @@ fn every_path_names_its_method_in_allow_when_refusing_others() {
         }
     }
     for (template, item) in document()["paths"].as_object().unwrap() {
-        if template == "/api/chat" {
-            continue; // not served yet: an unlisted path
-        }
         assert!(
             item["x-other-methods"]["responses"]["405"].is_object(),
             "{template} says nothing about other methods"
@@ -252,6 +244,27 @@ fn the_checker_accepts_what_the_description_says() {
             r#"{"data":[],"source":"mock"}"#,
         ),
         exchange("HEAD", "/api/history", 405, &[JSON, ("allow", "GET")], ""),
+        exchange(
+            "POST",
+            "/api/chat",
+            200,
+            &[("content-type", "text/event-stream")],
+            "data: {\"type\":\"meta\"}\n\ndata: [DONE]\n\n",
+        ),
+        exchange(
+            "POST",
+            "/api/chat",
+            409,
+            &[JSON],
+            r#"{"error":"That message id is taken."}"#,
+        ),
+        exchange(
+            "GET",
+            "/api/chat",
+            405,
+            &[JSON, ("allow", "POST")],
+            r#"{"error":"Only POST."}"#,
+        ),
     ];
     for exchange in good {
         if let Err(violation) = description().check(&exchange) {
@@ -320,14 +333,11 @@ fn the_checker_rejects_what_the_description_does_not_say() {
             r#"{"data":[{"id":"not-a-uuid","role":"user","parts":[],"traceId":null,"createdAt":"2026-01-01T00:00:00.000Z"}],"source":"live"}"#,
         ),
         exchange("GET", "/api/history", 204, &[], "surprise"),
-        // Not served yet: POST /api/chat answers like an unlisted path.
-        exchange(
-            "POST",
-            "/api/chat",
-            200,
-            &[("content-type", "text/event-stream")],
-            "data: [DONE]\n\n",
-        ),
+        // The stream is an event stream, and what can be refused is
+        // refused before it, with the statuses described.
+        exchange("POST", "/api/chat", 200, &[JSON], r#"{"data":[]}"#),
+        exchange("POST", "/api/chat", 404, &[JSON], r#"{"error":"x"}"#),
+        exchange("POST", "/api/chat", 503, &[JSON], r#"{"error":"x"}"#),
         // Unlisted paths outside /admin are 404, nothing else.
         exchange("GET", "/administrator", 401, &[JSON], r#"{"error":"x"}"#),
     ];

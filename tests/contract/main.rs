@@ -11,8 +11,9 @@
 //! cargo test -p chat-tests --test contract
 //! ```
 //!
-//! `CHAT_DB_URL` (the database that app uses) is required there: there is no
-//! public route that creates chats, so the suite seeds them through SQL.
+//! `CHAT_DB_URL` (the database that app uses) is required there: the suite
+//! seeds chats through SQL and checks what requests did to them. One test
+//! posts a chat message, so the app's model is called once.
 //! `CHAT_ADMIN_TOKEN` is needed by the admin routes' success cases. The
 //! database-down and admin-disabled cases always run on local hosts started
 //! with that configuration. `CHAT_FUZZ_SEED` replays a fuzz run and

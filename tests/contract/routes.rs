@@ -296,7 +296,7 @@ async fn unlisted_paths_are_json_404s() {
         "/nope".to_owned(),
         "/api".to_owned(),
         "/api/history/".to_owned(),
-        "/api/chat".to_owned(),
+        "/api/chat/".to_owned(),
         "/api/messages/".to_owned(),
         format!("/api/messages/{chat}/extra"),
         format!("/api/chat/{chat}/title"),
@@ -307,8 +307,88 @@ async fn unlisted_paths_are_json_404s() {
             .map(|path| (target.api.get(path).caller(&user), 404)),
     )
     .await;
-    // POST /api/chat is described but not served yet.
-    let body = json!({"messages": [{"role": "user", "content": "hi"}]});
-    let request = target.api.post("/api/chat").caller(&user).json(&body);
-    request.send().await.expect_status(404);
+}
+
+#[tokio::test]
+async fn chat_refuses_before_streaming_what_it_cannot_take_and_streams_the_rest() {
+    let (target, seeder) = target_and_seeder().await;
+    let api = &target.api;
+    let owner = new_user("chatter");
+    let theirs = seeder
+        .chat(user_id(&new_user("stranger")), Visibility::Public)
+        .await;
+    let theirs_before = seeder.chat_state(theirs.id).await;
+    let chat = Uuid::new_v4();
+    let hello = json!({"role": "user", "content": "Hello"});
+    let valid = json!({"id": chat, "messages": [hello]});
+
+    let refused: [&[u8]; 14] = [
+        b"",
+        b"{",
+        b"[]",
+        b"{}",
+        br#"{"messages":[]}"#,
+        br#"{"messages":"Hello"}"#,
+        br#"{"id":"not-a-uuid","messages":[{"role":"user","content":"Hello"}]}"#,
+        br#"{"messages":[{"role":"robot","content":"Hello"}]}"#,
+        br#"{"messages":[{"role":"user","content":1}]}"#,
+        br#"{"messages":[{"role":"user","content":"   "}]}"#,
+        br#"{"messages":[{"role":"user","content":"Hello"},{"role":"assistant","content":"Hi"}]}"#,
+        br#"{"messages":[{"role":"user","content":"Hello","id":"nope"}]}"#,
+        br#"{"messages":[{"role":"user","content":"Hello"}],"title":"x"}"#,
+        br#"{"messages":[{"role":"user","content":"Hello"}],"messages":[]}"#,
+    ];
+    let json_post = || {
+        api.post("/api/chat")
+            .caller(&owner)
+            .header("content-type", "application/json")
+    };
+    expect_statuses(refused.map(|body| (json_post().body(body.to_vec()), 400))).await;
+    let long_email = format!("{}@contract.test", "x".repeat(64));
+    let into_theirs = json!({"id": theirs.id, "messages": [hello]});
+    let taken_id = json!({"id": chat, "messages": [
+        {"role": "user", "content": "Hello", "id": theirs.message_ids[0]}
+    ]});
+    expect_statuses([
+        (api.post("/api/chat").json(&valid), 401),
+        (
+            api.post("/api/chat")
+                .header(EMAIL_HEADER, &long_email)
+                .json(&valid),
+            400,
+        ),
+        (api.post("/api/chat").caller(&owner).json(&into_theirs), 403),
+        (api.post("/api/chat").caller(&owner).json(&taken_id), 409),
+        (
+            json_post().body(format!(r#"{{"messages":"{}"}}"#, "m".repeat(ONE_MIB))),
+            413,
+        ),
+    ])
+    .await;
+    let reply = api.get("/api/chat").caller(&owner).send().await;
+    reply.expect_only_allowed("POST");
+    // Nothing refused left anything behind.
+    assert_eq!(seeder.chat_state(chat).await, None);
+    assert_eq!(seeder.chat_state(theirs.id).await, theirs_before);
+
+    // A valid message streams the app's model's reply (the demo agent's,
+    // unless configured otherwise) and ends with meta and [DONE].
+    let reply = api
+        .post("/api/chat")
+        .caller(&owner)
+        .json(&valid)
+        .send()
+        .await;
+    reply.expect_status(200);
+    let mut parser = chat_domain::sse::SseParser::new();
+    let mut events = parser.push(&reply.body).expect("events of a sane size");
+    events.extend(parser.finish());
+    let [.., meta, done] = events.as_slice() else {
+        panic!("no meta and [DONE] in {events:?}");
+    };
+    assert_eq!(done, "[DONE]");
+    let meta: Value = serde_json::from_str(meta).expect("a JSON meta event");
+    assert_eq!(meta["type"], "meta", "{meta}");
+    let state = seeder.chat_state(chat).await.expect("the chat was created");
+    assert_eq!((state.owner.as_str(), state.messages), (user_id(&owner), 2));
 }

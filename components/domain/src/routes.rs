@@ -16,6 +16,8 @@ pub enum ApiPath {
     Session,
     /// `/api/history`
     History,
+    /// `/api/chat`: send a message, stream the reply.
+    ChatStream,
     /// `/api/chat/:chatId`
     Chat(Uuid),
     /// `/api/chat/:chatId/visibility`
@@ -36,6 +38,7 @@ impl ApiPath {
         match segments.as_slice() {
             ["session"] => Ok(Self::Session),
             ["history"] => Ok(Self::History),
+            ["chat"] => Ok(Self::ChatStream),
             ["chat", id] if !id.is_empty() => chat_id(id).map(Self::Chat),
             ["chat", id, "visibility"] if !id.is_empty() => chat_id(id).map(Self::ChatVisibility),
             ["messages", id] if !id.is_empty() => chat_id(id).map(Self::Messages),
@@ -47,6 +50,7 @@ impl ApiPath {
     pub fn method(self) -> &'static str {
         match self {
             Self::Session | Self::History | Self::Messages(_) => "GET",
+            Self::ChatStream => "POST",
             Self::Chat(_) => "DELETE",
             Self::ChatVisibility(_) => "PATCH",
         }
@@ -73,6 +77,7 @@ mod tests {
         let cases = [
             ("/api/session".to_owned(), ApiPath::Session, "GET"),
             ("/api/history".to_owned(), ApiPath::History, "GET"),
+            ("/api/chat".to_owned(), ApiPath::ChatStream, "POST"),
             (
                 format!("/api/chat/{CHAT}"),
                 ApiPath::Chat(chat_id()),
@@ -124,7 +129,6 @@ mod tests {
             "/",
             "/api",
             "/api/",
-            "/api/chat",
             "/api/chat/",
             "/api/chat//visibility",
             &format!("/api/chat/{CHAT}/"),

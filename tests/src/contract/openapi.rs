@@ -426,6 +426,27 @@ mod tests {
     }
 
     #[test]
+    fn an_operation_not_implemented_answers_like_an_unlisted_path() {
+        let description = ApiDescription::new(serde_json::json!({
+            "paths": {"/soon": {"post": {
+                "x-implemented": false,
+                "responses": {"200": {"description": "Later."}}
+            }}},
+            "x-unlisted-paths": [{"prefix": "/", "responses": {"404": {"description": "None."}}}]
+        }));
+        assert!(!description.has_operation("POST", "/soon"));
+        let answer = |status| Exchange {
+            method: "POST".into(),
+            path: "/soon".into(),
+            status,
+            headers: HeaderMap::new(),
+            body: bytes::Bytes::new(),
+        };
+        assert_eq!(description.check(&answer(404)), Ok(()));
+        assert!(description.check(&answer(200)).is_err());
+    }
+
+    #[test]
     fn prefixes_are_whole_segments() {
         assert!(has_segment_prefix("/admin", "/admin"));
         assert!(has_segment_prefix("/admin/x", "/admin"));

@@ -1,6 +1,6 @@
-//! Rows written and read straight through SQL: there is no public route that
-//! creates chats yet (POST /api/chat comes later), and a test must check what
-//! a request really did to the database, not what it answered.
+//! Rows written and read straight through SQL: a test controls exactly
+//! which chats exist (POST /api/chat would also call a model), and must check
+//! what a request really did to the database, not what it answered.
 
 use chat_host::postgres::{PoolSettings, Pools};
 use serde_json::json;

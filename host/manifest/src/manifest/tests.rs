@@ -30,8 +30,17 @@ fn project_manifest_is_read_completely() {
 
     assert_eq!(
         manifest.variables.keys().collect::<Vec<_>>(),
-        ["admin_token", "db_url", "dev_user_email"]
+        [
+            "admin_token",
+            "db_url",
+            "dev_user_email",
+            "serving_endpoint_origin",
+            "serving_endpoint_url",
+            "serving_timeout_seconds",
+            "serving_token"
+        ]
     );
+    assert!(manifest.variables["serving_token"].secret);
     let admin_token = &manifest.variables["admin_token"];
     assert!(admin_token.secret && !admin_token.required());
     assert_eq!(admin_token.default.as_deref(), Some(""));
@@ -39,7 +48,22 @@ fn project_manifest_is_read_completely() {
 
     assert_eq!(
         manifest.components.keys().collect::<Vec<_>>(),
-        ["admin-schema", "history", "messages"]
+        [
+            "admin-schema",
+            "chat-stream",
+            "demo-agent",
+            "history",
+            "messages"
+        ]
+    );
+    assert_eq!(
+        manifest.components["chat-stream"].allowed_outbound_hosts,
+        ["postgres://*:*", "{{ serving_endpoint_origin }}"]
+    );
+    assert!(
+        manifest.components["demo-agent"]
+            .allowed_outbound_hosts
+            .is_empty()
     );
     let history = &manifest.components["history"];
     assert_eq!(
@@ -78,9 +102,11 @@ fn project_manifest_is_read_completely() {
         [
             (HttpRoute::Path("/api/session".into()), "history"),
             (HttpRoute::Path("/api/history".into()), "history"),
+            (HttpRoute::Path("/api/chat".into()), "chat-stream"),
             (HttpRoute::Path("/api/chat/...".into()), "history"),
             (HttpRoute::Path("/api/messages/...".into()), "messages"),
             (HttpRoute::Path("/admin/...".into()), "admin-schema"),
+            (HttpRoute::Private, "demo-agent"),
         ]
     );
 }
@@ -121,8 +147,11 @@ fn project_manifest_routes_requests() {
         route(&format!("/api/chat/{chat}/visibility")),
         Some(("history".into(), format!("/{chat}/visibility")))
     );
-    // The wildcard also takes the bare prefix (until an exact route wins it).
-    assert_eq!(route("/api/chat"), Some(("history".into(), String::new())));
+    // The exact route outranks the wildcard, which would take the bare prefix.
+    assert_eq!(
+        route("/api/chat"),
+        Some(("chat-stream".into(), String::new()))
+    );
     assert_eq!(
         route(&format!("/api/messages/{chat}")),
         Some(("messages".into(), format!("/{chat}")))

@@ -1,0 +1,215 @@
+//! The chat-stream component: `POST /api/chat`. Stores the user's message,
+//! streams the model's reply to the client as server-sent events while
+//! storing it, and names a new chat, all without losing the reply: the
+//! endpoint is read to its end even when the client leaves, text is
+//! checkpointed while it streams, and a failed reply keeps what arrived.
+
+mod transcript;
+mod upstream;
+
+use chat_domain::chat_request::ChatRequest;
+use chat_domain::conversation::{MessageStatus, checkpoint_due_in};
+use chat_domain::relay::{DONE_FRAME, MetaEvent, ReplyRelay, data_frame, error_frame};
+use chat_domain::routes::{ApiPath, no_route};
+use chat_domain::serving::{self, UpstreamFailure};
+use chat_domain::users;
+use chat_guest::reply::{self, EventSender, HttpResponse};
+use chat_guest::request::{allow_only, identify, read_body};
+use chat_guest::{Failure, log};
+use http_body_util::BodyExt;
+use spin_sdk::http::Request;
+use spin_sdk::wit_bindgen::spawn;
+use std::time::{Duration, Instant};
+use transcript::Transcript;
+use upstream::{Endpoint, within};
+use uuid::Uuid;
+
+/// The most of a title answer that is read.
+const TITLE_ANSWER_BYTES: usize = 64 * 1024;
+
+#[spin_sdk::http_service]
+async fn handle(request: Request) -> HttpResponse {
+    reply::serve(request, route).await
+}
+
+/// Everything that can be refused is checked before the stream begins, so
+/// those answers are plain JSON errors; after that, failures are events.
+async fn route(request: Request) -> Result<HttpResponse, Failure> {
+    let path = ApiPath::parse(request.uri().path())?;
+    if path != ApiPath::ChatStream {
+        return Err(no_route(request.uri().path()).into());
+    }
+    allow_only(request.method(), path.method())?;
+    let (request, body) = request.into_parts();
+    let chat = ChatRequest::parse(&read_body(&request.headers, body).await?)?;
+    let identity = identify(&request.headers).await?;
+    let ensure_user = users::ensure_user_statement(&identity)?;
+    let chat_id = chat.chat_id.unwrap_or_else(Uuid::new_v4);
+    let message_id = chat.new_message().id.unwrap_or_else(Uuid::new_v4);
+    let opened = transcript::open(&identity, &ensure_user, &chat, chat_id, message_id).await?;
+
+    let endpoint = Endpoint::configured(identity.access_token.as_deref()).await;
+    let (events, response) = reply::event_stream();
+    let (transcript, chat_is_new) = match opened {
+        Some(opened) => (Some(opened.transcript), opened.chat_is_new),
+        None => (None, false),
+    };
+    if let (true, Ok(endpoint)) = (chat_is_new, &endpoint) {
+        let first_message = chat.first_user_message().content.clone();
+        spawn(name_chat(
+            endpoint.clone(),
+            chat_id,
+            identity.user_id,
+            first_message,
+        ));
+    }
+    let reply = Reply {
+        id: Uuid::new_v4(),
+        server_made_chat_id: chat.chat_id.is_none().then_some(chat_id),
+        transcript,
+        events,
+    };
+    spawn(reply.relay(endpoint, serving::reply_request_body(&chat.messages)));
+    Ok(response)
+}
+
+/// One assistant reply on its way from the endpoint to the client and the
+/// database.
+struct Reply {
+    id: Uuid,
+    server_made_chat_id: Option<Uuid>,
+    transcript: Option<Transcript>,
+    events: EventSender,
+}
+
+impl Reply {
+    /// Streams the reply, then stores it in full (or what arrived, marked as
+    /// such) BEFORE telling the client it is over, so a client that reads
+    /// the chat right after `[DONE]` finds it.
+    async fn relay(self, endpoint: Result<Endpoint, UpstreamFailure>, body: Vec<u8>) {
+        let mut relay = ReplyRelay::new();
+        let outcome = match endpoint {
+            Ok(endpoint) => self.stream(&endpoint, body, &mut relay).await,
+            Err(failure) => Err(failure),
+        };
+        if relay.skipped() > 0 {
+            let skipped = format!("{} events whose data was not JSON", relay.skipped());
+            log::failure("POST /api/chat: the model endpoint's stream had", &skipped);
+        }
+        let status = MessageStatus::of_ended_reply(outcome.is_ok(), relay.text());
+        if let Some(transcript) = &self.transcript {
+            transcript
+                .save_reply(self.id, relay.text(), relay.trace_id(), status)
+                .await;
+        }
+        match outcome {
+            Ok(()) => {
+                let meta = MetaEvent::new(self.id, relay.trace_id(), self.server_made_chat_id);
+                self.events.send(data_frame(&meta));
+                self.events.send(DONE_FRAME);
+            }
+            Err(failure) => {
+                log::failure("POST /api/chat: the reply failed", &failure.message());
+                self.events.send(error_frame(&failure));
+            }
+        }
+    }
+
+    /// Forwards each event the moment its bytes are in, and checkpoints the
+    /// text at most every [`CHECKPOINT_INTERVAL`](chat_domain::conversation::CHECKPOINT_INTERVAL)
+    /// while it streams. A client that left changes nothing: the endpoint is
+    /// read to its end all the same, so the whole reply is stored.
+    async fn stream(
+        &self,
+        endpoint: &Endpoint,
+        body: Vec<u8>,
+        relay: &mut ReplyRelay,
+    ) -> Result<(), UpstreamFailure> {
+        let response = endpoint.post(body, "text/event-stream").await?;
+        let mut body = response.into_body();
+        let mut last_heard = Instant::now();
+        let mut last_checkpoint = Instant::now();
+        let mut checkpointed_len = 0;
+        loop {
+            let due = self.transcript.as_ref().and_then(|_| {
+                checkpoint_due_in(
+                    relay.text().len() > checkpointed_len,
+                    last_checkpoint.elapsed(),
+                )
+            });
+            if let (Some(Duration::ZERO), Some(transcript)) = (due, &self.transcript) {
+                transcript
+                    .save_reply(
+                        self.id,
+                        relay.text(),
+                        relay.trace_id(),
+                        MessageStatus::Incomplete,
+                    )
+                    .await;
+                last_checkpoint = Instant::now();
+                checkpointed_len = relay.text().len();
+                continue;
+            }
+            let silence_left = endpoint.timeout.saturating_sub(last_heard.elapsed());
+            let wait = due.map_or(silence_left, |due| due.min(silence_left));
+            let frame = match within(wait, body.frame()).await {
+                Some(frame) => frame,
+                None if last_heard.elapsed() >= endpoint.timeout => {
+                    return Err(UpstreamFailure::TimedOut);
+                }
+                None => continue, // a checkpoint is due
+            };
+            last_heard = Instant::now();
+            match frame {
+                None => {
+                    self.forward(relay.end_of_body());
+                    return Ok(());
+                }
+                Some(Err(error)) => {
+                    log::failure("POST /api/chat: reading the model endpoint's reply", &error);
+                    return Err(UpstreamFailure::BrokeOff);
+                }
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.forward(relay.receive(&data)?);
+                        if relay.upstream_done() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends frames on; once the client is gone they are dropped unread.
+    fn forward(&self, frames: Vec<String>) {
+        for frame in frames {
+            self.events.send(frame);
+        }
+    }
+}
+
+/// Asks the endpoint for a title for a new chat (at once, alongside the
+/// reply) and stores it when it comes. The chat was created with the
+/// fallback title, which stays when this fails.
+async fn name_chat(endpoint: Endpoint, chat_id: Uuid, owner: String, first_message: String) {
+    let answer = async {
+        let response = endpoint
+            .post(
+                serving::title_request_body(&first_message),
+                "application/json",
+            )
+            .await?;
+        endpoint.read_start(response, TITLE_ANSWER_BYTES).await
+    };
+    match answer.await {
+        Ok(answer) => match serving::title_from_answer(&answer) {
+            Some(title) => transcript::set_title(chat_id, &owner, &title).await,
+            None => log::failure(
+                "POST /api/chat: the title answer",
+                &"held no title; the chat keeps its first words as title",
+            ),
+        },
+        Err(failure) => log::failure("POST /api/chat: generating a title", &failure.message()),
+    }
+}
