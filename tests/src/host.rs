@@ -134,6 +134,13 @@ impl TestHost {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
+
+    /// Kills the host at once (SIGKILL), as a crash or an out-of-memory
+    /// kill would: no shutdown, no flushing, whatever it was doing.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("killing chat-host");
+        self.child.wait().expect("reaping chat-host");
+    }
 }
 
 impl Drop for TestHost {

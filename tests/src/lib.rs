@@ -3,7 +3,9 @@
 
 pub mod contract;
 pub mod database;
+pub mod event_stream;
 pub mod host;
+pub mod upstream;
 
 use std::path::PathBuf;
 

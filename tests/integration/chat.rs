@@ -1,0 +1,822 @@
+//! `POST /api/chat` end to end: chat-host serving spin.toml against a real
+//! PostgreSQL, with a scripted model endpoint (`chat_tests::upstream`) in
+//! place of the agent. Each failure case of the resilience contract is
+//! played out and the rows it leaves are read back with SQL.
+
+use chat_tests::database::TestDatabase;
+use chat_tests::event_stream::EventStream;
+use chat_tests::host::{HostConfig, TestHost};
+use chat_tests::upstream::{Received, Script, ScriptedUpstream, Step};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::time::Duration;
+use uuid::Uuid;
+
+const OWNER: &str = "owner@example.com";
+const OTHER: &str = "other@example.com";
+const APP_TOKEN: &str = "app-serving-token";
+const UPSTREAM_DONE: &str = "data: [DONE]\n\n";
+/// Long enough for anything the tests wait for on a busy 2-core machine.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+fn chat_chunk(text: &str) -> Value {
+    json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": text}}]})
+}
+
+fn responses_chunk(text: &str) -> Value {
+    json!({"type": "response.output_text.delta", "item_id": "msg_1", "delta": text})
+}
+
+fn frame(chunk: &Value) -> String {
+    format!("data: {chunk}\n\n")
+}
+
+/// A streamed reply of these chunks, then the upstream's `[DONE]`.
+fn reply_of(chunks: &[Value]) -> Script {
+    let mut steps: Vec<Step> = chunks
+        .iter()
+        .map(|chunk| Step::Send(frame(chunk)))
+        .collect();
+    steps.push(Step::Send(UPSTREAM_DONE.to_owned()));
+    Script::stream(steps)
+}
+
+fn user_message(text: &str, id: Uuid) -> Value {
+    json!({"role": "user", "content": text, "id": id})
+}
+
+/// The database, the scripted endpoint and a host wired to both.
+struct Rig {
+    db: TestDatabase,
+    upstream: ScriptedUpstream,
+    host: TestHost,
+}
+
+impl Rig {
+    async fn start() -> Self {
+        Self::start_with(|config| config).await
+    }
+
+    async fn start_with(configure: impl FnOnce(HostConfig) -> HostConfig) -> Self {
+        let db = TestDatabase::create().await;
+        let upstream = ScriptedUpstream::start().await;
+        let config = HostConfig::new(&db.url)
+            .variable("serving_endpoint_url", &upstream.url)
+            .variable("serving_endpoint_origin", &upstream.origin)
+            .variable("serving_token", APP_TOKEN);
+        let host = start_host(configure(config)).await;
+        Self { db, upstream, host }
+    }
+
+    fn post(&self, email: &str, body: &Value) -> reqwest::RequestBuilder {
+        post_chat(&self.host, email, body)
+    }
+
+    /// Posts and reads the whole event stream, which must be a 200 SSE answer.
+    async fn chat(&self, email: &str, body: &Value) -> Vec<String> {
+        events_of(self.post(email, body)).await.rest().await
+    }
+
+    async fn get(&self, path: &str, email: &str) -> Value {
+        let response = reqwest::Client::new()
+            .get(self.host.url(path))
+            .header("x-forwarded-email", email)
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.expect("a JSON answer")
+    }
+
+    async fn title_of(&self, chat: Uuid) -> Option<String> {
+        let titles: Vec<String> = self
+            .db
+            .column(r#"SELECT title FROM chat."Chat" WHERE id = $1"#, &[&chat])
+            .await;
+        titles.into_iter().next()
+    }
+}
+
+async fn start_host(config: HostConfig) -> TestHost {
+    tokio::task::spawn_blocking(move || TestHost::start(config))
+        .await
+        .expect("starting chat-host")
+}
+
+/// A loopback address nothing listens on: connecting is refused at once.
+fn closed_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+}
+
+fn post_chat(host: &TestHost, email: &str, body: &Value) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(host.url("/api/chat"))
+        .header("x-forwarded-email", email)
+        .json(body)
+}
+
+/// Sends the request and checks it began a 200 event stream.
+async fn events_of(request: reqwest::RequestBuilder) -> EventStream {
+    let response = request.send().await.expect("POST /api/chat");
+    let status = response.status();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    if status != StatusCode::OK {
+        panic!(
+            "POST /api/chat: {status} {}",
+            response.text().await.unwrap()
+        );
+    }
+    assert_eq!(content_type, "text/event-stream");
+    EventStream::new(response)
+}
+
+/// A message as the database holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stored {
+    id: Uuid,
+    role: String,
+    text: String,
+    trace_id: Option<String>,
+    status: String,
+}
+
+/// The chat's messages in the order the API lists them.
+async fn stored_messages(db: &TestDatabase, chat: Uuid) -> Vec<Stored> {
+    let rows = db
+        .connect()
+        .await
+        .query(
+            r#"SELECT id, role, parts::text, "traceId", status FROM chat."Message"
+               WHERE "chatId" = $1 ORDER BY "createdAt", "insertionOrder""#,
+            &[&chat],
+        )
+        .await
+        .expect("reading messages");
+    rows.iter()
+        .map(|row| {
+            let parts: Value = serde_json::from_str(row.get::<_, &str>(2)).unwrap();
+            Stored {
+                id: row.get(0),
+                role: row.get(1),
+                text: parts[0]["text"].as_str().unwrap().to_owned(),
+                trace_id: row.get(3),
+                status: row.get(4),
+            }
+        })
+        .collect()
+}
+
+async fn count(db: &TestDatabase, sql: &str, id: Uuid) -> i64 {
+    db.column::<i64>(sql, &[&id]).await[0]
+}
+
+/// Polls `check` until it answers `Some`, for at most [`PATIENCE`].
+async fn eventually<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The event's JSON.
+fn parse(event: &str) -> Value {
+    serde_json::from_str(event).unwrap_or_else(|_| panic!("not JSON: {event:?}"))
+}
+
+/// Checks the stream's end: the meta event (returned), then `[DONE]`.
+fn meta_of(events: &[String]) -> Value {
+    let [.., meta, done] = events else {
+        panic!("too few events: {events:?}");
+    };
+    assert_eq!(done, "[DONE]", "{events:?}");
+    let meta = parse(meta);
+    assert_eq!(meta["type"], "meta", "{events:?}");
+    Uuid::parse_str(meta["assistantMessageId"].as_str().unwrap()).expect("a UUID");
+    meta
+}
+
+/// The stream's error event, which must end it.
+fn error_of(events: &[String]) -> String {
+    let error = parse(events.last().expect("an event"));
+    assert_eq!(error["type"], "error", "{events:?}");
+    assert_eq!(error.as_object().unwrap().len(), 2, "{error}");
+    error["error"].as_str().unwrap().to_owned()
+}
+
+/// The assistant message the stream stored, once it reached `status`.
+async fn reply_with_status(db: &TestDatabase, chat: Uuid, status: &str) -> Stored {
+    eventually(
+        &format!("an assistant message with status {status}"),
+        || async {
+            stored_messages(db, chat)
+                .await
+                .into_iter()
+                .find(|message| message.role == "assistant" && message.status == status)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_conversation_streams_is_stored_and_gets_its_title() {
+    let rig = Rig::start().await;
+    let chunks = [
+        chat_chunk("Paris "),
+        chat_chunk("is the "),
+        json!({
+            "choices": [{"index": 0, "delta": {"content": "capital."}, "finish_reason": "stop"}],
+            "databricks_output": {"trace": {"info": {"trace_id": "tr-paris"}}}
+        }),
+    ];
+    rig.upstream.expect_reply(reply_of(&chunks));
+    // The title is held back until the test has seen the whole reply: were
+    // the reply waiting for it, the test would hang here.
+    let title =
+        json!({"choices": [{"message": {"role": "assistant", "content": "Capital of France"}}]});
+    rig.upstream
+        .expect_title(Script::json_after(vec![Step::AwaitAck(1)], &title));
+    let (chat, question) = (Uuid::new_v4(), Uuid::new_v4());
+    let body =
+        json!({"id": chat, "messages": [user_message("What is the capital of France?", question)]});
+
+    let events = rig.chat(OWNER, &body).await;
+    let forwarded: Vec<String> = chunks.iter().map(Value::to_string).collect();
+    assert_eq!(events[..3], forwarded[..], "every chunk, as sent");
+    assert_eq!(events.len(), 5, "{events:?}");
+    let meta = meta_of(&events);
+    assert_eq!(meta["traceId"], "tr-paris");
+    assert!(meta.get("chatId").is_none(), "the client named the chat");
+    let reply = meta["assistantMessageId"].as_str().unwrap();
+
+    // Read right after [DONE], the chat already holds the reply.
+    let page = rig.get(&format!("/api/messages/{chat}"), OWNER).await;
+    assert_eq!(page["source"], "live");
+    let messages = page["data"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{page}");
+    assert_eq!(messages[0]["id"], question.to_string());
+    assert_eq!(messages[0]["role"], "user");
+    assert_eq!(
+        messages[0]["parts"],
+        json!([{"type": "text", "text": "What is the capital of France?"}])
+    );
+    assert_eq!(messages[1]["id"], reply);
+    assert_eq!(messages[1]["role"], "assistant");
+    assert_eq!(messages[1]["traceId"], "tr-paris");
+    assert_eq!(
+        messages[1]["parts"],
+        json!([{"type": "text", "text": "Paris is the capital."}])
+    );
+    let statuses: Vec<String> = stored_messages(&rig.db, chat)
+        .await
+        .into_iter()
+        .map(|m| m.status)
+        .collect();
+    assert_eq!(statuses, ["complete", "complete"]);
+
+    // Until the title comes, the chat is named after its first message.
+    let history = rig.get("/api/history", OWNER).await;
+    assert_eq!(history["data"][0]["id"], chat.to_string());
+    assert_eq!(
+        history["data"][0]["title"],
+        "What is the capital of France?"
+    );
+    rig.upstream.acknowledge(1);
+    eventually("the generated title", || async {
+        (rig.title_of(chat).await.as_deref() == Some("Capital of France")).then_some(())
+    })
+    .await;
+    let history = rig.get("/api/history", OWNER).await;
+    assert_eq!(history["data"][0]["title"], "Capital of France");
+
+    // What the endpoint was asked, on the app's token (no user token came).
+    let received = rig.upstream.received();
+    let [stream, title]: [&Received; 2] =
+        match received.iter().partition::<Vec<_>, _>(|r| r.is_streaming()) {
+            (streams, titles) if streams.len() == 1 && titles.len() == 1 => [streams[0], titles[0]],
+            _ => panic!("expected one reply and one title request: {received:?}"),
+        };
+    assert_eq!(
+        stream.body,
+        json!({"messages": [{"role": "user", "content": "What is the capital of France?"}], "stream": true})
+    );
+    assert_eq!(stream.authorization(), Some("Bearer app-serving-token"));
+    assert!(title.body.get("stream").is_none(), "{}", title.body);
+    assert_eq!(
+        title.body["messages"][1]["content"],
+        "What is the capital of France?"
+    );
+    assert_eq!(title.authorization(), Some("Bearer app-serving-token"));
+}
+
+#[tokio::test]
+async fn a_chat_continues_on_the_users_token_with_the_whole_conversation() {
+    let rig = Rig::start().await;
+    let chat = Uuid::new_v4();
+    rig.upstream.expect_reply(reply_of(&[chat_chunk("Hello!")]));
+    let first = json!({"id": chat, "messages": [user_message("Hi", Uuid::new_v4())]});
+    let meta = meta_of(&rig.chat(OWNER, &first).await);
+
+    rig.upstream.expect_reply(reply_of(&[chat_chunk("Sure.")]));
+    let next = json!({"id": chat, "messages": [
+        first["messages"][0],
+        {"role": "assistant", "content": "Hello!", "id": meta["assistantMessageId"], "traceId": null},
+        user_message("Tell me more", Uuid::new_v4())
+    ]});
+    let request = rig
+        .post(OWNER, &next)
+        .header("x-forwarded-access-token", "user-token");
+    meta_of(&events_of(request).await.rest().await);
+
+    let streams: Vec<Received> = rig
+        .upstream
+        .received()
+        .into_iter()
+        .filter(Received::is_streaming)
+        .collect();
+    assert_eq!(streams.len(), 2);
+    assert_eq!(streams[1].authorization(), Some("Bearer user-token"));
+    assert_eq!(
+        streams[1].body["messages"],
+        json!([
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello!"},
+            {"role": "user", "content": "Tell me more"}
+        ])
+    );
+    let texts: Vec<String> = stored_messages(&rig.db, chat)
+        .await
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(texts, ["Hi", "Hello!", "Tell me more", "Sure."]);
+    // The chat was new only the first time: one title request in all.
+    let titles = rig
+        .upstream
+        .received()
+        .iter()
+        .filter(|r| !r.is_streaming())
+        .count();
+    assert_eq!(titles, 1);
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Format {
+    ChatCompletions,
+    Responses,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TraceAt {
+    First,
+    Middle,
+    Last,
+    Nowhere,
+}
+
+/// Three chunks in `format`, the trace id on the chunk `at` says, in the
+/// place the other format's agents use it too.
+fn traced_chunks(format: Format, at: TraceAt, trace_id: &str) -> Vec<Value> {
+    let mut chunks: Vec<Value> = ["One ", "two ", "three."]
+        .into_iter()
+        .map(|text| match format {
+            Format::ChatCompletions => chat_chunk(text),
+            Format::Responses => responses_chunk(text),
+        })
+        .collect();
+    let index = match at {
+        TraceAt::First => Some(0),
+        TraceAt::Middle => Some(1),
+        TraceAt::Last => Some(2),
+        TraceAt::Nowhere => None,
+    };
+    if let Some(index) = index {
+        let chunk = chunks[index].as_object_mut().unwrap();
+        match format {
+            Format::ChatCompletions => {
+                chunk.insert(
+                    "databricks_output".into(),
+                    json!({"trace": {"info": {"trace_id": trace_id}}}),
+                );
+            }
+            Format::Responses => {
+                chunk.insert("trace_id".into(), json!(trace_id));
+            }
+        }
+    }
+    chunks
+}
+
+#[tokio::test]
+async fn both_formats_with_the_trace_id_on_any_chunk_or_none() {
+    let rig = Rig::start().await;
+    for format in [Format::ChatCompletions, Format::Responses] {
+        for at in [
+            TraceAt::First,
+            TraceAt::Middle,
+            TraceAt::Last,
+            TraceAt::Nowhere,
+        ] {
+            let case = format!("{format:?}, trace id {at:?}");
+            let trace_id = format!("tr-{}", Uuid::new_v4().simple());
+            rig.upstream
+                .expect_reply(reply_of(&traced_chunks(format, at, &trace_id)));
+            // No id: the server makes the chat and names it in the meta event.
+            let body = json!({"messages": [{"role": "user", "content": "Count to three"}]});
+            let events = rig.chat(OWNER, &body).await;
+            assert_eq!(events.len(), 5, "{case}: {events:?}");
+            let meta = meta_of(&events);
+            let expected = match at {
+                TraceAt::Nowhere => Value::Null,
+                _ => json!(trace_id),
+            };
+            assert_eq!(meta["traceId"], expected, "{case}");
+            let chat =
+                Uuid::parse_str(meta["chatId"].as_str().expect("a server-made chat id")).unwrap();
+            let stored = stored_messages(&rig.db, chat).await;
+            assert_eq!(stored.len(), 2, "{case}");
+            let reply = &stored[1];
+            assert_eq!(
+                reply.id.to_string(),
+                meta["assistantMessageId"].as_str().unwrap(),
+                "{case}"
+            );
+            assert_eq!(reply.text, "One two three.", "{case}");
+            assert_eq!(
+                reply
+                    .trace_id
+                    .as_ref()
+                    .map(|id| json!(id))
+                    .unwrap_or(Value::Null),
+                expected,
+                "{case}"
+            );
+            assert_eq!(reply.status, "complete", "{case}");
+        }
+    }
+}
+
+/// No buffering anywhere between the endpoint and the client, proved by
+/// cause and effect: the endpoint sends chunk N+1 only once the client has
+/// received chunk N. Anything holding chunks back would stall the exchange.
+#[tokio::test]
+async fn each_chunk_reaches_the_client_before_the_next_is_sent() {
+    let rig = Rig::start().await;
+    let chunks: Vec<Value> = (1..=5).map(|n| chat_chunk(&format!("{n} "))).collect();
+    let mut steps = Vec::new();
+    for (index, chunk) in chunks.iter().enumerate() {
+        steps.push(Step::Send(frame(chunk)));
+        steps.push(Step::AwaitAck(index + 1));
+    }
+    steps.push(Step::Send(UPSTREAM_DONE.to_owned()));
+    rig.upstream.expect_reply(Script::stream(steps));
+
+    let body = json!({"messages": [{"role": "user", "content": "Count"}]});
+    let mut events = events_of(rig.post(OWNER, &body)).await;
+    for (index, chunk) in chunks.iter().enumerate() {
+        let event = tokio::time::timeout(PATIENCE, events.next())
+            .await
+            .unwrap_or_else(|_| panic!("chunk {} was held back", index + 1));
+        assert_eq!(event.as_deref(), Some(chunk.to_string().as_str()));
+        rig.upstream.acknowledge(index + 1);
+    }
+    meta_of(&events.rest().await);
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_mid_stream_still_gets_the_whole_reply_stored() {
+    let rig = Rig::start().await;
+    let pieces = ["The ", "reply ", "goes ", "on ", "without ", "you."];
+    let mut steps = vec![Step::Send(frame(&chat_chunk(pieces[0]))), Step::AwaitAck(1)];
+    for piece in &pieces[1..] {
+        steps.push(Step::Pause(Duration::from_millis(30)));
+        steps.push(Step::Send(frame(&chat_chunk(piece))));
+    }
+    steps.push(Step::Send(UPSTREAM_DONE.to_owned()));
+    rig.upstream.expect_reply(Script::stream(steps));
+    let chat = Uuid::new_v4();
+    let body = json!({"id": chat, "messages": [{"role": "user", "content": "Go on"}]});
+
+    let mut events = events_of(rig.post(OWNER, &body)).await;
+    assert!(events.next().await.is_some());
+    drop(events); // the client hangs up after the first chunk
+    rig.upstream.acknowledge(1);
+
+    let reply = reply_with_status(&rig.db, chat, "complete").await;
+    assert_eq!(reply.text, pieces.concat());
+    assert_eq!(
+        rig.upstream.replies_finished(),
+        1,
+        "the endpoint was read to its end"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_ends_the_stream_with_an_error_and_keeps_what_arrived() {
+    let rig = Rig::start_with(|config| config.variable("serving_timeout_seconds", "1")).await;
+    let (a, b) = (chat_chunk("Half "), chat_chunk("a reply"));
+    let cases = [
+        (
+            "a non-2xx answer",
+            Script::failing(503, r#"{"error":"overloaded"}"#),
+            0,
+            "",
+        ),
+        ("an answer that never begins", Script::silent(), 0, ""),
+        (
+            "a reply that breaks off",
+            Script::stream(vec![
+                Step::Send(frame(&a)),
+                Step::Send(frame(&b)),
+                // Long enough for both to be on the wire before the break.
+                Step::Pause(Duration::from_millis(100)),
+                Step::Break,
+            ]),
+            2,
+            "Half a reply",
+        ),
+        (
+            "a reply that goes silent",
+            Script::stream(vec![Step::Send(frame(&a)), Step::Stall]),
+            1,
+            "Half ",
+        ),
+    ];
+    for (case, script, chunks_before, kept) in cases {
+        rig.upstream.expect_reply(script);
+        let chat = Uuid::new_v4();
+        let question = Uuid::new_v4();
+        let body = json!({"id": chat, "messages": [user_message("Please answer", question)]});
+        let events = rig.chat(OWNER, &body).await;
+        assert_eq!(events.len(), chunks_before + 1, "{case}: {events:?}");
+        let error = error_of(&events);
+        assert!(error.ends_with('.'), "{case}: {error}");
+
+        let stored = stored_messages(&rig.db, chat).await;
+        assert_eq!(stored.len(), 2, "{case}: {stored:?}");
+        assert_eq!(
+            (stored[0].id, stored[0].status.as_str()),
+            (question, "complete"),
+            "{case}"
+        );
+        let expected_status = if kept.is_empty() {
+            "error"
+        } else {
+            "incomplete"
+        };
+        assert_eq!(
+            (stored[1].text.as_str(), stored[1].status.as_str()),
+            (kept, expected_status),
+            "{case}"
+        );
+        // No title came (the title request is unscripted): the first words stay.
+        assert_eq!(
+            rig.title_of(chat).await.as_deref(),
+            Some("Please answer"),
+            "{case}"
+        );
+    }
+    assert!(
+        rig.host
+            .log()
+            .contains("the model endpoint answered 503 Service Unavailable")
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_ends_the_stream_with_an_error() {
+    let db = TestDatabase::create().await;
+    let closed = closed_port();
+    let config = HostConfig::new(&db.url)
+        .variable(
+            "serving_endpoint_url",
+            &format!("http://{closed}/invocations"),
+        )
+        .variable("serving_endpoint_origin", &format!("http://{closed}"));
+    let host = start_host(config).await;
+    let chat = Uuid::new_v4();
+    let body = json!({"id": chat, "messages": [{"role": "user", "content": "Anyone there?"}]});
+    let events = events_of(post_chat(&host, OWNER, &body)).await.rest().await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        error_of(&events),
+        "The model endpoint could not be reached."
+    );
+    let stored = stored_messages(&db, chat).await;
+    let summary: Vec<(&str, &str, &str)> = stored
+        .iter()
+        .map(|m| (m.role.as_str(), m.text.as_str(), m.status.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("user", "Anyone there?", "complete"),
+            ("assistant", "", "error")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_endpoint_outside_the_allowed_hosts_is_refused_by_the_host() {
+    let db = TestDatabase::create().await;
+    let upstream = ScriptedUpstream::start().await;
+    // The URL changed, the origin did not: the host must refuse the request.
+    let config = HostConfig::new(&db.url).variable("serving_endpoint_url", &upstream.url);
+    let host = start_host(config).await;
+    let body = json!({"messages": [{"role": "user", "content": "Hello?"}]});
+    let events = events_of(post_chat(&host, OWNER, &body)).await.rest().await;
+    assert!(error_of(&events).starts_with("This app is not allowed to reach its model endpoint"));
+    assert!(
+        upstream.received().is_empty(),
+        "nothing may reach an endpoint not allowed"
+    );
+    assert!(
+        host.log().contains("set serving_endpoint_origin"),
+        "the log says how to fix it"
+    );
+}
+
+#[tokio::test]
+async fn a_host_killed_mid_stream_leaves_the_question_and_the_last_checkpoint() {
+    let mut rig = Rig::start().await;
+    // 60 words, one every 100 ms: six seconds of reply.
+    let words: Vec<String> = (1..=60).map(|n| format!("w{n} ")).collect();
+    let mut steps = Vec::new();
+    for word in &words {
+        steps.push(Step::Send(frame(&chat_chunk(word))));
+        steps.push(Step::Pause(Duration::from_millis(100)));
+    }
+    rig.upstream.expect_reply(Script::stream(steps));
+    let (chat, question) = (Uuid::new_v4(), Uuid::new_v4());
+    let body = json!({"id": chat, "messages": [user_message("Talk for a while", question)]});
+
+    let mut events = events_of(rig.post(OWNER, &body)).await;
+    // Past the first checkpoint (two seconds in), well before the second.
+    for _ in 0..30 {
+        events.next().await.expect("a chunk");
+    }
+    rig.host.kill();
+
+    let stored = stored_messages(&rig.db, chat).await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert_eq!(
+        (
+            stored[0].id,
+            stored[0].text.as_str(),
+            stored[0].status.as_str()
+        ),
+        (question, "Talk for a while", "complete")
+    );
+    let reply = &stored[1];
+    assert_eq!(reply.status, "incomplete");
+    let whole = words.concat();
+    assert!(
+        whole.starts_with(&reply.text),
+        "a prefix of the reply: {:?}",
+        reply.text
+    );
+    let kept = reply.text.split_whitespace().count();
+    assert!(
+        (10..=32).contains(&kept),
+        "the checkpoint holds the first two seconds: {kept} words"
+    );
+}
+
+#[tokio::test]
+async fn resending_a_message_stores_it_once_and_its_id_stays_its_own() {
+    let rig = Rig::start().await;
+    let (chat, question) = (Uuid::new_v4(), Uuid::new_v4());
+    let body = json!({"id": chat, "messages": [user_message("Once only", question)]});
+    for answer in ["First try.", "Second try."] {
+        rig.upstream.expect_reply(reply_of(&[chat_chunk(answer)]));
+        meta_of(&rig.chat(OWNER, &body).await);
+    }
+    let summary: Vec<(String, String)> = stored_messages(&rig.db, chat)
+        .await
+        .into_iter()
+        .map(|m| (m.role, m.text))
+        .collect();
+    let pair = |role: &str, text: &str| (role.to_owned(), text.to_owned());
+    assert_eq!(
+        summary,
+        [
+            pair("user", "Once only"),
+            pair("assistant", "First try."),
+            pair("assistant", "Second try.")
+        ],
+        "the question once, each reply kept"
+    );
+
+    // The same message id elsewhere, by its author or anyone else, is a 409
+    // that leaves nothing behind: no chat, no message, no call to the model.
+    let calls = rig.upstream.received().len();
+    for email in [OWNER, OTHER] {
+        let elsewhere = Uuid::new_v4();
+        let reuse = json!({"id": elsewhere, "messages": [user_message("Hijack", question)]});
+        let response = rig.post(email, &reuse).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::CONFLICT, "{email}");
+        let answer: Value = response.json().await.unwrap();
+        assert!(
+            answer["error"].as_str().unwrap().contains("already used"),
+            "{answer}"
+        );
+        assert_eq!(
+            count(
+                &rig.db,
+                r#"SELECT count(*) FROM chat."Chat" WHERE id = $1"#,
+                elsewhere
+            )
+            .await,
+            0
+        );
+    }
+    let text: Vec<String> = rig
+        .db
+        .column(
+            r#"SELECT parts::text FROM chat."Message" WHERE id = $1"#,
+            &[&question],
+        )
+        .await;
+    assert!(text[0].contains("Once only"), "never overwritten: {text:?}");
+    assert_eq!(rig.upstream.received().len(), calls);
+}
+
+#[tokio::test]
+async fn posting_to_someone_elses_chat_is_refused_and_changes_nothing() {
+    let rig = Rig::start().await;
+    let chat = Uuid::new_v4();
+    rig.upstream.expect_reply(reply_of(&[chat_chunk("Mine.")]));
+    let body = json!({"id": chat, "messages": [{"role": "user", "content": "My chat"}]});
+    meta_of(&rig.chat(OWNER, &body).await);
+    let calls = rig.upstream.received().len();
+
+    for visibility in ["private", "public"] {
+        rig.db
+            .connect()
+            .await
+            .execute(
+                r#"UPDATE chat."Chat" SET visibility = $2 WHERE id = $1"#,
+                &[&chat, &visibility],
+            )
+            .await
+            .unwrap();
+        let intrusion = json!({"id": chat, "messages": [{"role": "user", "content": "Not yours"}]});
+        let response = rig.post(OTHER, &intrusion).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{visibility}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer.as_object().unwrap().len(), 1, "{answer}");
+    }
+    let texts: Vec<String> = stored_messages(&rig.db, chat)
+        .await
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(texts, ["My chat", "Mine."]);
+    assert_eq!(
+        rig.upstream.received().len(),
+        calls,
+        "the model was not called"
+    );
+    let owners: Vec<String> = rig
+        .db
+        .column(r#"SELECT "userId" FROM chat."Chat""#, &[])
+        .await;
+    assert_eq!(owners, [OWNER]);
+}
+
+#[tokio::test]
+async fn without_its_database_the_chat_still_streams() {
+    let upstream = ScriptedUpstream::start().await;
+    let closed = closed_port();
+    let config = HostConfig::new(&format!("postgres://chat@{closed}/chat"))
+        .variable("serving_endpoint_url", &upstream.url)
+        .variable("serving_endpoint_origin", &upstream.origin);
+    let host = start_host(config).await;
+    let chunk =
+        json!({"choices": [{"delta": {"content": "Still here."}}], "trace_id": "tr-offline"});
+    upstream.expect_reply(reply_of(std::slice::from_ref(&chunk)));
+    let body = json!({"id": Uuid::new_v4(), "messages": [{"role": "user", "content": "Hello"}]});
+    let events = events_of(post_chat(&host, OWNER, &body)).await.rest().await;
+    assert_eq!(events[0], chunk.to_string());
+    assert_eq!(meta_of(&events)["traceId"], "tr-offline");
+    // Nothing to name without a database: no title request.
+    assert_eq!(upstream.received().len(), 1);
+    assert!(
+        host.log()
+            .contains("streaming the reply without storing the conversation")
+    );
+}

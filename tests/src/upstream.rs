@@ -1,0 +1,278 @@
+//! A model-serving endpoint the tests script: each test says what every
+//! answer sends, when, and how it fails, and reads back what was asked.
+//!
+//! Streaming requests (`"stream": true`) take the next reply script, others
+//! (title requests) the next title script; an unscripted request is a 501.
+//! A script can wait for the test client to acknowledge what it received,
+//! which proves causally that nothing between them buffers.
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use http_body_util::{BodyExt, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// The path of the scripted endpoint (any path is answered).
+const INVOCATIONS: &str = "/serving-endpoints/scripted/invocations";
+
+/// One answer: its status (`None`: the head never comes) and what its body
+/// does, step by step.
+#[derive(Debug, Clone)]
+pub struct Script {
+    pub status: Option<u16>,
+    pub content_type: &'static str,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Sends these bytes as one write.
+    Send(String),
+    Pause(Duration),
+    /// Waits until the test acknowledged at least this many events.
+    AwaitAck(usize),
+    /// Aborts the connection without ending the body.
+    Break,
+    /// Sends nothing more and never ends.
+    Stall,
+}
+
+impl Script {
+    /// A 200 `text/event-stream` answer.
+    pub fn stream(steps: Vec<Step>) -> Self {
+        Self {
+            status: Some(200),
+            content_type: "text/event-stream",
+            steps,
+        }
+    }
+
+    /// A 200 JSON answer with this body, sent after `steps`.
+    pub fn json_after(steps: Vec<Step>, body: &Value) -> Self {
+        let mut steps = steps;
+        steps.push(Step::Send(body.to_string()));
+        Self {
+            status: Some(200),
+            content_type: "application/json",
+            steps,
+        }
+    }
+
+    /// An error status with a short body.
+    pub fn failing(status: u16, body: &str) -> Self {
+        Self {
+            status: Some(status),
+            content_type: "application/json",
+            steps: vec![Step::Send(body.to_owned())],
+        }
+    }
+
+    /// An answer whose head never comes.
+    pub fn silent() -> Self {
+        Self {
+            status: None,
+            content_type: "text/event-stream",
+            steps: Vec::new(),
+        }
+    }
+}
+
+/// A request the endpoint received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Received {
+    pub fn authorization(&self) -> Option<&str> {
+        self.headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+    }
+
+    pub fn is_streaming(&self) -> bool {
+        self.body["stream"] == true
+    }
+}
+
+#[derive(Default)]
+struct Scripts {
+    replies: VecDeque<Script>,
+    titles: VecDeque<Script>,
+    received: Vec<Received>,
+    /// Reply scripts that ran every step and ended their body.
+    replies_finished: usize,
+}
+
+/// The endpoint, serving on a loopback port until dropped.
+pub struct ScriptedUpstream {
+    /// The full invocation URL, for `serving_endpoint_url`.
+    pub url: String,
+    /// `http://127.0.0.1:<port>`, for `serving_endpoint_origin`.
+    pub origin: String,
+    scripts: Arc<Mutex<Scripts>>,
+    acknowledged: Arc<watch::Sender<usize>>,
+    server: JoinHandle<()>,
+}
+
+impl ScriptedUpstream {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let scripts = Arc::new(Mutex::new(Scripts::default()));
+        let acknowledged = Arc::new(watch::Sender::new(0));
+        let server = tokio::spawn(serve(listener, scripts.clone(), acknowledged.clone()));
+        Self {
+            url: format!("{origin}{INVOCATIONS}"),
+            origin,
+            scripts,
+            acknowledged,
+            server,
+        }
+    }
+
+    /// The script of the next streaming request.
+    pub fn expect_reply(&self, script: Script) {
+        self.scripts.lock().unwrap().replies.push_back(script);
+    }
+
+    /// The script of the next non-streaming (title) request.
+    pub fn expect_title(&self, script: Script) {
+        self.scripts.lock().unwrap().titles.push_back(script);
+    }
+
+    /// Tells waiting scripts that the client has received `count` events.
+    pub fn acknowledge(&self, count: usize) {
+        self.acknowledged.send_replace(count);
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn received(&self) -> Vec<Received> {
+        self.scripts.lock().unwrap().received.clone()
+    }
+
+    /// How many reply scripts sent everything and ended their body.
+    pub fn replies_finished(&self) -> usize {
+        self.scripts.lock().unwrap().replies_finished
+    }
+}
+
+impl Drop for ScriptedUpstream {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+async fn serve(
+    listener: TcpListener,
+    scripts: Arc<Mutex<Scripts>>,
+    acknowledged: Arc<watch::Sender<usize>>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let scripts = scripts.clone();
+        let acknowledged = acknowledged.clone();
+        let service = service_fn(move |request: hyper::Request<Incoming>| {
+            answer(request, scripts.clone(), acknowledged.clone())
+        });
+        // Dropped with the server, so a stalled answer ends with the test.
+        connections.spawn(async move {
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn answer(
+    request: hyper::Request<Incoming>,
+    scripts: Arc<Mutex<Scripts>>,
+    acknowledged: Arc<watch::Sender<usize>>,
+) -> Result<hyper::Response<Body>, std::convert::Infallible> {
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let received = Received {
+        headers: parts.headers,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+    };
+    let streaming = received.is_streaming();
+    let script = {
+        let mut scripts = scripts.lock().unwrap();
+        scripts.received.push(received);
+        let queue = if streaming {
+            &mut scripts.replies
+        } else {
+            &mut scripts.titles
+        };
+        queue.pop_front()
+    };
+    let script = script.unwrap_or_else(|| Script::failing(501, r#"{"error":"unscripted"}"#));
+    let Some(status) = script.status else {
+        std::future::pending::<()>().await;
+        unreachable!("a silent answer never comes");
+    };
+    let Script {
+        content_type,
+        steps,
+        ..
+    } = script;
+    let (frames, receiver) = mpsc::unbounded_channel::<Result<Frame<Bytes>, std::io::Error>>();
+    tokio::spawn(async move {
+        let mut acknowledged = acknowledged.subscribe();
+        for step in steps {
+            match step {
+                Step::Send(text) => {
+                    if frames.send(Ok(Frame::data(Bytes::from(text)))).is_err() {
+                        return; // the reader hung up
+                    }
+                }
+                Step::Pause(duration) => tokio::time::sleep(duration).await,
+                Step::AwaitAck(count) => {
+                    let _ = acknowledged.wait_for(|&acked| acked >= count).await;
+                }
+                Step::Break => {
+                    let _ = frames.send(Err(std::io::Error::other("scripted break")));
+                    return;
+                }
+                Step::Stall => {
+                    frames.closed().await;
+                    return;
+                }
+            }
+        }
+        if streaming {
+            scripts.lock().unwrap().replies_finished += 1;
+        }
+    });
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|frame| (frame, receiver))
+    });
+    let mut response = hyper::Response::new(BodyExt::boxed(StreamBody::new(stream)));
+    *response.status_mut() = StatusCode::from_u16(status).expect("a valid scripted status");
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
+    Ok(response)
+}
