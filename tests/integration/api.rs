@@ -505,6 +505,11 @@ async fn wrong_methods_ids_and_paths_get_json_errors() {
             "PATCH",
             [Method::GET, Method::PUT, Method::DELETE],
         ),
+        (
+            "/api/chat".to_owned(),
+            "POST",
+            [Method::GET, Method::PUT, Method::DELETE],
+        ),
     ];
     for (path, allowed, methods) in wrong_methods {
         for method in methods {
@@ -538,7 +543,6 @@ async fn wrong_methods_ids_and_paths_get_json_errors() {
         "/api/messages".to_owned(),
         "/api/messages/".to_owned(),
         format!("/api/messages/{chat}/more"),
-        "/api/chat".to_owned(),
         "/api/chat/".to_owned(),
         format!("/api/chat/{chat}/title"),
         format!("/api/chat/{chat}/visibility/"),
