@@ -164,19 +164,10 @@ async fn start_query(
     statement: &str,
     params: Vec<ParameterValue>,
 ) -> Result<(Vec<Column>, tokio_postgres::RowStream), Error> {
-    let params = values::params(params).map_err(Error::BadParameter)?;
-    let prepared = client
-        .prepare_cached(statement)
-        .await
-        .map_err(query_failed)?;
+    let (prepared, params) = prepare(client, statement, params).await?;
     let columns = prepared.columns().iter().map(values::column).collect();
     let rows = client
-        .query_raw(
-            &prepared,
-            params
-                .iter()
-                .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)),
-        )
+        .query_raw(&prepared, bound(&params))
         .await
         .map_err(query_failed)?;
     Ok((columns, rows))
@@ -187,20 +178,35 @@ async fn execute(
     statement: &str,
     params: Vec<ParameterValue>,
 ) -> Result<u64, Error> {
+    let (prepared, params) = prepare(client, statement, params).await?;
+    client
+        .execute_raw(&prepared, bound(&params))
+        .await
+        .map_err(query_failed)
+}
+
+/// Converts the guest's parameters and prepares the statement, or reuses
+/// the connection's cached preparation of it.
+async fn prepare(
+    client: &deadpool_postgres::Object,
+    statement: &str,
+    params: Vec<ParameterValue>,
+) -> Result<(tokio_postgres::Statement, Vec<values::SqlParam>), Error> {
     let params = values::params(params).map_err(Error::BadParameter)?;
     let prepared = client
         .prepare_cached(statement)
         .await
         .map_err(query_failed)?;
-    client
-        .execute_raw(
-            &prepared,
-            params
-                .iter()
-                .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)),
-        )
-        .await
-        .map_err(query_failed)
+    Ok((prepared, params))
+}
+
+/// The parameters as tokio-postgres binds them.
+fn bound(
+    params: &[values::SqlParam],
+) -> impl ExactSizeIterator<Item = &(dyn tokio_postgres::types::ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
 }
 
 /// Rows waiting to be delivered to the guest; a small bound gives
