@@ -2,6 +2,11 @@
 //! before the model is called, and the assistant's reply while and after it
 //! streams, each marked with how complete it is.
 //!
+//! Each write takes the time it happened, `written_at` (milliseconds since
+//! the Unix epoch): `None` when it is written as it happens (the database's
+//! clock stamps it), the recorded time when the write-behind journal replays
+//! it after an outage, so replayed rows keep their place in the conversation.
+//!
 //! Every write is safe to repeat. A chat or message id that already names
 //! someone else's row is never overwritten, and the answer to such a clash
 //! says nothing about that row.
@@ -9,6 +14,7 @@
 use crate::ApiError;
 use crate::access::{self, ChatAccess, ChatAction, Visibility};
 use crate::sql::{SqlParam, Statement};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::time::Duration;
 use uuid::Uuid;
@@ -25,7 +31,8 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
 /// request created the chat after this statement's snapshot was taken: then
 /// no row comes back, and running the statement again sees that chat.
 const CLAIM_CHAT: &str = r#"WITH created AS (
-  INSERT INTO chat."Chat" (id, title, "userId") VALUES ($1, $3, $2)
+  INSERT INTO chat."Chat" (id, title, "userId", "createdAt")
+  VALUES ($1, $3, $2, COALESCE(to_timestamp($4::bigint / 1000.0), CURRENT_TIMESTAMP))
   ON CONFLICT (id) DO NOTHING
   RETURNING "userId", visibility
 )
@@ -38,7 +45,8 @@ SELECT "userId", visibility, false FROM chat."Chat" WHERE id = $1"#;
 /// the id belongs to another message (or, as for [`CLAIM_CHAT`], to one a
 /// concurrent request stored after this statement's snapshot).
 const STORE_USER_MESSAGE: &str = r#"WITH stored AS (
-  INSERT INTO chat."Message" (id, "chatId", role, parts) VALUES ($1, $2, 'user', $3::text::json)
+  INSERT INTO chat."Message" (id, "chatId", role, parts, "createdAt")
+  VALUES ($1, $2, 'user', $3::text::json, COALESCE(to_timestamp($4::bigint / 1000.0), CURRENT_TIMESTAMP))
   ON CONFLICT (id) DO NOTHING
   RETURNING id
 )
@@ -49,8 +57,8 @@ SELECT false FROM chat."Message" WHERE id = $1 AND "chatId" = $2 AND role = 'use
 /// Writes the reply so far, or in full; the same id is rewritten by each
 /// checkpoint and by the final write. Its first write fixes "createdAt" and
 /// the insertion order, after the user's message.
-const SAVE_ASSISTANT_MESSAGE: &str = r#"INSERT INTO chat."Message" (id, "chatId", role, parts, "traceId", status)
-VALUES ($1, $2, 'assistant', $3::text::json, $4, $5)
+const SAVE_ASSISTANT_MESSAGE: &str = r#"INSERT INTO chat."Message" (id, "chatId", role, parts, "traceId", status, "createdAt")
+VALUES ($1, $2, 'assistant', $3::text::json, $4, $5, COALESCE(to_timestamp($6::bigint / 1000.0), CURRENT_TIMESTAMP))
 ON CONFLICT (id) DO UPDATE
 SET parts = EXCLUDED.parts, "traceId" = EXCLUDED."traceId", status = EXCLUDED.status
 WHERE chat."Message"."chatId" = EXCLUDED."chatId" AND chat."Message".role = 'assistant'"#;
@@ -59,7 +67,8 @@ const SET_TITLE: &str = r#"UPDATE chat."Chat" SET title = $3 WHERE id = $1 AND "
 
 /// How much of the reply a stored assistant message holds (the `status`
 /// column of migration 4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MessageStatus {
     /// The endpoint finished its reply; the text is all of it.
     Complete,
@@ -92,15 +101,29 @@ impl MessageStatus {
     }
 }
 
-pub fn claim_chat_statement(chat_id: Uuid, caller: &str, title: &str) -> Statement {
+pub fn claim_chat_statement(
+    chat_id: Uuid,
+    caller: &str,
+    title: &str,
+    written_at: Option<u64>,
+) -> Statement {
     Statement::new(
         CLAIM_CHAT,
         vec![
             SqlParam::Uuid(chat_id),
             SqlParam::Text(caller.to_owned()),
             SqlParam::Text(title.to_owned()),
+            written_at_param(written_at),
         ],
     )
+}
+
+/// Milliseconds since the epoch as the statements bind them (`$n::bigint`).
+fn written_at_param(written_at: Option<u64>) -> SqlParam {
+    match written_at.and_then(|ms| i64::try_from(ms).ok()) {
+        Some(ms) => SqlParam::Int64(ms),
+        None => SqlParam::Null,
+    }
 }
 
 /// What [`claim_chat_statement`] found: the chat as it is now.
@@ -130,13 +153,19 @@ impl ChatClaim {
     }
 }
 
-pub fn store_user_message_statement(message_id: Uuid, chat_id: Uuid, text: &str) -> Statement {
+pub fn store_user_message_statement(
+    message_id: Uuid,
+    chat_id: Uuid,
+    text: &str,
+    written_at: Option<u64>,
+) -> Statement {
     Statement::new(
         STORE_USER_MESSAGE,
         vec![
             SqlParam::Uuid(message_id),
             SqlParam::Uuid(chat_id),
             SqlParam::Text(text_parts(text)),
+            written_at_param(written_at),
         ],
     )
 }
@@ -156,6 +185,7 @@ pub fn save_assistant_message_statement(
     text: &str,
     trace_id: Option<&str>,
     status: MessageStatus,
+    written_at: Option<u64>,
 ) -> Statement {
     Statement::new(
         SAVE_ASSISTANT_MESSAGE,
@@ -165,6 +195,7 @@ pub fn save_assistant_message_statement(
             SqlParam::Text(text_parts(text)),
             SqlParam::optional_text(trace_id),
             SqlParam::Text(status.as_str().to_owned()),
+            written_at_param(written_at),
         ],
     )
 }
@@ -205,13 +236,14 @@ mod tests {
 
     #[test]
     fn the_claim_creates_with_the_callers_id_and_title() {
-        let statement = claim_chat_statement(id(1), OWNER, "Hello there");
+        let statement = claim_chat_statement(id(1), OWNER, "Hello there", None);
         assert_eq!(
             statement.params,
             vec![
                 SqlParam::Uuid(id(1)),
                 SqlParam::Text(OWNER.into()),
-                SqlParam::Text("Hello there".into())
+                SqlParam::Text("Hello there".into()),
+                SqlParam::Null
             ]
         );
         assert!(statement.sql.contains("ON CONFLICT (id) DO NOTHING"));
@@ -238,13 +270,14 @@ mod tests {
 
     #[test]
     fn the_user_message_is_stored_once_as_text_parts() {
-        let statement = store_user_message_statement(id(2), id(1), "Hi \"you\"");
+        let statement = store_user_message_statement(id(2), id(1), "Hi \"you\"", None);
         assert_eq!(
             statement.params,
             vec![
                 SqlParam::Uuid(id(2)),
                 SqlParam::Uuid(id(1)),
-                SqlParam::Text(r#"[{"text":"Hi \"you\"","type":"text"}]"#.into())
+                SqlParam::Text(r#"[{"text":"Hi \"you\"","type":"text"}]"#.into()),
+                SqlParam::Null
             ]
         );
         assert!(statement.sql.contains("ON CONFLICT (id) DO NOTHING"));
@@ -262,6 +295,7 @@ mod tests {
             "Hello",
             Some("tr-1"),
             MessageStatus::Incomplete,
+            None,
         );
         assert_eq!(
             statement.params,
@@ -270,7 +304,8 @@ mod tests {
                 SqlParam::Uuid(id(1)),
                 SqlParam::Text(r#"[{"text":"Hello","type":"text"}]"#.into()),
                 SqlParam::Text("tr-1".into()),
-                SqlParam::Text("incomplete".into())
+                SqlParam::Text("incomplete".into()),
+                SqlParam::Null
             ]
         );
         assert!(
@@ -279,9 +314,27 @@ mod tests {
                 .contains(r#"WHERE chat."Message"."chatId" = EXCLUDED."chatId""#)
         );
         let without_trace =
-            save_assistant_message_statement(id(3), id(1), "", None, MessageStatus::Error);
+            save_assistant_message_statement(id(3), id(1), "", None, MessageStatus::Error, None);
         assert_eq!(without_trace.params[3], SqlParam::Null);
         assert_eq!(without_trace.params[4], SqlParam::Text("error".into()));
+    }
+
+    #[test]
+    fn replayed_writes_carry_the_time_they_happened() {
+        let at = 1_764_150_000_123;
+        let claim = claim_chat_statement(id(1), OWNER, "t", Some(at));
+        let user = store_user_message_statement(id(2), id(1), "hi", Some(at));
+        let reply =
+            save_assistant_message_statement(id(3), id(1), "", None, MessageStatus::Error, Some(at));
+        for statement in [&claim, &user, &reply] {
+            assert_eq!(statement.params.last(), Some(&SqlParam::Int64(at as i64)));
+            assert!(statement.sql.contains("COALESCE(to_timestamp("), "{}", statement.sql);
+        }
+        assert_eq!(
+            claim_chat_statement(id(1), OWNER, "t", Some(u64::MAX)).params[3],
+            SqlParam::Null,
+            "a time beyond the column's range falls back to the database's clock"
+        );
     }
 
     #[test]

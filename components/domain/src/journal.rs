@@ -1,0 +1,215 @@
+//! The write-behind journal: what `POST /api/chat` could not write because the
+//! database was out of reach waits in the key-value store, and is written to
+//! Postgres, oldest first, as soon as a request finds the database back.
+//!
+//! Every write is idempotent on its ids (a chat is created once, a message is
+//! stored once, a reply is rewritten in place), so an entry replayed twice by
+//! two instances at once, or replayed after a crash before it was deleted,
+//! still ends as exactly one row.
+//!
+//! Layout in the store: one entry per write under [`ENTRY_PREFIX`], keyed so
+//! that key order is replay order, and the [`PENDING_KEY`] marker that spares
+//! every request a listing when the journal is empty. A writer stores its
+//! entry before it sets the marker; a replayer deletes the marker before it
+//! lists the entries. Whatever the interleaving, an entry is never left
+//! behind without a marker pointing at it.
+
+use crate::conversation::MessageStatus;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Prefix of every journal entry's key.
+pub const ENTRY_PREFIX: &str = "journal/";
+
+/// Set while entries may be waiting.
+pub const PENDING_KEY: &str = "journal-pending";
+
+/// One write of a conversation, as performed at once or replayed later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "write", rename_all = "snake_case")]
+pub enum ConversationWrite {
+    /// The caller is recorded, the chat claimed (created with `title` when
+    /// new, refused when someone else's) and the user's message stored.
+    UserMessage {
+        user_id: String,
+        email: String,
+        chat_id: Uuid,
+        title: String,
+        message_id: Uuid,
+        text: String,
+    },
+    /// The assistant's reply as it stands.
+    Reply {
+        chat_id: Uuid,
+        message_id: Uuid,
+        text: String,
+        trace_id: Option<String>,
+        status: MessageStatus,
+    },
+    /// A new chat's generated title.
+    Title {
+        chat_id: Uuid,
+        owner: String,
+        title: String,
+    },
+}
+
+impl ConversationWrite {
+    /// Replay order among writes stamped with the same millisecond: the user's
+    /// message, then the reply, then the title.
+    fn rank(&self) -> u8 {
+        match self {
+            Self::UserMessage { .. } => 0,
+            Self::Reply { .. } => 1,
+            Self::Title { .. } => 2,
+        }
+    }
+
+    /// The row this write is about; a later write of the same row (the next
+    /// checkpoint of a reply) replaces its entry.
+    fn subject(&self) -> Uuid {
+        match self {
+            Self::UserMessage { message_id, .. } | Self::Reply { message_id, .. } => *message_id,
+            Self::Title { chat_id, .. } => *chat_id,
+        }
+    }
+}
+
+/// A write waiting for the database, with the time it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// Milliseconds since the Unix epoch; becomes the row's "createdAt".
+    pub written_at: u64,
+    #[serde(flatten)]
+    pub write: ConversationWrite,
+}
+
+/// Why a stored entry could not be read back.
+#[derive(Debug, thiserror::Error)]
+#[error("unreadable journal entry: {0}")]
+pub struct CorruptEntry(#[from] serde_json::Error);
+
+impl JournalEntry {
+    pub fn new(written_at: u64, write: ConversationWrite) -> Self {
+        Self { written_at, write }
+    }
+
+    /// `journal/<time, zero-padded>/<rank>/<row id>`: sorting the keys sorts
+    /// the writes as they happened.
+    pub fn key(&self) -> String {
+        format!(
+            "{ENTRY_PREFIX}{:020}/{}/{}",
+            self.written_at,
+            self.write.rank(),
+            self.write.subject()
+        )
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a journal entry always serialises")
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CorruptEntry> {
+        Ok(serde_json::from_slice(bytes)?)
+    }
+}
+
+/// The journal's keys among all of a store's keys, in replay order.
+pub fn replay_order(mut keys: Vec<String>) -> Vec<String> {
+    keys.retain(|key| key.starts_with(ENTRY_PREFIX));
+    keys.sort_unstable();
+    keys
+}
+
+/// Where the trace id of a reply that could not be stored is kept, so that
+/// feedback on that message can still find its trace.
+pub fn trace_key(assistant_message_id: Uuid) -> String {
+    format!("trace/{assistant_message_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    fn user_message(n: u128) -> ConversationWrite {
+        ConversationWrite::UserMessage {
+            user_id: "ada@example.com".into(),
+            email: "ada@example.com".into(),
+            chat_id: id(1),
+            title: "Hello".into(),
+            message_id: id(n),
+            text: "Hello there".into(),
+        }
+    }
+
+    fn reply(n: u128, text: &str) -> ConversationWrite {
+        ConversationWrite::Reply {
+            chat_id: id(1),
+            message_id: id(n),
+            text: text.into(),
+            trace_id: Some("tr-1".into()),
+            status: MessageStatus::Complete,
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_through_bytes() {
+        for write in [
+            user_message(2),
+            reply(3, "Hi"),
+            ConversationWrite::Title {
+                chat_id: id(1),
+                owner: "ada@example.com".into(),
+                title: "Greetings".into(),
+            },
+        ] {
+            let entry = JournalEntry::new(1_764_150_000_000, write);
+            assert_eq!(JournalEntry::from_bytes(&entry.to_bytes()).unwrap(), entry);
+        }
+        assert!(JournalEntry::from_bytes(b"{\"write\":\"unknown\"}").is_err());
+    }
+
+    #[test]
+    fn key_order_is_the_order_the_writes_happened() {
+        let later_user = JournalEntry::new(10_000, user_message(4)).key();
+        let reply_same_ms = JournalEntry::new(9_000, reply(3, "Hi")).key();
+        let user_same_ms = JournalEntry::new(9_000, user_message(2)).key();
+        let earliest = JournalEntry::new(999, user_message(5)).key();
+        let keys = vec![
+            later_user.clone(),
+            "trace/x".into(),
+            reply_same_ms.clone(),
+            user_same_ms.clone(),
+            "journal-pending".into(),
+            earliest.clone(),
+        ];
+        assert_eq!(
+            replay_order(keys),
+            vec![earliest, user_same_ms, reply_same_ms, later_user]
+        );
+    }
+
+    #[test]
+    fn a_later_checkpoint_of_a_reply_replaces_its_entry() {
+        let first = JournalEntry::new(5, reply(3, "Hel"));
+        let last = JournalEntry::new(5, reply(3, "Hello"));
+        assert_eq!(first.key(), last.key());
+        assert_ne!(
+            JournalEntry::new(5, reply(4, "Hel")).key(),
+            first.key(),
+            "another reply has an entry of its own"
+        );
+    }
+
+    #[test]
+    fn trace_ids_are_kept_under_the_message_id() {
+        assert_eq!(
+            trace_key(id(3)),
+            "trace/00000000-0000-0000-0000-000000000003"
+        );
+    }
+}
