@@ -59,13 +59,18 @@ pub fn host_binary() -> PathBuf {
 
 impl TestHost {
     pub fn start(config: HostConfig) -> Self {
+        Self::start_binary(&host_binary(), config)
+    }
+
+    /// Starts this `chat-host` binary (the benchmarks run a release build).
+    pub fn start_binary(binary: &Path, config: HostConfig) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         let log_path = std::env::temp_dir().join(format!("chat-host-test-{port}.log"));
         let log = std::fs::File::create(&log_path).expect("creating the host log");
-        let mut command = Command::new(host_binary());
+        let mut command = Command::new(binary);
         command
             .arg("up")
             .arg("--from")
@@ -129,6 +134,11 @@ impl TestHost {
             .map_while(Result::ok)
             .filter(|line| line.contains(needle))
             .collect()
+    }
+
+    /// The host's process id, to read its memory use from /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn url(&self, path: &str) -> String {

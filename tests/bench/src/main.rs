@@ -1,0 +1,69 @@
+//! chat-bench: measures chat-host against a native ceiling on one seeded
+//! PostgreSQL, and its SSE proxy against calling the model endpoint
+//! directly, then prints the results as Markdown tables.
+//!
+//! Run it with `bash tests/bench/run.sh`, which builds everything in release
+//! first; see BENCHMARKS.md for what it measures and the last results.
+
+mod load;
+mod native;
+mod plans;
+mod report;
+mod run;
+mod seed;
+mod streams;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    about = "Benchmarks chat-host against a native ceiling and its SSE proxy against the upstream"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// A tenth of the data and short runs, for working on the benchmark itself.
+    #[arg(long)]
+    quick: bool,
+    /// Also record a CPU profile of chat-host under the history load (perf).
+    #[arg(long)]
+    profile: bool,
+    /// Where the results, query plans and profile are written.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serves the native ceiling; the benchmark starts it as a child process
+    /// so that it, like chat-host, has a process of its own.
+    #[command(hide = true)]
+    NativeCeiling {
+        #[arg(long)]
+        db_url: String,
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().context("starting tokio")?;
+    match cli.command {
+        Some(Command::NativeCeiling { db_url, listen }) => {
+            runtime.block_on(native::serve(&db_url, listen))
+        }
+        None => runtime.block_on(run::run(run::Options {
+            settings: if cli.quick {
+                run::Settings::QUICK
+            } else {
+                run::Settings::FULL
+            },
+            profile: cli.profile,
+            out: cli.out,
+        })),
+    }
+}

@@ -1,0 +1,302 @@
+//! The results as Markdown: the machine, one table per benchmark, each
+//! figure next to the issue's target for it.
+
+use crate::load::Measured;
+use crate::plans::Plan;
+use crate::run::Settings;
+use crate::streams::StreamRun;
+use anyhow::{Context, Result};
+use std::fmt::Write;
+
+/// The machine and how busy it is.
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub memory_gib: f64,
+    pub load_average: String,
+}
+
+impl Machine {
+    pub fn now() -> Result<Self> {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo")?;
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|line| line.strip_prefix("model name"))
+            .and_then(|rest| rest.split(':').nth(1))
+            .unwrap_or("unknown")
+            .trim()
+            .to_owned();
+        let meminfo = std::fs::read_to_string("/proc/meminfo")?;
+        let memory_kib = proc_field(&meminfo, "MemTotal:")?;
+        let loadavg = std::fs::read_to_string("/proc/loadavg")?;
+        Ok(Self {
+            cpus: std::thread::available_parallelism()?.get(),
+            cpu_model,
+            memory_gib: memory_kib as f64 / (1024.0 * 1024.0),
+            load_average: loadavg
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" "),
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} CPUs ({}), {:.1} GiB memory, load average {}",
+            self.cpus, self.cpu_model, self.memory_gib, self.load_average
+        )
+    }
+}
+
+/// A process's resident memory now and at its peak.
+pub struct Memory {
+    pub peak_mib: f64,
+    pub resident_mib: f64,
+}
+
+impl Memory {
+    pub fn of(pid: u32) -> Result<Self> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .with_context(|| format!("reading /proc/{pid}/status"))?;
+        Ok(Self {
+            peak_mib: proc_field(&status, "VmHWM:")? as f64 / 1024.0,
+            resident_mib: proc_field(&status, "VmRSS:")? as f64 / 1024.0,
+        })
+    }
+}
+
+/// A `Name:   1234 kB` line's number.
+fn proc_field(text: &str, name: &str) -> Result<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse().ok())
+        .with_context(|| format!("no {name} line"))
+}
+
+pub struct HttpRow {
+    pub route: String,
+    pub native: Measured,
+    pub host: Measured,
+}
+
+pub struct ScalingRow {
+    pub chats: i64,
+    pub host_first: Measured,
+    pub host_deep: Measured,
+    pub native_first: Measured,
+    pub native_deep: Measured,
+}
+
+pub struct StreamRow {
+    pub concurrency: usize,
+    pub direct: StreamRun,
+    pub proxied: StreamRun,
+    pub stored: i64,
+}
+
+pub struct Report {
+    pub machine_at_start: Machine,
+    pub machine_at_end: Machine,
+    pub settings: Settings,
+    pub http: Vec<HttpRow>,
+    pub scaling: Vec<ScalingRow>,
+    pub plans: Vec<Plan>,
+    pub streams: Vec<StreamRow>,
+    pub host_memory: Memory,
+    pub native_memory: Memory,
+}
+
+/// Targets of issue 7.
+const THROUGHPUT_RATIO_TARGET: f64 = 0.8;
+const DEEP_PAGE_RATIO_TARGET: f64 = 1.2;
+const ADDED_FIRST_CHUNK_P50_MS: f64 = 1.0;
+const ADDED_FIRST_CHUNK_P99_MS: f64 = 5.0;
+const ADDED_CHUNK_DELAY_P99_MS: f64 = 1.0;
+const HOST_MEMORY_MIB: f64 = 256.0;
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "**missed**" }
+}
+
+fn p50_p99(measured: &crate::load::Samples) -> String {
+    format!(
+        "{:.2} / {:.2}",
+        measured.quantile_ms(0.5),
+        measured.quantile_ms(0.99)
+    )
+}
+
+impl Report {
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let s = &self.settings;
+        let _ = writeln!(
+            out,
+            "Machine: {}. Load average (1, 5, 15 min) at the start {}, at the end {}.\n",
+            self.machine_at_start.describe(),
+            self.machine_at_start.load_average,
+            self.machine_at_end.load_average
+        );
+        let _ = writeln!(
+            out,
+            "Data: {} users, {} chats, {} messages, plus a 50-message chat, a user with {} chats and a user with {} chats.\n",
+            s.scale.users,
+            s.scale.users * s.scale.chats_per_user,
+            s.scale.users * s.scale.chats_per_user * s.scale.messages_per_chat,
+            crate::seed::THOUSAND_CHATS,
+            s.scale.huge_history_chats
+        );
+        self.http_table(&mut out);
+        self.scaling_table(&mut out);
+        self.plans_table(&mut out);
+        self.streams_table(&mut out);
+        out
+    }
+
+    fn http_table(&self, out: &mut String) {
+        let s = &self.settings;
+        let _ = writeln!(
+            out,
+            "### Throughput: chat-host against the native ceiling\n\n{} keep-alive connections, {} rounds of {:?} per server (after a {:?} warm-up each), alternating which server goes first.\n",
+            s.connections, s.rounds, s.measure, s.warm_up
+        );
+        let _ = writeln!(
+            out,
+            "| route | native req/s | chat-host req/s | ratio (target ≥ {THROUGHPUT_RATIO_TARGET}) | native p50 / p99 ms | chat-host p50 / p99 ms | failed (native / host) |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---|---:|---:|---:|");
+        for row in &self.http {
+            let ratio = row.host.per_second() / row.native.per_second();
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {:.0} | {:.2}× {} | {} | {} | {} / {} |",
+                row.route,
+                row.native.per_second(),
+                row.host.per_second(),
+                ratio,
+                verdict(ratio >= THROUGHPUT_RATIO_TARGET),
+                p50_p99(&row.native.latencies),
+                p50_p99(&row.host.latencies),
+                row.native.failed,
+                row.host.failed
+            );
+        }
+        out.push('\n');
+    }
+
+    fn scaling_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "### Scaling: one user's history, first page and a page 30 chats from the oldest\n\nOne connection, {:?} per page and server: latency without queueing.\n",
+            self.settings.scaling_measure
+        );
+        let _ = writeln!(
+            out,
+            "| chats of the user | chat-host first p50 / p99 ms | chat-host deep p50 / p99 ms | deep ÷ first p50 (target ≤ {DEEP_PAGE_RATIO_TARGET}) | native first p50 / p99 ms | native deep p50 / p99 ms |"
+        );
+        let _ = writeln!(out, "|---:|---:|---:|---|---:|---:|");
+        for row in &self.scaling {
+            let ratio = row.host_deep.latencies.quantile_ms(0.5)
+                / row.host_first.latencies.quantile_ms(0.5);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.2}× {} | {} | {} |",
+                row.chats,
+                p50_p99(&row.host_first.latencies),
+                p50_p99(&row.host_deep.latencies),
+                ratio,
+                verdict(ratio <= DEEP_PAGE_RATIO_TARGET),
+                p50_p99(&row.native_first.latencies),
+                p50_p99(&row.native_deep.latencies)
+            );
+        }
+        out.push('\n');
+    }
+
+    fn plans_table(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "### Query plans (EXPLAIN ANALYZE, BUFFERS; the user with {} chats)\n",
+            self.settings.scale.huge_history_chats
+        );
+        let _ = writeln!(out, "| statement | indexes | sequential scan | execution |");
+        let _ = writeln!(out, "|---|---|---|---|");
+        for plan in &self.plans {
+            let execution = plan
+                .text
+                .lines()
+                .find_map(|line| line.trim().strip_prefix("Execution Time: "))
+                .unwrap_or("?");
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                plan.name,
+                plan.indexes().join(", "),
+                if plan.has_seq_scan() { "**yes**" } else { "no" },
+                execution
+            );
+        }
+        out.push('\n');
+    }
+
+    fn streams_table(&self, out: &mut String) {
+        let reply = self.settings.reply;
+        let _ = writeln!(
+            out,
+            "### SSE proxy: POST /api/chat against calling the endpoint directly\n\nEach reply: {} chunks {:?} apart; each client reads {} replies in a row (a new chat each). \"Added\" is the proxied figure minus the direct one at the same percentile. Chunk delay: from the endpoint writing a chunk to the client reading it.\n",
+            reply.chunks, reply.spacing, self.settings.stream_rounds
+        );
+        let _ = writeln!(
+            out,
+            "| streams at once | first chunk p50 / p99 ms, direct | first chunk p50 / p99 ms, proxied | added p50 (< {ADDED_FIRST_CHUNK_P50_MS} ms) / p99 (< {ADDED_FIRST_CHUNK_P99_MS} ms) | chunk delay p50 / p99 ms, direct | chunk delay p50 / p99 ms, proxied | added chunk p99 (< {ADDED_CHUNK_DELAY_P99_MS} ms) | replies (ok / failed) | stored complete |"
+        );
+        let _ = writeln!(out, "|---:|---:|---:|---|---:|---:|---|---:|---:|");
+        for row in &self.streams {
+            let first_chunk =
+                |run: &StreamRun, quantile| run.time_to_first_chunk.quantile_ms(quantile);
+            let chunk_delay = |run: &StreamRun, quantile| run.chunk_delay.quantile_ms(quantile);
+            let first_p50 = first_chunk(&row.proxied, 0.5) - first_chunk(&row.direct, 0.5);
+            let first_p99 = first_chunk(&row.proxied, 0.99) - first_chunk(&row.direct, 0.99);
+            let chunk_p99 = chunk_delay(&row.proxied, 0.99) - chunk_delay(&row.direct, 0.99);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.2} / {:.2} {} | {} | {} | {:.2} {} | {} / {} | {} {} |",
+                row.concurrency,
+                p50_p99(&row.direct.time_to_first_chunk),
+                p50_p99(&row.proxied.time_to_first_chunk),
+                first_p50,
+                first_p99,
+                verdict(
+                    first_p50 < ADDED_FIRST_CHUNK_P50_MS && first_p99 < ADDED_FIRST_CHUNK_P99_MS
+                ),
+                p50_p99(&row.direct.chunk_delay),
+                p50_p99(&row.proxied.chunk_delay),
+                chunk_p99,
+                verdict(chunk_p99 < ADDED_CHUNK_DELAY_P99_MS),
+                row.proxied.completed,
+                row.proxied.failed,
+                row.stored,
+                verdict(row.stored == row.proxied.completed as i64 && row.proxied.failed == 0)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nchat-host memory over the whole run: peak (VmHWM) {:.1} MiB (target < {HOST_MEMORY_MIB} MiB: {}), resident at the end {:.1} MiB. The native ceiling: peak {:.1} MiB.",
+            self.host_memory.peak_mib,
+            verdict(self.host_memory.peak_mib < HOST_MEMORY_MIB),
+            self.host_memory.resident_mib,
+            self.native_memory.peak_mib
+        );
+    }
+}
+
+/// Every plan in full, for the record.
+pub fn plans_text(plans: &[Plan]) -> String {
+    plans
+        .iter()
+        .map(|plan| format!("== {} ==\n{}\n", plan.name, plan.text))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
