@@ -231,12 +231,12 @@ pub async fn run(options: Options) -> Result<()> {
     println!("streams: direct and through POST /api/chat");
     let warm_up_route = Route::Proxy {
         host: host_addr,
-        email: "warm-up@bench.example".to_owned(),
+        domain: "warm-up.bench.example".to_owned(),
     };
     streams::run(&warm_up_route, settings.reply, 10, 1).await?;
     let mut stream_rows = Vec::new();
     for concurrency in [100, 1_000] {
-        let email = format!("streams-{concurrency}@bench.example");
+        let domain = format!("streams-{concurrency}.bench.example");
         let direct = streams::run(
             &Route::Direct(upstream.addr),
             settings.reply,
@@ -247,14 +247,14 @@ pub async fn run(options: Options) -> Result<()> {
         let proxied = streams::run(
             &Route::Proxy {
                 host: host_addr,
-                email: email.clone(),
+                domain: domain.clone(),
             },
             settings.reply,
             concurrency,
             settings.stream_rounds,
         )
         .await?;
-        let stored = seed::complete_replies(&db, &email).await?;
+        let stored = seed::complete_replies(&db, &domain).await?;
         println!(
             "  {concurrency} streams: {} through the proxy, {} replies stored",
             proxied.completed, stored

@@ -175,13 +175,13 @@ pub async fn chat_at(db: &Client, user: &str, offset: i64) -> Result<Uuid> {
     Ok(row.get(0))
 }
 
-/// How many assistant replies to `user`'s chats are stored complete.
-pub async fn complete_replies(db: &Client, user: &str) -> Result<i64> {
+/// How many assistant replies to chats of users `…@domain` are stored complete.
+pub async fn complete_replies(db: &Client, domain: &str) -> Result<i64> {
     let row = db
         .query_one(
             r#"SELECT count(*) FROM chat."Message" AS m JOIN chat."Chat" AS c ON c.id = m."chatId"
-               WHERE c."userId" = $1 AND m.role = 'assistant' AND m.status = 'complete'"#,
-            &[&user],
+               WHERE c."userId" LIKE '%@' || $1 AND m.role = 'assistant' AND m.status = 'complete'"#,
+            &[&domain],
         )
         .await
         .context("counting stored replies")?;

@@ -118,7 +118,12 @@ async fn answer(
 #[derive(Clone, Debug)]
 pub enum Route {
     Direct(SocketAddr),
-    Proxy { host: SocketAddr, email: String },
+    /// Client `n` posts as `n@<domain>`: one user per concurrent stream, as
+    /// when that many people chat at once.
+    Proxy {
+        host: SocketAddr,
+        domain: String,
+    },
 }
 
 /// What a batch of streams measured.
@@ -152,7 +157,7 @@ pub async fn run(
                 tokio::time::sleep(delay).await;
                 let mut run = StreamRun::default();
                 for _ in 0..rounds {
-                    match one_stream(&route, shape.chunks).await {
+                    match one_stream(&route, client, shape.chunks).await {
                         Ok((first, delays)) => {
                             run.completed += 1;
                             run.time_to_first_chunk.push(first);
@@ -183,16 +188,16 @@ pub async fn run(
 /// One reply read to its end: the time to its first chunk and every chunk's
 /// delay. A reply through the proxy must end with `[DONE]`, which chat-stream
 /// sends only once the reply is stored.
-async fn one_stream(route: &Route, chunks: usize) -> Result<(Duration, Samples)> {
+async fn one_stream(route: &Route, client: usize, chunks: usize) -> Result<(Duration, Samples)> {
     let (addr, request, body) = match route {
         Route::Direct(upstream) => (
             *upstream,
             Request::post(INVOCATIONS),
             json!({"messages": [{"role": "user", "content": "Hello"}], "stream": true}),
         ),
-        Route::Proxy { host, email } => (
+        Route::Proxy { host, domain } => (
             *host,
-            Request::post("/api/chat").header("x-forwarded-email", email),
+            Request::post("/api/chat").header("x-forwarded-email", format!("{client}@{domain}")),
             json!({
                 "id": Uuid::new_v4(),
                 "messages": [{"role": "user", "content": "Hello", "id": Uuid::new_v4()}],
