@@ -17,8 +17,8 @@ fi
 
 # 1,000 streams at once hold about 2,000 sockets in the benchmark and as
 # many in the host: raise the open-files limit as far as allowed.
-ulimit -n "$(ulimit -Hn)"
-if (( $(ulimit -n) < 8192 )); then
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null || true
+if [[ $(ulimit -n) != unlimited ]] && (( $(ulimit -n) < 8192 )); then
     echo "warning: open files limited to $(ulimit -n); the 1,000-stream run may fail" >&2
 fi
 
