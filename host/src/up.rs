@@ -19,6 +19,10 @@ use std::sync::Arc;
 const DB_URL: &str = "db_url";
 /// The app variable that guards the admin routes.
 const ADMIN_TOKEN: &str = "admin_token";
+/// The app variable naming the identity of requests without gateway headers.
+const DEV_USER_EMAIL: &str = "dev_user_email";
+/// That identity when chat-host runs everything on this machine itself.
+const LOCAL_DEV_USER_EMAIL: &str = "dev@localhost";
 /// The component that owns the schema, and its migration route.
 const SCHEMA_COMPONENT: &str = "admin-schema";
 const MIGRATE_PATH: &str = "/admin/schema/migrate";
@@ -45,6 +49,7 @@ pub async fn run(options: UpOptions) -> Result<()> {
         let data_dir = manifest.base_dir.join(".chat-host").join("postgres");
         let cluster = start_local_postgres(&data_dir).await?;
         overrides.insert(DB_URL.to_owned(), cluster.url(LOCAL_DATABASE));
+        default_local_identity(&manifest, &mut overrides);
         Some(cluster)
     } else {
         None
@@ -96,6 +101,18 @@ fn configured(variable: &str) -> Option<String> {
     std::env::var(format!("SPIN_VARIABLE_{}", variable.to_ascii_uppercase()))
         .ok()
         .filter(|value| !value.is_empty())
+}
+
+/// With the managed local database there is no gateway in front of the app
+/// either, so requests carry no identity; unless `dev_user_email` is set, a
+/// local one lets the person at this machine use the web UI with no 401.
+fn default_local_identity(manifest: &Manifest, overrides: &mut BTreeMap<String, String>) {
+    if manifest.variables.contains_key(DEV_USER_EMAIL) && configured(DEV_USER_EMAIL).is_none() {
+        overrides.insert(DEV_USER_EMAIL.to_owned(), LOCAL_DEV_USER_EMAIL.to_owned());
+        tracing::info!(
+            "dev_user_email not set: requests without gateway headers act as {LOCAL_DEV_USER_EMAIL}"
+        );
+    }
 }
 
 async fn start_local_postgres(data_dir: &Path) -> Result<LocalPostgres> {
