@@ -1,0 +1,129 @@
+// The app's HTTP API (openapi.yaml), as the views use it.
+
+/** A refusal from the server: its status and its `{"error": ...}` sentence. */
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+async function send(method, path, body, signal) {
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+    });
+  } catch (error) {
+    if (signal?.aborted) throw error;
+    throw new ApiError(0, "The server cannot be reached. Check your connection and try again.");
+  }
+  if (!response.ok) throw await refusal(response);
+  return response;
+}
+
+async function refusal(response) {
+  try {
+    const body = await response.json();
+    if (typeof body.error === "string") return new ApiError(response.status, body.error);
+  } catch {
+    // Not our JSON error (a proxy's page, say): describe the status instead.
+  }
+  return new ApiError(response.status, `The server answered ${response.status} ${response.statusText}.`);
+}
+
+/** `{user: {id, email, name}, authenticated}`. */
+export async function session() {
+  return (await send("GET", "/api/session")).json();
+}
+
+/**
+ * One page of the caller's chats, newest first: `{data, hasMore}`, or
+ * `null` in ephemeral mode (the database is unavailable: 204).
+ */
+export async function history({ startingAfter, limit } = {}) {
+  const query = new URLSearchParams();
+  if (startingAfter) query.set("starting_after", startingAfter);
+  if (limit) query.set("limit", String(limit));
+  const response = await send("GET", `/api/history?${query}`);
+  return response.status === 204 ? null : response.json();
+}
+
+/** `{data: [{id, role, parts, traceId, createdAt}], source: "live" | "mock"}`. */
+export async function messages(chatId) {
+  return (await send("GET", `/api/messages/${encodeURIComponent(chatId)}`)).json();
+}
+
+export async function deleteChat(chatId) {
+  await send("DELETE", `/api/chat/${encodeURIComponent(chatId)}`);
+}
+
+export async function setVisibility(chatId, visibility) {
+  const response = await send("PATCH", `/api/chat/${encodeURIComponent(chatId)}/visibility`, { visibility });
+  return (await response.json()).visibility;
+}
+
+/** The text of a stored message: its text parts, joined. */
+export function textOf(message) {
+  const parts = Array.isArray(message.parts) ? message.parts : [];
+  return parts.filter((part) => part?.type === "text").map((part) => part.text ?? "").join("");
+}
+
+/**
+ * Posts to `/api/chat` and calls `onEvent` with each event of the reply as
+ * it arrives: `{type: "open"}` once the server accepted the message, then
+ * `{type: "delta", text}`, `{type: "meta", ...}` and `{type: "error", error}`.
+ * Resolves when the stream ends; throws an `ApiError` when the server
+ * refuses before streaming or the connection breaks, and the abort error
+ * when `signal` aborts.
+ */
+export async function streamChat(body, onEvent, signal) {
+  const response = await send("POST", "/api/chat", body, signal);
+  onEvent({ type: "open" });
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  for (;;) {
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      throw new ApiError(0, "The connection broke before the reply was complete.");
+    }
+    if (chunk.done) return;
+    buffered += chunk.value.replaceAll("\r\n", "\n");
+    let end;
+    while ((end = buffered.indexOf("\n\n")) !== -1) {
+      const block = buffered.slice(0, end);
+      buffered = buffered.slice(end + 2);
+      const event = parseEvent(block);
+      if (event) onEvent(event);
+    }
+  }
+}
+
+/** One server-sent event block, or null for comments, keep-alives and `[DONE]`. */
+function parseEvent(block) {
+  const data = block
+    .split("\n")
+    .filter((line) => line.startsWith("data:"))
+    .map((line) => line.slice(5).replace(/^ /, ""))
+    .join("\n");
+  if (!data || data === "[DONE]") return null;
+  let parsed;
+  try {
+    parsed = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  if (parsed.type === "meta" || parsed.type === "error") return parsed;
+  // The model's own chunks: OpenAI chat completions or the Responses API.
+  const text =
+    parsed.type === "response.output_text.delta"
+      ? parsed.delta
+      : parsed.choices?.[0]?.delta?.content;
+  return typeof text === "string" && text ? { type: "delta", text } : null;
+}

@@ -1,0 +1,232 @@
+// The chat page: the conversation, the composer and the streaming reply.
+import * as api from "./api.js";
+import { h, skeleton, uuid } from "./dom.js";
+
+/** How close to the bottom (px) still counts as "at the bottom". */
+const FOLLOW_SLACK = 48;
+
+export class ChatView {
+  /**
+   * `started(chatId)` is called when the server accepted a message (the chat
+   * exists from then on), `finished(chatId, isNew)` when its reply ended.
+   */
+  constructor({ started, finished }) {
+    this.started = started;
+    this.finished = finished;
+    this.list = document.getElementById("messages");
+    this.composer = document.getElementById("composer");
+    this.input = document.getElementById("input");
+    this.sendButton = document.getElementById("send");
+    this.notice = document.getElementById("notice");
+    this.readOnlyNote = document.getElementById("read-only");
+    this.chatId = null;
+    this.messages = [];
+    this.streaming = null; // the AbortController of the reply being streamed
+    this.follow = true;
+    this.loadId = 0;
+
+    this.composer.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.send();
+    });
+    this.input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        this.send();
+      }
+    });
+    // Follow the reply while the reader is at the bottom; stop when they scroll up.
+    this.list.addEventListener("scroll", () => {
+      const { scrollTop, scrollHeight, clientHeight } = this.list;
+      this.follow = scrollHeight - scrollTop - clientHeight <= FOLLOW_SLACK;
+    });
+  }
+
+  /** An empty conversation, ready for a first message. */
+  startNew() {
+    this.leave();
+    this.chatId = null;
+    this.messages = [];
+    this.setReadOnly(false);
+    this.render();
+    this.input.focus();
+  }
+
+  /**
+   * Shows a past chat's messages. Answers whether they could be shown; a
+   * later `open` or `startNew` makes an earlier one answer false.
+   */
+  async open(chatId) {
+    this.leave();
+    this.chatId = chatId;
+    this.messages = [];
+    const loadId = ++this.loadId;
+    this.composer.hidden = true;
+    this.readOnlyNote.hidden = true;
+    this.list.setAttribute("aria-busy", "true");
+    this.list.replaceChildren(...skeleton(3, "skeleton-message"));
+    try {
+      const answer = await api.messages(chatId);
+      if (loadId !== this.loadId) return false;
+      this.messages = answer.data.map((message) => ({
+        id: message.id,
+        role: message.role,
+        content: api.textOf(message),
+        traceId: message.traceId,
+      }));
+      this.render();
+      if (answer.source === "mock") {
+        this.showNotice("The chat history is unavailable right now (ephemeral mode), so earlier messages cannot be shown.");
+      }
+      this.follow = true;
+      this.scrollToEnd();
+      return true;
+    } catch (error) {
+      if (loadId !== this.loadId) return false;
+      this.messages = [];
+      this.render();
+      this.showNotice(openFailure(error));
+      return false;
+    } finally {
+      if (loadId === this.loadId) this.list.setAttribute("aria-busy", "false");
+    }
+  }
+
+  setReadOnly(readOnly) {
+    this.composer.hidden = readOnly;
+    this.readOnlyNote.hidden = !readOnly;
+  }
+
+  /** Stops rendering a reply still streaming (the server keeps it anyway). */
+  leave() {
+    this.streaming?.abort();
+    this.streaming = null;
+    this.loadId++;
+    this.hideNotice();
+    this.setBusy(false);
+  }
+
+  async send() {
+    const text = this.input.value;
+    if (!text.trim() || this.streaming) return;
+    const isNew = this.chatId === null;
+    const chatId = this.chatId ?? uuid();
+    const earlier = this.messages
+      .filter((message) => message.content)
+      .map(({ role, content }) => ({ role, content }));
+    const question = { id: uuid(), role: "user", content: text };
+    const reply = { role: "assistant", content: "", pending: true, error: null };
+    const controller = new AbortController();
+
+    this.chatId = chatId;
+    this.streaming = controller;
+    this.messages.push(question, reply);
+    this.input.value = "";
+    this.hideNotice();
+    this.setBusy(true);
+    this.follow = true;
+    this.render();
+
+    let accepted = false;
+    try {
+      const asked = { id: question.id, role: question.role, content: question.content };
+      await api.streamChat({ id: chatId, messages: [...earlier, asked] }, (event) => {
+        if (event.type === "open") {
+          accepted = true;
+          this.started(chatId);
+        } else if (event.type === "delta") {
+          reply.content += event.text;
+        } else if (event.type === "meta") {
+          reply.id = event.assistantMessageId;
+          reply.traceId = event.traceId;
+        } else if (event.type === "error") {
+          reply.error = event.error;
+        }
+        this.renderReply(reply);
+      }, controller.signal);
+    } catch (error) {
+      if (controller.signal.aborted) return;
+      if (accepted) {
+        reply.error = error.message;
+      } else {
+        // Refused before anything was stored: take the message back and
+        // give its text back to the composer, so nothing typed is lost.
+        this.messages.splice(this.messages.indexOf(question), 2);
+        if (isNew) this.chatId = null;
+        if (!this.input.value) this.input.value = text;
+        this.render();
+        this.showNotice(`Your message was not sent: ${error.message}`);
+      }
+    } finally {
+      if (this.streaming === controller) {
+        this.streaming = null;
+        this.setBusy(false);
+      }
+    }
+    if (controller.signal.aborted) return;
+    reply.pending = false;
+    this.renderReply(reply);
+    if (accepted) this.finished(chatId, isNew);
+  }
+
+  setBusy(busy) {
+    this.sendButton.disabled = busy;
+    this.sendButton.textContent = busy ? "Replying…" : "Send";
+  }
+
+  showNotice(text) {
+    this.notice.textContent = text;
+    this.notice.hidden = false;
+  }
+
+  hideNotice() {
+    this.notice.hidden = true;
+    this.notice.textContent = "";
+  }
+
+  render() {
+    if (this.messages.length === 0) {
+      this.list.replaceChildren(h("p", { class: "empty" }, "Ask anything to start a chat."));
+      return;
+    }
+    this.list.replaceChildren(...this.messages.map((message) => {
+      message.element = h("article", { class: `message ${message.role}` });
+      fill(message);
+      return message.element;
+    }));
+    this.scrollToEnd();
+  }
+
+  renderReply(reply) {
+    fill(reply);
+    this.scrollToEnd();
+  }
+
+  scrollToEnd() {
+    if (this.follow) this.list.scrollTop = this.list.scrollHeight;
+  }
+}
+
+/** Writes a message's text, and how its reply is going, into its element. */
+function fill(message) {
+  const element = message.element;
+  if (!element) return;
+  element.classList.toggle("pending", Boolean(message.pending));
+  element.setAttribute("aria-busy", message.pending ? "true" : "false");
+  const body = h("div", { class: "text" }, message.content);
+  const parts = [h("span", { class: "sr-only" }, message.role === "user" ? "You: " : "Assistant: "), body];
+  if (message.pending && !message.content) body.append(h("span", { class: "typing" }, "Thinking…"));
+  if (message.error) {
+    parts.push(h("p", { class: "message-error", role: "alert" }, `The reply failed: ${message.error}`));
+  }
+  element.replaceChildren(...parts);
+}
+
+function openFailure(error) {
+  switch (error.status) {
+    case 400: return "This is not a valid chat link.";
+    case 403: return "This chat is private: only its owner can read it.";
+    case 404: return "This chat does not exist, or it was deleted.";
+    default: return `The chat could not be loaded: ${error.message}`;
+  }
+}

@@ -1,0 +1,30 @@
+// Small DOM helpers shared by the views.
+
+/** An element with attributes (`class`, `aria-*`, `on*` handlers...) and children. */
+export function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+    else element.setAttribute(name, value === true ? "" : value);
+  }
+  element.append(...children);
+  return element;
+}
+
+/** Placeholder bars shown while something loads. */
+export function skeleton(count, className) {
+  return Array.from({ length: count }, () => h("div", { class: `skeleton ${className}` }));
+}
+
+/**
+ * A random (version 4) UUID. `crypto.randomUUID` exists only in secure
+ * contexts, and the app may be opened over plain http on a LAN address.
+ */
+export function uuid() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
