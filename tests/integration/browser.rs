@@ -1,0 +1,708 @@
+//! The web UI (components/ui) in a real headless Chromium, against chat-host
+//! serving spin.toml with a real PostgreSQL and a scripted model endpoint:
+//! what a person does with the page, checked on the screen and in the
+//! database. Plus the component's HTTP answers, without a browser.
+
+use chat_tests::browser::{Browser, PATIENCE, keys};
+use chat_tests::database::TestDatabase;
+use chat_tests::host::{HostConfig, TestHost};
+use chat_tests::upstream::{Script, ScriptedUpstream, Step};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const OWNER: &str = "owner@example.com";
+const OTHER: &str = "other@example.com";
+const UPSTREAM_DONE: &str = "data: [DONE]\n\n";
+
+/// The page's parts, as the tests find them.
+const SIDEBAR_READY: &str = r#"#history[aria-busy="false"]"#;
+const REPLY: &str = ".message.assistant .text";
+const QUESTION: &str = ".message.user .text";
+
+fn chunk(text: &str) -> Step {
+    let chunk = json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": text}}]});
+    Step::Send(format!("data: {chunk}\n\n"))
+}
+
+fn title_answer(title: &str) -> Script {
+    Script::json_after(
+        Vec::new(),
+        &json!({"choices": [{"message": {"role": "assistant", "content": title}}]}),
+    )
+}
+
+fn chat_row(chat_id: impl std::fmt::Display) -> String {
+    format!(r#".chat[data-chat-id="{chat_id}"]"#)
+}
+
+async fn start_host(config: HostConfig) -> TestHost {
+    tokio::task::spawn_blocking(move || TestHost::start(config))
+        .await
+        .expect("starting chat-host")
+}
+
+/// A database, the scripted endpoint and a host wired to both, whose callers
+/// without gateway headers (the browser) are `identity`.
+struct Rig {
+    db: TestDatabase,
+    upstream: ScriptedUpstream,
+    host: TestHost,
+}
+
+impl Rig {
+    async fn start() -> Self {
+        let db = TestDatabase::create().await;
+        let upstream = ScriptedUpstream::start().await;
+        let host = start_host(Self::config(&db.url, &upstream, OWNER)).await;
+        Self { db, upstream, host }
+    }
+
+    fn config(db_url: &str, upstream: &ScriptedUpstream, identity: &str) -> HostConfig {
+        HostConfig::new(db_url)
+            .variable("dev_user_email", identity)
+            .variable("serving_endpoint_url", &upstream.url)
+            .variable("serving_endpoint_origin", &upstream.origin)
+    }
+
+    /// Another host on the same database and endpoint, whose browser callers
+    /// are `identity`.
+    async fn host_for(&self, identity: &str) -> TestHost {
+        start_host(Self::config(&self.db.url, &self.upstream, identity)).await
+    }
+
+    /// A chat of `owner` created `hours_ago`, with a question and an answer.
+    async fn seed_chat(&self, owner: &str, title: &str, hours_ago: i32) -> Uuid {
+        let client = self.db.connect().await;
+        let chat_id = Uuid::new_v4();
+        client
+            .execute(
+                r#"INSERT INTO chat."User" (id, email) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"#,
+                &[&owner, &owner],
+            )
+            .await
+            .expect("seeding a user");
+        client
+            .execute(
+                r#"INSERT INTO chat."Chat" (id, title, "userId", "createdAt")
+                   VALUES ($1, $2, $3, (now() AT TIME ZONE 'UTC') - make_interval(hours => $4))"#,
+                &[&chat_id, &title, &owner, &hours_ago],
+            )
+            .await
+            .expect("seeding a chat");
+        for (role, text) in [
+            ("user", format!("Question of {title}")),
+            ("assistant", format!("Answer of {title}")),
+        ] {
+            client
+                .execute(
+                    r#"INSERT INTO chat."Message" (id, "chatId", role, parts, "createdAt")
+                       VALUES ($1, $2, $3, $4, now() AT TIME ZONE 'UTC')"#,
+                    &[
+                        &Uuid::new_v4(),
+                        &chat_id,
+                        &role,
+                        &json!([{"type": "text", "text": text}]),
+                    ],
+                )
+                .await
+                .expect("seeding a message");
+        }
+        chat_id
+    }
+
+    async fn chat_count(&self, chat_id: Uuid) -> i64 {
+        self.db
+            .column::<i64>(
+                r#"SELECT count(*) FROM chat."Chat" WHERE id = $1"#,
+                &[&chat_id],
+            )
+            .await[0]
+    }
+
+    async fn visibility(&self, chat_id: Uuid) -> String {
+        self.db
+            .column::<String>(
+                r#"SELECT visibility FROM chat."Chat" WHERE id = $1"#,
+                &[&chat_id],
+            )
+            .await
+            .pop()
+            .expect("the chat exists")
+    }
+}
+
+/// Polls the database until `check` holds.
+async fn wait_for_row<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(Instant::now() < deadline, "waited {PATIENCE:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A JavaScript expression: whether the only `css` element's text is `text`.
+fn text_is(css: &str, text: &str) -> String {
+    format!(
+        "(() => {{ const found = [...document.querySelectorAll({css})].map((e) => e.textContent); \
+         return found.length === 1 && found[0] === {text}; }})()",
+        css = json!(css),
+        text = json!(text),
+    )
+}
+
+/// A script (function body) answering whether the only `css` element's
+/// text is `text`.
+fn shows_text(css: &str, text: &str) -> String {
+    format!("return {};", text_is(css, text))
+}
+
+#[tokio::test]
+async fn a_reply_streams_in_and_the_chat_is_kept_in_the_sidebar() {
+    let rig = Rig::start().await;
+    rig.upstream
+        .expect_title(title_answer("Greetings from the browser"));
+    // Each later piece waits until the test saw the earlier one on screen,
+    // which proves the page renders the reply as it arrives.
+    rig.upstream.expect_reply(Script::stream(vec![
+        chunk("Hello"),
+        Step::AwaitAck(1),
+        chunk(", browser"),
+        Step::AwaitAck(2),
+        chunk("!"),
+        Step::Send(UPSTREAM_DONE.to_owned()),
+    ]));
+    let browser = Browser::start().await;
+    browser.goto(&rig.host.url("/")).await;
+    browser.wait_for("the empty sidebar", &format!(
+        "return document.querySelector({}) !== null && document.body.innerText.includes('No conversations yet');",
+        json!(SIDEBAR_READY)
+    )).await;
+
+    // Shift+Enter is a new line, Enter sends.
+    let typed = format!(
+        "Hi there{shift}{enter}{release}second line{enter}",
+        shift = keys::SHIFT,
+        enter = keys::ENTER,
+        release = keys::RELEASE
+    );
+    browser.type_into("#input", &typed).await;
+    browser
+        .wait_for(
+            "the first piece of the reply",
+            &format!(
+                "return document.querySelector('.message.assistant.pending') !== null && {};",
+                text_is(REPLY, "Hello")
+            ),
+        )
+        .await;
+    assert_eq!(browser.texts(QUESTION).await, ["Hi there\nsecond line"]);
+    assert_eq!(
+        browser
+            .eval("return document.querySelector('#input').value;")
+            .await,
+        ""
+    );
+    rig.upstream.acknowledge(1);
+    browser
+        .wait_for("the second piece", &shows_text(REPLY, "Hello, browser"))
+        .await;
+    rig.upstream.acknowledge(2);
+    browser
+        .wait_for("the whole reply", &shows_text(REPLY, "Hello, browser!"))
+        .await;
+    browser
+        .wait_for(
+            "the reply to end",
+            "return document.querySelector('.message.pending') === null;",
+        )
+        .await;
+
+    // The model got the text as typed; the address names the new chat.
+    let asked = rig
+        .upstream
+        .received()
+        .into_iter()
+        .find(|r| r.is_streaming())
+        .expect("a reply request");
+    assert_eq!(
+        asked.body["messages"].as_array().unwrap().last().unwrap()["content"],
+        "Hi there\nsecond line"
+    );
+    let path = browser.path().await;
+    let chat_id: Uuid = path
+        .strip_prefix("/chat/")
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("the address names the chat: {path}"));
+
+    // After its first exchange the chat is in the sidebar, highlighted.
+    let row = chat_row(chat_id);
+    browser.wait_for_visible(&row).await;
+    assert_eq!(
+        browser
+            .eval(&format!(
+                "return document.querySelector({}).getAttribute('aria-current');",
+                json!(format!("{row} a"))
+            ))
+            .await,
+        "page"
+    );
+    wait_for_row("the generated title to be stored", || async {
+        rig.db
+            .column::<String>(
+                r#"SELECT title FROM chat."Chat" WHERE id = $1"#,
+                &[&chat_id],
+            )
+            .await
+            == ["Greetings from the browser"]
+    })
+    .await;
+    let stored = rig
+        .db
+        .column::<String>(
+            r#"SELECT role FROM chat."Message" WHERE "chatId" = $1 ORDER BY "createdAt""#,
+            &[&chat_id],
+        )
+        .await;
+    assert_eq!(stored, ["user", "assistant"]);
+
+    // The deep link survives a reload: the conversation and its title.
+    browser.reload().await;
+    browser
+        .wait_for(
+            "the title in the sidebar",
+            &shows_text(&format!("{row} .chat-link"), "Greetings from the browser"),
+        )
+        .await;
+    browser
+        .wait_for(
+            "the reply after the reload",
+            &shows_text(REPLY, "Hello, browser!"),
+        )
+        .await;
+    assert_eq!(browser.texts(QUESTION).await, ["Hi there\nsecond line"]);
+    assert_eq!(
+        browser.texts("#chat-title").await,
+        ["Greetings from the browser"]
+    );
+    let screenshot = browser.screenshot("ui-main").await;
+    println!("screenshot of the main view: {}", screenshot.display());
+
+    // A new chat empties the page; opening the chat from the sidebar loads it again.
+    browser.click("#new-chat").await;
+    browser
+        .wait_for(
+            "an empty chat",
+            "return document.querySelectorAll('.message').length === 0;",
+        )
+        .await;
+    assert_eq!(browser.path().await, "/");
+    browser.click(&format!("{row} .chat-link")).await;
+    browser
+        .wait_for("the reopened reply", &shows_text(REPLY, "Hello, browser!"))
+        .await;
+    assert_eq!(browser.texts(QUESTION).await, ["Hi there\nsecond line"]);
+    assert_eq!(browser.path().await, format!("/chat/{chat_id}"));
+    // Back goes to the new chat again.
+    browser.back().await;
+    browser
+        .wait_for(
+            "the empty chat again",
+            "return document.querySelectorAll('.message').length === 0;",
+        )
+        .await;
+
+    // Everything the page loaded came from the app itself.
+    let origin = rig.host.url("");
+    let loaded = browser
+        .eval("return performance.getEntriesByType('resource').map((e) => e.name);")
+        .await;
+    for url in loaded.as_array().unwrap() {
+        assert!(
+            url.as_str().unwrap().starts_with(&origin),
+            "the page requested {url}"
+        );
+    }
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn failures_are_shown_inline_and_keep_what_was_typed() {
+    let rig = Rig::start().await;
+    rig.upstream.expect_title(title_answer("Unlucky"));
+    rig.upstream
+        .expect_reply(Script::failing(500, r#"{"error":"the model is down"}"#));
+    let browser = Browser::start().await;
+    browser.goto(&rig.host.url("/")).await;
+    browser.wait_for_visible(SIDEBAR_READY).await;
+
+    // The model fails once the stream started: the question stays, the reply says so.
+    browser
+        .type_into("#input", &format!("Will this work?{}", keys::ENTER))
+        .await;
+    browser
+        .wait_for_visible(".message.assistant .message-error")
+        .await;
+    assert_eq!(browser.texts(QUESTION).await, ["Will this work?"]);
+    let error = browser.texts(".message-error").await.concat();
+    assert!(error.starts_with("The reply failed:"), "{error}");
+    assert!(
+        !browser
+            .eval("return document.querySelector('#send').disabled;")
+            .await
+            .as_bool()
+            .unwrap()
+    );
+
+    // Refused before streaming (over 1 MiB): the text goes back to the composer.
+    let huge = "x".repeat(1024 * 1024 + 1);
+    browser
+        .eval(&format!(
+            "document.querySelector('#input').value = {}; return true;",
+            json!(huge)
+        ))
+        .await;
+    browser.type_into("#input", &keys::ENTER.to_string()).await;
+    browser.wait_for_visible("#notice").await;
+    let notice = browser.texts("#notice").await.concat();
+    assert!(notice.starts_with("Your message was not sent:"), "{notice}");
+    assert_eq!(
+        browser
+            .eval("return document.querySelector('#input').value.length;")
+            .await,
+        huge.len()
+    );
+    // Only the first question is on the page.
+    assert_eq!(browser.texts(QUESTION).await, ["Will this work?"]);
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn load_more_pages_through_older_chats_grouped_by_age() {
+    let rig = Rig::start().await;
+    // 25 chats, 11 hours apart: from now back to 11 days ago.
+    let mut newest_first = Vec::new();
+    for index in 0..25 {
+        newest_first.push(
+            rig.seed_chat(OWNER, &format!("Chat number {index}"), index * 11)
+                .await,
+        );
+    }
+    let browser = Browser::start().await;
+    browser.goto(&rig.host.url("/")).await;
+    browser.wait_for_visible(SIDEBAR_READY).await;
+
+    let shown =
+        |count: usize| format!("return document.querySelectorAll('.chat').length === {count};");
+    browser.wait_for("the first page", &shown(20)).await;
+    let first_page = browser.texts(".chat-link").await;
+    let expected: Vec<String> = (0..25)
+        .map(|index| format!("Chat number {index}"))
+        .collect();
+    assert_eq!(first_page, expected[..20]);
+    let groups = browser.texts(".group h2").await;
+    assert_eq!(groups.first().map(String::as_str), Some("Today"));
+    assert!(groups.len() >= 3, "{groups:?}");
+
+    browser.click(".load-more").await;
+    browser.wait_for("the second page", &shown(25)).await;
+    assert_eq!(browser.texts(".chat-link").await, expected);
+    assert_eq!(
+        browser.texts(".group h2").await.last().map(String::as_str),
+        Some("Older")
+    );
+    assert!(!browser.is_visible(".load-more").await, "no more pages");
+    let ids: Vec<String> = serde_json::from_value(
+        browser
+            .eval("return [...document.querySelectorAll('.chat')].map((e) => e.dataset.chatId);")
+            .await,
+    )
+    .unwrap();
+    let seeded: Vec<String> = newest_first.iter().map(Uuid::to_string).collect();
+    assert_eq!(ids, seeded);
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn deleting_asks_first_then_removes_the_chat() {
+    let rig = Rig::start().await;
+    let kept = rig.seed_chat(OWNER, "Keep me", 2).await;
+    let doomed = rig.seed_chat(OWNER, "Delete me", 1).await;
+    let browser = Browser::start().await;
+    browser
+        .goto(&rig.host.url(&format!("/chat/{doomed}")))
+        .await;
+    browser
+        .wait_for("the chat", &shows_text(REPLY, "Answer of Delete me"))
+        .await;
+
+    let delete = format!("{} .delete", chat_row(doomed));
+    browser.click(&delete).await;
+    browser.wait_for_visible("#confirm-delete").await;
+    assert!(
+        browser
+            .texts("#confirm-delete-text")
+            .await
+            .concat()
+            .contains("Delete me")
+    );
+    browser
+        .click(r#"#confirm-delete button[value="cancel"]"#)
+        .await;
+    browser
+        .wait_for(
+            "the dialog to close",
+            "return !document.querySelector('#confirm-delete').open;",
+        )
+        .await;
+    assert!(browser.is_visible(&chat_row(doomed)).await);
+    assert_eq!(rig.chat_count(doomed).await, 1);
+
+    browser.click(&delete).await;
+    browser
+        .click(r#"#confirm-delete button[value="delete"]"#)
+        .await;
+    browser
+        .wait_for(
+            "the row to go",
+            &format!(
+                "return document.querySelector({}) === null;",
+                json!(chat_row(doomed))
+            ),
+        )
+        .await;
+    assert_eq!(rig.chat_count(doomed).await, 0);
+    let orphans = rig
+        .db
+        .column::<i64>(
+            r#"SELECT count(*) FROM chat."Message" WHERE "chatId" = $1"#,
+            &[&doomed],
+        )
+        .await;
+    assert_eq!(orphans, [0]);
+    assert_eq!(rig.chat_count(kept).await, 1);
+    assert!(browser.is_visible(&chat_row(kept)).await);
+    // The open chat was the deleted one: the page starts a new chat.
+    browser
+        .wait_for("a new chat", "return location.pathname === '/';")
+        .await;
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn the_owner_shares_a_chat_and_another_user_reads_it_without_replying() {
+    let rig = Rig::start().await;
+    let chat_id = rig.seed_chat(OWNER, "Shared wisdom", 1).await;
+    let other_host = rig.host_for(OTHER).await;
+    let browser = Browser::start().await;
+    let chat_path = format!("/chat/{chat_id}");
+
+    // Private: another user is told so.
+    browser.goto(&other_host.url(&chat_path)).await;
+    browser.wait_for_visible("#notice").await;
+    assert!(browser.texts("#notice").await.concat().contains("private"));
+    assert!(!browser.is_visible("#composer").await);
+
+    // The owner makes it public.
+    browser.goto(&rig.host.url(&chat_path)).await;
+    browser
+        .wait_for("the toggle", &shows_text("#visibility", "Private"))
+        .await;
+    assert!(browser.is_visible("#composer").await);
+    browser.click("#visibility").await;
+    browser
+        .wait_for("the toggle to flip", &shows_text("#visibility", "Public"))
+        .await;
+    assert_eq!(rig.visibility(chat_id).await, "public");
+    browser
+        .wait_for_visible(&format!("{} .public-mark", chat_row(chat_id)))
+        .await;
+
+    // Another user reads it, and cannot reply or change it.
+    browser.goto(&other_host.url(&chat_path)).await;
+    browser
+        .wait_for(
+            "the shared chat",
+            &shows_text(REPLY, "Answer of Shared wisdom"),
+        )
+        .await;
+    browser.wait_for_visible("#read-only").await;
+    assert!(!browser.is_visible("#composer").await);
+    assert!(!browser.is_visible("#visibility").await);
+    assert!(
+        !browser.is_visible(&chat_row(chat_id)).await,
+        "not in their sidebar"
+    );
+
+    // Back to private.
+    browser.goto(&rig.host.url(&chat_path)).await;
+    browser.click("#visibility").await;
+    browser
+        .wait_for(
+            "the toggle to flip back",
+            &shows_text("#visibility", "Private"),
+        )
+        .await;
+    assert_eq!(rig.visibility(chat_id).await, "private");
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn without_a_database_the_page_says_ephemeral_and_still_chats() {
+    let upstream = ScriptedUpstream::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port");
+    let db_url = format!("postgres://chat:chat@{closed}/chat");
+    let host = start_host(Rig::config(&db_url, &upstream, OWNER)).await;
+    upstream.expect_reply(Script::stream(vec![
+        chunk("Still here."),
+        Step::Send(UPSTREAM_DONE.to_owned()),
+    ]));
+    let browser = Browser::start().await;
+    browser.goto(&host.url("/")).await;
+    browser.wait_for_visible("#ephemeral").await;
+    assert_eq!(
+        browser.texts("#ephemeral").await,
+        ["Ephemeral — no history"]
+    );
+    assert!(browser.texts(".chat").await.is_empty());
+
+    browser
+        .type_into("#input", &format!("Anyone there?{}", keys::ENTER))
+        .await;
+    browser
+        .wait_for("the reply", &shows_text(REPLY, "Still here."))
+        .await;
+    browser
+        .wait_for(
+            "the reply to end",
+            "return document.querySelector('.message.pending') === null;",
+        )
+        .await;
+    assert!(browser.is_visible("#composer").await);
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn without_an_identity_the_page_says_how_to_sign_in() {
+    let db = TestDatabase::create().await;
+    let host = start_host(HostConfig::new(&db.url)).await;
+    let browser = Browser::start().await;
+    browser.goto(&host.url("/")).await;
+    browser
+        .wait_for(
+            "the signed-out message",
+            "return document.body.innerText.includes('You are not signed in');",
+        )
+        .await;
+    assert!(browser.visible_text().await.contains("dev_user_email"));
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn on_a_narrow_screen_the_sidebar_opens_on_demand() {
+    let rig = Rig::start().await;
+    rig.seed_chat(OWNER, "Pocket chat", 1).await;
+    let browser = Browser::with_window(390, 800).await;
+    browser.goto(&rig.host.url("/")).await;
+    browser.wait_for_visible("#toggle-sidebar").await;
+    assert!(!browser.is_visible("#sidebar").await);
+    assert!(browser.is_visible("#composer").await);
+
+    browser.click("#toggle-sidebar").await;
+    browser.wait_for_visible("#sidebar").await;
+    browser.click(".chat-link").await;
+    browser
+        .wait_for("the chat", &shows_text(REPLY, "Answer of Pocket chat"))
+        .await;
+    browser
+        .wait_for(
+            "the sidebar to close",
+            "return !document.querySelector('#sidebar').checkVisibility({ visibilityProperty: true });",
+        )
+        .await;
+    browser.quit().await;
+}
+
+/// The component's answers, without a browser: what the page and its files
+/// are served as, and what it refuses.
+#[tokio::test]
+async fn the_ui_component_serves_the_page_and_its_files_and_refuses_the_rest() {
+    let db = TestDatabase::create().await;
+    let host = start_host(HostConfig::new(&db.url).variable("dev_user_email", OWNER)).await;
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(host.url(path)).send();
+
+    let page = get("/").await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(page.headers()["cache-control"], "no-cache");
+    let etag = page.headers()["etag"].to_str().unwrap().to_owned();
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"src="/assets/app.js""#));
+
+    let deep_link = get(&format!("/chat/{}", Uuid::new_v4())).await.unwrap();
+    assert_eq!(deep_link.status(), 200);
+    assert_eq!(deep_link.text().await.unwrap(), html);
+
+    let revalidated = client
+        .get(host.url("/"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revalidated.status(), 304);
+    assert!(revalidated.bytes().await.unwrap().is_empty());
+
+    let head = client.head(host.url("/")).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.headers()["etag"], etag.as_str());
+
+    for (asset, content_type) in [
+        ("app.js", "text/javascript; charset=utf-8"),
+        ("api.js", "text/javascript; charset=utf-8"),
+        ("chat.js", "text/javascript; charset=utf-8"),
+        ("sidebar.js", "text/javascript; charset=utf-8"),
+        ("dom.js", "text/javascript; charset=utf-8"),
+        ("style.css", "text/css; charset=utf-8"),
+    ] {
+        let answer = get(&format!("/assets/{asset}")).await.unwrap();
+        assert_eq!(answer.status(), 200, "{asset}");
+        assert_eq!(answer.headers()["content-type"], content_type, "{asset}");
+        assert!(answer.headers().contains_key("etag"), "{asset}");
+        let text = answer.text().await.unwrap();
+        assert!(
+            !text.contains("http://") && !text.contains("https://"),
+            "{asset} names another site"
+        );
+    }
+    let icon = get("/assets/icon.svg").await.unwrap();
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+
+    for path in [
+        "/assets/missing.js",
+        "/assets/",
+        "/chat/a/b",
+        "/chat/",
+        "/nope",
+    ] {
+        let answer = get(path).await.unwrap();
+        assert_eq!(answer.status(), 404, "{path}");
+        let body: Value = answer.json().await.unwrap();
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
+    let posted = client.post(host.url("/")).send().await.unwrap();
+    assert_eq!(posted.status(), 405);
+    assert_eq!(posted.headers()["allow"], "GET, HEAD");
+    let body: Value = posted.json().await.unwrap();
+    assert!(body["error"].is_string());
+
+    // The API keeps its routes.
+    let session: Value = get("/api/session").await.unwrap().json().await.unwrap();
+    assert_eq!(session["user"]["email"], OWNER);
+}
