@@ -161,6 +161,19 @@ fn shows_text(css: &str, text: &str) -> String {
     format!("return {};", text_is(css, text))
 }
 
+/// Waits until the reply on the page reads `text` and has ended.
+async fn wait_for_whole_reply(browser: &Browser, text: &str) {
+    browser
+        .wait_for("the whole reply", &shows_text(REPLY, text))
+        .await;
+    browser
+        .wait_for(
+            "the reply to end",
+            "return document.querySelector('.message.pending') === null;",
+        )
+        .await;
+}
+
 #[tokio::test]
 async fn a_reply_streams_in_and_the_chat_is_kept_in_the_sidebar() {
     let rig = Rig::start().await;
@@ -212,15 +225,7 @@ async fn a_reply_streams_in_and_the_chat_is_kept_in_the_sidebar() {
         .wait_for("the second piece", &shows_text(REPLY, "Hello, browser"))
         .await;
     rig.upstream.acknowledge(2);
-    browser
-        .wait_for("the whole reply", &shows_text(REPLY, "Hello, browser!"))
-        .await;
-    browser
-        .wait_for(
-            "the reply to end",
-            "return document.querySelector('.message.pending') === null;",
-        )
-        .await;
+    wait_for_whole_reply(&browser, "Hello, browser!").await;
 
     // The model got the text as typed; the address names the new chat.
     let asked = rig
@@ -575,15 +580,7 @@ async fn without_a_database_the_page_says_ephemeral_and_still_chats() {
     browser
         .type_into("#input", &format!("Anyone there?{}", keys::ENTER))
         .await;
-    browser
-        .wait_for("the reply", &shows_text(REPLY, "Still here."))
-        .await;
-    browser
-        .wait_for(
-            "the reply to end",
-            "return document.querySelector('.message.pending') === null;",
-        )
-        .await;
+    wait_for_whole_reply(&browser, "Still here.").await;
     assert!(browser.is_visible("#composer").await);
     browser.quit().await;
 }
