@@ -15,7 +15,7 @@ use chat_domain::serving::{self, UpstreamFailure};
 use chat_domain::users;
 use chat_guest::reply::{self, EventSender, HttpResponse};
 use chat_guest::request::{allow_only, identify, read_body};
-use chat_guest::{Failure, log};
+use chat_guest::{Failure, log, store};
 use http_body_util::BodyExt;
 use spin_sdk::http::Request;
 use spin_sdk::wit_bindgen::spawn;
@@ -43,18 +43,14 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
     let (request, body) = request.into_parts();
     let chat = ChatRequest::parse(&read_body(&request.headers, body).await?)?;
     let identity = identify(&request.headers).await?;
-    let ensure_user = users::ensure_user_statement(&identity)?;
+    users::check_storable(&identity)?;
     let chat_id = chat.chat_id.unwrap_or_else(Uuid::new_v4);
     let message_id = chat.new_message().id.unwrap_or_else(Uuid::new_v4);
-    let opened = transcript::open(&identity, &ensure_user, &chat, chat_id, message_id).await?;
+    let opened = transcript::open(&identity, &chat, chat_id, message_id).await?;
 
     let endpoint = Endpoint::configured(identity.access_token.as_deref()).await;
     let (events, response) = reply::event_stream();
-    let (transcript, chat_is_new) = match opened {
-        Some(opened) => (Some(opened.transcript), opened.chat_is_new),
-        None => (None, false),
-    };
-    if let (true, Ok(endpoint)) = (chat_is_new, &endpoint) {
+    if let (true, Ok(endpoint)) = (opened.chat_is_new, &endpoint) {
         let first_message = chat.first_user_message().content.clone();
         spawn(name_chat(
             endpoint.clone(),
@@ -65,8 +61,9 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
     }
     let reply = Reply {
         id: Uuid::new_v4(),
+        started_at: store::now_ms(),
         server_made_chat_id: chat.chat_id.is_none().then_some(chat_id),
-        transcript,
+        transcript: opened.transcript,
         events,
     };
     spawn(reply.relay(endpoint, serving::reply_request_body(&chat.messages)));
@@ -77,8 +74,11 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
 /// database.
 struct Reply {
     id: Uuid,
+    /// When the reply began: its place in the conversation if it has to
+    /// wait in the journal.
+    started_at: u64,
     server_made_chat_id: Option<Uuid>,
-    transcript: Option<Transcript>,
+    transcript: Transcript,
     events: EventSender,
 }
 
@@ -97,11 +97,15 @@ impl Reply {
             log::failure("POST /api/chat: the model endpoint's stream had", &skipped);
         }
         let status = MessageStatus::of_ended_reply(outcome.is_ok(), relay.text());
-        if let Some(transcript) = &self.transcript {
-            transcript
-                .save_reply(self.id, relay.text(), relay.trace_id(), status)
-                .await;
-        }
+        self.transcript
+            .save_reply(
+                self.id,
+                relay.text(),
+                relay.trace_id(),
+                status,
+                self.started_at,
+            )
+            .await;
         match outcome {
             Ok(()) => {
                 let meta = MetaEvent::new(self.id, relay.trace_id(), self.server_made_chat_id);
@@ -131,19 +135,18 @@ impl Reply {
         let mut last_checkpoint = Instant::now();
         let mut checkpointed_len = 0;
         loop {
-            let due = self.transcript.as_ref().and_then(|_| {
-                checkpoint_due_in(
-                    relay.text().len() > checkpointed_len,
-                    last_checkpoint.elapsed(),
-                )
-            });
-            if let (Some(Duration::ZERO), Some(transcript)) = (due, &self.transcript) {
-                transcript
+            let due = checkpoint_due_in(
+                relay.text().len() > checkpointed_len,
+                last_checkpoint.elapsed(),
+            );
+            if due == Some(Duration::ZERO) {
+                self.transcript
                     .save_reply(
                         self.id,
                         relay.text(),
                         relay.trace_id(),
                         MessageStatus::Incomplete,
+                        self.started_at,
                     )
                     .await;
                 last_checkpoint = Instant::now();

@@ -1,19 +1,25 @@
 //! The conversation's rows: the chat and the user's message, written before
 //! the model is called, and the reply, written while and after it streams.
+//! What the database cannot take (it is out of reach) goes to the
+//! write-behind journal and reaches the database when it is back.
 
 use chat_domain::chat_request::ChatRequest;
-use chat_domain::conversation::{self, ChatClaim, MessageStatus};
+use chat_domain::conversation::MessageStatus;
 use chat_domain::identity::Identity;
+use chat_domain::journal::ConversationWrite;
 use chat_domain::serving::fallback_title;
-use chat_domain::sql::Statement;
-use chat_guest::failure::or_when_unreachable;
-use chat_guest::{Db, DbError, DbRow, Failure, log, schema};
+use chat_guest::database::{once, with_database};
+use chat_guest::{Failure, journal, log, store, writes};
+use std::cell::Cell;
 use uuid::Uuid;
 
 /// Where the reply of one chat is written.
 pub struct Transcript {
-    db: Db,
     chat_id: Uuid,
+    owner: String,
+    /// The conversation's writes go to the journal: the database was out of
+    /// reach for an earlier one, and a later write must not overtake it.
+    journaled: Cell<bool>,
 }
 
 /// A conversation ready for the model's reply.
@@ -24,111 +30,105 @@ pub struct Opened {
 }
 
 /// Records the caller, claims the chat (creating it, titled after its first
-/// message, or checking it is the caller's) and stores the user's message.
-/// `None` when the database is out of reach: the reply then streams without
-/// being stored (a later issue keeps it for when the database returns).
+/// message, or checking it is the caller's) and stores the user's message,
+/// under the retry policy. When the database is out of reach the message is
+/// journaled instead (its chat's owner is checked when it is replayed) and
+/// the chat counts as new if this is its first turn.
 pub async fn open(
     identity: &Identity,
-    ensure_user: &Statement,
-    request: &ChatRequest,
-    chat_id: Uuid,
-    message_id: Uuid,
-) -> Result<Option<Opened>, Failure> {
-    let opened = open_reachable(identity, ensure_user, request, chat_id, message_id).await;
-    or_when_unreachable(
-        opened.map(Some),
-        "POST /api/chat (streaming the reply without storing the conversation)",
-        || None,
-    )
-}
-
-/// In one transaction, so a refused request (someone else's chat, a taken
-/// message id) leaves nothing behind.
-async fn open_reachable(
-    identity: &Identity,
-    ensure_user: &Statement,
     request: &ChatRequest,
     chat_id: Uuid,
     message_id: Uuid,
 ) -> Result<Opened, Failure> {
-    let db = schema::connect_migrated().await?;
-    let chat_is_new = db
-        .transaction(async |db: &Db| {
-            db.execute(ensure_user).await?;
-            let title = fallback_title(&request.first_user_message().content);
-            let claim = conversation::claim_chat_statement(chat_id, &identity.user_id, &title);
-            let claim = match settled(db, &claim).await? {
-                Some(row) => ChatClaim::new(row.text(0)?, &row.text(1)?, row.boolean(2)?),
-                None => {
-                    return Err(DbError::Decode {
-                        message: format!("claiming chat {chat_id} found no row, twice"),
-                    }
-                    .into());
-                }
-            };
-            claim.authorize(&identity.user_id)?;
-            let text = &request.new_message().content;
-            let store = conversation::store_user_message_statement(message_id, chat_id, text);
-            if settled(db, &store).await?.is_none() {
-                return Err(conversation::message_id_taken(message_id).into());
-            }
-            Ok::<_, Failure>(claim.created)
-        })
-        .await?;
-    Ok(Opened {
-        transcript: Transcript { db, chat_id },
-        chat_is_new,
-    })
-}
-
-/// The first row of `statement`, which is run a second time when it answers
-/// none: the claim and store statements answer no row when a concurrent
-/// request wrote the row after their snapshot was taken, and a second run
-/// sees it.
-async fn settled(db: &Db, statement: &Statement) -> Result<Option<DbRow>, DbError> {
-    for _ in 0..2 {
-        if let Some(row) = db.query(statement).await?.into_iter().next() {
-            return Ok(Some(row));
+    let message = ConversationWrite::UserMessage {
+        user_id: identity.user_id.clone(),
+        email: identity.email.clone(),
+        chat_id,
+        title: fallback_title(&request.first_user_message().content),
+        message_id,
+        text: request.new_message().content.clone(),
+    };
+    let transcript = Transcript {
+        chat_id,
+        owner: identity.user_id.clone(),
+        journaled: Cell::new(false),
+    };
+    match with_database(async |db| writes::apply(db, &message, None).await).await {
+        Ok(applied) => Ok(Opened {
+            transcript,
+            chat_is_new: applied.chat_created,
+        }),
+        Err(failure) if failure.is_unreachable() => {
+            log::failure(
+                "POST /api/chat (streaming the reply; the conversation waits in the journal)",
+                &failure,
+            );
+            transcript.journaled.set(true);
+            journal::keep(message, store::now_ms()).await;
+            Ok(Opened {
+                transcript,
+                chat_is_new: request.messages.len() == 1,
+            })
         }
+        Err(refused) => Err(refused),
     }
-    Ok(None)
 }
 
 impl Transcript {
-    /// Writes the reply as it is now. A failure is logged, not raised: the
-    /// reply still reaches the user, and a later write may succeed.
+    /// Writes the reply as it is now (`started_at`: when it began, its
+    /// place in the conversation). One attempt: when the database is out of
+    /// reach the reply is journaled, with its trace id kept for feedback. A
+    /// failure is logged, not raised: the reply still reaches the user.
     pub async fn save_reply(
         &self,
         message_id: Uuid,
         text: &str,
         trace_id: Option<&str>,
         status: MessageStatus,
+        started_at: u64,
     ) {
-        let save = conversation::save_assistant_message_statement(
+        let write = ConversationWrite::Reply {
+            chat_id: self.chat_id,
+            owner: self.owner.clone(),
             message_id,
-            self.chat_id,
-            text,
-            trace_id,
+            text: text.to_owned(),
+            trace_id: trace_id.map(str::to_owned),
             status,
-        );
-        if let Err(error) = self.db.execute(&save).await {
-            log::failure(
-                &format!("POST /api/chat: saving the reply ({})", status.as_str()),
-                &error,
-            );
+        };
+        if !self.journaled.get() {
+            match once(async |db| writes::apply(db, &write, None).await).await {
+                Ok(_) => return,
+                Err(failure) if failure.is_unreachable() => {
+                    log::failure("POST /api/chat: saving the reply (journaled)", &failure);
+                    self.journaled.set(true);
+                }
+                Err(failure) => {
+                    let context = format!("POST /api/chat: saving the reply ({})", status.as_str());
+                    log::failure(&context, &failure);
+                    return;
+                }
+            }
+        }
+        journal::keep(write, started_at).await;
+        if let Some(trace_id) = trace_id {
+            journal::keep_trace(message_id, trace_id).await;
         }
     }
 }
 
-/// Gives a new chat its generated title, on a connection of its own (the
-/// reply's writes go on meanwhile).
+/// Gives a new chat its generated title, or journals it when the database
+/// is out of reach.
 pub async fn set_title(chat_id: Uuid, owner: &str, title: &str) {
-    let outcome = async {
-        let db = Db::connect().await?;
-        db.execute(&conversation::set_title_statement(chat_id, owner, title))
-            .await
+    let write = ConversationWrite::Title {
+        chat_id,
+        owner: owner.to_owned(),
+        title: title.to_owned(),
     };
-    if let Err(error) = outcome.await {
-        log::failure("POST /api/chat: storing the chat's title", &error);
+    match once(async |db| writes::apply(db, &write, None).await).await {
+        Ok(_) => {}
+        Err(failure) if failure.is_unreachable() => {
+            journal::keep(write, store::now_ms()).await;
+        }
+        Err(failure) => log::failure("POST /api/chat: storing the chat's title", &failure),
     }
 }

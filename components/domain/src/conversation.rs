@@ -56,9 +56,12 @@ SELECT false FROM chat."Message" WHERE id = $1 AND "chatId" = $2 AND role = 'use
 
 /// Writes the reply so far, or in full; the same id is rewritten by each
 /// checkpoint and by the final write. Its first write fixes "createdAt" and
-/// the insertion order, after the user's message.
+/// the insertion order, after the user's message. Only into a chat of the
+/// reply's owner ($7): a replayed reply whose chat turned out to be someone
+/// else's writes nothing.
 const SAVE_ASSISTANT_MESSAGE: &str = r#"INSERT INTO chat."Message" (id, "chatId", role, parts, "traceId", status, "createdAt")
-VALUES ($1, $2, 'assistant', $3::text::json, $4, $5, COALESCE(to_timestamp($6::bigint / 1000.0), CURRENT_TIMESTAMP))
+SELECT $1, $2, 'assistant', $3::text::json, $4, $5, COALESCE(to_timestamp($6::bigint / 1000.0), CURRENT_TIMESTAMP)
+WHERE EXISTS (SELECT 1 FROM chat."Chat" WHERE id = $2 AND "userId" = $7)
 ON CONFLICT (id) DO UPDATE
 SET parts = EXCLUDED.parts, "traceId" = EXCLUDED."traceId", status = EXCLUDED.status
 WHERE chat."Message"."chatId" = EXCLUDED."chatId" AND chat."Message".role = 'assistant'"#;
@@ -179,9 +182,15 @@ pub fn message_id_taken(message_id: Uuid) -> ApiError {
     ))
 }
 
+/// The reply of `owner`'s chat.
+pub struct ReplyRow<'a> {
+    pub message_id: Uuid,
+    pub chat_id: Uuid,
+    pub owner: &'a str,
+}
+
 pub fn save_assistant_message_statement(
-    message_id: Uuid,
-    chat_id: Uuid,
+    row: ReplyRow<'_>,
     text: &str,
     trace_id: Option<&str>,
     status: MessageStatus,
@@ -190,12 +199,13 @@ pub fn save_assistant_message_statement(
     Statement::new(
         SAVE_ASSISTANT_MESSAGE,
         vec![
-            SqlParam::Uuid(message_id),
-            SqlParam::Uuid(chat_id),
+            SqlParam::Uuid(row.message_id),
+            SqlParam::Uuid(row.chat_id),
             SqlParam::Text(text_parts(text)),
             SqlParam::optional_text(trace_id),
             SqlParam::Text(status.as_str().to_owned()),
             written_at_param(written_at),
+            SqlParam::Text(row.owner.to_owned()),
         ],
     )
 }
@@ -232,6 +242,14 @@ mod tests {
 
     fn id(n: u128) -> Uuid {
         Uuid::from_u128(n)
+    }
+
+    fn reply_row() -> ReplyRow<'static> {
+        ReplyRow {
+            message_id: id(3),
+            chat_id: id(1),
+            owner: OWNER,
+        }
     }
 
     #[test]
@@ -290,8 +308,7 @@ mod tests {
     #[test]
     fn the_assistant_message_is_rewritten_only_in_its_own_chat() {
         let statement = save_assistant_message_statement(
-            id(3),
-            id(1),
+            reply_row(),
             "Hello",
             Some("tr-1"),
             MessageStatus::Incomplete,
@@ -305,7 +322,8 @@ mod tests {
                 SqlParam::Text(r#"[{"text":"Hello","type":"text"}]"#.into()),
                 SqlParam::Text("tr-1".into()),
                 SqlParam::Text("incomplete".into()),
-                SqlParam::Null
+                SqlParam::Null,
+                SqlParam::Text(OWNER.into())
             ]
         );
         assert!(
@@ -313,8 +331,12 @@ mod tests {
                 .sql
                 .contains(r#"WHERE chat."Message"."chatId" = EXCLUDED."chatId""#)
         );
+        assert!(
+            statement.sql.contains(r#""userId" = $7"#),
+            "only into the owner's chat"
+        );
         let without_trace =
-            save_assistant_message_statement(id(3), id(1), "", None, MessageStatus::Error, None);
+            save_assistant_message_statement(reply_row(), "", None, MessageStatus::Error, None);
         assert_eq!(without_trace.params[3], SqlParam::Null);
         assert_eq!(without_trace.params[4], SqlParam::Text("error".into()));
     }
@@ -325,10 +347,14 @@ mod tests {
         let claim = claim_chat_statement(id(1), OWNER, "t", Some(at));
         let user = store_user_message_statement(id(2), id(1), "hi", Some(at));
         let reply =
-            save_assistant_message_statement(id(3), id(1), "", None, MessageStatus::Error, Some(at));
+            save_assistant_message_statement(reply_row(), "", None, MessageStatus::Error, Some(at));
         for statement in [&claim, &user, &reply] {
-            assert_eq!(statement.params.last(), Some(&SqlParam::Int64(at as i64)));
-            assert!(statement.sql.contains("COALESCE(to_timestamp("), "{}", statement.sql);
+            assert!(statement.params.contains(&SqlParam::Int64(at as i64)));
+            assert!(
+                statement.sql.contains("COALESCE(to_timestamp("),
+                "{}",
+                statement.sql
+            );
         }
         assert_eq!(
             claim_chat_statement(id(1), OWNER, "t", Some(u64::MAX)).params[3],

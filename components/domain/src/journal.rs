@@ -15,6 +15,7 @@
 //! behind without a marker pointing at it.
 
 use crate::conversation::MessageStatus;
+use crate::sql::{SqlParam, Statement};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -38,9 +39,10 @@ pub enum ConversationWrite {
         message_id: Uuid,
         text: String,
     },
-    /// The assistant's reply as it stands.
+    /// The assistant's reply as it stands, in `owner`'s chat.
     Reply {
         chat_id: Uuid,
+        owner: String,
         message_id: Uuid,
         text: String,
         trace_id: Option<String>,
@@ -121,6 +123,26 @@ pub fn replay_order(mut keys: Vec<String>) -> Vec<String> {
     keys
 }
 
+/// Session advisory-lock key ("chatjnl") held by the one instance replaying
+/// the journal, so that entries reach the database in order: a reply never
+/// overtakes the message that creates its chat.
+const REPLAY_LOCK_KEY: i64 = 0x0063_6861_746a_6e6c;
+
+/// Takes the replay lock if it is free; answers one boolean.
+pub fn try_lock_replay_statement() -> Statement {
+    Statement::new(
+        "SELECT pg_try_advisory_lock($1)",
+        vec![SqlParam::Int64(REPLAY_LOCK_KEY)],
+    )
+}
+
+pub fn unlock_replay_statement() -> Statement {
+    Statement::new(
+        "SELECT pg_advisory_unlock($1)",
+        vec![SqlParam::Int64(REPLAY_LOCK_KEY)],
+    )
+}
+
 /// Where the trace id of a reply that could not be stored is kept, so that
 /// feedback on that message can still find its trace.
 pub fn trace_key(assistant_message_id: Uuid) -> String {
@@ -149,6 +171,7 @@ mod tests {
     fn reply(n: u128, text: &str) -> ConversationWrite {
         ConversationWrite::Reply {
             chat_id: id(1),
+            owner: "ada@example.com".into(),
             message_id: id(n),
             text: text.into(),
             trace_id: Some("tr-1".into()),

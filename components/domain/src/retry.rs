@@ -112,7 +112,10 @@ mod tests {
     /// Drives a future that never really waits (the fake sleep is instant).
     fn run_now<T>(future: impl Future<Output = T>) -> T {
         let mut future = pin!(future);
-        match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        match future
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
             Poll::Ready(value) => value,
             Poll::Pending => panic!("the future waited for something"),
         }
@@ -167,7 +170,11 @@ mod tests {
 
     #[test]
     fn a_closed_pool_is_tried_exactly_max_attempts_times_then_reported() {
-        let (result, calls, waits) = retried(|_| Err(PgFailure { code: "POOL_CLOSED" }));
+        let (result, calls, waits) = retried(|_| {
+            Err(PgFailure {
+                code: "POOL_CLOSED",
+            })
+        });
         assert_eq!(
             result,
             Err(PgFailure {

@@ -11,16 +11,27 @@ pub fn means_schema_missing(code: &str) -> bool {
     matches!(code, UNDEFINED_TABLE | INVALID_SCHEMA_NAME)
 }
 
+/// Synthetic: the database did not answer a statement within the host's
+/// statement timeout (it is stuck, or the network is).
+pub const TIMED_OUT: &str = "ETIMEDOUT";
+
 /// Whether the error means the database went away rather than that the
 /// statement was wrong: class 08 (connection exception), the 57P0x shutdown and
 /// start-up codes, and the synthetic codes a pooling host reports for a reset
-/// socket or a closed pool.
+/// socket, a closed pool or a database that stopped answering.
 pub fn means_database_unreachable(code: &str) -> bool {
     code.starts_with("08")
         || matches!(
             code,
-            "57P01" | "57P02" | "57P03" | "ECONNRESET" | "POOL_CLOSED"
+            "57P01" | "57P02" | "57P03" | "ECONNRESET" | "POOL_CLOSED" | TIMED_OUT
         )
+}
+
+/// Class 53, insufficient resources: the database (or the host's pool of
+/// connections to it, `53300` too_many_connections) is busy, not gone. Worth
+/// a "try again shortly", never a switch to ephemeral mode.
+pub fn means_database_busy(code: &str) -> bool {
+    code.starts_with("53")
 }
 
 #[cfg(test)]
@@ -43,11 +54,19 @@ mod tests {
             "57P03",
             "ECONNRESET",
             "POOL_CLOSED",
+            "ETIMEDOUT",
         ] {
             assert!(means_database_unreachable(code), "{code}");
         }
-        for code in ["42P01", "23505", "40001", "57014"] {
+        for code in ["42P01", "23505", "40001", "57014", "53300"] {
             assert!(!means_database_unreachable(code), "{code}");
         }
+    }
+
+    #[test]
+    fn busy_codes() {
+        assert!(means_database_busy("53300"));
+        assert!(means_database_busy("53200"));
+        assert!(!means_database_busy("57P01"));
     }
 }

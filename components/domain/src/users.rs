@@ -14,19 +14,31 @@ const ENSURE_USER: &str =
 /// the identity fits the seed's columns, so an unstorable identity is a clear
 /// 400 before any database work rather than a database error after some.
 pub fn ensure_user_statement(identity: &Identity) -> Result<Statement, ApiError> {
+    check_storable(identity)?;
+    Ok(record_user_statement(&identity.user_id, &identity.email))
+}
+
+/// Refuses (400) an identity that the seed's columns cannot hold.
+pub fn check_storable(identity: &Identity) -> Result<(), ApiError> {
     if identity.email.chars().count() > MAX_EMAIL_CHARS {
         return Err(ApiError::bad_request(format!(
             "Your email address is longer than {MAX_EMAIL_CHARS} characters, \
              so chat history cannot store it."
         )));
     }
-    Ok(Statement::new(
+    Ok(())
+}
+
+/// Records a user whose identity was checked when the request came (the
+/// write-behind journal replays it later).
+pub fn record_user_statement(user_id: &str, email: &str) -> Statement {
+    Statement::new(
         ENSURE_USER,
         vec![
-            SqlParam::Text(identity.user_id.clone()),
-            SqlParam::Text(identity.email.clone()),
+            SqlParam::Text(user_id.to_owned()),
+            SqlParam::Text(email.to_owned()),
         ],
-    ))
+    )
 }
 
 #[cfg(test)]

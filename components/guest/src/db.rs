@@ -4,12 +4,14 @@
 
 use crate::config::{self, ConfigError};
 use crate::schema;
+use chat_domain::retry::RETRIED_BY_HOST;
 use chat_domain::sql::{SqlParam, Statement};
 use chat_domain::sqlstate;
 use chat_domain::timestamp::UtcDateTime;
 use serde_json::value::RawValue;
 use spin_sdk::pg::{self, Connection, DbValue, ParameterValue, PgError, QueryError};
 use std::fmt::Display;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Why a database step failed.
@@ -29,7 +31,13 @@ pub enum DbError {
     Query {
         sqlstate: Option<String>,
         message: String,
+        /// The host already applied the retry policy to this statement.
+        retried_by_host: bool,
     },
+    /// The circuit breaker is open: the database was out of reach moments
+    /// ago, so it is not asked again until the cool-down is over.
+    #[error("the database was out of reach moments ago; skipping it for about {:.1} s more", .for_about.as_secs_f64())]
+    Skipped { for_about: Duration },
     /// A value did not have the type the statement promises.
     #[error("unexpected database value: {message}")]
     Decode { message: String },
@@ -53,16 +61,38 @@ impl DbError {
         }
     }
 
-    /// Whether the database is out of reach (unset, down, restarting, or the
-    /// connection dropped) rather than the statement being at fault.
+    /// Whether the database is out of reach (unset, down, restarting, the
+    /// connection dropped, or skipped while it recovers) rather than busy or
+    /// the statement being at fault.
     pub fn is_unreachable(&self) -> bool {
         match self {
-            DbError::NotConfigured | DbError::Connect { .. } => true,
+            DbError::NotConfigured | DbError::Skipped { .. } => true,
+            DbError::Connect { sqlstate, .. } => !sqlstate
+                .as_deref()
+                .is_some_and(sqlstate::means_database_busy),
             DbError::Query {
                 sqlstate: Some(code),
                 ..
             } => sqlstate::means_database_unreachable(code),
             _ => false,
+        }
+    }
+
+    /// Whether the database (or the host's pool) has no connection to spare.
+    pub fn is_busy(&self) -> bool {
+        self.sqlstate().is_some_and(sqlstate::means_database_busy)
+    }
+
+    /// The code the retry policy judges this failure by; `None` when it is
+    /// not for this component to retry (no code, or the host retried it).
+    pub fn retry_code(&self) -> Option<&str> {
+        match self {
+            DbError::Query {
+                retried_by_host: true,
+                ..
+            } => None,
+            DbError::Query { sqlstate, .. } => sqlstate.as_deref(),
+            _ => None,
         }
     }
 
@@ -73,9 +103,14 @@ impl DbError {
                 sqlstate,
                 message: format!("{doing}: {message}"),
             },
-            DbError::Query { sqlstate, message } => DbError::Query {
+            DbError::Query {
+                sqlstate,
+                message,
+                retried_by_host,
+            } => DbError::Query {
                 sqlstate,
                 message: format!("{doing}: {message}"),
+                retried_by_host,
             },
             DbError::Decode { message } => DbError::Decode {
                 message: format!("{doing}: {message}"),
@@ -85,7 +120,7 @@ impl DbError {
     }
 
     fn from_open(error: pg::Error) -> Self {
-        let (sqlstate, message) = code_and_message(error);
+        let (sqlstate, message, _) = code_and_message(error);
         DbError::Connect { sqlstate, message }
     }
 
@@ -97,8 +132,12 @@ impl DbError {
             },
             pg::Error::Decode(message) => DbError::Decode { message },
             other => {
-                let (sqlstate, message) = code_and_message(other);
-                DbError::Query { sqlstate, message }
+                let (sqlstate, message, retried_by_host) = code_and_message(other);
+                DbError::Query {
+                    sqlstate,
+                    message,
+                    retried_by_host,
+                }
             }
         };
         if error.sqlstate().is_some_and(sqlstate::means_schema_missing) {
@@ -109,14 +148,17 @@ impl DbError {
     }
 }
 
-fn code_and_message(error: pg::Error) -> (Option<String>, String) {
+/// The SQLSTATE, the message, and whether the host marked the error as
+/// already retried.
+fn code_and_message(error: pg::Error) -> (Option<String>, String, bool) {
     match error {
         pg::Error::PgError(PgError::QueryFailed(QueryError::DbError(db))) => {
+            let retried_by_host = db.extras.iter().any(|(name, _)| name == RETRIED_BY_HOST);
             let message = match db.detail {
                 Some(detail) => format!("{} ({detail})", db.message),
                 None => db.message,
             };
-            (Some(db.code), message)
+            (Some(db.code), message, retried_by_host)
         }
         pg::Error::PgError(
             PgError::ConnectionFailed(message)
@@ -125,7 +167,7 @@ fn code_and_message(error: pg::Error) -> (Option<String>, String) {
             | PgError::Other(message)
             | PgError::QueryFailed(QueryError::Text(message)),
         )
-        | pg::Error::Decode(message) => (None, message),
+        | pg::Error::Decode(message) => (None, message, false),
     }
 }
 
@@ -308,7 +350,52 @@ mod tests {
         DbError::Query {
             sqlstate: code.map(str::to_owned),
             message: "boom".into(),
+            retried_by_host: false,
         }
+    }
+
+    fn pg_db_error(code: &str, extras: Vec<(String, String)>) -> pg::Error {
+        pg::Error::PgError(PgError::QueryFailed(QueryError::DbError(pg::DbError {
+            as_text: "full text".into(),
+            severity: "FATAL".into(),
+            code: code.into(),
+            message: "terminating connection due to administrator command".into(),
+            detail: None,
+            extras,
+        })))
+    }
+
+    #[test]
+    fn errors_the_host_retried_are_not_retried_again() {
+        let fresh = DbError::from_statement(pg_db_error("57P01", vec![]));
+        assert_eq!(fresh.retry_code(), Some("57P01"));
+        let retried = DbError::from_statement(pg_db_error(
+            "57P01",
+            vec![(RETRIED_BY_HOST.into(), "3".into())],
+        ));
+        assert_eq!(retried.retry_code(), None);
+        assert_eq!(retried.sqlstate(), Some("57P01"));
+        assert!(retried.is_unreachable());
+        let connect = DbError::Connect {
+            sqlstate: None,
+            message: "connection refused".into(),
+        };
+        assert_eq!(
+            connect.retry_code(),
+            None,
+            "a refused connection is not retried"
+        );
+    }
+
+    #[test]
+    fn a_busy_database_is_not_unreachable() {
+        let busy = DbError::from_open(pg_db_error("53300", vec![]));
+        assert!(busy.is_busy());
+        assert!(!busy.is_unreachable());
+        let skipped = DbError::Skipped {
+            for_about: Duration::from_secs(3),
+        };
+        assert!(skipped.is_unreachable());
     }
 
     #[test]
@@ -339,6 +426,11 @@ mod tests {
                 extras: vec![],
             }),
         )));
+        assert_eq!(
+            error.retry_code(),
+            Some("23505"),
+            "the policy decides; it refuses 23505"
+        );
         assert_eq!(error.sqlstate(), Some("23505"));
         assert_eq!(
             error.to_string(),

@@ -26,6 +26,12 @@ impl Failure {
                 crate::log::failure(context, &DbError::NotConfigured);
                 ApiError::service_unavailable("No database is configured: set the db_url variable.")
             }
+            Failure::Database(error) if error.is_busy() => {
+                crate::log::failure(context, &error);
+                ApiError::service_unavailable(
+                    "The database is busy right now; please try again shortly.",
+                )
+            }
             Failure::Database(error) if error.is_unreachable() => {
                 crate::log::failure(context, &error);
                 ApiError::service_unavailable(
@@ -48,6 +54,22 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// The code the retry policy judges this failure by (see
+    /// [`DbError::retry_code`]); a refused request is never retried.
+    pub fn retry_code(&self) -> Option<&str> {
+        match self {
+            Failure::Database(error) => error.retry_code(),
+            _ => None,
+        }
+    }
+
+    /// Whether the database was out of reach (see [`DbError::is_unreachable`]).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Failure::Database(error) if error.is_unreachable())
+    }
+}
+
 /// `outcome`, or `fallback()` when it failed because the database is out of
 /// reach: for reads that have a useful answer without the database
 /// (ephemeral mode). The failure is logged under `context`.
@@ -57,8 +79,8 @@ pub fn or_when_unreachable<T>(
     fallback: impl FnOnce() -> T,
 ) -> Result<T, Failure> {
     match outcome {
-        Err(Failure::Database(error)) if error.is_unreachable() => {
-            crate::log::failure(context, &error);
+        Err(failure) if failure.is_unreachable() => {
+            crate::log::failure(context, &failure);
             Ok(fallback())
         }
         other => other,
@@ -73,6 +95,7 @@ mod tests {
         Failure::Database(DbError::Query {
             sqlstate: Some(code.into()),
             message: r#"relation "chat.Chat" does not exist"#.into(),
+            retried_by_host: false,
         })
     }
 
@@ -91,6 +114,7 @@ mod tests {
                 message: "connection refused".into(),
             }),
             query_error("57P01"),
+            query_error("53300"),
         ];
         for failure in failures {
             assert_eq!(failure.into_api_error("test").status, 503);

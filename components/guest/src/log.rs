@@ -9,3 +9,8 @@ pub fn failure(context: &str, error: &dyn Display) {
     let text = error.to_string().replace(['\r', '\n'], " ");
     eprintln!("[chat] {context}: {text}");
 }
+
+/// A notable event that is not a failure, such as a change of mode.
+pub fn note(message: &str) {
+    eprintln!("[chat] {message}");
+}

@@ -10,10 +10,11 @@ use chat_domain::session::SessionView;
 use chat_domain::sql::Statement;
 use chat_domain::{access, users};
 use chat_guest::access::authorize;
+use chat_guest::database::with_database;
 use chat_guest::failure::or_when_unreachable;
 use chat_guest::reply::{self, HttpResponse};
 use chat_guest::request::{allow_only, identify, read_body};
-use chat_guest::{DbError, DbRow, Failure, schema};
+use chat_guest::{Db, DbError, DbRow, Failure};
 use spin_sdk::http::{Request, StatusCode};
 use uuid::Uuid;
 
@@ -62,7 +63,15 @@ async fn load_page(
     identity: &Identity,
     ensure_user: &Statement,
 ) -> Result<HistoryPage, Failure> {
-    let db = schema::connect_migrated().await?;
+    with_database(async |db| read_page(db, query, identity, ensure_user).await).await
+}
+
+async fn read_page(
+    db: &Db,
+    query: &HistoryQuery,
+    identity: &Identity,
+    ensure_user: &Statement,
+) -> Result<HistoryPage, Failure> {
     let rows = db.query(&query.page_statement(&identity.user_id)).await?;
     // Any row proves the cursor is one of the caller's chats; only an empty
     // page needs the (rare) extra lookup.
@@ -135,10 +144,12 @@ async fn write_owned_chat(
     action: ChatAction,
     write: &Statement,
 ) -> Result<(), Failure> {
-    let db = schema::connect_migrated().await?;
-    authorize(&db, chat_id, &identity.user_id, action).await?;
-    match db.execute(write).await? {
-        0 => Err(access::chat_not_found().into()),
-        _ => Ok(()),
-    }
+    with_database(async |db| {
+        authorize(db, chat_id, &identity.user_id, action).await?;
+        match db.execute(write).await? {
+            0 => Err(access::chat_not_found().into()),
+            _ => Ok(()),
+        }
+    })
+    .await
 }

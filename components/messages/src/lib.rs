@@ -4,10 +4,11 @@
 use chat_domain::access::ChatAction;
 use chat_domain::messages::{self, MessageView, MessagesPage};
 use chat_domain::routes::{ApiPath, no_route};
+use chat_guest::database::with_database;
 use chat_guest::failure::or_when_unreachable;
 use chat_guest::reply::{self, HttpResponse};
 use chat_guest::request::{allow_only, identify};
-use chat_guest::{DbError, DbRow, Failure, access, schema};
+use chat_guest::{DbError, DbRow, Failure, access};
 use spin_sdk::http::{Request, StatusCode};
 use uuid::Uuid;
 
@@ -35,15 +36,17 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
 }
 
 async fn load_messages(chat_id: Uuid, caller: &str) -> Result<MessagesPage, Failure> {
-    let db = schema::connect_migrated().await?;
-    access::authorize(&db, chat_id, caller, ChatAction::ReadMessages).await?;
-    let messages = db
-        .query(&messages::messages_statement(chat_id))
-        .await?
-        .iter()
-        .map(message_view)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(MessagesPage::live(messages))
+    with_database(async |db| {
+        access::authorize(db, chat_id, caller, ChatAction::ReadMessages).await?;
+        let messages = db
+            .query(&messages::messages_statement(chat_id))
+            .await?
+            .iter()
+            .map(message_view)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(MessagesPage::live(messages))
+    })
+    .await
 }
 
 /// Decodes a row of the messages statement: id, role, parts, "traceId",

@@ -1,0 +1,44 @@
+//! How components use the database: behind the circuit breaker, under the
+//! cold-start retry policy, with the schema current and the write-behind
+//! journal replayed first.
+
+use crate::db::Db;
+use crate::failure::Failure;
+use crate::{breaker, journal, schema};
+use chat_domain::retry::COLD_START_RETRY_POLICY;
+
+/// Runs `work` on a connection to the `db_url` database. Failures the policy
+/// retries (and the host has not retried already) get another attempt after
+/// its backoff; an unreachable database after that opens the breaker, and
+/// while it is open this fails at once with an unreachable error, for the
+/// caller's ephemeral fallback.
+pub async fn with_database<T>(
+    mut work: impl AsyncFnMut(&Db) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    let gate = breaker::admit().await?;
+    let outcome = COLD_START_RETRY_POLICY
+        .run(Failure::retry_code, spin_sdk::time::sleep, async || {
+            work(&ready().await?).await
+        })
+        .await;
+    gate.record(outcome.as_ref().is_err_and(Failure::is_unreachable))
+        .await;
+    outcome
+}
+
+/// Like [`with_database`] but a single attempt, for writes whose fallback
+/// (the journal) is better than making a streaming reply wait out a backoff.
+pub async fn once<T>(work: impl AsyncFnOnce(&Db) -> Result<T, Failure>) -> Result<T, Failure> {
+    let gate = breaker::admit().await?;
+    let outcome = async { work(&ready().await?).await }.await;
+    gate.record(outcome.as_ref().is_err_and(Failure::is_unreachable))
+        .await;
+    outcome
+}
+
+/// A connection with the schema current and the journal written out.
+async fn ready() -> Result<Db, Failure> {
+    let db = schema::connect_migrated().await?;
+    journal::replay(&db).await?;
+    Ok(db)
+}

@@ -1,0 +1,137 @@
+//! The write-behind journal in the key-value store (its rules and layout are
+//! in `chat_domain::journal`): kept when the database is out of reach,
+//! replayed in order by the first request that finds it back.
+
+use crate::Failure;
+use crate::db::Db;
+use crate::{log, store, writes};
+use chat_domain::journal::{self, ConversationWrite, JournalEntry, PENDING_KEY};
+use spin_sdk::key_value::Store;
+use uuid::Uuid;
+
+/// Keeps a write for later, stamped now. Answers whether it was kept; a
+/// write that could not be kept either is logged as lost.
+pub async fn keep(write: ConversationWrite, written_at: u64) -> bool {
+    let entry = JournalEntry::new(written_at, write);
+    let kept = match store::open().await {
+        Some(store) => {
+            // The entry first, then the marker (see chat_domain::journal).
+            let stored = store.set(entry.key(), entry.to_bytes()).await;
+            match stored {
+                Ok(()) => store.set(PENDING_KEY, b"1").await,
+                error => error,
+            }
+            .map_err(|error| format!("{error:?}"))
+        }
+        None => Err("the key-value store is not available".to_owned()),
+    };
+    match kept {
+        Ok(()) => true,
+        Err(error) => {
+            log::failure(
+                &format!(
+                    "LOST a conversation write (neither the database nor the journal took it): {}",
+                    String::from_utf8_lossy(&entry.to_bytes())
+                ),
+                &error,
+            );
+            false
+        }
+    }
+}
+
+/// Keeps the trace id of a reply that could not be stored, under its
+/// message id, so feedback on it can still find the trace.
+pub async fn keep_trace(message_id: Uuid, trace_id: &str) {
+    if let Some(store) = store::open().await
+        && let Err(error) = store.set(journal::trace_key(message_id), trace_id).await
+    {
+        log::failure("keeping a reply's trace id", &format!("{error:?}"));
+    }
+}
+
+/// Writes every waiting entry to the database, oldest first, deleting each
+/// once it is written. Does nothing when the journal is empty or another
+/// instance is replaying it. Fails only when the database is out of reach
+/// again (the rest waits for the next request).
+pub async fn replay(db: &Db) -> Result<(), Failure> {
+    let Some(store) = store::open().await else {
+        return Ok(());
+    };
+    if !matches!(store.exists(PENDING_KEY).await, Ok(true)) {
+        return Ok(());
+    }
+    let locked = db.query(&journal::try_lock_replay_statement()).await?;
+    let locked: Option<bool> = locked.first().map(|row| row.boolean(0)).transpose()?;
+    if locked != Some(true) {
+        return Ok(()); // another instance is replaying it
+    }
+    let replayed = replay_locked(db, &store).await;
+    if let Err(error) = db.query(&journal::unlock_replay_statement()).await {
+        log::failure("releasing the journal's replay lock", &error);
+    }
+    replayed
+}
+
+async fn replay_locked(db: &Db, store: &Store) -> Result<(), Failure> {
+    // The marker goes before the listing (see chat_domain::journal).
+    if let Err(error) = store.delete(PENDING_KEY).await {
+        log::failure("clearing the journal marker", &format!("{error:?}"));
+        return Ok(());
+    }
+    let keys = match store.get_keys().await.collect().await {
+        Ok(keys) => journal::replay_order(keys),
+        Err(error) => {
+            mark_pending(store).await;
+            log::failure("listing the journal", &format!("{error:?}"));
+            return Ok(());
+        }
+    };
+    let mut written = 0;
+    for key in keys {
+        let entry = match store.get(&key).await {
+            Ok(Some(bytes)) => JournalEntry::from_bytes(&bytes),
+            Ok(None) => continue,
+            Err(error) => {
+                mark_pending(store).await;
+                log::failure("reading a journal entry", &format!("{error:?}"));
+                return Ok(());
+            }
+        };
+        match entry {
+            Ok(entry) => match writes::apply(db, &entry.write, Some(entry.written_at)).await {
+                Ok(_) => written += 1,
+                Err(failure) if failure.is_unreachable() => {
+                    mark_pending(store).await;
+                    log::note(&format!(
+                        "journal replay paused after {written} writes: the database is out of reach"
+                    ));
+                    return Err(failure);
+                }
+                Err(failure) => log::failure(
+                    &format!("dropping journal entry {key}, which the database refused"),
+                    &failure,
+                ),
+            },
+            Err(corrupt) => log::failure(&format!("dropping journal entry {key}"), &corrupt),
+        }
+        if let Err(error) = store.delete(&key).await {
+            log::failure(
+                &format!("deleting journal entry {key}"),
+                &format!("{error:?}"),
+            );
+        }
+    }
+    if written > 0 {
+        log::note(&format!(
+            "journal replayed: {written} writes kept during the outage are in the database"
+        ));
+    }
+    Ok(())
+}
+
+async fn mark_pending(store: &Store) {
+    if let Err(error) = store.set(PENDING_KEY, b"1").await {
+        log::failure("restoring the journal marker", &format!("{error:?}"));
+    }
+}
