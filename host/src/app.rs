@@ -64,7 +64,7 @@ impl LoadedApp {
         let engine = engine::engine()?;
         let linker = engine::linker(&engine)?;
         let postgres = Pools::new(options.postgres);
-        let key_value = KeyValueStores::new(&options.runtime_config);
+        let key_value = KeyValueStores::new(&options.runtime_config)?;
 
         // Components reach each other (service chaining) through the app,
         // which exists only once they all do.

@@ -1,12 +1,15 @@
 //! `spin:key-value/key-value@3.0.0`: labelled stores, opened only by the
-//! components that list the label in `key_value_stores`.
+//! components that list the label in `key_value_stores`; in memory, or
+//! durable in a SQLite file (Spin's `type = "spin"`), as the runtime config
+//! says.
 
 use crate::component::ComponentContext;
 use crate::runtime_config::{KeyValueStoreConfig, RuntimeConfig};
 use crate::state::HostState;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 use wasmtime::component::{
     Accessor, FutureReader, HasData, Linker, Resource, ResourceTable, StreamReader,
 };
@@ -23,36 +26,150 @@ mod bindings {
 
 use bindings::Error;
 
-/// One store's contents.
-#[derive(Default)]
-pub struct MemoryStore {
+/// One store: its entries in memory (every read is served from there), and
+/// for a durable store the SQLite file every write goes to before it counts.
+/// One process owns a store file at a time.
+pub struct Store {
     entries: Mutex<HashMap<String, Vec<u8>>>,
+    file: Option<SqliteFile>,
 }
 
-impl MemoryStore {
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<u8>>> {
+/// A SQLite file in Spin's layout (table `spin_key_value`, one row per
+/// store and key), so the same file opens under `spin up`.
+struct SqliteFile {
+    connection: Mutex<rusqlite::Connection>,
+    label: String,
+}
+
+impl Store {
+    fn in_memory() -> Self {
+        Self {
+            entries: Mutex::default(),
+            file: None,
+        }
+    }
+
+    /// Opens (or creates) the store `label` in the SQLite file at `path`
+    /// and loads its entries.
+    fn durable(label: &str, path: &Path) -> Result<Self> {
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder)
+                .with_context(|| format!("cannot create {}", folder.display()))?;
+        }
+        let connection = rusqlite::Connection::open(path)
+            .with_context(|| format!("cannot open the key-value file {}", path.display()))?;
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 CREATE TABLE IF NOT EXISTS spin_key_value (
+                   store TEXT NOT NULL,
+                   key   TEXT NOT NULL,
+                   value BLOB NOT NULL,
+                   PRIMARY KEY (store, key)
+                 );",
+            )
+            .with_context(|| format!("cannot prepare the key-value file {}", path.display()))?;
+        let entries = {
+            let mut rows =
+                connection.prepare("SELECT key, value FROM spin_key_value WHERE store = ?1")?;
+            rows.query_map([label], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<HashMap<String, Vec<u8>>>>()
+                .with_context(|| format!("cannot read the key-value file {}", path.display()))?
+        };
+        Ok(Self {
+            entries: Mutex::new(entries),
+            file: Some(SqliteFile {
+                connection: Mutex::new(connection),
+                label: label.to_owned(),
+            }),
+        })
+    }
+
+    fn entries(&self) -> MutexGuard<'_, HashMap<String, Vec<u8>>> {
         // A panic while holding the lock cannot leave a HashMap half-updated.
         self.entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.entries().get(key).cloned()
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.entries().contains_key(key)
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.entries().keys().cloned().collect()
+    }
+
+    /// Stores `value`: in the file first (holding the entries' lock, so file
+    /// and memory change in the same order), then in memory.
+    fn set(&self, key: String, value: Vec<u8>) -> Result<(), Error> {
+        let mut entries = self.entries();
+        if let Some(file) = &self.file {
+            file.run(
+                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
+                (&file.label, &key, &value),
+            )?;
+        }
+        entries.insert(key, value);
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<(), Error> {
+        let mut entries = self.entries();
+        if let Some(file) = &self.file {
+            file.run(
+                "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2",
+                (&file.label, key),
+            )?;
+        }
+        entries.remove(key);
+        Ok(())
+    }
+}
+
+impl SqliteFile {
+    fn run(&self, sql: &str, params: impl rusqlite::Params) -> Result<(), Error> {
+        let connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        connection
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute(params))
+            .map(drop)
+            .map_err(|error| Error::Other(format!("key-value store {}: {error}", self.label)))
+    }
 }
 
 /// Every store the runtime config defines, by label; shared by all instances.
 pub struct KeyValueStores {
-    by_label: BTreeMap<String, Arc<MemoryStore>>,
+    by_label: BTreeMap<String, Arc<Store>>,
 }
 
 impl KeyValueStores {
-    pub fn new(config: &RuntimeConfig) -> Arc<Self> {
+    pub fn new(config: &RuntimeConfig) -> Result<Arc<Self>> {
         let by_label = config
             .key_value_store
             .iter()
-            .map(|(label, kind)| match kind {
-                KeyValueStoreConfig::Memory => (label.clone(), Arc::default()),
+            .map(|(label, kind)| {
+                let store = match kind {
+                    KeyValueStoreConfig::Memory | KeyValueStoreConfig::Spin { path: None } => {
+                        Store::in_memory()
+                    }
+                    KeyValueStoreConfig::Spin { path: Some(path) } => {
+                        Store::durable(label, path)
+                            .with_context(|| format!("key-value store `{label}`"))?
+                    }
+                };
+                Ok((label.clone(), Arc::new(store)))
             })
-            .collect();
-        Arc::new(Self { by_label })
+            .collect::<Result<_>>()?;
+        Ok(Arc::new(Self { by_label }))
     }
 
     pub fn labels(&self) -> impl Iterator<Item = &str> {
@@ -61,7 +178,7 @@ impl KeyValueStores {
 }
 
 /// A store a guest has opened.
-pub struct OpenStore(Arc<MemoryStore>);
+pub struct OpenStore(Arc<Store>);
 
 pub struct KeyValueState {
     component: Arc<ComponentContext>,
@@ -74,7 +191,7 @@ impl KeyValueState {
         }
     }
 
-    fn open(&self, label: &str) -> Result<Arc<MemoryStore>, Error> {
+    fn open(&self, label: &str) -> Result<Arc<Store>, Error> {
         if !self
             .component
             .key_value_labels
@@ -106,7 +223,7 @@ impl HasData for KeyValue {
 fn store_of<T>(
     accessor: &Accessor<T, KeyValue>,
     store: &Resource<OpenStore>,
-) -> wasmtime::Result<Arc<MemoryStore>> {
+) -> wasmtime::Result<Arc<Store>> {
     accessor.with(|mut access| Ok(access.get().table.get(store)?.0.clone()))
 }
 
@@ -129,7 +246,7 @@ impl<T> bindings::HostStoreWithStore<T> for KeyValue {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
-        Ok(Ok(store_of(accessor, &store)?.entries().get(&key).cloned()))
+        Ok(Ok(store_of(accessor, &store)?.get(&key)))
     }
 
     async fn set(
@@ -138,8 +255,7 @@ impl<T> bindings::HostStoreWithStore<T> for KeyValue {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        store_of(accessor, &store)?.entries().insert(key, value);
-        Ok(Ok(()))
+        Ok(store_of(accessor, &store)?.set(key, value))
     }
 
     async fn delete(
@@ -147,8 +263,7 @@ impl<T> bindings::HostStoreWithStore<T> for KeyValue {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
-        store_of(accessor, &store)?.entries().remove(&key);
-        Ok(Ok(()))
+        Ok(store_of(accessor, &store)?.delete(&key))
     }
 
     async fn exists(
@@ -156,18 +271,14 @@ impl<T> bindings::HostStoreWithStore<T> for KeyValue {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
-        Ok(Ok(store_of(accessor, &store)?.entries().contains_key(&key)))
+        Ok(Ok(store_of(accessor, &store)?.contains(&key)))
     }
 
     async fn get_keys(
         accessor: &Accessor<T, Self>,
         store: Resource<OpenStore>,
     ) -> wasmtime::Result<(StreamReader<String>, FutureReader<Result<(), Error>>)> {
-        let keys: Vec<String> = store_of(accessor, &store)?
-            .entries()
-            .keys()
-            .cloned()
-            .collect();
+        let keys = store_of(accessor, &store)?.keys();
         accessor.with(|mut access| {
             let keys = StreamReader::new(&mut access, keys)?;
             let done = FutureReader::new(&mut access, async { wasmtime::error::Ok(Ok(())) })?;
@@ -191,4 +302,40 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
         table: &mut state.table,
     })
     .map_err(crate::engine::anyhow_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_durable_store_keeps_its_entries_across_reopening() {
+        let dir = std::env::temp_dir().join(format!("kv-test-{}", rand::random::<u64>()));
+        let path = dir.join("nested/kv.db");
+        let store = Store::durable("default", &path).unwrap();
+        store.set("journal/1".into(), b"first".to_vec()).unwrap();
+        store.set("journal/2".into(), b"second".to_vec()).unwrap();
+        store.set("journal/1".into(), b"replaced".to_vec()).unwrap();
+        store.delete("journal/2").unwrap();
+        let other_label = Store::durable("other", &path).unwrap();
+        other_label
+            .set("journal/1".into(), b"elsewhere".to_vec())
+            .unwrap();
+        drop((store, other_label));
+
+        let reopened = Store::durable("default", &path).unwrap();
+        assert_eq!(reopened.get("journal/1").as_deref(), Some(&b"replaced"[..]));
+        assert!(!reopened.contains("journal/2"));
+        assert_eq!(reopened.keys(), vec!["journal/1".to_owned()]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_memory_store_forgets_nothing_while_it_lives() {
+        let store = Store::in_memory();
+        store.set("k".into(), b"v".to_vec()).unwrap();
+        assert_eq!(store.get("k").as_deref(), Some(&b"v"[..]));
+        store.delete("k").unwrap();
+        assert_eq!(store.get("k"), None);
+    }
 }

@@ -78,6 +78,8 @@ impl LocalPostgres {
 
     /// Stops the server with a fast shutdown (clients are disconnected).
     pub fn stop(&mut self) -> Result<()> {
+        // Thawed first, in case a fault test left it frozen.
+        let _ = self.thaw();
         let Some(server) = self.server.take() else {
             return Ok(());
         };
@@ -87,6 +89,53 @@ impl LocalPostgres {
             Ok(result) => result.map(drop).context("waiting for PostgreSQL to stop"),
             Err(_) => bail!("the PostgreSQL supervisor thread panicked"),
         }
+    }
+
+    /// Starts the server again, on the same port, after [`stop`](Self::stop).
+    pub fn start_again(&mut self) -> Result<()> {
+        if self.server.is_some() {
+            return Ok(());
+        }
+        self.start_server()
+    }
+
+    /// What `pg_ctl restart -m fast` does: a fast shutdown (SIGINT, every
+    /// client disconnected), then the server starts again on the same port.
+    pub fn restart_fast(&mut self) -> Result<()> {
+        self.stop()?;
+        self.start_server()
+    }
+
+    /// Stops every process of the server where it stands (SIGSTOP to the
+    /// postmaster and each of its children): connections stay open and the
+    /// kernel still accepts new ones, but nothing answers. For fault tests;
+    /// see [`thaw`](Self::thaw).
+    pub fn freeze(&self) -> Result<()> {
+        self.signal_all(libc::SIGSTOP)
+    }
+
+    pub fn thaw(&self) -> Result<()> {
+        self.signal_all(libc::SIGCONT)
+    }
+
+    /// Signals the postmaster and its children: each backend runs in a
+    /// session of its own, so signalling the process group is not enough.
+    fn signal_all(&self, signal: libc::c_int) -> Result<()> {
+        let Some(server) = &self.server else {
+            bail!("the server is not running");
+        };
+        let mut targets = vec![server.pid];
+        targets.extend(children_of(server.pid)?);
+        for pid in targets {
+            if unsafe { libc::kill(pid, signal) } != 0 {
+                let error = std::io::Error::last_os_error();
+                // A backend that just exited is fine.
+                if error.raw_os_error() != Some(libc::ESRCH) {
+                    return Err(error).context("signalling PostgreSQL");
+                }
+            }
+        }
+        Ok(())
     }
 
     fn init_db(&self) -> Result<()> {
@@ -282,6 +331,32 @@ fn chown_recursive(dir: &Path, user: OsUser) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The processes whose parent is `parent`, from `/proc/<pid>/stat`.
+fn children_of(parent: libc::pid_t) -> Result<Vec<libc::pid_t>> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").context("listing /proc")? {
+        let Some(pid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue; // gone meanwhile
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|ppid| ppid.parse::<libc::pid_t>().ok());
+        if ppid == Some(parent) {
+            children.push(pid);
+        }
+    }
+    Ok(children)
 }
 
 fn free_port() -> Result<u16> {

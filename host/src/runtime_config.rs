@@ -4,12 +4,20 @@
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The label every app may use without declaring a store.
+pub const DEFAULT_STORE: &str = "default";
+
+/// Where `chat-host up` keeps the default store when the runtime config does
+/// not place it, relative to its state directory (Spin's file name, and its
+/// table layout, so the file also opens under Spin).
+const DEFAULT_STORE_FILE: &str = "sqlite_key_value.db";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
-    /// Key-value stores by label. `default` exists even when not listed.
+    /// Key-value stores by label.
     #[serde(default)]
     pub key_value_store: BTreeMap<String, KeyValueStoreConfig>,
 }
@@ -19,27 +27,60 @@ pub struct RuntimeConfig {
 pub enum KeyValueStoreConfig {
     /// Lives in the host's memory; gone when the host stops.
     Memory,
+    /// Spin's built-in store: SQLite in the file at `path` (relative paths
+    /// are resolved against the runtime config file's folder), which
+    /// survives restarts; in memory when there is no path.
+    Spin { path: Option<PathBuf> },
 }
 
+/// Only the in-memory default store: for embedding the host in tests.
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        Self::parse("").expect("the empty runtime config is valid")
+        Self {
+            key_value_store: BTreeMap::from([(
+                DEFAULT_STORE.to_owned(),
+                KeyValueStoreConfig::Memory,
+            )]),
+        }
     }
 }
 
 impl RuntimeConfig {
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read runtime config {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("invalid runtime config {}", path.display()))
-    }
-
-    pub fn parse(text: &str) -> Result<Self> {
-        let mut config: Self = toml::from_str(text)?;
+    /// The settings of `chat-host up`: those of `file` if one is given; the
+    /// default store, unless the file places it, is durable, in `state_dir`.
+    pub fn for_app(file: Option<&Path>, state_dir: &Path) -> Result<Self> {
+        let mut config = match file {
+            Some(path) => Self::load(path)?,
+            None => Self {
+                key_value_store: BTreeMap::new(),
+            },
+        };
         config
             .key_value_store
-            .entry("default".to_owned())
-            .or_insert(KeyValueStoreConfig::Memory);
+            .entry(DEFAULT_STORE.to_owned())
+            .or_insert_with(|| KeyValueStoreConfig::Spin {
+                path: Some(state_dir.join(DEFAULT_STORE_FILE)),
+            });
+        Ok(config)
+    }
+
+    fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read runtime config {}", path.display()))?;
+        let folder = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, folder)
+            .with_context(|| format!("invalid runtime config {}", path.display()))
+    }
+
+    fn parse(text: &str, folder: &Path) -> Result<Self> {
+        let mut config: Self = toml::from_str(text)?;
+        for store in config.key_value_store.values_mut() {
+            if let KeyValueStoreConfig::Spin { path: Some(path) } = store
+                && path.is_relative()
+            {
+                *path = folder.join(&*path);
+            }
+        }
         Ok(config)
     }
 }
@@ -48,22 +89,61 @@ impl RuntimeConfig {
 mod tests {
     use super::*;
 
+    fn write(text: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("runtime-config-{}", rand::random::<u64>()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("runtime-config.toml");
+        std::fs::write(&file, text).unwrap();
+        (dir, file)
+    }
+
     #[test]
-    fn the_default_store_always_exists() {
-        let config =
-            RuntimeConfig::parse("[key_value_store.journal]\ntype = \"memory\"\n").unwrap();
-        assert_eq!(config.key_value_store.len(), 2);
+    fn the_default_store_is_durable_unless_placed() {
+        let state = Path::new("/srv/app/.chat-host");
+        let config = RuntimeConfig::for_app(None, state).unwrap();
         assert_eq!(
-            config.key_value_store["default"],
+            config.key_value_store[DEFAULT_STORE],
+            KeyValueStoreConfig::Spin {
+                path: Some(state.join("sqlite_key_value.db"))
+            }
+        );
+        let (dir, file) = write("[key_value_store.default]\ntype = \"memory\"\n");
+        let config = RuntimeConfig::for_app(Some(&file), state).unwrap();
+        assert_eq!(
+            config.key_value_store[DEFAULT_STORE],
             KeyValueStoreConfig::Memory
         );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn spin_store_paths_are_relative_to_the_file() {
+        let (dir, file) = write(
+            "[key_value_store.journal]\ntype = \"spin\"\npath = \"data/kv.db\"\n\n\
+             [key_value_store.scratch]\ntype = \"spin\"\n",
+        );
+        let config = RuntimeConfig::for_app(Some(&file), Path::new("/state")).unwrap();
+        assert_eq!(
+            config.key_value_store["journal"],
+            KeyValueStoreConfig::Spin {
+                path: Some(dir.join("data/kv.db"))
+            }
+        );
+        assert_eq!(
+            config.key_value_store["scratch"],
+            KeyValueStoreConfig::Spin { path: None }
+        );
+        assert_eq!(config.key_value_store.len(), 3, "plus the default store");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
     fn unsupported_settings_are_refused_by_name() {
-        let error = RuntimeConfig::parse("[key_value_store.x]\ntype = \"redis\"\n").unwrap_err();
+        let error = RuntimeConfig::parse("[key_value_store.x]\ntype = \"redis\"\n", Path::new("."))
+            .unwrap_err();
         assert!(format!("{error:#}").contains("redis"), "{error:#}");
-        let error = RuntimeConfig::parse("[llm_compute]\ntype = \"spin\"\n").unwrap_err();
+        let error =
+            RuntimeConfig::parse("[llm_compute]\ntype = \"spin\"\n", Path::new(".")).unwrap_err();
         assert!(format!("{error:#}").contains("llm_compute"), "{error:#}");
     }
 }

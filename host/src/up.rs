@@ -37,16 +37,15 @@ pub struct UpOptions {
 
 pub async fn run(options: UpOptions) -> Result<()> {
     let manifest = Manifest::load(&options.manifest_path)?;
-    let runtime_config = match &options.runtime_config_file {
-        Some(path) => RuntimeConfig::load(path)?,
-        None => RuntimeConfig::default(),
-    };
+    let state_dir = manifest.base_dir.join(".chat-host");
+    let runtime_config =
+        RuntimeConfig::for_app(options.runtime_config_file.as_deref(), &state_dir)?;
     let mut overrides = BTreeMap::new();
 
     // Zero configuration: no db_url means a local PostgreSQL we run ourselves.
     let _local_postgres = if manifest.variables.contains_key(DB_URL) && configured(DB_URL).is_none()
     {
-        let data_dir = manifest.base_dir.join(".chat-host").join("postgres");
+        let data_dir = state_dir.join("postgres");
         let cluster = start_local_postgres(&data_dir).await?;
         overrides.insert(DB_URL.to_owned(), cluster.url(LOCAL_DATABASE));
         default_local_identity(&manifest, &mut overrides);

@@ -1,10 +1,14 @@
 //! `spin:postgres/postgres@4.2.0` for guests, backed by pooled tokio-postgres
-//! connections with a prepared-statement cache per connection.
+//! connections with a prepared-statement cache per connection, the
+//! cold-start retry policy applied natively (see `lease`), and a circuit
+//! breaker per database (see `pool`).
 
 // The WIT error type is large (it carries the server's whole error report);
 // it is what the interface returns, so boxing it is not an option.
 #![allow(clippy::result_large_err)]
 
+mod failure;
+mod lease;
 mod pool;
 mod session;
 mod values;
@@ -14,9 +18,10 @@ pub use pool::{PoolSettings, Pools};
 use crate::component::ComponentContext;
 use crate::state::HostState;
 use anyhow::Result;
-use bindings::{Column, Error, ParameterValue, QueryError, Row, RowSet};
+use bindings::{Column, Error, ParameterValue, Row, RowSet};
+use failure::StatementFailure;
 use futures::StreamExt;
-use session::SessionState;
+use lease::Lease;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -42,8 +47,7 @@ pub mod bindings {
 
 /// A pooled connection lent to a guest until it drops the handle.
 pub struct GuestConnection {
-    client: Arc<deadpool_postgres::Object>,
-    session: SessionState,
+    lease: Arc<Lease>,
 }
 
 /// A `connection-builder` before `build`.
@@ -75,7 +79,7 @@ impl HasData for Postgres {
     type Data<'a> = PostgresView<'a>;
 }
 
-/// Opens a connection for the guest: a permission check, then a pool checkout.
+/// Opens a connection for the guest: a permission check, then a checkout.
 async fn connect(
     component: Arc<ComponentContext>,
     request: ConnectionRequest,
@@ -89,14 +93,15 @@ async fn connect(
             "the database host is not in this component's allowed_outbound_hosts".into(),
         ));
     }
-    let client = component
+    let database = component
         .postgres
-        .checkout(&request.address, request.ca_root.as_deref())
+        .database(&request.address, request.ca_root.as_deref())
+        .map_err(|failure| failure.into_wit(false))?;
+    let lease = Lease::check_out(database)
         .await
-        .map_err(|error| Error::ConnectionFailed(error.to_string()))?;
+        .map_err(|(failure, retried)| failure.into_wit(retried))?;
     Ok(GuestConnection {
-        client: Arc::new(client),
-        session: SessionState::default(),
+        lease: Arc::new(lease),
     })
 }
 
@@ -113,91 +118,72 @@ async fn open_with<T>(
     }
 }
 
-/// Takes what a statement needs out of the store, so no store borrow is held
-/// across the database round trip.
-fn client_for<T>(
+/// The guest connection's lease, taken out of the store so no store borrow
+/// is held across the database round trip.
+fn lease_of<T>(
     accessor: &Accessor<T, Postgres>,
     connection: &Resource<GuestConnection>,
-    statement: &str,
-) -> wasmtime::Result<Arc<deadpool_postgres::Object>> {
-    accessor.with(|mut access| {
-        let connection = access.get().table.get_mut(connection)?;
-        connection.session.observe(statement);
-        Ok(connection.client.clone())
-    })
+) -> wasmtime::Result<Arc<Lease>> {
+    accessor.with(|mut access| Ok(access.get().table.get(connection)?.lease.clone()))
 }
 
-fn query_failed(error: tokio_postgres::Error) -> Error {
-    let as_text = pool::describe(&error);
-    Error::QueryFailed(match error.as_db_error() {
-        Some(db) => QueryError::DbError(bindings::DbError {
-            as_text,
-            severity: db.severity().to_owned(),
-            code: db.code().code().to_owned(),
-            message: db.message().to_owned(),
-            detail: db.detail().map(str::to_owned),
-            extras: db_error_extras(db),
-        }),
-        None => QueryError::Text(as_text),
-    })
+/// A query started: its columns, its first row (fetched before the guest
+/// sees anything, so a connection lost before any row can still be retried)
+/// and the rest of its rows.
+struct StartedQuery {
+    columns: Vec<Column>,
+    first: Option<Row>,
+    rest: Pin<Box<tokio_postgres::RowStream>>,
 }
 
-fn db_error_extras(db: &tokio_postgres::error::DbError) -> Vec<(String, String)> {
-    [
-        ("hint", db.hint()),
-        ("schema", db.schema()),
-        ("table", db.table()),
-        ("column", db.column()),
-        ("datatype", db.datatype()),
-        ("constraint", db.constraint()),
-        ("where", db.where_()),
-    ]
-    .into_iter()
-    .filter_map(|(name, value)| Some((name.to_owned(), value?.to_owned())))
-    .collect()
-}
-
-/// Prepares (or reuses) the statement and starts it, returning its columns
-/// and its row stream.
+/// Prepares (or reuses) the statement and starts it.
 async fn start_query(
-    client: &deadpool_postgres::Object,
+    client: Arc<deadpool_postgres::Object>,
     statement: &str,
-    params: Vec<ParameterValue>,
-) -> Result<(Vec<Column>, tokio_postgres::RowStream), Error> {
-    let (prepared, params) = prepare(client, statement, params).await?;
-    let columns = prepared.columns().iter().map(values::column).collect();
-    let rows = client
-        .query_raw(&prepared, bound(&params))
-        .await
-        .map_err(query_failed)?;
-    Ok((columns, rows))
-}
-
-async fn execute(
-    client: &deadpool_postgres::Object,
-    statement: &str,
-    params: Vec<ParameterValue>,
-) -> Result<u64, Error> {
-    let (prepared, params) = prepare(client, statement, params).await?;
-    client
-        .execute_raw(&prepared, bound(&params))
-        .await
-        .map_err(query_failed)
-}
-
-/// Converts the guest's parameters and prepares the statement, or reuses
-/// the connection's cached preparation of it.
-async fn prepare(
-    client: &deadpool_postgres::Object,
-    statement: &str,
-    params: Vec<ParameterValue>,
-) -> Result<(tokio_postgres::Statement, Vec<values::SqlParam>), Error> {
-    let params = values::params(params).map_err(Error::BadParameter)?;
+    params: &[values::SqlParam],
+) -> Result<StartedQuery, StatementFailure> {
     let prepared = client
         .prepare_cached(statement)
         .await
-        .map_err(query_failed)?;
-    Ok((prepared, params))
+        .map_err(StatementFailure::Postgres)?;
+    let columns = prepared.columns().iter().map(values::column).collect();
+    let mut rest = Box::pin(
+        client
+            .query_raw(&prepared, bound(params))
+            .await
+            .map_err(StatementFailure::Postgres)?,
+    );
+    let first = match rest.next().await {
+        None => None,
+        Some(row) => Some(convert_row(row)?),
+    };
+    Ok(StartedQuery {
+        columns,
+        first,
+        rest,
+    })
+}
+
+fn convert_row(
+    row: Result<tokio_postgres::Row, tokio_postgres::Error>,
+) -> Result<Row, StatementFailure> {
+    let row = row.map_err(StatementFailure::Postgres)?;
+    values::row(&row).map_err(|error| StatementFailure::Conversion(error.to_string()))
+}
+
+async fn execute(
+    client: Arc<deadpool_postgres::Object>,
+    statement: &str,
+    params: &[values::SqlParam],
+) -> Result<u64, StatementFailure> {
+    let prepared = client
+        .prepare_cached(statement)
+        .await
+        .map_err(StatementFailure::Postgres)?;
+    client
+        .execute_raw(&prepared, bound(params))
+        .await
+        .map_err(StatementFailure::Postgres)
 }
 
 /// The parameters as tokio-postgres binds them.
@@ -213,33 +199,35 @@ fn bound(
 /// backpressure, so a large result is never held in memory at once.
 const ROW_BUFFER: usize = 64;
 
-/// Pumps a row stream into a channel the guest reads from, and reports how
-/// the query ended. Stops as soon as the guest drops its stream.
+/// Pumps a query's rows into a channel the guest reads from, and reports how
+/// the query ended. Stops as soon as the guest drops its stream. Rows come
+/// after the first one was delivered, so a failure here is reported, not
+/// retried.
 fn pump_rows(
+    first: Option<Row>,
     mut rows: Pin<Box<tokio_postgres::RowStream>>,
 ) -> (mpsc::Receiver<Row>, oneshot::Receiver<Result<(), Error>>) {
     let (row_tx, row_rx) = mpsc::channel(ROW_BUFFER);
     let (done_tx, done_rx) = oneshot::channel();
     tokio::spawn(async move {
-        let outcome = loop {
-            let next = tokio::select! {
-                _ = row_tx.closed() => break Ok(()),
-                next = rows.next() => next,
-            };
-            match next {
-                None => break Ok(()),
-                Some(Err(error)) => break Err(query_failed(error)),
-                Some(Ok(row)) => match values::row(&row) {
-                    Ok(row) => {
-                        if row_tx.send(row).await.is_err() {
-                            break Ok(());
-                        }
-                    }
-                    Err(error) => break Err(Error::ValueConversionFailed(error.to_string())),
-                },
+        let outcome = async {
+            let Some(first) = first else { return Ok(()) };
+            if row_tx.send(first).await.is_err() {
+                return Ok(());
+            }
+            loop {
+                let next = tokio::select! {
+                    _ = row_tx.closed() => return Ok(()),
+                    next = rows.next() => next,
+                };
+                let Some(row) = next else { return Ok(()) };
+                if row_tx.send(convert_row(row)?).await.is_err() {
+                    return Ok(());
+                }
             }
         };
-        let _ = done_tx.send(outcome);
+        let outcome: Result<(), StatementFailure> = outcome.await;
+        let _ = done_tx.send(outcome.map_err(|failure| failure.into_wit(false)));
     });
     (row_rx, done_rx)
 }
@@ -274,18 +262,18 @@ impl<T> bindings::HostConnectionWithStore<T> for Postgres {
             Error,
         >,
     > {
-        let client = client_for(accessor, &connection, &statement)?;
-        let (columns, rows) = match start_query(&client, &statement, params).await {
+        let lease = lease_of(accessor, &connection)?;
+        let started = match lease.query(&statement, params).await {
             Ok(started) => started,
             Err(error) => return Ok(Err(error)),
         };
-        let (rows, done) = pump_rows(Box::pin(rows));
+        let (rows, done) = pump_rows(started.first, started.rest);
         accessor.with(|mut access| {
             let rows = StreamReader::new(&mut access, RowChannel(rows))?;
             let done = FutureReader::new(&mut access, async move {
                 wasmtime::error::Ok(done.await.unwrap_or(Ok(())))
             })?;
-            Ok(Ok((columns, rows, done)))
+            Ok(Ok((started.columns, rows, done)))
         })
     }
 
@@ -295,8 +283,8 @@ impl<T> bindings::HostConnectionWithStore<T> for Postgres {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<u64, Error>> {
-        let client = client_for(accessor, &connection, &statement)?;
-        Ok(execute(&client, &statement, params).await)
+        let lease = lease_of(accessor, &connection)?;
+        Ok(lease.execute(&statement, params).await)
     }
 }
 
@@ -347,21 +335,8 @@ impl bindings::HostConnection for PostgresView<'_> {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, Error>> {
-        let connection = self.table.get_mut(&connection)?;
-        connection.session.observe(&statement);
-        let (columns, rows) = match start_query(&connection.client, &statement, params).await {
-            Ok(started) => started,
-            Err(error) => return Ok(Err(error)),
-        };
-        let rows: Vec<_> = rows.collect().await;
-        let rows = rows
-            .into_iter()
-            .map(|row| {
-                let row = row.map_err(query_failed)?;
-                values::row(&row).map_err(|e| Error::ValueConversionFailed(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, Error>>();
-        Ok(rows.map(|rows| RowSet { columns, rows }))
+        let lease = self.table.get(&connection)?.lease.clone();
+        Ok(lease.query_all(&statement, params).await)
     }
 
     async fn execute(
@@ -370,14 +345,14 @@ impl bindings::HostConnection for PostgresView<'_> {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<u64, Error>> {
-        let connection = self.table.get_mut(&connection)?;
-        connection.session.observe(&statement);
-        Ok(execute(&connection.client, &statement, params).await)
+        let lease = self.table.get(&connection)?.lease.clone();
+        Ok(lease.execute(&statement, params).await)
     }
 
     async fn drop(&mut self, connection: Resource<GuestConnection>) -> wasmtime::Result<()> {
-        let connection = self.table.delete(connection)?;
-        connection.session.release(connection.client);
+        if let Some(lease) = Arc::into_inner(self.table.delete(connection)?.lease) {
+            lease.release();
+        }
         Ok(())
     }
 }

@@ -2,13 +2,16 @@
 //!
 //! Guests "open" a connection per request (that is what spin-sdk's API looks
 //! like); here that is a pool checkout, so a request pays no connect cost.
+//! Each database also has the host's circuit breaker: while the database is
+//! out of reach, checkouts fail at once instead of waiting on it.
 
-use deadpool_postgres::{
-    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
-};
+use super::failure::CheckoutFailure;
+use chat_domain::circuit::{Admission, Circuit};
+use chat_domain::retry::{COLD_START_RETRY_POLICY, NextStep};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Limits that keep a slow or absent database from hanging requests.
@@ -19,6 +22,8 @@ pub struct PoolSettings {
     pub connect_timeout: Duration,
     /// How long a request waits for a free connection before it fails.
     pub checkout_timeout: Duration,
+    /// How long one statement may go without an answer.
+    pub statement_timeout: Duration,
 }
 
 impl Default for PoolSettings {
@@ -27,19 +32,9 @@ impl Default for PoolSettings {
             max_connections: 32,
             connect_timeout: Duration::from_secs(5),
             checkout_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(30),
         }
     }
-}
-
-/// Why a connection could not be handed to the guest.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckoutError {
-    #[error("invalid Postgres connection string: {0}")]
-    InvalidAddress(String),
-    #[error("timed out after {0:?} waiting for a database connection")]
-    Timeout(Duration),
-    #[error("could not connect to the database: {0}")]
-    Connect(String),
 }
 
 /// Pools are keyed by address and by the extra CA root a guest supplied.
@@ -47,7 +42,24 @@ type PoolKey = (String, Option<String>);
 
 pub struct Pools {
     settings: PoolSettings,
-    by_address: Mutex<HashMap<PoolKey, Pool>>,
+    by_address: Mutex<HashMap<PoolKey, Arc<Database>>>,
+}
+
+/// One database: its pool of connections and its circuit breaker, shared by
+/// every instance of every component.
+pub struct Database {
+    pool: Pool,
+    settings: PoolSettings,
+    circuit: Mutex<Circuit>,
+    /// The breaker's clock starts here.
+    origin: Instant,
+}
+
+/// A connection checked out of its pool.
+pub struct Checkout {
+    pub client: Object,
+    /// The pool created it for this checkout (rather than reusing one).
+    pub fresh: bool,
 }
 
 impl Pools {
@@ -58,18 +70,23 @@ impl Pools {
         })
     }
 
-    /// Checks out a connection to `address`, creating its pool on first use.
-    pub async fn checkout(
+    /// The database at `address`, creating its pool on first use.
+    pub fn database(
         &self,
         address: &str,
         ca_root: Option<&str>,
-    ) -> Result<Object, CheckoutError> {
-        let pool = self.pool_for(address, ca_root)?;
-        pool.get().await.map_err(|error| match error {
-            PoolError::Timeout(_) => CheckoutError::Timeout(self.settings.checkout_timeout),
-            PoolError::Backend(e) => CheckoutError::Connect(describe(&e)),
-            other => CheckoutError::Connect(other.to_string()),
-        })
+    ) -> Result<Arc<Database>, CheckoutFailure> {
+        let key = (address.to_owned(), ca_root.map(str::to_owned));
+        let mut pools = self
+            .by_address
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(database) = pools.get(&key) {
+            return Ok(database.clone());
+        }
+        let database = Arc::new(Database::new(address, ca_root, self.settings.clone())?);
+        pools.insert(key, database.clone());
+        Ok(database)
     }
 
     /// Closes every pool, so no connection outlives the host (or sees its
@@ -79,56 +96,158 @@ impl Pools {
             .by_address
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for pool in pools.values() {
-            pool.close();
+        for database in pools.values() {
+            database.pool.close();
         }
     }
+}
 
-    fn pool_for(&self, address: &str, ca_root: Option<&str>) -> Result<Pool, CheckoutError> {
-        let key = (address.to_owned(), ca_root.map(str::to_owned));
-        let mut pools = self
-            .by_address
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(pool) = pools.get(&key) {
-            return Ok(pool.clone());
-        }
+impl Database {
+    fn new(
+        address: &str,
+        ca_root: Option<&str>,
+        settings: PoolSettings,
+    ) -> Result<Self, CheckoutFailure> {
         let mut config: tokio_postgres::Config = address
             .parse()
-            .map_err(|e: tokio_postgres::Error| CheckoutError::InvalidAddress(e.to_string()))?;
-        config.connect_timeout(self.settings.connect_timeout);
+            .map_err(|e: tokio_postgres::Error| CheckoutFailure::InvalidAddress(e.to_string()))?;
+        config.connect_timeout(settings.connect_timeout);
         let manager = Manager::from_config(
             config,
             MakeRustlsConnect::new(tls_config(ca_root)?),
             ManagerConfig {
+                // A connection the server closed while it sat in the pool is
+                // noticed here and replaced, at no cost to the request.
                 recycling_method: RecyclingMethod::Fast,
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(self.settings.max_connections)
-            .wait_timeout(Some(self.settings.checkout_timeout))
-            .create_timeout(Some(self.settings.connect_timeout))
+            .max_size(settings.max_connections)
+            .wait_timeout(Some(settings.checkout_timeout))
+            .create_timeout(Some(settings.connect_timeout))
             .runtime(Runtime::Tokio1)
             .build()
-            .map_err(|e| CheckoutError::InvalidAddress(e.to_string()))?;
-        pools.insert(key, pool.clone());
-        Ok(pool)
+            .map_err(|e| CheckoutFailure::InvalidAddress(e.to_string()))?;
+        Ok(Self {
+            pool,
+            settings,
+            circuit: Mutex::new(Circuit::Closed),
+            origin: Instant::now(),
+        })
+    }
+
+    pub fn statement_timeout(&self) -> Duration {
+        self.settings.statement_timeout
+    }
+
+    pub fn max_connections(&self) -> usize {
+        self.settings.max_connections
+    }
+
+    /// A connection, behind the breaker and under the retry policy: a server
+    /// that is still starting (57P03) gets the policy's backoff; one that is
+    /// not there at all opens the breaker at once. The error says whether
+    /// the policy was applied (`true`: the guest must not retry it again).
+    pub async fn checkout(&self) -> Result<Checkout, (CheckoutFailure, bool)> {
+        self.admit().map_err(|failure| (failure, true))?;
+        let mut attempt = 1;
+        loop {
+            let failure = match self.pool.get().await {
+                Ok(client) => {
+                    self.reached();
+                    let fresh = Object::metrics(&client).recycle_count == 0;
+                    return Ok(Checkout { client, fresh });
+                }
+                Err(error) => CheckoutFailure::from_pool(
+                    error,
+                    self.settings.max_connections,
+                    self.settings.checkout_timeout,
+                ),
+            };
+            if matches!(failure, CheckoutFailure::Unreachable(_)) {
+                self.trip(&failure);
+                return Err((failure, true));
+            }
+            let code = failure.code().map(str::to_owned);
+            match COLD_START_RETRY_POLICY.next_step(attempt, code.as_deref()) {
+                NextStep::RetryAfter(wait) => {
+                    tracing::warn!(
+                        "database cold-start retry {attempt}/{} after {failure}: waiting {wait:?}",
+                        COLD_START_RETRY_POLICY.max_attempts
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                NextStep::GiveUp => {
+                    let retried = code.is_some_and(|code| COLD_START_RETRY_POLICY.retries(&code));
+                    if retried {
+                        self.trip(&failure);
+                    }
+                    return Err((failure, retried));
+                }
+            }
+        }
+    }
+
+    /// Whether the breaker lets a request use the database now.
+    fn admit(&self) -> Result<(), CheckoutFailure> {
+        let now = self.now();
+        let mut circuit = self.circuit();
+        match circuit.admit(now) {
+            Admission::Pass => Ok(()),
+            Admission::Probe => {
+                *circuit = Circuit::probing(now);
+                Ok(())
+            }
+            Admission::Skip { for_about } => Err(CheckoutFailure::CircuitOpen(for_about)),
+        }
+    }
+
+    /// The database answered: closes an open breaker.
+    pub fn reached(&self) {
+        let mut circuit = self.circuit();
+        if circuit.is_open() {
+            *circuit = Circuit::Closed;
+            tracing::info!("the database answers again: leaving ephemeral mode");
+        }
+    }
+
+    /// The database is out of reach: opens the breaker for a cool-down.
+    pub fn trip(&self, why: &dyn std::fmt::Display) {
+        let mut circuit = self.circuit();
+        if !circuit.is_open() {
+            tracing::warn!(
+                "the database is out of reach ({why}): ephemeral mode; probing it again in {:?}",
+                chat_domain::circuit::COOL_DOWN
+            );
+        }
+        *circuit = Circuit::tripped(self.now());
+    }
+
+    fn circuit(&self) -> std::sync::MutexGuard<'_, Circuit> {
+        self.circuit
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn now(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
     }
 }
 
 /// TLS for managed Postgres such as Lakebase (`sslmode=require`): the public
 /// web roots, plus the CA a guest supplied with `set-ca-root`.
-fn tls_config(ca_root: Option<&str>) -> Result<rustls::ClientConfig, CheckoutError> {
+fn tls_config(ca_root: Option<&str>) -> Result<rustls::ClientConfig, CheckoutFailure> {
     use rustls::pki_types::{CertificateDer, pem::PemObject};
     let mut roots =
         rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(pem) = ca_root {
         for certificate in CertificateDer::pem_slice_iter(pem.as_bytes()) {
             let certificate = certificate.map_err(|e| {
-                CheckoutError::InvalidAddress(format!("invalid CA root certificate: {e}"))
+                CheckoutFailure::InvalidAddress(format!("invalid CA root certificate: {e}"))
             })?;
             roots.add(certificate).map_err(|e| {
-                CheckoutError::InvalidAddress(format!("unusable CA root certificate: {e}"))
+                CheckoutFailure::InvalidAddress(format!("unusable CA root certificate: {e}"))
             })?;
         }
     }

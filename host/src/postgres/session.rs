@@ -33,6 +33,12 @@ impl SessionState {
         self.needs_reset |= changes_session(statement);
     }
 
+    /// Whether the guest left (or may have left) state on the connection:
+    /// an open transaction among others.
+    pub fn needs_reset(&self) -> bool {
+        self.needs_reset
+    }
+
     /// Returns the connection to its pool, after a reset when it needs one;
     /// a connection that cannot be reset is closed instead.
     pub fn release(self, client: Arc<deadpool_postgres::Object>) {
