@@ -813,10 +813,7 @@ async fn without_its_database_the_chat_still_streams() {
     let events = events_of(post_chat(&host, OWNER, &body)).await.rest().await;
     assert_eq!(events[0], chunk.to_string());
     assert_eq!(meta_of(&events)["traceId"], "tr-offline");
-    // Nothing to name without a database: no title request.
-    assert_eq!(upstream.received().len(), 1);
-    assert!(
-        host.log()
-            .contains("streaming the reply without storing the conversation")
-    );
+    // The conversation waits in the write-behind journal (the resilience
+    // suite follows it into the database once it is back).
+    assert!(host.log().contains("the conversation waits in the journal"));
 }

@@ -48,7 +48,7 @@ async fn call(method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
         variables,
         key_value_labels: Vec::new(),
         postgres: Pools::new(PoolSettings::default()),
-        key_value: KeyValueStores::new(&RuntimeConfig::default()),
+        key_value: KeyValueStores::new(&RuntimeConfig::default()).expect("in-memory stores"),
         app: Default::default(),
     });
     let engine = chat_host::engine::engine().unwrap();

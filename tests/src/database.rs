@@ -1,6 +1,7 @@
 //! One PostgreSQL cluster per test binary, one fresh database per test.
 
 use chat_host::local_postgres::{Durability, LocalPostgres};
+use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
 /// The cluster, started on first use and stopped when the test binary exits
@@ -8,12 +9,70 @@ use std::sync::{Mutex, OnceLock};
 fn cluster() -> &'static Mutex<LocalPostgres> {
     static CLUSTER: OnceLock<Mutex<LocalPostgres>> = OnceLock::new();
     CLUSTER.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("chat-tests-pg-{}", std::process::id()));
+        remove_clusters_of_finished_runs();
+        let dir = std::env::temp_dir().join(format!("{CLUSTER_DIR_PREFIX}{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let cluster = LocalPostgres::start(&dir, Durability::Ephemeral)
             .expect("starting the test PostgreSQL");
         Mutex::new(cluster)
     })
+}
+
+/// Each test binary's cluster lives in `<temp>/chat-tests-pg-<pid>`.
+const CLUSTER_DIR_PREFIX: &str = "chat-tests-pg-";
+
+/// The cluster dies with its test binary but its folder stays; the next run
+/// removes the folders of processes that are gone.
+fn remove_clusters_of_finished_runs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(CLUSTER_DIR_PREFIX))
+        else {
+            continue;
+        };
+        if !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// A PostgreSQL server of one test's own, which the test may stop, restart
+/// and freeze, with one database (`db`) on it.
+pub struct ControlledDatabase {
+    pub cluster: LocalPostgres,
+    pub db: TestDatabase,
+    dir: PathBuf,
+}
+
+impl ControlledDatabase {
+    pub async fn start() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("chat-fault-pg-{}", uuid::Uuid::new_v4().simple()));
+        let cluster = LocalPostgres::start(&dir, Durability::Ephemeral)
+            .expect("starting the test's own PostgreSQL");
+        let name = "chat".to_owned();
+        chat_host::up::create_database(&cluster.url("postgres"), &name)
+            .await
+            .expect("creating the test database");
+        let url = cluster.url(&name);
+        Self {
+            cluster,
+            db: TestDatabase { name, url },
+            dir,
+        }
+    }
+}
+
+impl Drop for ControlledDatabase {
+    fn drop(&mut self) {
+        let _ = self.cluster.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// A database of its own for one test.
@@ -49,6 +108,42 @@ impl TestDatabase {
             .await
             .expect("querying the test database");
         rows.iter().map(|row| row.get(0)).collect()
+    }
+
+    /// Terminates every other session on this database (idle or not), as a
+    /// server closing idle connections does; answers how many it ended.
+    pub async fn terminate_other_sessions(&self, only_waiting_on_locks: bool) -> usize {
+        let client = self.connect().await;
+        let ended: Vec<bool> = client
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                 AND ($1 = false OR wait_event_type = 'Lock')",
+                &[&only_waiting_on_locks],
+            )
+            .await
+            .expect("terminating sessions")
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        // Wait until they are gone, so the next request meets closed connections.
+        for _ in 0..200 {
+            let left: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                     AND ($1 = false OR wait_event_type = 'Lock')",
+                    &[&only_waiting_on_locks],
+                )
+                .await
+                .expect("counting sessions")
+                .get(0);
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        ended.into_iter().filter(|ended| *ended).count()
     }
 
     /// A direct connection, for seeding and checking rows.

@@ -39,6 +39,13 @@ impl HostConfig {
         self.manifest = path.into();
         self
     }
+
+    /// A runtime config file of the test's own (say, a durable store that
+    /// outlives one host).
+    pub fn runtime_config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.runtime_config_file = Some(path.into());
+        self
+    }
 }
 
 /// The chat-host binary cargo built next to this test binary.
@@ -81,9 +88,17 @@ impl TestHost {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log);
-        if let Some(file) = &config.runtime_config_file {
-            command.arg("--runtime-config-file").arg(file);
-        }
+        // Each host gets its own stores: by default in memory, so no test
+        // replays another's journal from a shared file.
+        let runtime_config_file = config.runtime_config_file.clone().unwrap_or_else(|| {
+            let file = log_path.with_extension("toml");
+            std::fs::write(&file, "[key_value_store.default]\ntype = \"memory\"\n")
+                .expect("writing the host's runtime config");
+            file
+        });
+        command
+            .arg("--runtime-config-file")
+            .arg(runtime_config_file);
         for (name, value) in &config.variables {
             command.env(
                 format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
@@ -161,5 +176,6 @@ impl Drop for TestHost {
             eprintln!("---- chat-host output ----\n{}", self.log());
         }
         let _ = std::fs::remove_file(&self.log_path);
+        let _ = std::fs::remove_file(self.log_path.with_extension("toml"));
     }
 }

@@ -73,11 +73,18 @@ pub struct Seeder {
 impl Seeder {
     pub async fn connect(db_url: &str) -> Self {
         let pools = Pools::new(PoolSettings::default());
-        let client = pools.checkout(db_url, None).await.unwrap_or_else(|error| {
+        let checkout = async {
+            pools
+                .database(db_url, None)?
+                .checkout()
+                .await
+                .map_err(|(e, _)| e)
+        };
+        let client = checkout.await.unwrap_or_else(|error| {
             panic!("connecting to the app's database for seeding: {error}")
         });
         Self {
-            client,
+            client: client.client,
             _pools: pools,
         }
     }

@@ -1,0 +1,621 @@
+//! Fault injection: the resilience contract played out against a real
+//! PostgreSQL that the tests control (terminating sessions, restarting,
+//! stopping and freezing the server, dropping a table), chat-host serving
+//! the real components, and a scripted model endpoint.
+//!
+//! Every scenario ends by counting rows: what the client was shown (its
+//! messages, and the replies `meta` confirmed) must be in the database
+//! exactly once, nothing lost and nothing doubled.
+
+use chat_tests::database::{ControlledDatabase, TestDatabase};
+use chat_tests::event_stream::EventStream;
+use chat_tests::eventually;
+use chat_tests::host::{HostConfig, TestHost};
+use chat_tests::upstream::{Script, ScriptedUpstream, Step};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const USER: &str = "resilient@example.com";
+/// How long a recovery may take: a cool-down (5 s) and a probe, with room
+/// for a busy 2-core machine.
+const RECOVERY: Duration = Duration::from_secs(30);
+/// Longer than every timeout of the host (statement 30 s, checkout 10 s).
+const CLIENT_PATIENCE: Duration = Duration::from_secs(90);
+
+/// A reply of `chunks` words, `pause` apart.
+fn reply(chunks: usize, pause: Duration) -> Script {
+    let mut steps = Vec::new();
+    for n in 0..chunks {
+        if !pause.is_zero() {
+            steps.push(Step::Pause(pause));
+        }
+        let chunk = json!({"choices": [{"index": 0, "delta": {"content": format!("word{n} ")}}]});
+        steps.push(Step::Send(format!("data: {chunk}\n\n")));
+    }
+    steps.push(Step::Send("data: [DONE]\n\n".to_owned()));
+    Script::stream(steps)
+}
+
+fn title() -> Script {
+    Script::json_after(
+        vec![],
+        &json!({"choices": [{"message": {"content": "Resilience"}}]}),
+    )
+}
+
+struct Rig {
+    upstream: ScriptedUpstream,
+    host: TestHost,
+    http: reqwest::Client,
+}
+
+impl Rig {
+    async fn start(db: &TestDatabase) -> Self {
+        Self::start_with(db, |config| config).await
+    }
+
+    async fn start_with(
+        db: &TestDatabase,
+        configure: impl FnOnce(HostConfig) -> HostConfig,
+    ) -> Self {
+        let upstream = ScriptedUpstream::start().await;
+        let config = HostConfig::new(&db.url)
+            .variable("serving_endpoint_url", &upstream.url)
+            .variable("serving_endpoint_origin", &upstream.origin);
+        let config = configure(config);
+        let host = tokio::task::spawn_blocking(move || TestHost::start(config))
+            .await
+            .expect("starting chat-host");
+        let http = reqwest::Client::builder()
+            .timeout(CLIENT_PATIENCE)
+            .build()
+            .unwrap();
+        Self {
+            upstream,
+            host,
+            http,
+        }
+    }
+
+    async fn history(&self) -> (StatusCode, Value) {
+        self.get("/api/history?limit=100").await
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(self.host.url(path))
+            .header("x-forwarded-email", USER)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("GET {path}: no answer: {error}"));
+        let status = response.status();
+        let body = response.bytes().await.expect("a body");
+        let body = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body)
+                .unwrap_or_else(|_| panic!("GET {path}: not JSON: {body:?}"))
+        };
+        (status, body)
+    }
+
+    /// One turn of a conversation; the upstream must have a reply scripted.
+    async fn chat(&self, chat_id: Uuid, text: &str) -> Turn {
+        let message_id = Uuid::new_v4();
+        let response = self
+            .http
+            .post(self.host.url("/api/chat"))
+            .header("x-forwarded-email", USER)
+            .json(&json!({"id": chat_id, "messages": [{"role": "user", "content": text, "id": message_id}]}))
+            .send()
+            .await
+            .expect("POST /api/chat answered");
+        let status = response.status();
+        if status != StatusCode::OK {
+            let body = response.text().await.unwrap_or_default();
+            return Turn {
+                status,
+                message_id,
+                reply_id: None,
+                text: body,
+            };
+        }
+        let events = EventStream::new(response).rest().await;
+        let mut text = String::new();
+        let mut reply_id = None;
+        for event in &events {
+            let Ok(data) = serde_json::from_str::<Value>(event) else {
+                continue;
+            };
+            if let Some(piece) = data["choices"][0]["delta"]["content"].as_str() {
+                text.push_str(piece);
+            }
+            if data["type"] == "meta" {
+                reply_id = data["assistantMessageId"]
+                    .as_str()
+                    .map(|id| id.parse().unwrap());
+            }
+        }
+        assert_eq!(
+            events.last().map(String::as_str),
+            Some("[DONE]"),
+            "the stream ended properly: {events:?}"
+        );
+        Turn {
+            status,
+            message_id,
+            reply_id,
+            text,
+        }
+    }
+}
+
+/// What the client saw of one turn.
+struct Turn {
+    status: StatusCode,
+    message_id: Uuid,
+    /// The assistant message `meta` announced.
+    reply_id: Option<Uuid>,
+    text: String,
+}
+
+/// Every message id the database holds, and whether any id is there twice.
+async fn stored_message_ids(db: &TestDatabase) -> BTreeSet<Uuid> {
+    let ids: Vec<Uuid> = db.column(r#"SELECT id FROM chat."Message""#, &[]).await;
+    let unique: BTreeSet<Uuid> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "a message stored twice");
+    unique
+}
+
+/// What the client saw must be stored, once, with the reply's full text.
+async fn assert_every_turn_stored(db: &TestDatabase, turns: &[Turn]) {
+    let stored = stored_message_ids(db).await;
+    let mut seen = BTreeSet::new();
+    for turn in turns {
+        seen.insert(turn.message_id);
+        let reply = turn.reply_id.expect("meta named the reply");
+        seen.insert(reply);
+        let texts: Vec<String> = db
+            .column(
+                r#"SELECT parts::json->0->>'text' FROM chat."Message" WHERE id = $1"#,
+                &[&reply],
+            )
+            .await;
+        assert_eq!(
+            texts,
+            std::slice::from_ref(&turn.text),
+            "the stored reply is what the client saw"
+        );
+    }
+    let missing: Vec<_> = seen.difference(&stored).collect();
+    assert!(
+        missing.is_empty(),
+        "messages the client saw are missing: {missing:?}"
+    );
+    assert_eq!(
+        stored.len(),
+        seen.len(),
+        "the database holds exactly the messages the client saw"
+    );
+}
+
+async fn wait_for_live_history(rig: &Rig) -> Duration {
+    let began = Instant::now();
+    eventually("history is live again", RECOVERY, async || {
+        (rig.history().await.0 == StatusCode::OK).then_some(())
+    })
+    .await;
+    began.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_connections_closed_by_the_server_are_replaced_without_anyone_noticing() {
+    let db = TestDatabase::create().await;
+    let rig = Rig::start(&db).await;
+    let chat_id = Uuid::new_v4();
+    rig.upstream.expect_title(title());
+    let mut turns = Vec::new();
+    let mut terminated = 0;
+    let mut slowest = Duration::ZERO;
+    for n in 0..200 {
+        terminated += db.terminate_other_sessions(false).await;
+        let began = Instant::now();
+        match n % 3 {
+            0 => {
+                rig.upstream.expect_reply(reply(2, Duration::ZERO));
+                let turn = rig.chat(chat_id, &format!("message {n}")).await;
+                assert_eq!(turn.status, StatusCode::OK, "chat {n}: {}", turn.text);
+                turns.push(turn);
+            }
+            1 => {
+                let (status, page) = rig.history().await;
+                assert_eq!(status, StatusCode::OK, "history {n}: {page}");
+                assert_eq!(page["data"].as_array().unwrap().len(), 1);
+            }
+            _ => {
+                let (status, page) = rig.get(&format!("/api/messages/{chat_id}")).await;
+                assert_eq!(status, StatusCode::OK, "messages {n}: {page}");
+                assert_eq!(page["source"], "live");
+            }
+        }
+        slowest = slowest.max(began.elapsed());
+    }
+    println!(
+        "200 requests, {terminated} idle connections terminated before them; slowest request {slowest:?}"
+    );
+    assert!(
+        terminated >= 150,
+        "the server closed connections before most requests"
+    );
+    assert_every_turn_stored(&db, &turns).await;
+    let log = rig.host.log();
+    for sign_of_trouble in ["cold-start retry", "ephemeral mode", "[chat]"] {
+        assert!(
+            !log.contains(sign_of_trouble),
+            "no backoff, no ephemeral mode, no component error: found {sign_of_trouble:?} in\n{log}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_terminated_mid_statement_are_retried_and_write_once() {
+    let db = TestDatabase::create().await;
+    let rig = Rig::start(&db).await;
+    let chat_id = Uuid::new_v4();
+    rig.upstream.expect_title(title());
+    rig.upstream.expect_reply(reply(2, Duration::ZERO));
+    let mut turns = vec![rig.chat(chat_id, "first").await];
+
+    // Hold the messages table, so reads and writes of it wait on the lock.
+    let mut locker = db.connect().await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute(r#"LOCK TABLE chat."Message" IN ACCESS EXCLUSIVE MODE"#)
+        .await
+        .unwrap();
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let (http, url) = (
+                rig.http.clone(),
+                rig.host.url(&format!("/api/messages/{chat_id}")),
+            );
+            tokio::spawn(async move {
+                let response = http
+                    .get(url)
+                    .header("x-forwarded-email", USER)
+                    .send()
+                    .await
+                    .unwrap();
+                (response.status(), response.json::<Value>().await.unwrap())
+            })
+        })
+        .collect();
+    for _ in 0..4 {
+        rig.upstream.expect_reply(reply(2, Duration::ZERO));
+    }
+    let rig = std::sync::Arc::new(rig);
+    let writers: Vec<_> = (0..4)
+        .map(|n| {
+            let rig = rig.clone();
+            tokio::spawn(async move { rig.chat(chat_id, &format!("blocked {n}")).await })
+        })
+        .collect();
+    let waiting = eventually("8 statements wait on the lock", RECOVERY, async || {
+        let waiting: Vec<i64> = db
+            .column(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await;
+        (waiting[0] >= 8).then_some(waiting[0])
+    })
+    .await;
+    let terminated = db.terminate_other_sessions(true).await;
+    lock.commit().await.unwrap();
+
+    for reader in readers {
+        let (status, page) = reader.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["source"], "live");
+        assert!(page["data"].as_array().unwrap().len() >= 2, "{page}");
+    }
+    for writer in writers {
+        let turn = writer.await.unwrap();
+        assert_eq!(turn.status, StatusCode::OK, "{}", turn.text);
+        turns.push(turn);
+    }
+    println!(
+        "{waiting} statements waited on the lock; {terminated} sessions terminated under them; all 8 requests succeeded"
+    );
+    assert!(terminated >= 8, "every waiting statement lost its session");
+    assert_every_turn_stored(&db, &turns).await;
+    let rig = std::sync::Arc::into_inner(rig).expect("the writers are done");
+    assert!(
+        !rig.host.log().contains("ephemeral mode"),
+        "a lost session is not an outage"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fast_restart_while_chats_stream_loses_nothing() {
+    let mut server = ControlledDatabase::start().await;
+    let rig = Rig::start(&server.db).await;
+    let chats: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
+    for _ in &chats {
+        rig.upstream.expect_title(title());
+        // 20 words over 3 s: the restart lands in the middle of each reply.
+        rig.upstream
+            .expect_reply(reply(20, Duration::from_millis(150)));
+    }
+    let rig = std::sync::Arc::new(rig);
+    let streams: Vec<_> = chats
+        .iter()
+        .map(|&chat_id| {
+            let rig = rig.clone();
+            tokio::spawn(async move { rig.chat(chat_id, "tell me something long").await })
+        })
+        .collect();
+    let reading = {
+        let rig = rig.clone();
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            let until = Instant::now() + Duration::from_secs(6);
+            while Instant::now() < until {
+                statuses.push(rig.history().await.0);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            statuses
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let restart = tokio::task::spawn_blocking(move || {
+        server
+            .cluster
+            .restart_fast()
+            .expect("restarting PostgreSQL");
+        server
+    });
+    let mut turns = Vec::new();
+    for stream in streams {
+        let turn = stream.await.unwrap();
+        assert_eq!(turn.status, StatusCode::OK, "no 5xx on chat: {}", turn.text);
+        assert_eq!(
+            turn.text.split_whitespace().count(),
+            20,
+            "the whole reply streamed"
+        );
+        turns.push(turn);
+    }
+    let server = restart.await.unwrap();
+    let statuses = reading.await.unwrap();
+    let live = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let ephemeral = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::NO_CONTENT)
+        .count();
+    assert_eq!(
+        live + ephemeral,
+        statuses.len(),
+        "history either succeeds or answers 204: {statuses:?}"
+    );
+    let recovered_in = wait_for_live_history(&rig).await;
+    println!(
+        "{} chats streamed through a fast restart; {} history reads: {live} live, {ephemeral} ephemeral; live again {recovered_in:?} after the streams ended",
+        turns.len(),
+        statuses.len()
+    );
+    assert_every_turn_stored(&server.db, &turns).await;
+    let (_, page) = rig.history().await;
+    assert_eq!(page["data"].as_array().unwrap().len(), chats.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn down_at_start_the_app_chats_ephemerally_and_catches_up_when_the_database_comes() {
+    let mut server = ControlledDatabase::start().await;
+    server.cluster.stop().unwrap();
+    let rig = Rig::start(&server.db).await;
+    assert!(
+        rig.host.log().contains("chat schema not initialised"),
+        "the host says the schema could not be set up:\n{}",
+        rig.host.log()
+    );
+
+    let (status, _) = rig.history().await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "ephemeral: no history");
+    let chat_id = Uuid::new_v4();
+    let mut turns = Vec::new();
+    for n in 0..3 {
+        rig.upstream.expect_reply(reply(3, Duration::ZERO));
+        if n == 0 {
+            rig.upstream.expect_title(title());
+        }
+        let turn = rig.chat(chat_id, &format!("outage message {n}")).await;
+        assert_eq!(
+            turn.status,
+            StatusCode::OK,
+            "chat works without the database"
+        );
+        assert!(turn.reply_id.is_some(), "meta still comes");
+        turns.push(turn);
+    }
+    let (status, page) = rig.get(&format!("/api/messages/{chat_id}")).await;
+    assert_eq!((status, &page["source"]), (StatusCode::OK, &json!("mock")));
+
+    let server = tokio::task::spawn_blocking(move || {
+        server.cluster.start_again().expect("starting PostgreSQL");
+        server
+    })
+    .await
+    .unwrap();
+    let took = wait_for_live_history(&rig).await;
+    println!("history live {took:?} after PostgreSQL started; 3 turns written from the journal");
+    assert_every_turn_stored(&server.db, &turns).await;
+    let (_, page) = rig.history().await;
+    assert_eq!(page["data"][0]["id"], json!(chat_id));
+    assert_eq!(
+        page["data"][0]["title"], "Resilience",
+        "the title kept for later arrives too"
+    );
+    let (_, messages) = rig.get(&format!("/api/messages/{chat_id}")).await;
+    let texts: Vec<&str> = messages["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["parts"][0]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts.len(), 6);
+    assert_eq!(texts[0], "outage message 0");
+    assert_eq!(
+        texts[2], "outage message 1",
+        "the order of the outage is kept"
+    );
+    assert!(rig.host.log().contains("leaving ephemeral mode"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stuck_database_fails_requests_cleanly_and_recovers() {
+    let server = ControlledDatabase::start().await;
+    let rig = Rig::start(&server.db).await;
+    let chat_id = Uuid::new_v4();
+    rig.upstream.expect_title(title());
+    rig.upstream.expect_reply(reply(2, Duration::ZERO));
+    let mut turns = vec![rig.chat(chat_id, "before").await];
+    assert_eq!(rig.history().await.0, StatusCode::OK);
+
+    server.cluster.freeze().unwrap();
+    let began = Instant::now();
+    let messages_path = format!("/api/messages/{chat_id}");
+    let (history, messages) = tokio::join!(rig.history(), rig.get(&messages_path));
+    let first_answers = began.elapsed();
+    assert_eq!(history.0, StatusCode::NO_CONTENT, "{}", history.1);
+    assert_eq!(messages.1["source"], "mock");
+    let began = Instant::now();
+    rig.upstream.expect_reply(reply(2, Duration::ZERO));
+    let during = rig.chat(chat_id, "while stuck").await;
+    assert_eq!(during.status, StatusCode::OK);
+    turns.push(during);
+    let (deleted, body) = {
+        let response = rig
+            .http
+            .delete(rig.host.url(&format!("/api/chat/{chat_id}")))
+            .header("x-forwarded-email", USER)
+            .send()
+            .await
+            .unwrap();
+        (response.status(), response.json::<Value>().await.unwrap())
+    };
+    assert_eq!(deleted, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("unavailable"),
+        "{body}"
+    );
+    let while_open = began.elapsed();
+
+    server.cluster.thaw().unwrap();
+    let recovered_in = wait_for_live_history(&rig).await;
+    println!(
+        "stuck database: first answers after {first_answers:?} (the statement timeout), \
+         then chat + delete in {while_open:?} (breaker open); live {recovered_in:?} after thawing"
+    );
+    assert_every_turn_stored(&server.db, &turns).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exhausted_pool_answers_503_within_the_wait_timeout() {
+    let db = TestDatabase::create().await;
+    let rig = std::sync::Arc::new(Rig::start(&db).await);
+    assert_eq!(rig.history().await.0, StatusCode::OK);
+    let mut locker = db.connect().await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute(r#"LOCK TABLE chat."Chat" IN ACCESS EXCLUSIVE MODE"#)
+        .await
+        .unwrap();
+    // More requests than the pool has connections (32), all stuck on the lock.
+    let requests: Vec<_> = (0..40)
+        .map(|_| {
+            let rig = rig.clone();
+            tokio::spawn(async move { rig.history().await })
+        })
+        .collect();
+    let busy = eventually("the pool is exhausted", RECOVERY, async || {
+        let waiting: Vec<i64> = db
+            .column(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await;
+        (waiting[0] >= 32).then_some(waiting[0])
+    })
+    .await;
+    // Those beyond the pool give up after the checkout wait (10 s).
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    lock.commit().await.unwrap();
+    let mut statuses = Vec::new();
+    for request in requests {
+        let (status, body) = request.await.unwrap();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert!(body["error"].as_str().unwrap().contains("busy"), "{body}");
+        }
+        statuses.push(status);
+    }
+    let served = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE)
+        .count();
+    println!(
+        "{busy} requests held every connection; of 40: {served} served, {refused} got 503 busy"
+    );
+    assert_eq!(served + refused, 40, "{statuses:?}");
+    assert!(
+        refused >= 8,
+        "the requests beyond the pool were refused: {statuses:?}"
+    );
+    assert!(served >= 32, "the waiting ones were served: {statuses:?}");
+    assert!(
+        !rig.host.log().contains("ephemeral mode"),
+        "busy is not down"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dropped_table_is_a_clear_error_tried_once() {
+    let db = TestDatabase::create().await;
+    let rig = Rig::start(&db).await;
+    let chat_id = Uuid::new_v4();
+    rig.upstream.expect_title(title());
+    rig.upstream.expect_reply(reply(2, Duration::ZERO));
+    assert_eq!(rig.chat(chat_id, "hello").await.status, StatusCode::OK);
+    db.connect()
+        .await
+        .batch_execute(r#"DROP TABLE chat."Vote"; DROP TABLE chat."Message""#)
+        .await
+        .unwrap();
+
+    let (status, body) = rig.get(&format!("/api/messages/{chat_id}")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("database operation failed"), "{error}");
+    assert!(
+        !error.contains("42P01"),
+        "no internals in the answer: {error}"
+    );
+    let logged = rig.host.log_lines_containing("42P01");
+    assert!(!logged.is_empty(), "the log names the SQLSTATE");
+    println!("1 request: 500 {error:?}; log: {}", logged[0]);
+    let log = rig.host.log();
+    assert!(
+        !log.contains("cold-start retry"),
+        "an application error is not retried"
+    );
+    assert_eq!(
+        rig.history().await.0,
+        StatusCode::OK,
+        "an application error is no outage: no ephemeral mode"
+    );
+}
