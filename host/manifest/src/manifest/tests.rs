@@ -53,7 +53,8 @@ fn project_manifest_is_read_completely() {
             "chat-stream",
             "demo-agent",
             "history",
-            "messages"
+            "messages",
+            "ui"
         ]
     );
     assert_eq!(
@@ -73,7 +74,8 @@ fn project_manifest_is_read_completely() {
     assert_eq!(history.allowed_outbound_hosts, ["postgres://*:*"]);
     assert_eq!(history.variables["db_url"], "{{ db_url }}");
     assert_eq!(history.variables["dev_user_email"], "{{ dev_user_email }}");
-    assert!(history.key_value_stores.is_empty() && history.environment.is_empty());
+    assert_eq!(history.key_value_stores, ["default"]);
+    assert!(history.environment.is_empty());
     let build = history.build.as_ref().unwrap();
     assert_eq!(
         build.commands,
@@ -106,6 +108,9 @@ fn project_manifest_is_read_completely() {
             (HttpRoute::Path("/api/chat/...".into()), "history"),
             (HttpRoute::Path("/api/messages/...".into()), "messages"),
             (HttpRoute::Path("/admin/...".into()), "admin-schema"),
+            (HttpRoute::Path("/".into()), "ui"),
+            (HttpRoute::Path("/chat/...".into()), "ui"),
+            (HttpRoute::Path("/assets/...".into()), "ui"),
             (HttpRoute::Private, "demo-agent"),
         ]
     );
@@ -156,8 +161,17 @@ fn project_manifest_routes_requests() {
         route(&format!("/api/messages/{chat}")),
         Some(("messages".into(), format!("/{chat}")))
     );
+    // The web UI: the page at `/` and its deep links, and its files.
+    assert_eq!(route("/"), Some(("ui".into(), String::new())));
+    assert_eq!(
+        route(&format!("/chat/{chat}")),
+        Some(("ui".into(), format!("/{chat}")))
+    );
+    assert_eq!(
+        route("/assets/app.js"),
+        Some(("ui".into(), "/app.js".into()))
+    );
     assert_eq!(route("/nope"), None);
-    assert_eq!(route("/"), None);
     assert_eq!(route("/api/history/extra"), None);
     assert_eq!(route("/administrator"), None);
 }
