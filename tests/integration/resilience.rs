@@ -203,6 +203,16 @@ async fn assert_every_turn_stored(db: &TestDatabase, turns: &[Turn]) {
     );
 }
 
+/// Sessions of the database waiting for a lock (held by the test).
+async fn sessions_waiting_on_locks(db: &TestDatabase) -> i64 {
+    db.column(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND wait_event_type = 'Lock'",
+        &[],
+    )
+    .await[0]
+}
+
 async fn wait_for_live_history(rig: &Rig) -> Duration {
     let began = Instant::now();
     eventually("history is live again", RECOVERY, async || {
@@ -304,14 +314,8 @@ async fn sessions_terminated_mid_statement_are_retried_and_write_once() {
         })
         .collect();
     let waiting = eventually("8 statements wait on the lock", RECOVERY, async || {
-        let waiting: Vec<i64> = db
-            .column(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await;
-        (waiting[0] >= 8).then_some(waiting[0])
+        let waiting = sessions_waiting_on_locks(&db).await;
+        (waiting >= 8).then_some(waiting)
     })
     .await;
     let terminated = db.terminate_other_sessions(true).await;
@@ -542,14 +546,8 @@ async fn an_exhausted_pool_answers_503_within_the_wait_timeout() {
         })
         .collect();
     let busy = eventually("the pool is exhausted", RECOVERY, async || {
-        let waiting: Vec<i64> = db
-            .column(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await;
-        (waiting[0] >= 32).then_some(waiting[0])
+        let waiting = sessions_waiting_on_locks(&db).await;
+        (waiting >= 32).then_some(waiting)
     })
     .await;
     // Those beyond the pool give up after the checkout wait (10 s).
