@@ -6,6 +6,7 @@ use crate::db::Db;
 use crate::failure::Failure;
 use crate::{breaker, journal, schema};
 use chat_domain::retry::COLD_START_RETRY_POLICY;
+use spin_sdk::key_value::Store;
 
 /// Runs `work` on a connection to the `db_url` database. Failures the policy
 /// retries (and the host has not retried already) get another attempt after
@@ -18,7 +19,7 @@ pub async fn with_database<T>(
     let gate = breaker::admit().await?;
     let outcome = COLD_START_RETRY_POLICY
         .run(Failure::retry_code, spin_sdk::time::sleep, async || {
-            work(&ready().await?).await
+            work(&ready(gate.store()).await?).await
         })
         .await;
     gate.record(outcome.as_ref().is_err_and(Failure::is_unreachable))
@@ -30,15 +31,16 @@ pub async fn with_database<T>(
 /// (the journal) is better than making a streaming reply wait out a backoff.
 pub async fn once<T>(work: impl AsyncFnOnce(&Db) -> Result<T, Failure>) -> Result<T, Failure> {
     let gate = breaker::admit().await?;
-    let outcome = async { work(&ready().await?).await }.await;
+    let outcome = async { work(&ready(gate.store()).await?).await }.await;
     gate.record(outcome.as_ref().is_err_and(Failure::is_unreachable))
         .await;
     outcome
 }
 
-/// A connection with the schema current and the journal written out.
-async fn ready() -> Result<Db, Failure> {
+/// A connection with the schema current and the journal in `store` written
+/// out.
+async fn ready(store: Option<&Store>) -> Result<Db, Failure> {
     let db = schema::connect_migrated().await?;
-    journal::replay(&db).await?;
+    journal::replay(&db, store).await?;
     Ok(db)
 }
