@@ -617,3 +617,46 @@ async fn a_dropped_table_is_a_clear_error_tried_once() {
         "an application error is no outage: no ephemeral mode"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_journal_in_a_durable_store_survives_a_host_crash() {
+    let mut server = ControlledDatabase::start().await;
+    server.cluster.stop().unwrap();
+    let store_dir = std::env::temp_dir().join(format!("chat-kv-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&store_dir).unwrap();
+    let runtime_config = store_dir.join("runtime-config.toml");
+    std::fs::write(
+        &runtime_config,
+        "[key_value_store.default]\ntype = \"spin\"\npath = \"kv.db\"\n",
+    )
+    .unwrap();
+
+    let mut rig = Rig::start_with(&server.db, |config| {
+        config.runtime_config_file(&runtime_config)
+    })
+    .await;
+    let chat_id = Uuid::new_v4();
+    rig.upstream.expect_title(title());
+    rig.upstream.expect_reply(reply(3, Duration::ZERO));
+    let turn = rig.chat(chat_id, "kept across a crash").await;
+    assert_eq!(turn.status, StatusCode::OK);
+    rig.host.kill();
+    assert!(store_dir.join("kv.db").exists(), "the store is a file");
+
+    let server = tokio::task::spawn_blocking(move || {
+        server.cluster.start_again().expect("starting PostgreSQL");
+        server
+    })
+    .await
+    .unwrap();
+    let rig = Rig::start_with(&server.db, |config| {
+        config.runtime_config_file(&runtime_config)
+    })
+    .await;
+    wait_for_live_history(&rig).await;
+    assert_every_turn_stored(&server.db, std::slice::from_ref(&turn)).await;
+    println!(
+        "1 turn journaled, host killed, database started, new host: both messages stored once"
+    );
+    std::fs::remove_dir_all(store_dir).unwrap();
+}
