@@ -10,6 +10,7 @@ use chat_domain::sqlstate;
 use chat_domain::timestamp::UtcDateTime;
 use serde_json::value::RawValue;
 use spin_sdk::pg::{self, Connection, DbValue, ParameterValue, PgError, QueryError};
+use spin_sdk::wit_bindgen::StreamResult;
 use std::fmt::Display;
 use std::time::Duration;
 use uuid::Uuid;
@@ -230,14 +231,27 @@ impl Db {
             .query(statement.sql, parameters(statement))
             .await
             .map_err(DbError::from_statement)?;
+        // Each read crosses the component boundary once and takes every row
+        // the host has ready, up to the buffer's spare capacity.
         let mut rows = Vec::new();
-        while let Some(values) = result.rows().next().await {
-            rows.push(DbRow(values));
+        loop {
+            rows.reserve(ROWS_PER_READ);
+            let (status, filled) = result.rows().read(rows).await;
+            rows = filled;
+            match status {
+                StreamResult::Dropped => break,
+                // A cancelled read moved no rows and the stream is still open.
+                StreamResult::Complete(_) | StreamResult::Cancelled => {}
+            }
         }
         result.result().await.map_err(DbError::from_statement)?;
-        Ok(rows)
+        Ok(rows.into_iter().map(DbRow).collect())
     }
 }
+
+/// Room for this many more rows before each read of a query's row stream:
+/// as many as chat-host buffers ahead of the guest.
+const ROWS_PER_READ: usize = 64;
 
 fn parameters(statement: &Statement) -> Vec<ParameterValue> {
     statement
