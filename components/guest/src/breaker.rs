@@ -44,6 +44,12 @@ pub async fn admit() -> Result<Gate, DbError> {
 }
 
 impl Gate {
+    /// The key-value store this gate read the breaker from, for the rest of
+    /// the work (one open per request).
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
     /// Records what the work found: the database out of reach opens the
     /// breaker; any answer from it closes a breaker this request probed.
     pub async fn record(self, database_unreachable: bool) {

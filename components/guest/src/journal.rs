@@ -50,12 +50,13 @@ pub async fn keep_trace(message_id: Uuid, trace_id: &str) {
     }
 }
 
-/// Writes every waiting entry to the database, oldest first, deleting each
-/// once it is written. Does nothing when the journal is empty or another
-/// instance is replaying it. Fails only when the database is out of reach
-/// again (the rest waits for the next request).
-pub async fn replay(db: &Db) -> Result<(), Failure> {
-    let Some(store) = store::open().await else {
+/// Writes every waiting entry in `store` to the database, oldest first,
+/// deleting each once it is written. Does nothing without a store, when the
+/// journal is empty or when another instance is replaying it. Fails only
+/// when the database is out of reach again (the rest waits for the next
+/// request).
+pub async fn replay(db: &Db, store: Option<&Store>) -> Result<(), Failure> {
+    let Some(store) = store else {
         return Ok(());
     };
     if !matches!(store.exists(PENDING_KEY).await, Ok(true)) {
@@ -66,7 +67,7 @@ pub async fn replay(db: &Db) -> Result<(), Failure> {
     if locked != Some(true) {
         return Ok(()); // another instance is replaying it
     }
-    let replayed = replay_locked(db, &store).await;
+    let replayed = replay_locked(db, store).await;
     if let Err(error) = db.query(&journal::unlock_replay_statement()).await {
         log::failure("releasing the journal's replay lock", &error);
     }
