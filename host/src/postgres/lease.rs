@@ -36,6 +36,18 @@ struct Held {
     session: SessionState,
 }
 
+/// The connection goes back to its pool when the last user of the lease lets
+/// go (the guest dropped it, and no statement of it is still under way), after
+/// a reset when the guest left session state on it.
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let held = self.held.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(client) = held.client.take() {
+            std::mem::take(&mut held.session).release(client);
+        }
+    }
+}
+
 impl Lease {
     pub async fn check_out(database: Arc<Database>) -> Result<Self, (CheckoutFailure, bool)> {
         let Checkout { client, fresh } = database.checkout().await?;
@@ -92,18 +104,6 @@ impl Lease {
         let params = &values::params(params).map_err(Error::BadParameter)?;
         self.run(statement, move |client| execute(client, statement, params))
             .await
-    }
-
-    /// Gives the connection back to its pool (after a reset when the guest
-    /// left session state on it).
-    pub fn release(self) {
-        let held = self
-            .held
-            .into_inner()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(client) = held.client {
-            held.session.release(client);
-        }
     }
 
     async fn run<T, Attempt>(

@@ -350,9 +350,8 @@ impl bindings::HostConnection for PostgresView<'_> {
     }
 
     async fn drop(&mut self, connection: Resource<GuestConnection>) -> wasmtime::Result<()> {
-        if let Some(lease) = Arc::into_inner(self.table.delete(connection)?.lease) {
-            lease.release();
-        }
+        // The lease returns the connection once nothing uses it any more.
+        self.table.delete(connection)?;
         Ok(())
     }
 }
