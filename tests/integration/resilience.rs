@@ -103,6 +103,15 @@ impl Rig {
         (status, body)
     }
 
+    /// The first turn of a new chat, with its title and a short reply scripted.
+    async fn first_turn(&self, chat_id: Uuid, text: &str) -> Turn {
+        self.upstream.expect_title(title());
+        self.upstream.expect_reply(reply(2, Duration::ZERO));
+        let turn = self.chat(chat_id, text).await;
+        assert_eq!(turn.status, StatusCode::OK, "{}", turn.text);
+        turn
+    }
+
     /// One turn of a conversation; the upstream must have a reply scripted.
     async fn chat(&self, chat_id: Uuid, text: &str) -> Turn {
         let message_id = Uuid::new_v4();
@@ -276,9 +285,7 @@ async fn sessions_terminated_mid_statement_are_retried_and_write_once() {
     let db = TestDatabase::create().await;
     let rig = Rig::start(&db).await;
     let chat_id = Uuid::new_v4();
-    rig.upstream.expect_title(title());
-    rig.upstream.expect_reply(reply(2, Duration::ZERO));
-    let mut turns = vec![rig.chat(chat_id, "first").await];
+    let mut turns = vec![rig.first_turn(chat_id, "first").await];
 
     // Hold the messages table, so reads and writes of it wait on the lock.
     let mut locker = db.connect().await;
@@ -485,9 +492,7 @@ async fn a_stuck_database_fails_requests_cleanly_and_recovers() {
     let server = ControlledDatabase::start().await;
     let rig = Rig::start(&server.db).await;
     let chat_id = Uuid::new_v4();
-    rig.upstream.expect_title(title());
-    rig.upstream.expect_reply(reply(2, Duration::ZERO));
-    let mut turns = vec![rig.chat(chat_id, "before").await];
+    let mut turns = vec![rig.first_turn(chat_id, "before").await];
     assert_eq!(rig.history().await.0, StatusCode::OK);
 
     server.cluster.freeze().unwrap();
@@ -586,9 +591,7 @@ async fn a_dropped_table_is_a_clear_error_tried_once() {
     let db = TestDatabase::create().await;
     let rig = Rig::start(&db).await;
     let chat_id = Uuid::new_v4();
-    rig.upstream.expect_title(title());
-    rig.upstream.expect_reply(reply(2, Duration::ZERO));
-    assert_eq!(rig.chat(chat_id, "hello").await.status, StatusCode::OK);
+    rig.first_turn(chat_id, "hello").await;
     db.connect()
         .await
         .batch_execute(r#"DROP TABLE chat."Vote"; DROP TABLE chat."Message""#)
