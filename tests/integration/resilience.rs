@@ -25,6 +25,9 @@ const RECOVERY: Duration = Duration::from_secs(30);
 /// Longer than every timeout of the host (statement 30 s, checkout 10 s).
 const CLIENT_PATIENCE: Duration = Duration::from_secs(90);
 
+/// The trace id every scripted reply carries.
+const TRACE_ID: &str = "tr-resilience";
+
 /// A reply of `chunks` words, `pause` apart.
 fn reply(chunks: usize, pause: Duration) -> Script {
     let mut steps = Vec::new();
@@ -32,7 +35,10 @@ fn reply(chunks: usize, pause: Duration) -> Script {
         if !pause.is_zero() {
             steps.push(Step::Pause(pause));
         }
-        let chunk = json!({"choices": [{"index": 0, "delta": {"content": format!("word{n} ")}}]});
+        let chunk = json!({
+            "choices": [{"index": 0, "delta": {"content": format!("word{n} ")}}],
+            "trace_id": TRACE_ID
+        });
         steps.push(Step::Send(format!("data: {chunk}\n\n")));
     }
     steps.push(Step::Send("data: [DONE]\n\n".to_owned()));
@@ -210,6 +216,21 @@ async fn assert_every_turn_stored(db: &TestDatabase, turns: &[Turn]) {
         seen.len(),
         "the database holds exactly the messages the client saw"
     );
+}
+
+/// The keys and values of the `default` store in a durable store file.
+fn kept_in_store(file: &std::path::Path) -> Vec<(String, String)> {
+    let store = rusqlite::Connection::open(file).expect("opening the store file");
+    let mut rows = store
+        .prepare("SELECT key, value FROM spin_key_value WHERE store = 'default'")
+        .unwrap();
+    rows.query_map([], |row| {
+        let value: Vec<u8> = row.get(1)?;
+        Ok((row.get(0)?, String::from_utf8_lossy(&value).into_owned()))
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
 }
 
 /// Sessions of the database waiting for a lock (held by the test).
@@ -644,7 +665,19 @@ async fn the_journal_in_a_durable_store_survives_a_host_crash() {
     let turn = rig.chat(chat_id, "kept across a crash").await;
     assert_eq!(turn.status, StatusCode::OK);
     rig.host.kill();
-    assert!(store_dir.join("kv.db").exists(), "the store is a file");
+    let reply_id = turn.reply_id.expect("meta named the reply");
+    let kept = kept_in_store(&store_dir.join("kv.db"));
+    assert_eq!(
+        kept.iter()
+            .filter(|(key, _)| key.starts_with("journal/"))
+            .count(),
+        3,
+        "the message, the reply and the title wait in the journal: {kept:?}"
+    );
+    assert!(
+        kept.contains(&(format!("trace/{reply_id}"), TRACE_ID.to_owned())),
+        "the trace id is kept for feedback: {kept:?}"
+    );
 
     let server = tokio::task::spawn_blocking(move || {
         server.cluster.start_again().expect("starting PostgreSQL");
@@ -658,6 +691,21 @@ async fn the_journal_in_a_durable_store_survives_a_host_crash() {
     .await;
     wait_for_live_history(&rig).await;
     assert_every_turn_stored(&server.db, std::slice::from_ref(&turn)).await;
+    let traces: Vec<Option<String>> = server
+        .db
+        .column(
+            r#"SELECT "traceId" FROM chat."Message" WHERE id = $1"#,
+            &[&reply_id],
+        )
+        .await;
+    assert_eq!(traces, [Some(TRACE_ID.to_owned())]);
+    drop(rig);
+    let left = kept_in_store(&store_dir.join("kv.db"));
+    assert!(
+        left.iter()
+            .all(|(key, _)| !key.starts_with("journal/") && !key.starts_with("trace/")),
+        "written entries leave the store: {left:?}"
+    );
     println!(
         "1 turn journaled, host killed, database started, new host: both messages stored once"
     );

@@ -101,7 +101,10 @@ async fn replay_locked(db: &Db, store: &Store) -> Result<(), Failure> {
         };
         match entry {
             Ok(entry) => match writes::apply(db, &entry.write, Some(entry.written_at)).await {
-                Ok(_) => written += 1,
+                Ok(_) => {
+                    written += 1;
+                    forget_kept_trace(store, &entry.write).await;
+                }
                 Err(failure) if failure.is_unreachable() => {
                     mark_pending(store).await;
                     log::note(&format!(
@@ -129,6 +132,20 @@ async fn replay_locked(db: &Db, store: &Store) -> Result<(), Failure> {
         ));
     }
     Ok(())
+}
+
+/// A reply in the database carries its trace id; the copy kept for
+/// feedback while it waited is not needed any more.
+async fn forget_kept_trace(store: &Store, write: &ConversationWrite) {
+    if let ConversationWrite::Reply {
+        message_id,
+        trace_id: Some(_),
+        ..
+    } = write
+        && let Err(error) = store.delete(journal::trace_key(*message_id)).await
+    {
+        log::failure("deleting a kept trace id", &format!("{error:?}"));
+    }
 }
 
 async fn mark_pending(store: &Store) {
