@@ -4,7 +4,7 @@
 
 use crate::db::Db;
 use crate::failure::Failure;
-use crate::{breaker, journal, schema};
+use crate::{breaker, journal, log, schema};
 use chat_domain::retry::COLD_START_RETRY_POLICY;
 use spin_sdk::key_value::Store;
 
@@ -38,9 +38,15 @@ pub async fn once<T>(work: impl AsyncFnOnce(&Db) -> Result<T, Failure>) -> Resul
 }
 
 /// A connection with the schema current and the journal in `store` written
-/// out.
+/// out. Only an unreachable database fails the request here: any other
+/// replay failure is the journal's problem, logged, and the entries wait for
+/// the next request.
 async fn ready(store: Option<&Store>) -> Result<Db, Failure> {
     let db = schema::connect_migrated().await?;
-    journal::replay(&db, store).await?;
+    match journal::replay(&db, store).await {
+        Err(failure) if failure.is_unreachable() => return Err(failure),
+        Err(failure) => log::failure("replaying the journal", &failure),
+        Ok(()) => {}
+    }
     Ok(db)
 }
