@@ -9,9 +9,9 @@ use chat_domain::journal::{self, ConversationWrite, JournalEntry, PENDING_KEY};
 use spin_sdk::key_value::Store;
 use uuid::Uuid;
 
-/// Keeps a write for later, stamped now. Answers whether it was kept; a
-/// write that could not be kept either is logged as lost.
-pub async fn keep(write: ConversationWrite, written_at: u64) -> bool {
+/// Keeps a write for later, stamped `written_at`; a write that could not be
+/// kept either is logged as lost, with its content.
+pub async fn keep(write: ConversationWrite, written_at: u64) {
     let entry = JournalEntry::new(written_at, write);
     let kept = match store::open().await {
         Some(store) => {
@@ -25,18 +25,14 @@ pub async fn keep(write: ConversationWrite, written_at: u64) -> bool {
         }
         None => Err("the key-value store is not available".to_owned()),
     };
-    match kept {
-        Ok(()) => true,
-        Err(error) => {
-            log::failure(
-                &format!(
-                    "LOST a conversation write (neither the database nor the journal took it): {}",
-                    String::from_utf8_lossy(&entry.to_bytes())
-                ),
-                &error,
-            );
-            false
-        }
+    if let Err(error) = kept {
+        log::failure(
+            &format!(
+                "LOST a conversation write (neither the database nor the journal took it): {}",
+                String::from_utf8_lossy(&entry.to_bytes())
+            ),
+            &error,
+        );
     }
 }
 

@@ -41,7 +41,10 @@ struct Held {
 /// a reset when the guest left session state on it.
 impl Drop for Lease {
     fn drop(&mut self) {
-        let held = self.held.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let held = self
+            .held
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(client) = held.client.take() {
             std::mem::take(&mut held.session).release(client);
         }
@@ -124,15 +127,10 @@ impl Lease {
         let mut attempt = 1;
         let mut replacements = 0;
         loop {
-            let (client, fresh) = match self.current() {
-                Some(current) => current,
-                None => {
-                    self.replace()
-                        .await
-                        .map_err(|(failure, retried)| failure.into_wit(retried))?;
-                    continue;
-                }
-            };
+            let (client, fresh) = self
+                .connection()
+                .await
+                .map_err(|(failure, retried)| failure.into_wit(retried))?;
             let failure = match tokio::time::timeout(timeout, attempt_on(client)).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(failure)) => failure,
@@ -177,25 +175,27 @@ impl Lease {
                     }
                 }
             }
-            self.replace()
-                .await
-                .map_err(|(failure, retried)| failure.into_wit(retried))?;
+            // The lost connection goes back to its pool, which sees it is
+            // closed and drops it; the next attempt checks out another.
+            self.held().client = None;
         }
     }
 
-    /// Swaps in a new connection; the lost one goes back to the pool, which
-    /// sees it is closed and drops it.
-    async fn replace(&self) -> Result<(), (CheckoutFailure, bool)> {
+    /// The connection statements run on, checked out anew after the last
+    /// one was lost or dropped.
+    async fn connection(&self) -> Result<(Arc<Object>, bool), (CheckoutFailure, bool)> {
+        {
+            let held = self.held();
+            if let Some(client) = &held.client {
+                return Ok((client.clone(), held.fresh));
+            }
+        }
         let Checkout { client, fresh } = self.database.checkout().await?;
+        let client = Arc::new(client);
         let mut held = self.held();
-        held.client = Some(Arc::new(client));
+        held.client = Some(client.clone());
         held.fresh = fresh;
-        Ok(())
-    }
-
-    fn current(&self) -> Option<(Arc<Object>, bool)> {
-        let held = self.held();
-        Some((held.client.clone()?, held.fresh))
+        Ok((client, fresh))
     }
 
     /// Takes a connection that stopped answering out of its pool for good
