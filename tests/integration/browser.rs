@@ -36,12 +36,6 @@ fn chat_row(chat_id: impl std::fmt::Display) -> String {
     format!(r#".chat[data-chat-id="{chat_id}"]"#)
 }
 
-async fn start_host(config: HostConfig) -> TestHost {
-    tokio::task::spawn_blocking(move || TestHost::start(config))
-        .await
-        .expect("starting chat-host")
-}
-
 /// A database, the scripted endpoint and a host wired to both, whose callers
 /// without gateway headers (the browser) are `identity`.
 struct Rig {
@@ -54,7 +48,7 @@ impl Rig {
     async fn start() -> Self {
         let db = TestDatabase::create().await;
         let upstream = ScriptedUpstream::start().await;
-        let host = start_host(Self::config(&db.url, &upstream, OWNER)).await;
+        let host = TestHost::launch(Self::config(&db.url, &upstream, OWNER)).await;
         Self { db, upstream, host }
     }
 
@@ -68,7 +62,7 @@ impl Rig {
     /// Another host on the same database and endpoint, whose browser callers
     /// are `identity`.
     async fn host_for(&self, identity: &str) -> TestHost {
-        start_host(Self::config(&self.db.url, &self.upstream, identity)).await
+        TestHost::launch(Self::config(&self.db.url, &self.upstream, identity)).await
     }
 
     /// A chat of `owner` created `hours_ago`, with a question and an answer.
@@ -563,7 +557,7 @@ async fn without_a_database_the_page_says_ephemeral_and_still_chats() {
         .and_then(|listener| listener.local_addr())
         .expect("a free port");
     let db_url = format!("postgres://chat:chat@{closed}/chat");
-    let host = start_host(Rig::config(&db_url, &upstream, OWNER)).await;
+    let host = TestHost::launch(Rig::config(&db_url, &upstream, OWNER)).await;
     upstream.expect_reply(Script::stream(vec![
         chunk("Still here."),
         Step::Send(UPSTREAM_DONE.to_owned()),
@@ -588,7 +582,7 @@ async fn without_a_database_the_page_says_ephemeral_and_still_chats() {
 #[tokio::test]
 async fn without_an_identity_the_page_says_how_to_sign_in() {
     let db = TestDatabase::create().await;
-    let host = start_host(HostConfig::new(&db.url)).await;
+    let host = TestHost::launch(HostConfig::new(&db.url)).await;
     let browser = Browser::start().await;
     browser.goto(&host.url("/")).await;
     browser
@@ -631,7 +625,7 @@ async fn on_a_narrow_screen_the_sidebar_opens_on_demand() {
 #[tokio::test]
 async fn the_ui_component_serves_the_page_and_its_files_and_refuses_the_rest() {
     let db = TestDatabase::create().await;
-    let host = start_host(HostConfig::new(&db.url).variable("dev_user_email", OWNER)).await;
+    let host = TestHost::launch(HostConfig::new(&db.url).variable("dev_user_email", OWNER)).await;
     let client = reqwest::Client::new();
     let get = |path: &str| client.get(host.url(path)).send();
 

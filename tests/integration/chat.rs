@@ -64,7 +64,7 @@ impl Rig {
             .variable("serving_endpoint_url", &upstream.url)
             .variable("serving_endpoint_origin", &upstream.origin)
             .variable("serving_token", APP_TOKEN);
-        let host = start_host(configure(config)).await;
+        let host = TestHost::launch(configure(config)).await;
         Self { db, upstream, host }
     }
 
@@ -95,12 +95,6 @@ impl Rig {
             .await;
         titles.into_iter().next()
     }
-}
-
-async fn start_host(config: HostConfig) -> TestHost {
-    tokio::task::spawn_blocking(move || TestHost::start(config))
-        .await
-        .expect("starting chat-host")
 }
 
 /// A loopback address nothing listens on: connecting is refused at once.
@@ -597,7 +591,7 @@ async fn an_unreachable_endpoint_ends_the_stream_with_an_error() {
             &format!("http://{closed}/invocations"),
         )
         .variable("serving_endpoint_origin", &format!("http://{closed}"));
-    let host = start_host(config).await;
+    let host = TestHost::launch(config).await;
     let chat = Uuid::new_v4();
     let body = json!({"id": chat, "messages": [{"role": "user", "content": "Anyone there?"}]});
     let events = events_of(post_chat(&host, OWNER, &body)).await.rest().await;
@@ -626,7 +620,7 @@ async fn an_endpoint_outside_the_allowed_hosts_is_refused_by_the_host() {
     let upstream = ScriptedUpstream::start().await;
     // The URL changed, the origin did not: the host must refuse the request.
     let config = HostConfig::new(&db.url).variable("serving_endpoint_url", &upstream.url);
-    let host = start_host(config).await;
+    let host = TestHost::launch(config).await;
     let body = json!({"messages": [{"role": "user", "content": "Hello?"}]});
     let events = events_of(post_chat(&host, OWNER, &body)).await.rest().await;
     assert!(error_of(&events).starts_with("This app is not allowed to reach its model endpoint"));
@@ -795,7 +789,7 @@ async fn without_its_database_the_chat_still_streams() {
     let config = HostConfig::new(&format!("postgres://chat@{closed}/chat"))
         .variable("serving_endpoint_url", &upstream.url)
         .variable("serving_endpoint_origin", &upstream.origin);
-    let host = start_host(config).await;
+    let host = TestHost::launch(config).await;
     let chunk =
         json!({"choices": [{"delta": {"content": "Still here."}}], "trace_id": "tr-offline"});
     upstream.expect_reply(reply_of(std::slice::from_ref(&chunk)));

@@ -72,9 +72,7 @@ impl Rig {
             .variable("serving_endpoint_url", &upstream.url)
             .variable("serving_endpoint_origin", &upstream.origin);
         let config = configure(config);
-        let host = tokio::task::spawn_blocking(move || TestHost::start(config))
-            .await
-            .expect("starting chat-host");
+        let host = TestHost::launch(config).await;
         let http = reqwest::Client::builder()
             .timeout(CLIENT_PATIENCE)
             .build()

@@ -69,6 +69,14 @@ impl TestHost {
         Self::start_binary(&host_binary(), config)
     }
 
+    /// [`start`](Self::start) from async code: the start-up wait blocks, so
+    /// it runs on a blocking thread, not on the test's runtime.
+    pub async fn launch(config: HostConfig) -> Self {
+        tokio::task::spawn_blocking(move || Self::start(config))
+            .await
+            .expect("starting chat-host")
+    }
+
     /// Starts this `chat-host` binary (the benchmarks run a release build).
     pub fn start_binary(binary: &Path, config: HostConfig) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -92,7 +92,7 @@ impl Target {
         let database = TestDatabase::create().await;
         let config =
             HostConfig::new(&database.url).variable("admin_token", SELF_STARTED_ADMIN_TOKEN);
-        let host = start_host(config).await;
+        let host = TestHost::launch(config).await;
         Self {
             api: ApiClient::new(&host.base_url),
             db_url: database.url.clone(),
@@ -128,7 +128,7 @@ impl Target {
     }
 
     async fn local_without_database(config: HostConfig, db_url: String) -> Self {
-        let host = start_host(config).await;
+        let host = TestHost::launch(config).await;
         Self {
             api: ApiClient::new(&host.base_url),
             db_url,
@@ -164,12 +164,6 @@ fn external_base_url() -> Option<String> {
         .ok()
         .map(|url| url.trim().to_owned())
         .filter(|url| !url.is_empty())
-}
-
-async fn start_host(config: HostConfig) -> TestHost {
-    tokio::task::spawn_blocking(move || TestHost::start(config))
-        .await
-        .expect("starting chat-host")
 }
 
 /// A Postgres URL on a port nothing listens on: connecting is refused at once.
