@@ -4,14 +4,14 @@
 use chat_domain::admin;
 use chat_domain::routes::no_route;
 use chat_guest::reply::{self, HttpResponse};
-use chat_guest::request::{allow_only, header_text};
+use chat_guest::request::{Request, allow_only, header_text};
 use chat_guest::{Db, Failure, config, schema};
-use spin_sdk::http::{Request, StatusCode};
+use spin_sdk::http::StatusCode;
 
 const ADMIN_TOKEN: &str = "admin_token";
 
 #[spin_sdk::http_service]
-async fn handle(request: Request) -> HttpResponse {
+async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
     reply::serve(request, route).await
 }
 

@@ -14,10 +14,9 @@ use chat_domain::routes::{ApiPath, no_route};
 use chat_domain::serving::{self, UpstreamFailure};
 use chat_domain::users;
 use chat_guest::reply::{self, EventSender, HttpResponse};
-use chat_guest::request::{allow_only, identify, read_body};
+use chat_guest::request::{Request, allow_only, identify, read_body};
 use chat_guest::{Failure, log, store};
 use http_body_util::BodyExt;
-use spin_sdk::http::Request;
 use spin_sdk::wit_bindgen::spawn;
 use std::time::{Duration, Instant};
 use transcript::Transcript;
@@ -28,7 +27,7 @@ use uuid::Uuid;
 const TITLE_ANSWER_BYTES: usize = 64 * 1024;
 
 #[spin_sdk::http_service]
-async fn handle(request: Request) -> HttpResponse {
+async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
     reply::serve(request, route).await
 }
 

@@ -6,13 +6,13 @@
 use chat_domain::demo_agent::{self, Invocation, ReplyFormat, WORD_INTERVAL};
 use chat_guest::Failure;
 use chat_guest::reply::{self, HttpResponse};
-use chat_guest::request::{allow_only, read_body};
-use spin_sdk::http::{Request, StatusCode};
+use chat_guest::request::{Request, allow_only, read_body};
+use spin_sdk::http::StatusCode;
 use spin_sdk::wit_bindgen::spawn;
 use uuid::Uuid;
 
 #[spin_sdk::http_service]
-async fn handle(request: Request) -> HttpResponse {
+async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
     reply::serve(request, route).await
 }
 

@@ -2,7 +2,7 @@
 //! streams of server-sent events.
 
 use crate::failure::Failure;
-use crate::request::refuse_declared_oversized_body;
+use crate::request::{Request, refuse_declared_oversized_body, split_body};
 use bytes::Bytes;
 use chat_domain::ApiError;
 use futures::StreamExt;
@@ -12,7 +12,7 @@ use http::{HeaderValue, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{Empty, Full, StreamBody};
 use serde::Serialize;
-use spin_sdk::http::{BoxBody, Request, box_body};
+use spin_sdk::http::{BoxBody, box_body};
 use std::convert::Infallible;
 
 /// What every handler answers; spin-sdk turns it into a `wasi:http` response.
@@ -79,18 +79,22 @@ pub fn event_stream() -> (EventSender, HttpResponse) {
 }
 
 /// Answers `request` with `route`, the component's handler: refuses a
-/// declared oversized body first, and turns a failure into its JSON error (a
-/// server-side failure is logged, labelled with the method and path).
-pub async fn serve<Route, Outcome>(request: Request, route: Route) -> HttpResponse
+/// declared oversized body first, turns a failure into its JSON error (a
+/// server-side failure is logged, labelled with the method and path), and
+/// receives whatever body the route left unread before answering, so the
+/// client always gets the answer on a connection that stays usable.
+pub async fn serve<Route, Outcome>(request: spin_sdk::http::Request, route: Route) -> HttpResponse
 where
     Route: FnOnce(Request) -> Outcome,
     Outcome: Future<Output = Result<HttpResponse, Failure>>,
 {
     let context = format!("{} {}", request.method(), request.uri().path());
+    let (request, unread) = split_body(request);
     let outcome = match refuse_declared_oversized_body(request.headers()) {
         Ok(()) => route(request).await,
         Err(too_large) => Err(too_large.into()),
     };
+    unread.discard().await;
     outcome.unwrap_or_else(|failure| error(&failure.into_api_error(&context)))
 }
 

@@ -5,12 +5,86 @@ use crate::failure::Failure;
 use bytes::Bytes;
 use chat_domain::ApiError;
 use chat_domain::identity::{self, Identity};
+use futures::future::select;
 use http_body_util::BodyExt;
 use spin_sdk::http::{HeaderMap, Method};
 use spin_sdk::wasip3::http_compat::IncomingRequestBody;
+use std::cell::RefCell;
+use std::pin::pin;
+use std::rc::Rc;
+use std::time::Duration;
 
 /// The largest request body any route accepts.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A request as the routes see it: its body is a [`RequestBody`].
+pub type Request = http::Request<RequestBody>;
+
+/// A request's body, which a route reads at most once with [`read_body`].
+/// What the route leaves unread is received and discarded (see
+/// [`UnreadBody::discard`]) before the answer goes out: a runtime whose
+/// component drops a body the client is still sending closes the connection
+/// (Spin does), and the client then sees a broken pipe instead of the answer,
+/// or loses the next request on that connection.
+pub struct RequestBody(Rc<RefCell<Option<IncomingRequestBody>>>);
+
+/// The serving side's hold on a [`RequestBody`], to discard what is left.
+pub struct UnreadBody {
+    body: Rc<RefCell<Option<IncomingRequestBody>>>,
+    /// Whether the request said it has a body at all: a bodiless request
+    /// (most GETs) costs no read.
+    announced: bool,
+}
+
+/// How much of a body nobody read is still received and discarded, and for
+/// how long, before the connection is given up.
+const UNREAD_BODY_LIMIT: usize = 16 * MAX_BODY_BYTES;
+const UNREAD_BODY_PATIENCE: Duration = Duration::from_secs(10);
+
+/// The request with its body behind a [`RequestBody`], and the hold that
+/// discards whatever the route does not read.
+pub fn split_body(request: spin_sdk::http::Request) -> (Request, UnreadBody) {
+    let headers = request.headers();
+    let announced = headers.contains_key(http::header::TRANSFER_ENCODING)
+        || header_text(headers, http::header::CONTENT_LENGTH.as_str())
+            .is_some_and(|length| length.trim() != "0");
+    let shared = Rc::new(RefCell::new(None));
+    let request = request.map(|body| {
+        *shared.borrow_mut() = Some(body);
+        RequestBody(Rc::clone(&shared))
+    });
+    let unread = UnreadBody {
+        body: shared,
+        announced,
+    };
+    (request, unread)
+}
+
+impl UnreadBody {
+    /// Receives and drops what is left of the body, up to a limit.
+    pub async fn discard(self) {
+        let Some(mut body) = self.body.borrow_mut().take() else {
+            return;
+        };
+        if !self.announced {
+            return;
+        }
+        let drain = async {
+            let mut received = 0;
+            while let Some(Ok(frame)) = body.frame().await {
+                received += frame.data_ref().map_or(0, Bytes::len);
+                if received > UNREAD_BODY_LIMIT {
+                    return;
+                }
+            }
+        };
+        let _ = select(
+            pin!(drain),
+            pin!(spin_sdk::time::sleep(UNREAD_BODY_PATIENCE)),
+        )
+        .await;
+    }
+}
 
 /// A header's first value as text. A value that is not UTF-8 counts as absent:
 /// gateway headers always are, so such a value cannot come from the gateway.
@@ -59,12 +133,14 @@ fn body_too_large() -> ApiError {
 
 /// The whole body, refused with a 413 once it exceeds [`MAX_BODY_BYTES`]:
 /// up front when `content-length` says so, otherwise as soon as the bytes
-/// read pass the limit, so an oversized body is never buffered whole.
-pub async fn read_body(
-    headers: &HeaderMap,
-    mut body: IncomingRequestBody,
-) -> Result<Bytes, ApiError> {
+/// read pass the limit, so an oversized body is never buffered whole (the
+/// rest is discarded after the route answered).
+pub async fn read_body(headers: &HeaderMap, body: RequestBody) -> Result<Bytes, ApiError> {
     refuse_declared_oversized_body(headers)?;
+    let mut slot = body.0.borrow_mut();
+    let Some(body) = slot.as_mut() else {
+        return Ok(Bytes::new());
+    };
     let mut collected = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|error| {
@@ -78,6 +154,7 @@ pub async fn read_body(
             collected.extend_from_slice(&data);
         }
     }
+    *slot = None;
     Ok(Bytes::from(collected))
 }
 

@@ -7,13 +7,13 @@ use chat_domain::routes::{ApiPath, no_route};
 use chat_guest::database::with_database;
 use chat_guest::failure::or_when_unreachable;
 use chat_guest::reply::{self, HttpResponse};
-use chat_guest::request::{allow_only, identify};
+use chat_guest::request::{Request, allow_only, identify};
 use chat_guest::{DbError, DbRow, Failure, access};
-use spin_sdk::http::{Request, StatusCode};
+use spin_sdk::http::StatusCode;
 use uuid::Uuid;
 
 #[spin_sdk::http_service]
-async fn handle(request: Request) -> HttpResponse {
+async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
     reply::serve(request, route).await
 }
 

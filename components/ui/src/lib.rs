@@ -11,13 +11,14 @@ use chat_domain::ApiError;
 use chat_domain::routes::no_route;
 use chat_guest::Failure;
 use chat_guest::reply::{self, HttpResponse};
+use chat_guest::request::Request;
 use http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
     X_CONTENT_TYPE_OPTIONS,
 };
 use http::{HeaderValue, Method, Response, StatusCode};
 use http_body_util::{Empty, Full};
-use spin_sdk::http::{Request, box_body};
+use spin_sdk::http::box_body;
 
 /// A file of the UI, with its entity tag computed at compile time.
 struct Asset {
@@ -69,7 +70,7 @@ const POLICY: &str = "default-src 'self'; base-uri 'none'; form-action 'self'; \
                       frame-ancestors 'none'; object-src 'none'";
 
 #[spin_sdk::http_service]
-async fn handle(request: Request) -> HttpResponse {
+async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
     reply::serve(request, route).await
 }
 
