@@ -111,6 +111,7 @@ fn project_manifest_is_read_completely() {
             (HttpRoute::Path("/".into()), "ui"),
             (HttpRoute::Path("/chat/...".into()), "ui"),
             (HttpRoute::Path("/assets/...".into()), "ui"),
+            (HttpRoute::Path("/...".into()), "ui"),
             (HttpRoute::Private, "demo-agent"),
         ]
     );
@@ -171,9 +172,15 @@ fn project_manifest_routes_requests() {
         route("/assets/app.js"),
         Some(("ui".into(), "/app.js".into()))
     );
-    assert_eq!(route("/nope"), None);
-    assert_eq!(route("/api/history/extra"), None);
-    assert_eq!(route("/administrator"), None);
+    // Paths nothing else claims go to the ui component's catch-all, which
+    // answers the API's JSON 404.
+    for unclaimed in ["/nope", "/api/history/extra", "/administrator"] {
+        assert_eq!(
+            route(unclaimed),
+            Some(("ui".into(), unclaimed.into())),
+            "{unclaimed}"
+        );
+    }
 }
 
 #[test]
