@@ -23,8 +23,28 @@ pub fn means_database_unreachable(code: &str) -> bool {
     code.starts_with("08")
         || matches!(
             code,
-            "57P01" | "57P02" | "57P03" | "ECONNRESET" | "POOL_CLOSED" | TIMED_OUT
+            "57P01" | "57P02" | "57P03" | CONNECTION_RESET | "POOL_CLOSED" | TIMED_OUT
         )
+}
+
+/// Synthetic: the connection was reset or closed under a statement.
+pub const CONNECTION_RESET: &str = "ECONNRESET";
+
+/// The code for a statement failure that carries no SQLSTATE because the
+/// server never answered it: under Spin that is `query-error::text` holding
+/// the Postgres driver's (tokio-postgres) rendering of its error, whose
+/// `kind` tells a lost connection (`Closed`: the session ended under the
+/// statement; `Io`: the socket failed) from a fault of the statement (a value
+/// that did not convert, a result over the size limit). Only a lost
+/// connection gets a code: [`CONNECTION_RESET`], which the retry policy
+/// retries. The caller passes only that variant's text, never a server
+/// error's message.
+pub fn code_for_driver_failure(text: &str) -> Option<&'static str> {
+    const LOST_CONNECTION_KINDS: [&str; 2] = ["Error { kind: Closed", "Error { kind: Io"];
+    LOST_CONNECTION_KINDS
+        .iter()
+        .any(|kind| text.contains(kind))
+        .then_some(CONNECTION_RESET)
 }
 
 /// Class 53, insufficient resources: the database (or the host's pool of
@@ -61,6 +81,30 @@ mod tests {
         for code in ["42P01", "23505", "40001", "57014", "53300"] {
             assert!(!means_database_unreachable(code), "{code}");
         }
+    }
+
+    #[test]
+    fn a_lost_connection_reported_as_driver_text_is_a_connection_reset() {
+        // What Spin 4.1's spin:postgres puts in `query-error::text` for a
+        // statement on a session the server ended, or a broken socket.
+        for text in [
+            "Error { kind: Closed, cause: None }",
+            "Error { kind: Io, cause: Some(Os { code: 104, kind: ConnectionReset, message: \"Connection reset by peer\" }) }",
+        ] {
+            assert_eq!(
+                code_for_driver_failure(text),
+                Some(CONNECTION_RESET),
+                "{text}"
+            );
+        }
+        for text in [
+            "Error { kind: ToSql(0), cause: Some(WrongType) }",
+            "query result exceeds limit of 1048576 bytes",
+            "async error: channel closed",
+        ] {
+            assert_eq!(code_for_driver_failure(text), None, "{text}");
+        }
+        assert!(means_database_unreachable(CONNECTION_RESET));
     }
 
     #[test]

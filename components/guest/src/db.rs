@@ -161,12 +161,16 @@ fn code_and_message(error: pg::Error) -> (Option<String>, String, bool) {
             };
             (Some(db.code), message, retried_by_host)
         }
+        // No server error: under Spin a lost connection looks like this.
+        pg::Error::PgError(PgError::QueryFailed(QueryError::Text(message))) => {
+            let code = sqlstate::code_for_driver_failure(&message).map(str::to_owned);
+            (code, message, false)
+        }
         pg::Error::PgError(
             PgError::ConnectionFailed(message)
             | PgError::BadParameter(message)
             | PgError::ValueConversionFailed(message)
-            | PgError::Other(message)
-            | PgError::QueryFailed(QueryError::Text(message)),
+            | PgError::Other(message),
         )
         | pg::Error::Decode(message) => (None, message, false),
     }
