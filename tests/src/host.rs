@@ -1,4 +1,5 @@
-//! Runs the real `chat-host up` binary against a test database.
+//! Runs the app against a test database: the real `chat-host up` binary, or
+//! the real `spin up` (see [`crate::runtime`]), on a free loopback port.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -6,12 +7,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running `chat-host up`, killed when dropped. Its output goes to a log
-/// file, printed when a test fails.
+use crate::runtime::{self, Runtime};
+
+/// A running `chat-host up` or `spin up`, killed with its process group when
+/// dropped. Its output goes to a log file, printed when a test fails.
 pub struct TestHost {
     pub base_url: String,
+    pub runtime: Runtime,
     child: Child,
     log_path: PathBuf,
+    /// Spin's state directory (its key-value store, unless the test gave a
+    /// runtime config of its own), removed with the host.
+    state_dir: Option<PathBuf>,
 }
 
 /// How to start the host: app variables (as `SPIN_VARIABLE_*`) and the manifest.
@@ -65,8 +72,13 @@ pub fn host_binary() -> PathBuf {
 }
 
 impl TestHost {
+    /// Starts the app under the runtime the suite runs against
+    /// ([`Runtime::selected`]).
     pub fn start(config: HostConfig) -> Self {
-        Self::start_binary(&host_binary(), config)
+        match Runtime::selected() {
+            Runtime::ChatHost => Self::start_binary(&host_binary(), config),
+            Runtime::Spin => Self::start_spin(&runtime::spin_binary(), config),
+        }
     }
 
     /// [`start`](Self::start) from async code: the start-up wait blocks, so
@@ -74,70 +86,98 @@ impl TestHost {
     pub async fn launch(config: HostConfig) -> Self {
         tokio::task::spawn_blocking(move || Self::start(config))
             .await
-            .expect("starting chat-host")
+            .expect("starting the app")
     }
 
     /// Starts this `chat-host` binary (the benchmarks run a release build).
     pub fn start_binary(binary: &Path, config: HostConfig) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let log_path = std::env::temp_dir().join(format!("chat-host-test-{port}.log"));
-        let log = std::fs::File::create(&log_path).expect("creating the host log");
+        let launch = Launch::new("chat-host");
         let mut command = Command::new(binary);
         command
             .arg("up")
-            .arg("--from")
-            .arg(&config.manifest)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "info,tokio_postgres=warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log handle"))
-            .stderr(log);
+            .env("RUST_LOG", "info,tokio_postgres=warn");
         // Each host gets its own stores: by default in memory, so no test
         // replays another's journal from a shared file.
-        let runtime_config_file = config.runtime_config_file.clone().unwrap_or_else(|| {
-            let file = log_path.with_extension("toml");
-            std::fs::write(&file, "[key_value_store.default]\ntype = \"memory\"\n")
-                .expect("writing the host's runtime config");
-            file
-        });
+        let runtime_config = launch.runtime_config(&config, "type = \"memory\"\n");
+        launch.spawn(command, &config, &runtime_config, Runtime::ChatHost, None)
+    }
+
+    /// Starts the app under this `spin` binary, as a Spin user runs it, with
+    /// a state directory of its own. Like `chat-host up`, it then applies the
+    /// schema migrations through the admin route (chat-host does that itself
+    /// at start-up; under Spin the first request that needs the schema would).
+    pub fn start_spin(spin: &Path, mut config: HostConfig) -> Self {
+        let launch = Launch::new("spin");
+        let state_dir = launch.log_path.with_extension("state");
+        std::fs::create_dir_all(&state_dir).expect("creating Spin's state directory");
+        let admin_token = config
+            .variables
+            .entry("admin_token".to_owned())
+            .or_insert_with(|| uuid::Uuid::new_v4().simple().to_string())
+            .clone();
+        let store = format!(
+            "type = \"spin\"\npath = \"{}\"\n",
+            state_dir.join("key_value.db").display()
+        );
+        let runtime_config = launch.runtime_config(&config, &store);
+        let mut command = Command::new(spin);
         command
-            .arg("--runtime-config-file")
-            .arg(runtime_config_file);
-        for (name, value) in &config.variables {
-            command.env(
-                format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
-                value,
-            );
-        }
-        let child = command.spawn().expect("starting chat-host");
-        let mut host = Self {
-            base_url: format!("http://127.0.0.1:{port}"),
-            child,
-            log_path,
-        };
-        host.wait_until_serving();
+            .arg("up")
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .arg("--log-dir")
+            .arg(state_dir.join("logs"));
+        let host = launch.spawn(
+            command,
+            &config,
+            &runtime_config,
+            Runtime::Spin,
+            Some(state_dir),
+        );
+        host.migrate_schema(&admin_token);
         host
+    }
+
+    /// `POST /admin/schema/migrate`, with its outcome in the host's log in
+    /// the words chat-host logs its own start-up migration. A database that
+    /// is down is no failure here: the app starts without it.
+    fn migrate_schema(&self, admin_token: &str) {
+        let line = match post_without_body(&self.base_url, "/admin/schema/migrate", admin_token) {
+            Ok((status, body)) if status.starts_with('2') => {
+                format!("chat schema initialised: {body}")
+            }
+            Ok((status, body)) => format!("chat schema not initialised ({status}): {body}"),
+            Err(error) => format!("chat schema not initialised (no answer: {error})"),
+        };
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)
+            .expect("the host log");
+        use std::io::Write;
+        writeln!(log, "[test harness] {line}").expect("writing the host log");
     }
 
     fn wait_until_serving(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(60);
+        let runtime = self.runtime.name();
+        // What each prints once its listener is bound.
+        let ready = match self.runtime {
+            Runtime::ChatHost => "Serving http://",
+            Runtime::Spin => "Available Routes:",
+        };
         loop {
-            if self.log().contains("Serving http://") {
+            if self.log().contains(ready) {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(
-                    "chat-host exited with {status} before serving:\n{}",
+                    "{runtime} exited with {status} before serving:\n{}",
                     self.log()
                 );
             }
             assert!(
                 Instant::now() < deadline,
-                "chat-host did not start within 60 s:\n{}",
+                "{runtime} did not start within 60 s:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(25));
@@ -168,22 +208,123 @@ impl TestHost {
         format!("{}{path}", self.base_url)
     }
 
-    /// Kills the host at once (SIGKILL), as a crash or an out-of-memory
-    /// kill would: no shutdown, no flushing, whatever it was doing.
+    /// Kills the host and its process group at once (SIGKILL), as a crash
+    /// or an out-of-memory kill would: no shutdown, no flushing, whatever it
+    /// was doing.
     pub fn kill(&mut self) {
-        self.child.kill().expect("killing chat-host");
-        self.child.wait().expect("reaping chat-host");
+        let group = libc::pid_t::try_from(self.child.id()).expect("a pid fits pid_t");
+        // SAFETY: kill(2) with a negative pid signals the process group the
+        // child leads (see `process_group(0)` in `Launch::spawn`).
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+        self.child.wait().expect("reaping the host");
     }
 }
 
 impl Drop for TestHost {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Ok(None) = self.child.try_wait() {
+            self.kill();
+        }
         if std::thread::panicking() {
-            eprintln!("---- chat-host output ----\n{}", self.log());
+            eprintln!("---- {} output ----\n{}", self.runtime.name(), self.log());
         }
         let _ = std::fs::remove_file(&self.log_path);
         let _ = std::fs::remove_file(self.log_path.with_extension("toml"));
+        if let Some(state_dir) = &self.state_dir {
+            let _ = std::fs::remove_dir_all(state_dir);
+        }
     }
+}
+
+/// What starting either runtime shares: a free port and a log file named
+/// after it.
+struct Launch {
+    port: u16,
+    log_path: PathBuf,
+}
+
+impl Launch {
+    fn new(runtime: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let log_path = std::env::temp_dir().join(format!("chat-{runtime}-test-{port}.log"));
+        Self { port, log_path }
+    }
+
+    /// The test's runtime config file, or one of ours next to the log whose
+    /// `default` key-value store is `store` (a TOML table body).
+    fn runtime_config(&self, config: &HostConfig, store: &str) -> PathBuf {
+        config.runtime_config_file.clone().unwrap_or_else(|| {
+            let file = self.log_path.with_extension("toml");
+            std::fs::write(&file, format!("[key_value_store.default]\n{store}"))
+                .expect("writing the host's runtime config");
+            file
+        })
+    }
+
+    /// Adds what both `up` commands take (manifest, address, runtime config,
+    /// variables), starts the process in a process group of its own and
+    /// waits until it serves.
+    fn spawn(
+        self,
+        mut command: Command,
+        config: &HostConfig,
+        runtime_config: &Path,
+        runtime: Runtime,
+        state_dir: Option<PathBuf>,
+    ) -> TestHost {
+        use std::os::unix::process::CommandExt;
+        let log = std::fs::File::create(&self.log_path).expect("creating the host log");
+        command
+            .arg("--from")
+            .arg(&config.manifest)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--runtime-config-file")
+            .arg(runtime_config)
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log);
+        for (name, value) in &config.variables {
+            command.env(
+                format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
+                value,
+            );
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("starting {}: {error}", runtime.name()));
+        let mut host = TestHost {
+            base_url: format!("http://127.0.0.1:{}", self.port),
+            runtime,
+            child,
+            log_path: self.log_path,
+            state_dir,
+        };
+        host.wait_until_serving();
+        host
+    }
+}
+
+/// A bodiless `POST` with a bearer token over a fresh connection; answers
+/// the status code and the body. Plain std networking: this runs on a
+/// blocking thread.
+fn post_without_body(base_url: &str, path: &str, token: &str) -> std::io::Result<(String, String)> {
+    use std::io::{Read, Write};
+    let address = base_url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer)?;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.split(' ').nth(1).unwrap_or_default().to_owned();
+    Ok((status, body.to_owned()))
 }
