@@ -2,6 +2,9 @@
 //! `generate`) against the live app. None may get a 5xx (the database is up),
 //! an answer the description does not allow, or a non-JSON error; the host
 //! must log no trap or panic; and the database must come out unchanged.
+//! The one exception is the runtime's own: Spin answers a request with a
+//! header value that is not UTF-8 with an empty 500 before any component
+//! runs, and exactly that is expected of it.
 //!
 //! `GET /api/history` records its caller in `chat."User"` — legitimately, for
 //! any identity. So users are compared apart: every user row from before must
@@ -16,6 +19,7 @@ use chat_tests::contract::client::{ApiClient, description};
 use chat_tests::contract::openapi::Exchange;
 use chat_tests::contract::seed::{Seeder, Snapshot, Visibility};
 use chat_tests::contract::target::Target;
+use chat_tests::runtime::Runtime;
 use futures_util::StreamExt;
 use generate::{FuzzRequest, World, generate};
 use serde_json::Value;
@@ -50,6 +54,9 @@ struct Outcome {
     violations: Vec<String>,
     /// Identity values some `GET /api/history` answered 200 for.
     recorded_identities: HashSet<String>,
+    /// Requests the runtime answered itself as it is known to (see
+    /// `Runtime::refuses_non_utf8_header_values`).
+    refused_by_runtime: usize,
 }
 
 impl Outcome {
@@ -82,10 +89,13 @@ async fn malformed_requests_break_nothing_and_change_nothing() {
         .unwrap_or_else(|_| panic!("fuzz seed {seed}: not done within {RUN_DEADLINE:?}"));
     let elapsed = started.elapsed();
     eprintln!(
-        "fuzz: {count} requests in {:.1} s ({:.0}/s); statuses {:?}",
+        "fuzz: {count} requests in {:.1} s ({:.0}/s) under {}; statuses {:?}; \
+         {} with a non-UTF-8 header value refused by the runtime before the app",
         elapsed.as_secs_f64(),
         count as f64 / elapsed.as_secs_f64(),
-        outcome.statuses
+        Runtime::selected().name(),
+        outcome.statuses,
+        outcome.refused_by_runtime
     );
 
     // Every finding is gathered first, so one kind cannot hide another.
@@ -129,29 +139,49 @@ fn log_alarms(log: &str) -> Option<String> {
 
 async fn run(target: &Target, world: &World, seed: u64, count: u64) -> Outcome {
     let api = ApiClient::with_timeout(target.api.base_url(), REQUEST_TIMEOUT);
+    // Spin refuses these itself and may close the connection after its
+    // answer, unread body and all: they go on connections of their own.
+    let refused_by_runtime =
+        ApiClient::one_connection_per_request(target.api.base_url(), REQUEST_TIMEOUT);
     let answers = futures_util::stream::iter(0..count)
         .map(|index| {
-            let api = api.clone();
             let request = generate(world, seed, index);
+            let runtime_refuses = Runtime::selected().refuses_non_utf8_header_values()
+                && has_non_utf8_header_value(&request);
+            let api = if runtime_refuses {
+                refused_by_runtime.clone()
+            } else {
+                api.clone()
+            };
             async move {
                 let built = build(&api, &request);
-                (index, request, api.exchange(built).await)
+                (index, request, runtime_refuses, api.exchange(built).await)
             }
         })
         .buffer_unordered(CONCURRENCY);
     let mut outcome = Outcome::default();
     futures_util::pin_mut!(answers);
-    while let Some((index, request, answer)) = answers.next().await {
+    while let Some((index, request, runtime_refuses, answer)) = answers.next().await {
         let label = format!(
-            "request #{index} (seed {seed}): {} {} with {} header(s) and {} body bytes",
+            "request #{index} (seed {seed}): {} {} with {} header(s){} and {} body bytes",
             request.method,
             abbreviate(&request.path_and_query, 120),
             request.headers.len(),
+            if runtime_refuses {
+                " (one not UTF-8)"
+            } else {
+                ""
+            },
             request.body.as_ref().map_or(0, Vec::len),
         );
         match answer {
+            // The runtime answered without reading the body and closed the
+            // connection under the rest of it.
+            Err(_) if runtime_refuses && request.body.is_some() => {
+                outcome.refused_by_runtime += 1;
+            }
             Err(failure) => outcome.violation("no answer", &label, &failure),
-            Ok(exchange) => judge(&mut outcome, &label, &request, &exchange),
+            Ok(exchange) => judge(&mut outcome, &label, &request, runtime_refuses, &exchange),
         }
     }
     outcome
@@ -168,11 +198,30 @@ fn build(api: &ApiClient, request: &FuzzRequest) -> reqwest::Request {
     builder.build()
 }
 
-fn judge(outcome: &mut Outcome, label: &str, request: &FuzzRequest, exchange: &Exchange) {
+/// Checks one answer; `runtime_refuses` says the runtime answers this
+/// request itself (see `Runtime::refuses_non_utf8_header_values`).
+fn judge(
+    outcome: &mut Outcome,
+    label: &str,
+    request: &FuzzRequest,
+    runtime_refuses: bool,
+    exchange: &Exchange,
+) {
     *outcome.statuses.entry(exchange.status).or_default() += 1;
     let body = String::from_utf8_lossy(&exchange.body[..exchange.body.len().min(300)]);
     let status = exchange.status;
-    if status >= 500 {
+    if runtime_refuses {
+        // The runtime's own answer: no component saw the request.
+        if status == 500 && exchange.body.is_empty() {
+            outcome.refused_by_runtime += 1;
+        } else {
+            outcome.violation(
+                "not the runtime's refusal of a non-UTF-8 header",
+                label,
+                &format!("{status} {body}"),
+            );
+        }
+    } else if status >= 500 {
         outcome.violation(
             "5xx with the database up",
             label,
@@ -192,6 +241,13 @@ fn judge(outcome: &mut Outcome, label: &str, request: &FuzzRequest, exchange: &E
             .recorded_identities
             .extend(request.identity_values.iter().cloned());
     }
+}
+
+fn has_non_utf8_header_value(request: &FuzzRequest) -> bool {
+    request
+        .headers
+        .iter()
+        .any(|(_, value)| std::str::from_utf8(value).is_err())
 }
 
 /// Exactly `{"error": "<text>"}`.

@@ -54,12 +54,24 @@ impl ApiClient {
     }
 
     pub fn with_timeout(base_url: &str, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .expect("an HTTP client");
+        Self::built(base_url, reqwest::Client::builder().timeout(timeout))
+    }
+
+    /// Like [`with_timeout`](Self::with_timeout), but every request on a
+    /// connection of its own: for requests a runtime may answer by closing
+    /// the connection, so they cannot cost a later request its answer.
+    pub fn one_connection_per_request(base_url: &str, timeout: Duration) -> Self {
+        Self::built(
+            base_url,
+            reqwest::Client::builder()
+                .timeout(timeout)
+                .pool_max_idle_per_host(0),
+        )
+    }
+
+    fn built(base_url: &str, builder: reqwest::ClientBuilder) -> Self {
         Self {
-            http,
+            http: builder.build().expect("an HTTP client"),
             base_url: base_url.trim_end_matches('/').into(),
         }
     }
