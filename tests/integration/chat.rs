@@ -3,7 +3,7 @@
 //! place of the agent. Each failure case of the resilience contract is
 //! played out and the rows it leaves are read back with SQL.
 
-use chat_tests::database::TestDatabase;
+use chat_tests::database::{StoredMessage, TestDatabase};
 use chat_tests::event_stream::EventStream;
 use chat_tests::host::{HostConfig, TestHost};
 use chat_tests::upstream::{Received, Script, ScriptedUpstream, Step};
@@ -129,42 +129,6 @@ async fn events_of(request: reqwest::RequestBuilder) -> EventStream {
     EventStream::new(response)
 }
 
-/// A message as the database holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Stored {
-    id: Uuid,
-    role: String,
-    text: String,
-    trace_id: Option<String>,
-    status: String,
-}
-
-/// The chat's messages in the order the API lists them.
-async fn stored_messages(db: &TestDatabase, chat: Uuid) -> Vec<Stored> {
-    let rows = db
-        .connect()
-        .await
-        .query(
-            r#"SELECT id, role, parts::text, "traceId", status FROM chat."Message"
-               WHERE "chatId" = $1 ORDER BY "createdAt", "insertionOrder""#,
-            &[&chat],
-        )
-        .await
-        .expect("reading messages");
-    rows.iter()
-        .map(|row| {
-            let parts: Value = serde_json::from_str(row.get::<_, &str>(2)).unwrap();
-            Stored {
-                id: row.get(0),
-                role: row.get(1),
-                text: parts[0]["text"].as_str().unwrap().to_owned(),
-                trace_id: row.get(3),
-                status: row.get(4),
-            }
-        })
-        .collect()
-}
-
 async fn count(db: &TestDatabase, sql: &str, id: Uuid) -> i64 {
     db.column::<i64>(sql, &[&id]).await[0]
 }
@@ -203,11 +167,11 @@ fn error_of(events: &[String]) -> String {
 }
 
 /// The assistant message the stream stored, once it reached `status`.
-async fn reply_with_status(db: &TestDatabase, chat: Uuid, status: &str) -> Stored {
+async fn reply_with_status(db: &TestDatabase, chat: Uuid, status: &str) -> StoredMessage {
     eventually(
         &format!("an assistant message with status {status}"),
         || async {
-            stored_messages(db, chat)
+            db.stored_messages(chat)
                 .await
                 .into_iter()
                 .find(|message| message.role == "assistant" && message.status == status)
@@ -265,7 +229,9 @@ async fn a_conversation_streams_is_stored_and_gets_its_title() {
         messages[1]["parts"],
         json!([{"type": "text", "text": "Paris is the capital."}])
     );
-    let statuses: Vec<String> = stored_messages(&rig.db, chat)
+    let statuses: Vec<String> = rig
+        .db
+        .stored_messages(chat)
         .await
         .into_iter()
         .map(|m| m.status)
@@ -342,7 +308,9 @@ async fn a_chat_continues_on_the_users_token_with_the_whole_conversation() {
             {"role": "user", "content": "Tell me more"}
         ])
     );
-    let texts: Vec<String> = stored_messages(&rig.db, chat)
+    let texts: Vec<String> = rig
+        .db
+        .stored_messages(chat)
         .await
         .into_iter()
         .map(|m| m.text)
@@ -431,7 +399,7 @@ async fn both_formats_with_the_trace_id_on_any_chunk_or_none() {
             assert_eq!(meta["traceId"], expected, "{case}");
             let chat =
                 Uuid::parse_str(meta["chatId"].as_str().expect("a server-made chat id")).unwrap();
-            let stored = stored_messages(&rig.db, chat).await;
+            let stored = rig.db.stored_messages(chat).await;
             assert_eq!(stored.len(), 2, "{case}");
             let reply = &stored[1];
             assert_eq!(
@@ -550,7 +518,7 @@ async fn a_failing_endpoint_ends_the_stream_with_an_error_and_keeps_what_arrived
         let error = error_of(&events);
         assert!(error.ends_with('.'), "{case}: {error}");
 
-        let stored = stored_messages(&rig.db, chat).await;
+        let stored = rig.db.stored_messages(chat).await;
         assert_eq!(stored.len(), 2, "{case}: {stored:?}");
         assert_eq!(
             (stored[0].id, stored[0].status.as_str()),
@@ -600,7 +568,7 @@ async fn an_unreachable_endpoint_ends_the_stream_with_an_error() {
         error_of(&events),
         "The model endpoint could not be reached."
     );
-    let stored = stored_messages(&db, chat).await;
+    let stored = db.stored_messages(chat).await;
     let summary: Vec<(&str, &str, &str)> = stored
         .iter()
         .map(|m| (m.role.as_str(), m.text.as_str(), m.status.as_str()))
@@ -655,7 +623,7 @@ async fn a_host_killed_mid_stream_leaves_the_question_and_the_last_checkpoint() 
     }
     rig.host.kill();
 
-    let stored = stored_messages(&rig.db, chat).await;
+    let stored = rig.db.stored_messages(chat).await;
     assert_eq!(stored.len(), 2, "{stored:?}");
     assert_eq!(
         (
@@ -689,7 +657,9 @@ async fn resending_a_message_stores_it_once_and_its_id_stays_its_own() {
         rig.upstream.expect_reply(reply_of(&[chat_chunk(answer)]));
         meta_of(&rig.chat(OWNER, &body).await);
     }
-    let summary: Vec<(String, String)> = stored_messages(&rig.db, chat)
+    let summary: Vec<(String, String)> = rig
+        .db
+        .stored_messages(chat)
         .await
         .into_iter()
         .map(|m| (m.role, m.text))
@@ -764,7 +734,9 @@ async fn posting_to_someone_elses_chat_is_refused_and_changes_nothing() {
         let answer: Value = response.json().await.unwrap();
         assert_eq!(answer.as_object().unwrap().len(), 1, "{answer}");
     }
-    let texts: Vec<String> = stored_messages(&rig.db, chat)
+    let texts: Vec<String> = rig
+        .db
+        .stored_messages(chat)
         .await
         .into_iter()
         .map(|m| m.text)

@@ -75,6 +75,16 @@ impl Drop for ControlledDatabase {
     }
 }
 
+/// A message as the database holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    pub id: uuid::Uuid,
+    pub role: String,
+    pub text: String,
+    pub trace_id: Option<String>,
+    pub status: String,
+}
+
 /// A database of its own for one test.
 pub struct TestDatabase {
     pub name: String,
@@ -144,6 +154,34 @@ impl TestDatabase {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         ended.into_iter().filter(|ended| *ended).count()
+    }
+
+    /// The chat's messages as the database holds them, in the order the
+    /// API lists them.
+    pub async fn stored_messages(&self, chat: uuid::Uuid) -> Vec<StoredMessage> {
+        let rows = self
+            .connect()
+            .await
+            .query(
+                r#"SELECT id, role, parts::text, "traceId", status FROM chat."Message"
+                   WHERE "chatId" = $1 ORDER BY "createdAt", "insertionOrder""#,
+                &[&chat],
+            )
+            .await
+            .expect("reading the chat's messages");
+        rows.iter()
+            .map(|row| {
+                let parts: serde_json::Value =
+                    serde_json::from_str(row.get::<_, &str>(2)).expect("parts are JSON");
+                StoredMessage {
+                    id: row.get(0),
+                    role: row.get(1),
+                    text: parts[0]["text"].as_str().expect("a text part").to_owned(),
+                    trace_id: row.get(3),
+                    status: row.get(4),
+                }
+            })
+            .collect()
     }
 
     /// A direct connection, for seeding and checking rows.

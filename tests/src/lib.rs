@@ -6,6 +6,8 @@ pub mod contract;
 pub mod database;
 pub mod event_stream;
 pub mod host;
+pub mod runtime;
+pub mod solo;
 pub mod upstream;
 
 use std::path::PathBuf;
