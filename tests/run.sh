@@ -24,9 +24,9 @@ target/debug/chat-host build --from tests/fixtures/probe.spin.toml
 # Default members: the natively testable crates (see Cargo.toml).
 cargo test "$@"
 
-# The Spin pass: the suites whose subject is the app (not chat-host itself)
-# under `spin up`, minus the scenarios only chat-host can play (modules named
-# chat_host_only: Spin's Postgres pool has no timeouts to test).
+# The Spin pass: every suite that starts the app, under `spin up`, minus the
+# scenarios only chat-host can play (modules named chat_host_only: Spin's
+# Postgres pool has no timeouts to test), and `spin build`.
 spin="${SPIN_BIN:-}"
 if [ -z "$spin" ]; then
   spin="$(command -v spin || true)"
@@ -45,7 +45,8 @@ fi
 echo "Spin pass: $("$spin" --version) at $spin"
 spin_log="$(mktemp -t chat-spin-pass.XXXXXX)"
 CHAT_TEST_RUNTIME=spin SPIN_BIN="$spin" cargo test -p chat-tests \
-  --test spin_cli --test contract --test chat --test resilience --test browser \
+  --test spin_cli --test foundation --test api --test capabilities \
+  --test contract --test chat --test resilience --test browser \
   -- --skip chat_host_only:: 2>&1 | tee "$spin_log"
 passed="$(awk '/^test result: ok\./ { sum += $4 } END { print sum + 0 }' "$spin_log")"
 rm -f "$spin_log"
