@@ -3,9 +3,11 @@
 # release, then runs every benchmark and prints the tables (also written to
 # target/bench/results.md). Takes about 10 minutes; --quick (a tenth of the
 # data, short runs) about 3. --profile also samples chat-host with perf
-# under the history load (reports in target/bench/perf-*.txt).
+# under the history load (reports in target/bench/perf-*.txt). When a Spin
+# CLI is found (SPIN_BIN, PATH, or ../shared/tools/spin/spin) the same
+# components are measured under `spin up` too; --without-spin leaves it out.
 #
-#   bash tests/bench/run.sh [--quick] [--profile]
+#   bash tests/bench/run.sh [--quick] [--profile] [--without-spin]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

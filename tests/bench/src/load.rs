@@ -170,20 +170,46 @@ pub async fn fetch(addr: SocketAddr, get: &Get) -> Result<(StatusCode, Bytes)> {
     Ok((status, body))
 }
 
-/// Fails unless both servers answer `get` with the same status and body, so
-/// the figures compare the same work.
-pub async fn expect_same_answer(host: SocketAddr, native: SocketAddr, get: &Get) -> Result<()> {
-    let from_host = fetch(host, get).await?;
-    let from_native = fetch(native, get).await?;
-    if from_host.0 != StatusCode::OK || from_host != from_native {
+/// A server under measurement, named in messages and tables.
+#[derive(Clone, Copy, Debug)]
+pub struct Server {
+    pub name: &'static str,
+    pub addr: SocketAddr,
+}
+
+/// Fails unless every server answers `get` with 200 and the same body as the
+/// first, so the figures compare the same work.
+pub async fn expect_same_answer(servers: &[Server], get: &Get) -> Result<()> {
+    let answer_of = async |server: &Server| {
+        fetch(server.addr, get)
+            .await
+            .with_context(|| format!("GET {} from {}", get.path_and_query, server.name))
+    };
+    let (reference, others) = servers.split_first().context("no server to ask")?;
+    let expected = answer_of(reference).await?;
+    if expected.0 != StatusCode::OK {
         bail!(
-            "GET {} differs: chat-host {} {:?}, native {} {:?}",
+            "GET {}: {} answered {} {:?}",
             get.path_and_query,
-            from_host.0,
-            String::from_utf8_lossy(&from_host.1),
-            from_native.0,
-            String::from_utf8_lossy(&from_native.1)
+            reference.name,
+            expected.0,
+            String::from_utf8_lossy(&expected.1)
         );
+    }
+    for server in others {
+        let answer = answer_of(server).await?;
+        if answer != expected {
+            bail!(
+                "GET {} differs: {} {} {:?}, {} {} {:?}",
+                get.path_and_query,
+                reference.name,
+                expected.0,
+                String::from_utf8_lossy(&expected.1),
+                server.name,
+                answer.0,
+                String::from_utf8_lossy(&answer.1)
+            );
+        }
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! chat-bench: measures chat-host against a native ceiling on one seeded
 //! PostgreSQL, and its SSE proxy against calling the model endpoint
-//! directly, then prints the results as Markdown tables.
+//! directly, with the same components under `spin up` as a third server
+//! when a Spin CLI is found, then prints the results as Markdown tables.
 //!
 //! Run it with `bash tests/bench/run.sh`, which builds everything in release
 //! first; see BENCHMARKS.md for what it measures and the last results.
@@ -20,7 +21,7 @@ use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
-    about = "Benchmarks chat-host against a native ceiling and its SSE proxy against the upstream"
+    about = "Benchmarks chat-host (and Spin, when found) against a native ceiling and its SSE proxy against the upstream"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,6 +35,10 @@ struct Cli {
     /// Where the results, query plans and profile are written.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
+    /// Leave Spin out even when it is found (SPIN_BIN, PATH, or
+    /// ../shared/tools/spin/spin beside the repository).
+    #[arg(long)]
+    without_spin: bool,
 }
 
 #[derive(Subcommand)]
@@ -64,6 +69,7 @@ fn main() -> Result<()> {
             },
             profile: cli.profile,
             out: cli.out,
+            without_spin: cli.without_spin,
         })),
     }
 }

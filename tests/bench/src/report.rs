@@ -64,6 +64,42 @@ impl Memory {
             resident_mib: proc_field(&status, "VmRSS:")? as f64 / 1024.0,
         })
     }
+
+    /// The sum over the processes of the group `group` leads: `spin up`
+    /// serves from a `spin trigger http` child of its own. The peaks are
+    /// each process's own, so their sum is an upper bound of the group's.
+    pub fn of_process_group(group: u32) -> Result<Self> {
+        let mut total = Memory {
+            peak_mib: 0.0,
+            resident_mib: 0.0,
+        };
+        for entry in std::fs::read_dir("/proc").context("listing /proc")? {
+            let Some(pid) = entry?
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse().ok())
+            else {
+                continue;
+            };
+            // A process that ended since the listing is no longer a member.
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            if process_group_of(&stat) == Some(group) {
+                let member = Memory::of(pid)?;
+                total.peak_mib += member.peak_mib;
+                total.resident_mib += member.resident_mib;
+            }
+        }
+        Ok(total)
+    }
+}
+
+/// The process group in a `/proc/<pid>/stat` line: the third field after
+/// the command name, which is in parentheses and may hold spaces.
+fn process_group_of(stat: &str) -> Option<u32> {
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// A `Name:   1234 kB` line's number.
@@ -79,6 +115,8 @@ pub struct HttpRow {
     pub route: String,
     pub native: Measured,
     pub host: Measured,
+    /// None when Spin is not measured.
+    pub spin: Option<Measured>,
 }
 
 pub struct ScalingRow {
@@ -89,11 +127,32 @@ pub struct ScalingRow {
     pub native_deep: Measured,
 }
 
+/// Streams through one host's `POST /api/chat`, and how many of their
+/// replies it stored complete.
+pub struct ProxiedStreams {
+    pub run: StreamRun,
+    pub stored: i64,
+}
+
 pub struct StreamRow {
     pub concurrency: usize,
     pub direct: StreamRun,
-    pub proxied: StreamRun,
-    pub stored: i64,
+    pub host: ProxiedStreams,
+    /// None when Spin is not measured, or not at this many streams.
+    pub spin: Option<ProxiedStreams>,
+}
+
+/// Whether the run measured the components under Spin as well.
+pub enum SpinColumn {
+    /// Not measured, and why.
+    Skipped(String),
+    Measured {
+        /// What `spin --version` printed.
+        version: String,
+        memory: Memory,
+        /// What happened beyond the tables (a stream run left out, and why).
+        notes: Vec<String>,
+    },
 }
 
 pub struct Report {
@@ -106,6 +165,7 @@ pub struct Report {
     pub streams: Vec<StreamRow>,
     pub host_memory: Memory,
     pub native_memory: Memory,
+    pub spin: SpinColumn,
 }
 
 /// Targets of issue 7.
@@ -126,6 +186,26 @@ fn p50_p99(measured: &crate::load::Samples) -> String {
         measured.quantile_ms(0.5),
         measured.quantile_ms(0.99)
     )
+}
+
+/// What streaming through a host adds to calling the endpoint directly, at
+/// the same percentiles, in milliseconds.
+struct AddedByProxy {
+    first_chunk_p50: f64,
+    first_chunk_p99: f64,
+    chunk_delay_p99: f64,
+}
+
+impl AddedByProxy {
+    fn of(proxied: &StreamRun, direct: &StreamRun) -> Self {
+        let first_chunk = |run: &StreamRun, quantile| run.time_to_first_chunk.quantile_ms(quantile);
+        let chunk_delay = |run: &StreamRun, quantile| run.chunk_delay.quantile_ms(quantile);
+        Self {
+            first_chunk_p50: first_chunk(proxied, 0.5) - first_chunk(direct, 0.5),
+            first_chunk_p99: first_chunk(proxied, 0.99) - first_chunk(direct, 0.99),
+            chunk_delay_p99: chunk_delay(proxied, 0.99) - chunk_delay(direct, 0.99),
+        }
+    }
 }
 
 impl Report {
@@ -149,9 +229,12 @@ impl Report {
             s.scale.huge_history_chats
         );
         self.http_table(&mut out);
+        self.spin_http_table(&mut out);
         self.scaling_table(&mut out);
         self.plans_table(&mut out);
         self.streams_table(&mut out);
+        self.spin_streams_table(&mut out);
+        self.memory_line(&mut out);
         out
     }
 
@@ -254,41 +337,128 @@ impl Report {
         );
         let _ = writeln!(out, "|---:|---:|---:|---|---:|---:|---|---:|---:|");
         for row in &self.streams {
-            let first_chunk =
-                |run: &StreamRun, quantile| run.time_to_first_chunk.quantile_ms(quantile);
-            let chunk_delay = |run: &StreamRun, quantile| run.chunk_delay.quantile_ms(quantile);
-            let first_p50 = first_chunk(&row.proxied, 0.5) - first_chunk(&row.direct, 0.5);
-            let first_p99 = first_chunk(&row.proxied, 0.99) - first_chunk(&row.direct, 0.99);
-            let chunk_p99 = chunk_delay(&row.proxied, 0.99) - chunk_delay(&row.direct, 0.99);
+            let proxied = &row.host.run;
+            let added = AddedByProxy::of(proxied, &row.direct);
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {:.2} / {:.2} {} | {} | {} | {:.2} {} | {} / {} | {} {} |",
                 row.concurrency,
                 p50_p99(&row.direct.time_to_first_chunk),
-                p50_p99(&row.proxied.time_to_first_chunk),
-                first_p50,
-                first_p99,
+                p50_p99(&proxied.time_to_first_chunk),
+                added.first_chunk_p50,
+                added.first_chunk_p99,
                 verdict(
-                    first_p50 < ADDED_FIRST_CHUNK_P50_MS && first_p99 < ADDED_FIRST_CHUNK_P99_MS
+                    added.first_chunk_p50 < ADDED_FIRST_CHUNK_P50_MS
+                        && added.first_chunk_p99 < ADDED_FIRST_CHUNK_P99_MS
                 ),
                 p50_p99(&row.direct.chunk_delay),
-                p50_p99(&row.proxied.chunk_delay),
-                chunk_p99,
-                verdict(chunk_p99 < ADDED_CHUNK_DELAY_P99_MS),
-                row.proxied.completed,
-                row.proxied.failed,
-                row.stored,
-                verdict(row.stored == row.proxied.completed as i64 && row.proxied.failed == 0)
+                p50_p99(&proxied.chunk_delay),
+                added.chunk_delay_p99,
+                verdict(added.chunk_delay_p99 < ADDED_CHUNK_DELAY_P99_MS),
+                proxied.completed,
+                proxied.failed,
+                row.host.stored,
+                verdict(row.host.stored == proxied.completed as i64 && proxied.failed == 0)
             );
         }
+        out.push('\n');
+    }
+
+    /// The throughput table's routes under Spin, against both other servers.
+    /// A table of its own, so the one above keeps its columns from run to run.
+    fn spin_http_table(&self, out: &mut String) {
+        let version = match &self.spin {
+            SpinColumn::Skipped(reason) => {
+                let _ = writeln!(out, "### Throughput under Spin\n\nSkipped: {reason}.\n");
+                return;
+            }
+            SpinColumn::Measured { version, .. } => version,
+        };
         let _ = writeln!(
             out,
-            "\nchat-host memory over the whole run: peak (VmHWM) {:.1} MiB (target < {HOST_MEMORY_MIB} MiB: {}), resident at the end {:.1} MiB. The native ceiling: peak {:.1} MiB.",
+            "### Throughput: the same components under Spin\n\n`spin up` ({version}) serving the same .wasm files on the same database, measured in the same rounds as the table above (each round goes through the three servers, odd rounds in reverse order). The issue's targets are chat-host's, so there is no verdict here.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| route | Spin req/s | Spin ÷ native | Spin ÷ chat-host | Spin p50 / p99 ms | failed (Spin) |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+        for row in &self.http {
+            let Some(spin) = &row.spin else { continue };
+            let _ = writeln!(
+                out,
+                "| {} | {:.0} | {:.2}× | {:.2}× | {} | {} |",
+                row.route,
+                spin.per_second(),
+                spin.per_second() / row.native.per_second(),
+                spin.per_second() / row.host.per_second(),
+                p50_p99(&spin.latencies),
+                spin.failed
+            );
+        }
+        out.push('\n');
+    }
+
+    /// The SSE proxy through Spin, beside chat-host's added figures from the
+    /// table above (the same direct run is the baseline of both).
+    fn spin_streams_table(&self, out: &mut String) {
+        let notes = match &self.spin {
+            SpinColumn::Skipped(_) => return,
+            SpinColumn::Measured { notes, .. } => notes,
+        };
+        let _ = writeln!(
+            out,
+            "### SSE proxy under Spin\n\nThe same clients and replies through Spin's `POST /api/chat`, right after chat-host's run at the same number of streams. \"Added\" as above: through Spin minus direct; chat-host's figure for comparison.\n"
+        );
+        let _ = writeln!(
+            out,
+            "| streams at once | first chunk p50 / p99 ms, through Spin | added first chunk p50 / p99 ms, Spin | the same, chat-host | chunk delay p50 / p99 ms, through Spin | added chunk p99 ms, Spin | the same, chat-host | replies through Spin (ok / failed) | stored complete |"
+        );
+        let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for row in &self.streams {
+            let Some(spin) = &row.spin else { continue };
+            let through_spin = AddedByProxy::of(&spin.run, &row.direct);
+            let through_host = AddedByProxy::of(&row.host.run, &row.direct);
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {:.2} | {:.2} | {} / {} | {} |",
+                row.concurrency,
+                p50_p99(&spin.run.time_to_first_chunk),
+                through_spin.first_chunk_p50,
+                through_spin.first_chunk_p99,
+                through_host.first_chunk_p50,
+                through_host.first_chunk_p99,
+                p50_p99(&spin.run.chunk_delay),
+                through_spin.chunk_delay_p99,
+                through_host.chunk_delay_p99,
+                spin.run.completed,
+                spin.run.failed,
+                spin.stored
+            );
+        }
+        for note in notes {
+            let _ = writeln!(out, "\n{note}");
+        }
+        out.push('\n');
+    }
+
+    fn memory_line(&self, out: &mut String) {
+        let _ = write!(
+            out,
+            "chat-host memory over the whole run: peak (VmHWM) {:.1} MiB (target < {HOST_MEMORY_MIB} MiB: {}), resident at the end {:.1} MiB. The native ceiling: peak {:.1} MiB.",
             self.host_memory.peak_mib,
             verdict(self.host_memory.peak_mib < HOST_MEMORY_MIB),
             self.host_memory.resident_mib,
             self.native_memory.peak_mib
         );
+        if let SpinColumn::Measured { memory, .. } = &self.spin {
+            let _ = write!(
+                out,
+                " Spin (`spin up` and its trigger process, each one's peak summed): peak {:.1} MiB, resident at the end {:.1} MiB.",
+                memory.peak_mib, memory.resident_mib
+            );
+        }
+        out.push('\n');
     }
 }
 

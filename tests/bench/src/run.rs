@@ -1,12 +1,15 @@
-//! One benchmark run: a PostgreSQL of its own, the data set, chat-host and
-//! the native ceiling side by side, every measurement, and the report.
+//! One benchmark run: a PostgreSQL of its own, the data set, chat-host, the
+//! native ceiling and (when found) Spin side by side, every measurement, and
+//! the report.
 
-use crate::load::{self, Get, Measured};
+use crate::load::{self, Get, Measured, Server};
 use crate::plans::{self, HotStatements};
-use crate::report::{self, HttpRow, Machine, Report, ScalingRow, StreamRow};
+use crate::report::{
+    self, HttpRow, Machine, Memory, ProxiedStreams, Report, ScalingRow, SpinColumn, StreamRow,
+};
 use crate::seed::{self, Scale};
 use crate::streams::{self, ReplyShape, Route, Upstream};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use chat_host::local_postgres::{Durability, LocalPostgres};
 use chat_tests::host::{HostConfig, TestHost};
 use std::net::{SocketAddr, TcpListener};
@@ -23,8 +26,8 @@ pub struct Settings {
     pub connections: usize,
     pub warm_up: Duration,
     pub measure: Duration,
-    /// Each server is measured this many times per route, alternating which
-    /// goes first, so drifting background load hits both alike.
+    /// Each server is measured this many times per route, alternating the
+    /// order of the servers, so drifting background load hits all alike.
     pub rounds: usize,
     /// The single-connection latency runs of the scaling table.
     pub scaling_measure: Duration,
@@ -67,6 +70,8 @@ pub struct Options {
     pub settings: Settings,
     pub profile: bool,
     pub out: PathBuf,
+    /// Leave Spin out even when it is found.
+    pub without_spin: bool,
 }
 
 /// The page the deep-page benchmarks read: this many chats from the oldest,
@@ -83,6 +88,11 @@ pub async fn run(options: Options) -> Result<()> {
     let machine_at_start = Machine::now()?;
     println!("{}", machine_at_start.describe());
 
+    let spin_binary = locate_spin(options.without_spin);
+    if let Err(reason) = &spin_binary {
+        println!("the Spin column is skipped: {reason}");
+    }
+
     println!("starting PostgreSQL, the model endpoint and chat-host");
     let data_dir = options.out.join("postgres");
     let _ = std::fs::remove_dir_all(&data_dir);
@@ -94,13 +104,20 @@ pub async fn run(options: Options) -> Result<()> {
     tokio::spawn(connection);
 
     let upstream = Upstream::start(settings.reply).await?;
-    let host = TestHost::start_binary(
-        &sibling_binary("chat-host")?,
-        HostConfig::new(&db_url)
-            .variable("serving_endpoint_url", &upstream.url())
-            .variable("serving_endpoint_origin", &upstream.origin()),
-    );
+    let chat_host_binary = sibling_binary("chat-host")?;
+    let host = start_off_runtime("chat-host", {
+        let config = app_config(&db_url, &upstream);
+        move || TestHost::start_binary(&chat_host_binary, config)
+    })
+    .await?;
     let host_addr = address_of(&host.base_url)?;
+    // Started before seeding, so a Spin that cannot start fails the run
+    // early. Err: why the Spin column is skipped.
+    let spin_or_skipped: Result<SpinUnderTest, String> = match spin_binary {
+        Ok(binary) => Ok(SpinUnderTest::start(&binary, app_config(&db_url, &upstream)).await?),
+        Err(reason) => Err(reason),
+    };
+    let spin = spin_or_skipped.as_ref().ok();
 
     println!("seeding (the host migrated the schema on start-up)");
     let seeded = seed::seed(&db, settings.scale).await?;
@@ -120,6 +137,22 @@ pub async fn run(options: Options) -> Result<()> {
 
     let native = NativeCeiling::start(&db_url)?;
     native.wait_until_serving().await?;
+    let native_server = Server {
+        name: "native",
+        addr: native.addr,
+    };
+    let host_server = Server {
+        name: "chat-host",
+        addr: host_addr,
+    };
+    // The hosts running the components, and every server with the native
+    // ceiling first: the reference the others must answer like.
+    let hosts: Vec<Server> = std::iter::once(host_server)
+        .chain(spin.map(|spin| spin.server))
+        .collect();
+    let all_servers: Vec<Server> = std::iter::once(native_server)
+        .chain(hosts.iter().copied())
+        .collect();
 
     let history_first = Get::as_user("/api/history?limit=20", seed::THOUSAND_CHATS_USER);
     let history_deep = Get::as_user(
@@ -131,9 +164,12 @@ pub async fn run(options: Options) -> Result<()> {
         seed::READER,
     );
     for get in [&history_first, &history_deep, &messages] {
-        load::expect_same_answer(host_addr, native.addr, get).await?;
+        load::expect_same_answer(&all_servers, get).await?;
     }
-    println!("both servers give identical answers; measuring throughput");
+    println!(
+        "{} give identical answers; measuring throughput",
+        names_of(&all_servers)
+    );
 
     let mut http_rows = Vec::new();
     for (route, get) in [
@@ -159,17 +195,19 @@ pub async fn run(options: Options) -> Result<()> {
             &messages,
         ),
     ] {
-        let (native_measured, host_measured) =
-            side_by_side(&settings, host_addr, native.addr, get, settings.connections).await?;
-        println!(
-            "  {route}: native {:.0}/s, chat-host {:.0}/s",
-            native_measured.per_second(),
-            host_measured.per_second()
-        );
+        let measured = side_by_side(&settings, &all_servers, get, settings.connections).await?;
+        let rates: Vec<String> = all_servers
+            .iter()
+            .zip(&measured)
+            .map(|(server, measured)| format!("{} {:.0}/s", server.name, measured.per_second()))
+            .collect();
+        println!("  {route}: {}", rates.join(", "));
+        let (native, host, spin) = by_server(measured);
         http_rows.push(HttpRow {
             route,
-            native: native_measured,
-            host: host_measured,
+            native,
+            host,
+            spin,
         });
     }
 
@@ -185,17 +223,20 @@ pub async fn run(options: Options) -> Result<()> {
     ] {
         let first = Get::as_user("/api/history?limit=20", user);
         let deep_get = Get::as_user(format!("/api/history?limit=20&starting_after={deep}"), user);
-        load::expect_same_answer(host_addr, native.addr, &first).await?;
-        load::expect_same_answer(host_addr, native.addr, &deep_get).await?;
+        // chat-host against the ceiling only: the scaling targets are
+        // chat-host's, and another server would lengthen every run.
+        let pair = [native_server, host_server];
+        load::expect_same_answer(&pair, &first).await?;
+        load::expect_same_answer(&pair, &deep_get).await?;
         let scaling = Settings {
             measure: settings.scaling_measure,
             rounds: 1,
             ..settings
         };
-        let (native_first, host_first) =
-            side_by_side(&scaling, host_addr, native.addr, &first, 1).await?;
-        let (native_deep, host_deep) =
-            side_by_side(&scaling, host_addr, native.addr, &deep_get, 1).await?;
+        let (native_first, host_first, _) =
+            by_server(side_by_side(&scaling, &pair, &first, 1).await?);
+        let (native_deep, host_deep, _) =
+            by_server(side_by_side(&scaling, &pair, &deep_get, 1).await?);
         scaling_rows.push(ScalingRow {
             chats,
             host_first,
@@ -229,14 +270,18 @@ pub async fn run(options: Options) -> Result<()> {
     }
 
     println!("streams: direct and through POST /api/chat");
-    let warm_up_route = Route::Proxy {
-        host: host_addr,
-        domain: "warm-up.bench.example".to_owned(),
-    };
-    streams::run(&warm_up_route, settings.reply, 10, 1).await?;
+    for proxy in &hosts {
+        let warm_up_route = Route::Proxy {
+            host: proxy.addr,
+            domain: format!("warm-up-{}.bench.example", proxy.name),
+        };
+        streams::run(&warm_up_route, settings.reply, 10, 1)
+            .await
+            .with_context(|| format!("warming up the streams of {}", proxy.name))?;
+    }
+    let mut spin_notes = Vec::new();
     let mut stream_rows = Vec::new();
     for concurrency in [100, 1_000] {
-        let domain = format!("streams-{concurrency}.bench.example");
         let direct = streams::run(
             &Route::Direct(upstream.addr),
             settings.reply,
@@ -244,26 +289,25 @@ pub async fn run(options: Options) -> Result<()> {
             settings.stream_rounds,
         )
         .await?;
-        let proxied = streams::run(
-            &Route::Proxy {
-                host: host_addr,
-                domain: domain.clone(),
+        let host_streams = proxied_streams(&db, host_server, &settings, concurrency).await?;
+        let spin_streams = match spin {
+            Some(spin) => match why_spin_skips_these_streams(&stream_rows) {
+                Some(reason) => {
+                    println!("  {concurrency} streams through spin: skipped, {reason}");
+                    spin_notes.push(format!(
+                        "{concurrency} streams through Spin: not run, because {reason}."
+                    ));
+                    None
+                }
+                None => Some(proxied_streams(&db, spin.server, &settings, concurrency).await?),
             },
-            settings.reply,
-            concurrency,
-            settings.stream_rounds,
-        )
-        .await?;
-        let stored = seed::complete_replies(&db, &domain).await?;
-        println!(
-            "  {concurrency} streams: {} through the proxy, {} replies stored",
-            proxied.completed, stored
-        );
+            None => None,
+        };
         stream_rows.push(StreamRow {
             concurrency,
             direct,
-            proxied,
-            stored,
+            host: host_streams,
+            spin: spin_streams,
         });
     }
 
@@ -275,8 +319,17 @@ pub async fn run(options: Options) -> Result<()> {
         scaling: scaling_rows,
         plans,
         streams: stream_rows,
-        host_memory: report::Memory::of(host.pid())?,
-        native_memory: report::Memory::of(native.child.id())?,
+        host_memory: Memory::of(host.pid())?,
+        native_memory: Memory::of(native.child.id())?,
+        spin: match &spin_or_skipped {
+            Ok(spin) => SpinColumn::Measured {
+                version: spin.version.clone(),
+                memory: Memory::of_process_group(spin.host.pid())
+                    .context("reading Spin's memory")?,
+                notes: spin_notes,
+            },
+            Err(reason) => SpinColumn::Skipped(reason.clone()),
+        },
     };
     let markdown = report.markdown();
     println!("\n{markdown}");
@@ -289,39 +342,177 @@ pub async fn run(options: Options) -> Result<()> {
     );
     drop(native);
     drop(host);
+    drop(spin_or_skipped);
     postgres.stop()?;
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
 }
 
-/// Measures `get` against both servers, `settings.rounds` times each with a
-/// warm-up before every measurement, alternating which goes first.
+/// Measures `get` against every server, `settings.rounds` times each with a
+/// warm-up before every measurement; the figures come back in the servers'
+/// order. Odd rounds go through the servers in reverse, so over two rounds
+/// every server has the same average place and drifting background load
+/// hits all alike.
 async fn side_by_side(
     settings: &Settings,
-    host: SocketAddr,
-    native: SocketAddr,
+    servers: &[Server],
     get: &Get,
     connections: usize,
-) -> Result<(Measured, Measured)> {
-    let mut native_total = Measured::default();
-    let mut host_total = Measured::default();
+) -> Result<Vec<Measured>> {
+    let mut totals = vec![Measured::default(); servers.len()];
     for round in 0..settings.rounds {
-        let order = if round % 2 == 0 {
-            [(native, true), (host, false)]
-        } else {
-            [(host, false), (native, true)]
-        };
-        for (addr, is_native) in order {
-            load::run(addr, get, connections, settings.warm_up).await?;
-            let measured = load::run(addr, get, connections, settings.measure).await?;
-            if is_native {
-                native_total.merge(measured);
-            } else {
-                host_total.merge(measured);
-            }
+        let mut order: Vec<usize> = (0..servers.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for index in order {
+            let server = servers[index];
+            let measure = async |duration| {
+                load::run(server.addr, get, connections, duration)
+                    .await
+                    .with_context(|| format!("GET {} on {}", get.path_and_query, server.name))
+            };
+            measure(settings.warm_up).await?;
+            totals[index].merge(measure(settings.measure).await?);
         }
     }
-    Ok((native_total, host_total))
+    Ok(totals)
+}
+
+/// Figures measured over `[native, chat-host, Spin?]` by server.
+fn by_server(measured: Vec<Measured>) -> (Measured, Measured, Option<Measured>) {
+    let mut measured = measured.into_iter();
+    let native = measured
+        .next()
+        .expect("the native ceiling is always measured");
+    let host = measured.next().expect("chat-host is always measured");
+    (native, host, measured.next())
+}
+
+fn names_of(servers: &[Server]) -> String {
+    servers
+        .iter()
+        .map(|server| server.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Opens `concurrency` streams through `proxy`'s `POST /api/chat`, as users
+/// of a domain of their own, and counts the replies it stored complete.
+async fn proxied_streams(
+    db: &tokio_postgres::Client,
+    proxy: Server,
+    settings: &Settings,
+    concurrency: usize,
+) -> Result<ProxiedStreams> {
+    let domain = format!("streams-{concurrency}-{}.bench.example", proxy.name);
+    let route = Route::Proxy {
+        host: proxy.addr,
+        domain: domain.clone(),
+    };
+    let run = streams::run(&route, settings.reply, concurrency, settings.stream_rounds)
+        .await
+        .with_context(|| format!("{concurrency} streams through {}", proxy.name))?;
+    let stored = seed::complete_replies(db, &domain).await?;
+    println!(
+        "  {concurrency} streams through {}: {} completed, {} failed, {stored} replies stored",
+        proxy.name, run.completed, run.failed
+    );
+    Ok(ProxiedStreams { run, stored })
+}
+
+/// The app's variables, the same for chat-host and Spin: the bench's
+/// database and its model endpoint.
+fn app_config(db_url: &str, upstream: &Upstream) -> HostConfig {
+    HostConfig::new(db_url)
+        .variable("serving_endpoint_url", &upstream.url())
+        .variable("serving_endpoint_origin", &upstream.origin())
+}
+
+/// Runs the harness' `start` on a blocking thread: it waits for the host
+/// with sleeps, and panics (printing the host's log) when it cannot start.
+async fn start_off_runtime(
+    what: &str,
+    start: impl FnOnce() -> TestHost + Send + 'static,
+) -> Result<TestHost> {
+    tokio::task::spawn_blocking(start)
+        .await
+        .map_err(|failure| anyhow!("{what} did not start (its log is above): {failure}"))
+}
+
+/// The Spin CLI to measure, or why there is none.
+fn locate_spin(without_spin: bool) -> Result<PathBuf, String> {
+    if without_spin {
+        return Err("--without-spin was given".to_owned());
+    }
+    let Some(spin) = chat_tests::runtime::find_spin() else {
+        return Err(format!(
+            "no Spin CLI found (set {}, put `spin` on PATH, or install it at ../shared/tools/spin/spin beside the repository)",
+            chat_tests::runtime::SPIN_BIN_VAR
+        ));
+    };
+    if !spin.is_file() {
+        return Err(format!(
+            "{}={} does not name a file",
+            chat_tests::runtime::SPIN_BIN_VAR,
+            spin.display()
+        ));
+    }
+    Ok(spin)
+}
+
+/// `spin up` serving the same .wasm files (spin.toml's release sources) on
+/// the same database.
+struct SpinUnderTest {
+    host: TestHost,
+    server: Server,
+    version: String,
+}
+
+impl SpinUnderTest {
+    async fn start(binary: &Path, config: HostConfig) -> Result<Self> {
+        let version = Command::new(binary)
+            .arg("--version")
+            .output()
+            .with_context(|| format!("running {} --version", binary.display()))?;
+        let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
+        println!("starting {version} ({})", binary.display());
+        let host = start_off_runtime("spin", {
+            let binary = binary.to_owned();
+            move || TestHost::start_spin(&binary, config)
+        })
+        .await
+        .context("run with --without-spin to leave Spin out")?;
+        let server = Server {
+            name: "spin",
+            addr: address_of(&host.base_url)?,
+        };
+        Ok(Self {
+            host,
+            server,
+            version,
+        })
+    }
+}
+
+/// Why Spin should not take the next, larger stream run: it failed or lost
+/// replies in the previous one (or did not run it), so more streams would
+/// measure its failures rather than its proxy.
+fn why_spin_skips_these_streams(previous_rows: &[StreamRow]) -> Option<String> {
+    let previous = previous_rows.last()?;
+    let Some(spin) = &previous.spin else {
+        return Some(format!(
+            "it did not run {} streams either",
+            previous.concurrency
+        ));
+    };
+    let lost = spin.run.completed as i64 - spin.stored;
+    (spin.run.failed > 0 || lost != 0).then(|| {
+        format!(
+            "at {} streams {} of its replies failed and {} were not stored complete",
+            previous.concurrency, spin.run.failed, lost
+        )
+    })
 }
 
 /// Samples chat-host's stacks with perf while it serves the history load,
