@@ -134,7 +134,7 @@ fn body_too_large() -> ApiError {
 /// The whole body, refused with a 413 once it exceeds [`MAX_BODY_BYTES`]:
 /// up front when `content-length` says so, otherwise as soon as the bytes
 /// read pass the limit, so an oversized body is never buffered whole (the
-/// rest is discarded after the route answered).
+/// rest is discarded before the answer goes out).
 pub async fn read_body(headers: &HeaderMap, body: RequestBody) -> Result<Bytes, ApiError> {
     refuse_declared_oversized_body(headers)?;
     let mut slot = body.0.borrow_mut();
