@@ -91,9 +91,18 @@ impl Script {
 pub struct Received {
     pub headers: HeaderMap,
     pub body: Value,
+    /// How many body bytes arrived.
+    pub body_bytes: usize,
 }
 
 impl Received {
+    /// The `Content-Length` the request declared, if any.
+    pub fn declared_length(&self) -> Option<usize> {
+        self.headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse().ok())
+    }
+
     pub fn authorization(&self) -> Option<&str> {
         self.headers
             .get(http::header::AUTHORIZATION)
@@ -215,6 +224,7 @@ async fn answer(
     let received = Received {
         headers: parts.headers,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        body_bytes: body.len(),
     };
     let streaming = received.is_streaming();
     let script = {

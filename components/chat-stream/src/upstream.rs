@@ -6,7 +6,7 @@ use chat_domain::serving::{self, UpstreamFailure};
 use chat_guest::config;
 use chat_guest::log;
 use futures::future::{Either, select};
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use http_body_util::{BodyExt, Full};
 use spin_sdk::http::{Response, send};
 use spin_sdk::wasip3::http::types::ErrorCode;
@@ -65,8 +65,12 @@ impl Endpoint {
         body: Vec<u8>,
         accept: &'static str,
     ) -> Result<Response, UpstreamFailure> {
+        // The body's size is known: declared, the runtime sends it as is
+        // rather than chunked, which servers that read only Content-Length
+        // (Python's http.server, say) would take for an empty body.
         let mut request = http::Request::post(&self.url)
             .header(CONTENT_TYPE, "application/json")
+            .header(CONTENT_LENGTH, body.len())
             .header(ACCEPT, accept);
         if let Some(authorization) = &self.authorization {
             request = request.header(AUTHORIZATION, authorization);
