@@ -566,6 +566,47 @@ async fn a_failing_endpoint_ends_the_stream_with_an_error_and_keeps_what_arrived
     );
 }
 
+/// A stream that ends in good order but without `[DONE]`, a finish reason or
+/// `response.completed` held only part of the reply: the client is told so
+/// before `meta` and `[DONE]`, and the part is stored as incomplete.
+#[tokio::test]
+async fn a_reply_that_ends_without_its_terminator_is_truncated() {
+    let rig = Rig::start().await;
+    let (a, b) = (chat_chunk("Half "), chat_chunk("a reply"));
+    rig.upstream.expect_reply(Script::stream(vec![
+        Step::Send(frame(&a)),
+        Step::Send(frame(&b)),
+    ]));
+    let (chat, question) = (Uuid::new_v4(), Uuid::new_v4());
+    let body = json!({"id": chat, "messages": [user_message("Please answer", question)]});
+    let events = rig.chat(OWNER, &body).await;
+    assert_eq!(events.len(), 5, "{events:?}");
+    assert_eq!(events[..2], [a.to_string(), b.to_string()]);
+    let error = parse(&events[2]);
+    assert_eq!(error["type"], "error", "{events:?}");
+    assert_eq!(
+        error["error"],
+        "The model endpoint's reply ended before it was complete."
+    );
+    let meta = meta_of(&events);
+    let stored = rig.db.stored_messages(chat).await;
+    let summary: Vec<(String, &str, &str)> = stored
+        .iter()
+        .map(|m| (m.id.to_string(), m.text.as_str(), m.status.as_str()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (question.to_string(), "Please answer", "complete"),
+            (
+                meta["assistantMessageId"].as_str().unwrap().to_owned(),
+                "Half a reply",
+                "incomplete"
+            ),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn an_unreachable_endpoint_ends_the_stream_with_an_error() {
     let db = TestDatabase::create().await;

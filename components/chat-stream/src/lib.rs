@@ -105,16 +105,20 @@ impl Reply {
                 self.started_at,
             )
             .await;
-        match outcome {
-            Ok(()) => {
-                let meta = MetaEvent::new(self.id, relay.trace_id(), self.server_made_chat_id);
-                self.events.send(data_frame(&meta));
-                self.events.send(DONE_FRAME);
-            }
+        // A truncated reply is told as an error, and still ends as a reply
+        // does: the part that came is stored (incomplete) under its id.
+        let ends_with_meta = match &outcome {
+            Ok(()) => true,
             Err(failure) => {
                 log::failure("POST /api/chat: the reply failed", &failure.message());
-                self.events.send(error_frame(&failure));
+                self.events.send(error_frame(failure));
+                *failure == UpstreamFailure::Truncated
             }
+        };
+        if ends_with_meta {
+            let meta = MetaEvent::new(self.id, relay.trace_id(), self.server_made_chat_id);
+            self.events.send(data_frame(&meta));
+            self.events.send(DONE_FRAME);
         }
     }
 
@@ -165,7 +169,11 @@ impl Reply {
             match frame {
                 None => {
                     self.forward(relay.end_of_body());
-                    return Ok(());
+                    return if relay.is_complete() {
+                        Ok(())
+                    } else {
+                        Err(UpstreamFailure::Truncated)
+                    };
                 }
                 Some(Err(error)) => {
                     log::failure("POST /api/chat: reading the model endpoint's reply", &error);

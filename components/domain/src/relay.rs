@@ -3,7 +3,7 @@
 //! reply's text and trace id are gathered for storing. Then the stream's own
 //! ending: the `meta` event and `data: [DONE]`, or an `error` event.
 
-use crate::serving::{UpstreamFailure, extract_delta, extract_trace_id};
+use crate::serving::{UpstreamFailure, ends_reply, extract_delta, extract_trace_id};
 use crate::sse::{EventTooLarge, SseParser};
 use serde::Serialize;
 use serde_json::Value;
@@ -21,8 +21,11 @@ pub struct ReplyRelay {
     parser: SseParser,
     text: String,
     trace_id: Option<String>,
-    /// The upstream sent `[DONE]`: its reply is complete.
+    /// The upstream sent `[DONE]`: nothing more is read.
     done: bool,
+    /// Something said the reply is complete: `[DONE]`, a finish reason or
+    /// `response.completed`.
+    complete: bool,
     /// Events whose data was not JSON: not forwarded (the client reads JSON).
     skipped: usize,
 }
@@ -57,12 +60,14 @@ impl ReplyRelay {
             }
             if data.trim() == UPSTREAM_DONE {
                 self.done = true;
+                self.complete = true;
                 break;
             }
             let Ok(chunk) = serde_json::from_str::<Value>(&data) else {
                 self.skipped += 1;
                 continue;
             };
+            self.complete |= ends_reply(&chunk);
             if let Some(delta) = extract_delta(&chunk) {
                 self.text.push_str(delta);
             }
@@ -85,6 +90,13 @@ impl ReplyRelay {
     /// needs to be read.
     pub fn upstream_done(&self) -> bool {
         self.done
+    }
+
+    /// Whether the upstream said its reply is complete (`[DONE]`, a finish
+    /// reason or `response.completed`); a body that ends before that held
+    /// only part of the reply ([`UpstreamFailure::Truncated`]).
+    pub fn is_complete(&self) -> bool {
+        self.complete
     }
 
     /// The reply's text so far.
@@ -154,6 +166,29 @@ mod tests {
             "data: {}\n\n",
             json!({"choices": [{"delta": {"content": text}}]})
         )
+    }
+
+    #[test]
+    fn only_a_terminator_makes_a_reply_complete() {
+        let mut relay = ReplyRelay::new();
+        relay.receive(chat_chunk("Half ").as_bytes()).unwrap();
+        assert!(!relay.is_complete(), "a delta alone");
+        relay
+            .receive(b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n")
+            .unwrap();
+        assert!(relay.is_complete(), "a finish reason");
+
+        let mut relay = ReplyRelay::new();
+        relay
+            .receive(b"data: {\"type\":\"response.completed\"}\n\n")
+            .unwrap();
+        assert!(relay.is_complete(), "response.completed");
+
+        let mut relay = ReplyRelay::new();
+        relay
+            .receive(format!("{}data: [DONE]\n\n", chat_chunk("a")).as_bytes())
+            .unwrap();
+        assert!(relay.is_complete(), "[DONE]");
     }
 
     #[test]

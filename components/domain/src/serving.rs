@@ -41,6 +41,13 @@ pub fn extract_trace_id(chunk: &Value) -> Option<&str> {
         .filter(|id| !id.is_empty())
 }
 
+/// Whether a chunk says the reply is complete: a chat-completions chunk
+/// with a `finish_reason`, or a Responses API `response.completed` event.
+/// (The stream's `[DONE]` says so too; the relay reads that itself.)
+pub fn ends_reply(chunk: &Value) -> bool {
+    chunk["type"] == "response.completed" || chunk["choices"][0]["finish_reason"].is_string()
+}
+
 /// The `serving_timeout_seconds` setting: whole seconds from 1 to 3600, or
 /// unset for [`DEFAULT_TIMEOUT`]. The error says what is wrong.
 pub fn timeout_setting(value: Option<&str>) -> Result<Duration, String> {
@@ -151,6 +158,10 @@ pub enum UpstreamFailure {
     TimedOut,
     /// The answer broke off before its end.
     BrokeOff,
+    /// The answer's stream ended in good order but without anything that
+    /// ends a reply (`[DONE]`, a finish reason, `response.completed`): what
+    /// came is only part of the reply.
+    Truncated,
     /// An event of the answer was larger than the stream parser accepts.
     Malformed,
 }
@@ -171,6 +182,9 @@ impl UpstreamFailure {
             Self::Status(status) => format!("The model endpoint answered with status {status}."),
             Self::TimedOut => "The model endpoint stopped answering in time.".to_owned(),
             Self::BrokeOff => "The model endpoint's reply broke off.".to_owned(),
+            Self::Truncated => {
+                "The model endpoint's reply ended before it was complete.".to_owned()
+            }
             Self::Malformed => "The model endpoint's reply could not be read.".to_owned(),
         }
     }
@@ -180,6 +194,25 @@ impl UpstreamFailure {
 mod tests {
     use super::*;
     use crate::chat_request::Role;
+
+    #[test]
+    fn what_ends_a_reply_in_both_formats() {
+        for last in [
+            json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}),
+            json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}),
+            json!({"type": "response.completed", "trace_id": "tr-1"}),
+        ] {
+            assert!(ends_reply(&last), "{last}");
+        }
+        for not_last in [
+            json!({"choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": null}]}),
+            json!({"choices": [{"index": 0, "delta": {"content": "Hel"}}]}),
+            json!({"type": "response.output_text.delta", "delta": "lo"}),
+            json!({"type": "response.output_text.done", "text": "whole"}),
+        ] {
+            assert!(!ends_reply(&not_last), "{not_last}");
+        }
+    }
 
     #[test]
     fn deltas_in_both_formats() {
