@@ -10,7 +10,7 @@ use crate::postgres::{PoolSettings, Pools};
 use crate::runtime_config::RuntimeConfig;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use chat_manifest::{AllowedHosts, Manifest, RouteMatch, Router, VariableResolver};
+use chat_manifest::{Manifest, RouteMatch, Router, VariableResolver};
 use http_body_util::{BodyExt, Full};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -78,19 +78,14 @@ impl LoadedApp {
                     );
                 }
             }
-            let allowed_hosts =
-                AllowedHosts::parse(&declared.allowed_outbound_hosts, &variables)
-                    .with_context(|| format!("allowed_outbound_hosts of component {id}"))?;
-            let context = Arc::new(ComponentContext {
-                id: id.clone(),
-                environment: declared.environment.clone().into_iter().collect(),
-                variables: variables.clone(),
-                allowed_hosts,
-                key_value_labels: declared.key_value_stores.clone(),
-                postgres: postgres.clone(),
-                key_value: key_value.clone(),
-                app: app_link.clone(),
-            });
+            let context = Arc::new(ComponentContext::declared(
+                id,
+                declared,
+                variables.clone(),
+                postgres.clone(),
+                key_value.clone(),
+                app_link.clone(),
+            )?);
             let pre = component::prepare(&engine, &linker, &declared.source)
                 .with_context(|| format!("component {id}"))?;
             let instances = ComponentInstances::new(engine.clone(), pre, context, options.reuse);

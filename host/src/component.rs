@@ -29,6 +29,32 @@ pub struct ComponentContext {
     pub app: AppLink,
 }
 
+impl ComponentContext {
+    /// The context of component `id` as spin.toml declares it, with the
+    /// app's variables, pools, stores and link to the other components.
+    pub fn declared(
+        id: &str,
+        declared: &chat_manifest::Component,
+        variables: Arc<VariableResolver>,
+        postgres: Arc<Pools>,
+        key_value: Arc<KeyValueStores>,
+        app: AppLink,
+    ) -> Result<Self> {
+        let allowed_hosts = AllowedHosts::parse(&declared.allowed_outbound_hosts, &variables)
+            .with_context(|| format!("allowed_outbound_hosts of component {id}"))?;
+        Ok(Self {
+            id: id.to_owned(),
+            environment: declared.environment.clone().into_iter().collect(),
+            variables,
+            allowed_hosts,
+            key_value_labels: declared.key_value_stores.clone(),
+            postgres,
+            key_value,
+            app,
+        })
+    }
+}
+
 /// Compiles a component from a `.wasm` file and links it once (InstancePre),
 /// so each new instance costs only the instantiation itself.
 pub fn prepare(

@@ -18,9 +18,7 @@ use chat_host::key_value::KeyValueStores;
 use chat_host::postgres::{PoolSettings, Pools};
 use chat_host::runtime_config::RuntimeConfig;
 use chat_host::state::HostState;
-use chat_manifest::{
-    AllowedHosts, Application, Component, Manifest, VariableDecl, VariableResolver,
-};
+use chat_manifest::{Application, Component, Manifest, VariableDecl, VariableResolver};
 use http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Body;
@@ -164,22 +162,20 @@ impl SoloComponent {
     /// and `SPIN_VARIABLE_*` in the environment are ignored: the test alone
     /// sets the variables.
     fn context(&self) -> Result<Arc<ComponentContext>> {
+        let manifest = self.manifest();
         let variables = Arc::new(
-            VariableResolver::new(&self.manifest(), [], self.variables.clone())
+            VariableResolver::new(&manifest, [], self.variables.clone())
                 .context("resolving the component's variables")?,
         );
-        let allowed_hosts = AllowedHosts::parse(&self.allowed_outbound_hosts, &variables)
-            .context("parsing the allowed outbound hosts")?;
-        Ok(Arc::new(ComponentContext {
-            id: self.id.clone(),
-            environment: Vec::new(),
+        let context = ComponentContext::declared(
+            &self.id,
+            &manifest.components[&self.id],
             variables,
-            allowed_hosts,
-            key_value_labels: self.key_value_labels.clone(),
-            postgres: self.postgres.clone(),
-            key_value: self.key_value.clone(),
-            app: AppLink::default(),
-        }))
+            self.postgres.clone(),
+            self.key_value.clone(),
+            AppLink::default(),
+        )?;
+        Ok(Arc::new(context))
     }
 
     /// The app of this one component: each variable an app variable that the
