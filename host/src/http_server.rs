@@ -50,7 +50,7 @@ pub async fn serve(
         let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             let app = app.clone();
             async move {
-                let request = request.map(|body| {
+                let request = with_absolute_uri(request).map(|body| {
                     DrainOnDrop(Some(body))
                         .map_err(wasmtime_wasi_http::Error::from)
                         .boxed_unsync()
@@ -76,6 +76,35 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// The request with its URI made absolute from the `Host` header, as Spin
+/// does: wasi:http hands a component the authority but never the `Host`
+/// header (a forbidden header there), so without this a component could not
+/// tell which host the client addressed. A request whose `Host` is missing
+/// or no valid authority keeps its URI as received.
+fn with_absolute_uri<B>(mut request: http::Request<B>) -> http::Request<B> {
+    let uri = request.uri();
+    if uri.authority().is_some() {
+        return request;
+    }
+    let Some(authority) = request
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|host| http::uri::Authority::try_from(host.as_bytes()).ok())
+    else {
+        return request;
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(authority);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    if let Ok(absolute) = http::Uri::from_parts(parts) {
+        *request.uri_mut() = absolute;
+    }
+    request
 }
 
 /// A request body that, when dropped before its end (a 404 from the host, a
@@ -128,5 +157,37 @@ impl Drop for DrainOnDrop {
             };
             let _ = tokio::time::timeout(UNREAD_BODY_TIMEOUT, discard).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_absolute_uri;
+
+    fn request(uri: &str, host: Option<&[u8]>) -> http::Request<()> {
+        let mut builder = http::Request::builder().uri(uri);
+        if let Some(host) = host {
+            builder = builder.header(http::header::HOST, host);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn an_origin_form_uri_gets_the_host_as_its_authority() {
+        let request = with_absolute_uri(request("/api/chat?x=1", Some(b"chat.example:3000")));
+        assert_eq!(request.uri(), "http://chat.example:3000/api/chat?x=1");
+        assert_eq!(request.headers()[http::header::HOST], "chat.example:3000");
+    }
+
+    #[test]
+    fn an_absolute_uri_is_kept() {
+        let request = with_absolute_uri(request("http://a.example/x", Some(b"b.example")));
+        assert_eq!(request.uri(), "http://a.example/x");
+    }
+
+    #[test]
+    fn without_a_valid_host_the_uri_stays_as_received() {
+        assert_eq!(with_absolute_uri(request("/x", None)).uri(), "/x");
+        assert_eq!(with_absolute_uri(request("/x", Some(b"bad host/"))).uri(), "/x");
     }
 }

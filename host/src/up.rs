@@ -48,7 +48,7 @@ pub async fn run(options: UpOptions) -> Result<()> {
         let data_dir = state_dir.join("postgres");
         let cluster = start_local_postgres(&data_dir).await?;
         overrides.insert(DB_URL.to_owned(), cluster.url(LOCAL_DATABASE));
-        default_local_identity(&manifest, &mut overrides);
+        default_local_identity(&manifest, options.listen, &mut overrides);
         Some(cluster)
     } else {
         None
@@ -105,11 +105,25 @@ fn configured(variable: &str) -> Option<String> {
 /// With the managed local database there is no gateway in front of the app
 /// either, so requests carry no identity; unless `dev_user_email` is set, a
 /// local one lets the person at this machine use the web UI with no 401.
-fn default_local_identity(manifest: &Manifest, overrides: &mut BTreeMap<String, String>) {
-    if manifest.variables.contains_key(DEV_USER_EMAIL) && configured(DEV_USER_EMAIL).is_none() {
+/// Only while the app listens on a loopback address: reachable from other
+/// machines, it would hand that identity to anyone on the network.
+fn default_local_identity(
+    manifest: &Manifest,
+    listen: SocketAddr,
+    overrides: &mut BTreeMap<String, String>,
+) {
+    if !manifest.variables.contains_key(DEV_USER_EMAIL) || configured(DEV_USER_EMAIL).is_some() {
+        return;
+    }
+    if listen.ip().is_loopback() {
         overrides.insert(DEV_USER_EMAIL.to_owned(), LOCAL_DEV_USER_EMAIL.to_owned());
         tracing::info!(
             "dev_user_email not set: requests without gateway headers act as {LOCAL_DEV_USER_EMAIL}"
+        );
+    } else {
+        tracing::warn!(
+            "listening on {listen}, which is not a loopback address: requests without gateway \
+             headers are refused (401); set SPIN_VARIABLE_DEV_USER_EMAIL to use the app without a gateway"
         );
     }
 }

@@ -13,14 +13,16 @@ use std::collections::BTreeSet;
 const A_CHAT: &str = "123e4567-e89b-12d3-a456-426614174000";
 
 /// SPEC.md's HTTP API and the admin routes, with the statuses each answers.
-/// Every route refuses a body over 1 MiB first, so 413 is everywhere.
+/// Every route refuses a body over 1 MiB first, so 413 is everywhere; every
+/// write also refuses cross-site requests (403) and bodies that are not JSON
+/// (415).
 const OPERATIONS: [(&str, &str, &[u16]); 8] = [
     ("GET", "/api/session", &[200, 401, 413]),
     ("GET", "/api/history", &[200, 204, 400, 401, 413, 500, 503]),
     (
         "POST",
         "/api/chat",
-        &[200, 400, 401, 403, 409, 413, 500, 503],
+        &[200, 400, 401, 403, 409, 413, 415, 500, 503],
     ),
     (
         "GET",
@@ -30,18 +32,18 @@ const OPERATIONS: [(&str, &str, &[u16]); 8] = [
     (
         "DELETE",
         "/api/chat/{chatId}",
-        &[200, 400, 401, 404, 413, 500, 503],
+        &[200, 400, 401, 403, 404, 413, 415, 500, 503],
     ),
     (
         "PATCH",
         "/api/chat/{chatId}/visibility",
-        &[200, 400, 401, 403, 404, 413, 500, 503],
+        &[200, 400, 401, 403, 404, 413, 415, 500, 503],
     ),
     ("GET", "/admin/schema", &[200, 401, 403, 413, 500, 503]),
     (
         "POST",
         "/admin/schema/migrate",
-        &[200, 401, 403, 413, 500, 503],
+        &[200, 401, 403, 413, 415, 500, 503],
     ),
 ];
 

@@ -599,3 +599,198 @@ async fn an_unreachable_database_gives_mock_messages_and_refuses_writes() {
     let answer = get(&host, "/api/history", Some(OWNER)).await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT);
 }
+
+/// A write with the given extra headers and, when `body` is given, that body
+/// with its content type; answers the status and the error sentence, if any.
+async fn write(
+    host: &TestHost,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, impl Into<reqwest::Body>)>,
+) -> (StatusCode, String) {
+    let mut request = reqwest::Client::new()
+        .request(method, host.url(path))
+        .header("x-forwarded-email", OWNER);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if let Some((content_type, body)) = body {
+        request = request.header("content-type", content_type).body(body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    (
+        status,
+        body["error"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn cross_site_and_non_json_writes_are_refused_and_change_nothing() {
+    let db = TestDatabase::create().await;
+    let host = TestHost::start(HostConfig::new(&db.url));
+    let seed = Seeder::new(&db).await;
+    let chat = seed.chat_with_messages_and_vote(OWNER, "private").await;
+    let public = || {
+        Some((
+            "application/json",
+            json!({"visibility": "public"}).to_string(),
+        ))
+    };
+    let own_origin = host.url("");
+    let own_origin = own_origin.trim_end_matches('/');
+
+    // What a cross-site HTML form can send: a JSON text as text/plain.
+    let new_chat = Uuid::new_v4();
+    let form_body = json!({"id": new_chat, "messages": [{"role": "user", "content": "spend tokens", "id": Uuid::new_v4()}]});
+    let (status, error) = write(
+        &host,
+        Method::POST,
+        "/api/chat",
+        &[],
+        Some(("text/plain", form_body.to_string())),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{error}");
+    assert!(error.contains("application/json"), "{error}");
+    // The same sent chunked, with no Content-Length: the runtime never shows
+    // the component a Transfer-Encoding, so the body must be caught as read.
+    let chunks = [Ok::<_, std::io::Error>(form_body.to_string().into_bytes())];
+    let chunked = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let (status, error) = write(
+        &host,
+        Method::POST,
+        "/api/chat",
+        &[],
+        Some(("text/plain", chunked)),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "chunked: {error}"
+    );
+    assert_eq!(
+        seed.rows_of("Chat", new_chat).await,
+        0,
+        "no chat was created"
+    );
+
+    let refused: [(
+        &str,
+        Method,
+        String,
+        Vec<(&str, &str)>,
+        Option<(&str, String)>,
+        StatusCode,
+    ); 6] = [
+        (
+            "a form-encoded visibility change",
+            Method::PATCH,
+            visibility_path(chat),
+            vec![],
+            Some((
+                "application/x-www-form-urlencoded",
+                "visibility=public".into(),
+            )),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "a JSON body without a content type",
+            Method::PATCH,
+            visibility_path(chat),
+            vec![],
+            Some(("", json!({"visibility": "public"}).to_string())),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "Sec-Fetch-Site: cross-site",
+            Method::PATCH,
+            visibility_path(chat),
+            vec![("sec-fetch-site", "cross-site")],
+            public(),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "a foreign Origin",
+            Method::PATCH,
+            visibility_path(chat),
+            vec![("origin", "https://evil.example")],
+            public(),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "a bodiless delete from a foreign Origin",
+            Method::DELETE,
+            chat_path(chat),
+            vec![("origin", "https://evil.example")],
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "a delete from a sandboxed frame",
+            Method::DELETE,
+            chat_path(chat),
+            vec![("origin", "null")],
+            None,
+            StatusCode::FORBIDDEN,
+        ),
+    ];
+    for (case, method, path, headers, body, expected) in refused {
+        let (status, error) = write(&host, method, &path, &headers, body).await;
+        assert_eq!(status, expected, "{case}: {error}");
+        assert!(!error.is_empty(), "{case}: an error sentence");
+        assert_eq!(
+            seed.visibility(chat).await,
+            "private",
+            "{case} changed nothing"
+        );
+        assert_eq!(
+            seed.rows_of_chat(chat).await,
+            [1, 2, 1],
+            "{case} deleted nothing"
+        );
+    }
+
+    // The web UI: same origin, as the browser names it, directly or through a gateway.
+    let (status, error) = write(
+        &host,
+        Method::PATCH,
+        &visibility_path(chat),
+        &[("origin", own_origin), ("sec-fetch-site", "same-origin")],
+        Some((
+            "application/json; charset=utf-8",
+            json!({"visibility": "public"}).to_string(),
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "same origin: {error}");
+    assert_eq!(seed.visibility(chat).await, "public");
+    let through_gateway = [
+        ("origin", "https://chat.example.com"),
+        ("x-forwarded-host", "chat.example.com"),
+        ("x-forwarded-proto", "https"),
+    ];
+    let private = Some((
+        "application/json",
+        json!({"visibility": "private"}).to_string(),
+    ));
+    let (status, error) = write(
+        &host,
+        Method::PATCH,
+        &visibility_path(chat),
+        &through_gateway,
+        private,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "through the gateway: {error}");
+    assert_eq!(seed.visibility(chat).await, "private");
+
+    // A client that is not a browser sends no Origin; a delete needs no body.
+    let no_body = None::<(&str, String)>;
+    let (status, error) = write(&host, Method::DELETE, &chat_path(chat), &[], no_body).await;
+    assert_eq!(status, StatusCode::OK, "{error}");
+    assert_eq!(seed.rows_of_chat(chat).await, [0, 0, 0]);
+}

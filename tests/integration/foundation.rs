@@ -393,3 +393,191 @@ async fn unknown_routes_and_methods_get_json_errors() {
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert!(response.headers().contains_key("allow"));
 }
+
+/// Sends `method path` with `headers`, answering the status and the error
+/// sentence, if any.
+async fn request_with(
+    host: &TestHost,
+    method: reqwest::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new().request(method.clone(), host.url(path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if method == reqwest::Method::POST {
+        let message = json!({"role": "user", "content": "hi", "id": Uuid::new_v4()});
+        request = request.json(&json!({"id": Uuid::new_v4(), "messages": [message]}));
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_configured_gateway_secret_is_required_before_any_identity() {
+    let db = TestDatabase::create().await;
+    let host = TestHost::start(
+        HostConfig::new(&db.url)
+            .variable("dev_user_email", "dev@example.com")
+            .variable("gateway_secret_header", "X-Gateway-Secret")
+            .variable("gateway_secret", "s3cret"),
+    );
+    let ada = ("x-forwarded-email", "ada@example.com");
+
+    let refused: [&[(&str, &str)]; 4] = [
+        &[],
+        &[ada],
+        &[ada, ("x-gateway-secret", "wrong")],
+        &[ada, ("x-gateway-secret", "s3cret-and-more")],
+    ];
+    let chat = format!("/api/messages/{}", Uuid::new_v4());
+    let delete = format!("/api/chat/{}", Uuid::new_v4());
+    for headers in refused {
+        for (method, path) in [
+            (reqwest::Method::GET, "/api/session"),
+            (reqwest::Method::GET, "/api/history"),
+            (reqwest::Method::GET, chat.as_str()),
+            (reqwest::Method::DELETE, delete.as_str()),
+            (reqwest::Method::POST, "/api/chat"),
+        ] {
+            let (status, body) = request_with(&host, method.clone(), path, headers).await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {headers:?}: {body}"
+            );
+            assert!(
+                body["error"]
+                    .as_str()
+                    .is_some_and(|error| error.contains("gateway")),
+                "{body}"
+            );
+        }
+    }
+    let client = db.connect().await;
+    let users: i64 = client
+        .query_one(r#"SELECT count(*) FROM chat."User""#, &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(users, 0, "a refused request records no user");
+
+    let with_secret = [ada, ("x-gateway-secret", "s3cret")];
+    let (status, body) =
+        request_with(&host, reqwest::Method::GET, "/api/session", &with_secret).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user"]["id"], "ada@example.com");
+    let (status, body) = request_with(
+        &host,
+        reqwest::Method::GET,
+        "/api/session",
+        &with_secret[1..],
+    )
+    .await;
+    assert_eq!(
+        (status, &body["user"]["id"]),
+        (StatusCode::OK, &json!("dev@example.com")),
+        "{body}"
+    );
+
+    // The web UI's files need no identity and stay open.
+    let (status, _) = request_with(&host, reqwest::Method::GET, "/", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[test]
+fn every_component_that_identifies_callers_gets_the_gateway_secret() {
+    let manifest = chat_manifest::Manifest::load(&chat_tests::repo_root().join("spin.toml"))
+        .expect("spin.toml");
+    let mut identifying = 0;
+    for (name, component) in &manifest.components {
+        if !component.variables.contains_key("dev_user_email") {
+            continue;
+        }
+        identifying += 1;
+        for variable in ["gateway_secret_header", "gateway_secret"] {
+            assert!(
+                component.variables.contains_key(variable),
+                "component {name} identifies callers but does not get {variable}: it would let \
+                 requests that bypass the gateway in"
+            );
+        }
+    }
+    assert!(
+        identifying >= 3,
+        "history, messages and chat-stream identify callers"
+    );
+}
+
+/// What only `chat-host up` does; the Spin pass skips these
+/// (`--skip chat_host_only::`).
+mod chat_host_only {
+    use super::*;
+    use std::net::Ipv4Addr;
+    use std::path::PathBuf;
+
+    /// A copy of spin.toml in a directory of its own, its components taken
+    /// from this repository's build, so `chat-host up` keeps its managed
+    /// PostgreSQL (under `<dir>/.chat-host`) out of the repository.
+    struct AppCopy(PathBuf);
+
+    impl AppCopy {
+        fn new() -> Self {
+            let dir = std::env::temp_dir().join(format!("chat-app-{}", Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).expect("creating the app directory");
+            let repo = chat_tests::repo_root();
+            let manifest = std::fs::read_to_string(repo.join("spin.toml"))
+                .expect("spin.toml")
+                .replace(
+                    "source = \"target/",
+                    &format!("source = \"{}/target/", repo.display()),
+                );
+            std::fs::write(dir.join("spin.toml"), manifest).expect("writing the manifest copy");
+            Self(dir)
+        }
+
+        /// Zero configuration: no variable set at all.
+        fn config(&self) -> HostConfig {
+            let mut config = HostConfig::new("").manifest(self.0.join("spin.toml"));
+            config.variables.clear();
+            config
+        }
+    }
+
+    impl Drop for AppCopy {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_automatic_dev_identity_needs_a_loopback_listener() {
+        let on_loopback = AppCopy::new();
+        let host = TestHost::launch(on_loopback.config()).await;
+        let (status, body) = get(&host, "/api/session", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["user"]["id"], "dev@localhost");
+        assert_eq!(body["authenticated"], false);
+
+        let on_every_interface = AppCopy::new();
+        let host =
+            TestHost::launch(on_every_interface.config().listen_ip(Ipv4Addr::UNSPECIFIED)).await;
+        let (status, body) = get(&host, "/api/session", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert!(
+            !host
+                .log_lines_containing("which is not a loopback address")
+                .is_empty(),
+            "chat-host says why there is no dev identity:\n{}",
+            host.log()
+        );
+        let (status, body) = get(&host, "/api/session", Some("ada@example.com")).await;
+        assert_eq!(
+            (status, &body["user"]["id"]),
+            (StatusCode::OK, &json!("ada@example.com"))
+        );
+    }
+}

@@ -26,6 +26,9 @@ pub struct HostConfig {
     pub manifest: PathBuf,
     pub variables: BTreeMap<String, String>,
     pub runtime_config_file: Option<PathBuf>,
+    /// The address the host listens on (its port is always a free one);
+    /// loopback unless the test says otherwise. Tests reach it over loopback.
+    pub listen_ip: std::net::IpAddr,
 }
 
 impl HostConfig {
@@ -34,6 +37,7 @@ impl HostConfig {
             manifest: crate::repo_root().join("spin.toml"),
             variables: BTreeMap::from([("db_url".to_owned(), db_url.to_owned())]),
             runtime_config_file: None,
+            listen_ip: std::net::Ipv4Addr::LOCALHOST.into(),
         }
     }
 
@@ -44,6 +48,12 @@ impl HostConfig {
 
     pub fn manifest(mut self, path: impl Into<PathBuf>) -> Self {
         self.manifest = path.into();
+        self
+    }
+
+    /// Listens on `ip` (say, every interface) instead of loopback.
+    pub fn listen_ip(mut self, ip: impl Into<std::net::IpAddr>) -> Self {
+        self.listen_ip = ip.into();
         self
     }
 
@@ -281,7 +291,7 @@ impl Launch {
             .arg("--from")
             .arg(&config.manifest)
             .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(std::net::SocketAddr::new(config.listen_ip, self.port).to_string())
             .arg("--runtime-config-file")
             .arg(runtime_config)
             .process_group(0)

@@ -2,7 +2,7 @@
 //! streams of server-sent events.
 
 use crate::failure::Failure;
-use crate::request::{Request, refuse_declared_oversized_body, split_body};
+use crate::request::{Request, admit, split_body};
 use bytes::Bytes;
 use chat_domain::ApiError;
 use futures::StreamExt;
@@ -78,8 +78,9 @@ pub fn event_stream() -> (EventSender, HttpResponse) {
     (EventSender(sender), response)
 }
 
-/// Answers `request` with `route`, the component's handler: refuses a
-/// declared oversized body first, turns a failure into its JSON error (a
+/// Answers `request` with `route`, the component's handler: refuses what no
+/// route takes first ([`admit`]: an oversized body, a cross-site or non-JSON
+/// write), turns a failure into its JSON error (a
 /// server-side failure is logged, labelled with the method and path), and
 /// receives whatever body the route left unread before answering, so the
 /// client always gets the answer on a connection that stays usable.
@@ -90,9 +91,9 @@ where
 {
     let context = format!("{} {}", request.method(), request.uri().path());
     let (request, unread) = split_body(request);
-    let outcome = match refuse_declared_oversized_body(request.headers()) {
+    let outcome = match admit(&request, &unread) {
         Ok(()) => route(request).await,
-        Err(too_large) => Err(too_large.into()),
+        Err(refused) => Err(refused.into()),
     };
     unread.discard().await;
     outcome.unwrap_or_else(|failure| error(&failure.into_api_error(&context)))

@@ -3,8 +3,9 @@
 use crate::config;
 use crate::failure::Failure;
 use bytes::Bytes;
-use chat_domain::ApiError;
+use chat_domain::gateway::{self, GatewaySecret};
 use chat_domain::identity::{self, Identity};
+use chat_domain::{ApiError, csrf};
 use futures::future::select;
 use http_body_util::BodyExt;
 use spin_sdk::http::{HeaderMap, Method};
@@ -26,7 +27,13 @@ pub type Request = http::Request<RequestBody>;
 /// component drops a body the client is still sending closes the connection
 /// (Spin does), and the client then sees a broken pipe instead of the answer,
 /// or loses the next request on that connection.
-pub struct RequestBody(Rc<RefCell<Option<IncomingRequestBody>>>);
+pub struct RequestBody {
+    body: Rc<RefCell<Option<IncomingRequestBody>>>,
+    /// Why a body is refused if one turns up although the request announced
+    /// none: a chunked body. Runtimes keep `Transfer-Encoding` from
+    /// components, so [`admit`] cannot see such a body coming.
+    refused_if_present: Option<ApiError>,
+}
 
 /// The serving side's hold on a [`RequestBody`], to discard what is left.
 pub struct UnreadBody {
@@ -45,13 +52,20 @@ const UNREAD_BODY_PATIENCE: Duration = Duration::from_secs(10);
 /// discards whatever the route does not read.
 pub fn split_body(request: spin_sdk::http::Request) -> (Request, UnreadBody) {
     let headers = request.headers();
+    let declared_length = header_text(headers, http::header::CONTENT_LENGTH.as_str());
     let announced = headers.contains_key(http::header::TRANSFER_ENCODING)
-        || header_text(headers, http::header::CONTENT_LENGTH.as_str())
-            .is_some_and(|length| length.trim() != "0");
+        || declared_length.is_some_and(|length| length.trim() != "0");
+    let refused_if_present = match declared_length {
+        None if !announced => refuse_cross_site_write(&request, true).err(),
+        _ => None,
+    };
     let shared = Rc::new(RefCell::new(None));
     let request = request.map(|body| {
         *shared.borrow_mut() = Some(body);
-        RequestBody(Rc::clone(&shared))
+        RequestBody {
+            body: Rc::clone(&shared),
+            refused_if_present,
+        }
     });
     let unread = UnreadBody {
         body: shared,
@@ -61,6 +75,12 @@ pub fn split_body(request: spin_sdk::http::Request) -> (Request, UnreadBody) {
 }
 
 impl UnreadBody {
+    /// Whether the request announced a body (a `Content-Length` above zero or
+    /// a `Transfer-Encoding`).
+    pub fn announced(&self) -> bool {
+        self.announced
+    }
+
     /// Receives and drops what is left of the body, up to a limit.
     pub async fn discard(self) {
         let Some(mut body) = self.body.borrow_mut().take() else {
@@ -94,8 +114,16 @@ pub fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .and_then(|value| std::str::from_utf8(value.as_bytes()).ok())
 }
 
-/// The caller, from the gateway headers or the `dev_user_email` variable.
+/// The caller, from the gateway headers or the `dev_user_email` variable,
+/// once the request has shown the gateway's shared secret when one is
+/// configured (see [`gateway`]).
 pub async fn identify(headers: &HeaderMap) -> Result<Identity, Failure> {
+    let secret_header = config::variable(gateway::variables::HEADER).await?;
+    let secret = config::variable(gateway::variables::SECRET).await?;
+    if let Some(check) = GatewaySecret::from_settings(secret_header.as_deref(), secret.as_deref())?
+    {
+        check.verify(header_text(headers, check.header()))?;
+    }
     let dev_user_email = config::variable(config::DEV_USER_EMAIL).await?;
     Ok(identity::resolve(
         |name| header_text(headers, name),
@@ -124,6 +152,31 @@ pub fn refuse_declared_oversized_body(headers: &HeaderMap) -> Result<(), ApiErro
     Ok(())
 }
 
+/// What every route refuses before it runs: a declared oversized body (413),
+/// and a cross-site or non-JSON write (403, 415; see [`csrf`]).
+pub fn admit(request: &Request, unread: &UnreadBody) -> Result<(), ApiError> {
+    refuse_declared_oversized_body(request.headers())?;
+    refuse_cross_site_write(request, unread.announced())
+}
+
+/// [`csrf::check`] on a request.
+fn refuse_cross_site_write<B>(request: &http::Request<B>, has_body: bool) -> Result<(), ApiError> {
+    let headers = request.headers();
+    // wasi:http hands a component the `Host` as the URI's authority only.
+    let authority = request
+        .uri()
+        .authority()
+        .map(|authority| authority.as_str());
+    csrf::check(
+        request.method().as_str(),
+        has_body,
+        |name| match header_text(headers, name) {
+            None if name == csrf::headers::HOST => authority,
+            value => value,
+        },
+    )
+}
+
 fn body_too_large() -> ApiError {
     ApiError::payload_too_large(format!(
         "The request body is larger than the limit of {} MiB.",
@@ -134,10 +187,12 @@ fn body_too_large() -> ApiError {
 /// The whole body, refused with a 413 once it exceeds [`MAX_BODY_BYTES`]:
 /// up front when `content-length` says so, otherwise as soon as the bytes
 /// read pass the limit, so an oversized body is never buffered whole (the
-/// rest is discarded before the answer goes out).
-pub async fn read_body(headers: &HeaderMap, body: RequestBody) -> Result<Bytes, ApiError> {
+/// rest is discarded before the answer goes out). A body nobody announced
+/// is refused if [`admit`] would have refused it (see
+/// [`RequestBody::refused_if_present`]).
+pub async fn read_body(headers: &HeaderMap, request_body: RequestBody) -> Result<Bytes, ApiError> {
     refuse_declared_oversized_body(headers)?;
-    let mut slot = body.0.borrow_mut();
+    let mut slot = request_body.body.borrow_mut();
     let Some(body) = slot.as_mut() else {
         return Ok(Bytes::new());
     };
@@ -155,7 +210,10 @@ pub async fn read_body(headers: &HeaderMap, body: RequestBody) -> Result<Bytes, 
         }
     }
     *slot = None;
-    Ok(Bytes::from(collected))
+    match request_body.refused_if_present {
+        Some(refusal) if !collected.is_empty() => Err(refusal),
+        _ => Ok(Bytes::from(collected)),
+    }
 }
 
 #[cfg(test)]

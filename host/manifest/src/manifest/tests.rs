@@ -34,6 +34,8 @@ fn project_manifest_is_read_completely() {
             "admin_token",
             "db_url",
             "dev_user_email",
+            "gateway_secret",
+            "gateway_secret_header",
             "serving_endpoint_origin",
             "serving_endpoint_url",
             "serving_timeout_seconds",
@@ -41,6 +43,7 @@ fn project_manifest_is_read_completely() {
         ]
     );
     assert!(manifest.variables["serving_token"].secret);
+    assert!(manifest.variables["gateway_secret"].secret);
     let admin_token = &manifest.variables["admin_token"];
     assert!(admin_token.secret && !admin_token.required());
     assert_eq!(admin_token.default.as_deref(), Some(""));

@@ -1,0 +1,265 @@
+//! Refusing cross-site writes. A browser lets any page send a form or a
+//! "simple" `fetch` to another site with the user's cookies, so when the
+//! gateway authenticates with a cookie, a foreign page could create chats
+//! and spend the user's tokens. Two rules close that door for every
+//! state-changing method (POST, PUT, PATCH, DELETE):
+//!
+//! - the request must not come from another site: `Sec-Fetch-Site:
+//!   cross-site` (sent by every current browser) or an `Origin` other than
+//!   the app's own, as the client saw it through the gateway, is a 403;
+//! - a body must be `application/json`: a cross-site form can only send
+//!   `text/plain`, `application/x-www-form-urlencoded` or
+//!   `multipart/form-data` without a CORS preflight, which the app never
+//!   grants, so this also stops browsers that send neither header (415).
+//!
+//! Same-origin use from the web UI and clients that are not browsers (no
+//! `Origin`, no `Sec-Fetch-Site`) are unaffected, and a write with no body
+//! (a DELETE) needs no content type.
+
+use crate::ApiError;
+
+/// The request headers the rules read, lower-case.
+pub mod headers {
+    pub const SEC_FETCH_SITE: &str = "sec-fetch-site";
+    pub const ORIGIN: &str = "origin";
+    pub const CONTENT_TYPE: &str = "content-type";
+    pub const HOST: &str = "host";
+    pub const FORWARDED_HOST: &str = "x-forwarded-host";
+    pub const FORWARDED_PROTO: &str = "x-forwarded-proto";
+}
+
+/// The only media type a state-changing request's body may have.
+const JSON: &str = "application/json";
+
+/// Refuses a state-changing request that comes from another site (403) or
+/// whose body is not JSON (415). `header` looks a header up by its
+/// lower-case name; `has_body` says whether the request announced a body
+/// (a `Content-Length` above zero or a `Transfer-Encoding`). Other methods
+/// pass untouched.
+pub fn check<'h>(
+    method: &str,
+    has_body: bool,
+    header: impl Fn(&str) -> Option<&'h str>,
+) -> Result<(), ApiError> {
+    if !matches!(method, "POST" | "PUT" | "PATCH" | "DELETE") {
+        return Ok(());
+    }
+    if header(headers::SEC_FETCH_SITE).is_some_and(|site| site.trim() == "cross-site") {
+        return Err(cross_site(method));
+    }
+    if let Some(origin) = header(headers::ORIGIN) {
+        let own = own_origin(&header);
+        if own.is_none_or(|own| !same_origin(origin, &own)) {
+            return Err(cross_site(method));
+        }
+    }
+    if has_body && !header(headers::CONTENT_TYPE).is_some_and(is_json) {
+        return Err(ApiError::new(
+            415,
+            format!("A {method} request's body must be JSON: send it with `Content-Type: {JSON}`."),
+        ));
+    }
+    Ok(())
+}
+
+fn cross_site(method: &str) -> ApiError {
+    ApiError::forbidden(format!(
+        "Cross-site {method} requests are refused: this request comes from a page \
+         of another site."
+    ))
+}
+
+/// `application/json`, with or without parameters such as `charset`.
+fn is_json(content_type: &str) -> bool {
+    let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    media_type.eq_ignore_ascii_case(JSON)
+}
+
+/// The app's origin as the client addressed it: the gateway's forwarded
+/// protocol and host when it sends them, else plain HTTP to the `Host` the
+/// request names. None when the request names no host at all.
+fn own_origin<'h>(header: &impl Fn(&str) -> Option<&'h str>) -> Option<String> {
+    let first = |name| {
+        header(name)
+            .and_then(|value| value.split(',').next())
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+    };
+    let host = first(headers::FORWARDED_HOST).or_else(|| first(headers::HOST))?;
+    let scheme = first(headers::FORWARDED_PROTO).unwrap_or("http");
+    Some(format!("{scheme}://{host}"))
+}
+
+/// Whether two origins (`scheme://host[:port]`) are the same, ignoring case
+/// and a port that is the scheme's default. `null`, the origin of sandboxed
+/// frames and local files, matches nothing.
+fn same_origin(origin: &str, own: &str) -> bool {
+    match (normalise(origin), normalise(own)) {
+        (Some(origin), Some(own)) => origin == own,
+        _ => false,
+    }
+}
+
+fn normalise(origin: &str) -> Option<String> {
+    let origin = origin.trim().to_ascii_lowercase();
+    let (scheme, authority) = origin.split_once("://")?;
+    if authority.is_empty() || authority.contains('/') {
+        return None;
+    }
+    let default_port = match scheme {
+        "http" => ":80",
+        "https" => ":443",
+        _ => return None,
+    };
+    let authority = authority.strip_suffix(default_port).unwrap_or(authority);
+    Some(format!("{scheme}://{authority}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn check_with(method: &str, has_body: bool, pairs: &[(&str, &'static str)]) -> Option<u16> {
+        let map: HashMap<&str, &'static str> = pairs.iter().copied().collect();
+        check(method, has_body, |name| map.get(name).copied())
+            .err()
+            .map(|error| error.status)
+    }
+
+    const JSON_BODY: (&str, &str) = (headers::CONTENT_TYPE, "application/json");
+
+    #[test]
+    fn reads_are_never_checked() {
+        for method in ["GET", "HEAD", "OPTIONS"] {
+            let foreign = [
+                (headers::SEC_FETCH_SITE, "cross-site"),
+                (headers::ORIGIN, "https://evil.example"),
+            ];
+            assert_eq!(check_with(method, false, &foreign), None, "{method}");
+        }
+    }
+
+    #[test]
+    fn a_json_body_from_a_client_that_is_not_a_browser_passes() {
+        for method in ["POST", "PUT", "PATCH", "DELETE"] {
+            assert_eq!(check_with(method, true, &[JSON_BODY]), None, "{method}");
+        }
+    }
+
+    #[test]
+    fn a_body_that_is_not_json_is_415() {
+        for content_type in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "application/jsonx",
+            "",
+        ] {
+            let pairs = [(headers::CONTENT_TYPE, content_type)];
+            assert_eq!(
+                check_with("POST", true, &pairs),
+                Some(415),
+                "{content_type:?}"
+            );
+        }
+        assert_eq!(check_with("PATCH", true, &[]), Some(415), "no content type");
+    }
+
+    #[test]
+    fn json_with_parameters_or_other_case_is_json() {
+        for content_type in [
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            " application/json ;charset=UTF-8",
+        ] {
+            let pairs = [(headers::CONTENT_TYPE, content_type)];
+            assert_eq!(check_with("POST", true, &pairs), None, "{content_type:?}");
+        }
+    }
+
+    #[test]
+    fn a_write_without_a_body_needs_no_content_type() {
+        assert_eq!(check_with("DELETE", false, &[]), None);
+        assert_eq!(check_with("POST", false, &[]), None);
+    }
+
+    #[test]
+    fn sec_fetch_site_cross_site_is_403_even_with_json() {
+        let pairs = [JSON_BODY, (headers::SEC_FETCH_SITE, "cross-site")];
+        assert_eq!(check_with("POST", true, &pairs), Some(403));
+        assert_eq!(check_with("DELETE", false, &pairs[1..]), Some(403));
+        for site in ["same-origin", "same-site", "none"] {
+            let pairs = [JSON_BODY, (headers::SEC_FETCH_SITE, site)];
+            assert_eq!(check_with("POST", true, &pairs), None, "{site}");
+        }
+    }
+
+    #[test]
+    fn an_origin_must_be_the_apps_own_as_seen_through_the_gateway() {
+        let behind_gateway = [
+            JSON_BODY,
+            (headers::HOST, "10.0.0.7:8000"),
+            (headers::FORWARDED_HOST, "chat.example.com"),
+            (headers::FORWARDED_PROTO, "https"),
+        ];
+        let with_origin = |origin: &'static str| {
+            let mut pairs = behind_gateway.to_vec();
+            pairs.push((headers::ORIGIN, origin));
+            check_with("POST", true, &pairs)
+        };
+        assert_eq!(with_origin("https://chat.example.com"), None);
+        assert_eq!(with_origin("https://CHAT.example.com:443"), None);
+        assert_eq!(
+            with_origin("http://chat.example.com"),
+            Some(403),
+            "another scheme"
+        );
+        assert_eq!(with_origin("https://evil.example"), Some(403));
+        assert_eq!(
+            with_origin("https://chat.example.com.evil.example"),
+            Some(403)
+        );
+        assert_eq!(
+            with_origin("http://10.0.0.7:8000"),
+            Some(403),
+            "the internal address"
+        );
+        assert_eq!(with_origin("null"), Some(403));
+    }
+
+    #[test]
+    fn without_a_gateway_the_origin_is_plain_http_to_the_host() {
+        let direct = |origin: &'static str| {
+            check_with(
+                "POST",
+                true,
+                &[
+                    JSON_BODY,
+                    (headers::HOST, "127.0.0.1:3000"),
+                    (headers::ORIGIN, origin),
+                ],
+            )
+        };
+        assert_eq!(direct("http://127.0.0.1:3000"), None);
+        assert_eq!(direct("http://127.0.0.1:3001"), Some(403));
+        assert_eq!(direct("http://localhost:3000"), Some(403));
+    }
+
+    #[test]
+    fn an_origin_with_no_host_to_compare_with_fails_closed() {
+        let pairs = [JSON_BODY, (headers::ORIGIN, "http://127.0.0.1:3000")];
+        assert_eq!(check_with("POST", true, &pairs), Some(403));
+    }
+
+    #[test]
+    fn the_first_of_several_forwarded_values_counts() {
+        let pairs = [
+            JSON_BODY,
+            (headers::FORWARDED_HOST, "chat.example.com, proxy.internal"),
+            (headers::FORWARDED_PROTO, "https, http"),
+            (headers::ORIGIN, "https://chat.example.com"),
+        ];
+        assert_eq!(check_with("PUT", true, &pairs), None);
+    }
+}
