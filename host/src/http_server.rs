@@ -188,6 +188,9 @@ mod tests {
     #[test]
     fn without_a_valid_host_the_uri_stays_as_received() {
         assert_eq!(with_absolute_uri(request("/x", None)).uri(), "/x");
-        assert_eq!(with_absolute_uri(request("/x", Some(b"bad host/"))).uri(), "/x");
+        assert_eq!(
+            with_absolute_uri(request("/x", Some(b"bad host/"))).uri(),
+            "/x"
+        );
     }
 }

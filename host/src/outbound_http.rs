@@ -62,7 +62,23 @@ impl WasiHttpHooks for OutboundHttp {
     }
 }
 
-/// The URL without its query, which may carry secrets, for logs.
-fn redact_url(url: &str) -> &str {
-    url.split(['?', '#']).next().unwrap_or(url)
+/// The URL without its credentials or its query, either of which may carry
+/// secrets, for logs.
+fn redact_url(url: &str) -> String {
+    let without_query = url.split(['?', '#']).next().unwrap_or(url);
+    chat_domain::redact::url_credentials(without_query).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn logged_urls_lose_their_credentials_and_query() {
+        assert_eq!(
+            redact_url("https://user:pw@api.example:8443/invocations?key=k#frag"),
+            "https://<redacted>@api.example:8443/invocations"
+        );
+        assert_eq!(redact_url("http://a.example/x"), "http://a.example/x");
+    }
 }

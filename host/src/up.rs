@@ -139,7 +139,7 @@ async fn start_local_postgres(data_dir: &Path) -> Result<LocalPostgres> {
     create_database(&cluster.url("postgres"), LOCAL_DATABASE).await?;
     tracing::info!(
         "db_url not set: using the local PostgreSQL at {}",
-        cluster.url(LOCAL_DATABASE)
+        chat_domain::redact::url_credentials(&cluster.url(LOCAL_DATABASE))
     );
     Ok(cluster)
 }

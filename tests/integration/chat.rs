@@ -6,6 +6,7 @@
 use chat_tests::database::{StoredMessage, TestDatabase};
 use chat_tests::event_stream::EventStream;
 use chat_tests::host::{HostConfig, TestHost};
+use chat_tests::runtime::Runtime;
 use chat_tests::upstream::{Received, Script, ScriptedUpstream, Step};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -830,4 +831,56 @@ async fn without_its_database_the_chat_still_streams() {
     // The conversation waits in the write-behind journal (the resilience
     // suite follows it into the database once it is back).
     assert!(host.log().contains("the conversation waits in the journal"));
+}
+
+#[tokio::test]
+async fn logs_keep_message_text_emails_and_credentials_out() {
+    let upstream = ScriptedUpstream::start().await;
+    let endpoint_with_credentials = upstream.url.replacen(
+        "http://",
+        "http://endpoint-user:s3cret-endpoint-password@",
+        1,
+    );
+    let unreachable_db = format!("postgres://chat:s3cret-db-password@{}/chat", closed_port());
+    // The endpoint's origin is not the one allowed, so the call is denied
+    // and the denied URL is logged; the database is out of reach, so the
+    // user's message goes to the journal and its failures are logged.
+    let host = TestHost::launch(
+        HostConfig::new(&unreachable_db)
+            .variable("serving_endpoint_url", &endpoint_with_credentials)
+            .variable(
+                "serving_endpoint_origin",
+                &format!("http://{}", closed_port()),
+            ),
+    )
+    .await;
+    let private_text = "my private diagnosis, please keep it";
+    let email = "ada.private@example.com";
+    let body =
+        json!({"id": Uuid::new_v4(), "messages": [user_message(private_text, Uuid::new_v4())]});
+    let events = events_of(post_chat(&host, email, &body)).await.rest().await;
+    assert!(
+        events.iter().any(|event| event.contains("\"error\"")),
+        "the denied call ends in an error event: {events:?}"
+    );
+
+    let log = host.log();
+    assert!(
+        log.contains("[chat]"),
+        "the app logged the failures it met:\n{log}"
+    );
+    for secret in [
+        "s3cret-endpoint-password",
+        "s3cret-db-password",
+        private_text,
+        email,
+    ] {
+        assert!(!log.contains(secret), "the log shows {secret:?}:\n{log}");
+    }
+    if host.runtime == Runtime::ChatHost {
+        assert!(
+            log.contains("http://<redacted>@127.0.0.1"),
+            "chat-host logs the denied URL, without its credentials:\n{log}"
+        );
+    }
 }

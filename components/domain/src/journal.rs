@@ -107,6 +107,33 @@ impl JournalEntry {
         )
     }
 
+    /// What the entry is, for a log line: its key, the kind of write and the
+    /// size of its text, never the text itself or the user's email.
+    pub fn summary(&self) -> String {
+        let what = match &self.write {
+            ConversationWrite::UserMessage { chat_id, text, .. } => {
+                format!(
+                    "the user's message in chat {chat_id}, {} bytes of text",
+                    text.len()
+                )
+            }
+            ConversationWrite::Reply {
+                chat_id,
+                text,
+                status,
+                ..
+            } => format!(
+                "a reply ({}) in chat {chat_id}, {} bytes of text",
+                status.as_str(),
+                text.len()
+            ),
+            ConversationWrite::Title { chat_id, title, .. } => {
+                format!("the title of chat {chat_id}, {} bytes", title.len())
+            }
+        };
+        format!("{} ({what})", self.key())
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a journal entry always serialises")
     }
@@ -176,6 +203,24 @@ mod tests {
             text: text.into(),
             trace_id: Some("tr-1".into()),
             status: MessageStatus::Complete,
+        }
+    }
+
+    #[test]
+    fn a_summary_names_the_write_but_not_its_text_or_the_user() {
+        let title = ConversationWrite::Title {
+            chat_id: id(1),
+            owner: "ada@example.com".into(),
+            title: "Greetings".into(),
+        };
+        for write in [user_message(2), reply(3, "Hi, Ada"), title] {
+            let entry = JournalEntry::new(1_764_150_000_000, write);
+            let summary = entry.summary();
+            assert!(summary.starts_with(&entry.key()), "{summary}");
+            assert!(summary.contains(&id(1).to_string()), "{summary}");
+            for private in ["Hello", "Hi, Ada", "Greetings", "ada@example.com"] {
+                assert!(!summary.contains(private), "{summary}");
+            }
         }
     }
 

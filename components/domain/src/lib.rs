@@ -18,6 +18,7 @@ pub mod journal;
 pub mod json_body;
 pub mod messages;
 pub mod migrations;
+pub mod redact;
 pub mod relay;
 pub mod retry;
 pub mod routes;

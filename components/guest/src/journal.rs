@@ -29,7 +29,7 @@ pub async fn keep(write: ConversationWrite, written_at: u64) {
         log::failure(
             &format!(
                 "LOST a conversation write (neither the database nor the journal took it): {}",
-                String::from_utf8_lossy(&entry.to_bytes())
+                entry.summary()
             ),
             &error,
         );
