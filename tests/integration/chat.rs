@@ -8,6 +8,7 @@ use chat_tests::event_stream::EventStream;
 use chat_tests::host::{HostConfig, TestHost};
 use chat_tests::runtime::Runtime;
 use chat_tests::upstream::{Received, Script, ScriptedUpstream, Step};
+use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -883,4 +884,50 @@ async fn logs_keep_message_text_emails_and_credentials_out() {
             "chat-host logs the denied URL, without its credentials:\n{log}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_and_the_reply_is_stored_whole() {
+    let rig = Rig::start().await;
+    // 32 MiB of reply: far more than the kernel's socket buffers and the
+    // app's per-stream buffer hold, so the app must either hold it for the
+    // client or let the client go.
+    let piece = "x".repeat(64 * 1024);
+    let chunks = vec![chat_chunk(&piece); 512];
+    rig.upstream.expect_reply(reply_of(&chunks));
+    rig.upstream.expect_title(Script::json_after(
+        vec![],
+        &json!({"choices": [{"message": {"content": "Long"}}]}),
+    ));
+    let chat = Uuid::new_v4();
+    let body = json!({"id": chat, "messages": [user_message("Say a lot", Uuid::new_v4())]});
+
+    // The answer's head arrives; then the client reads nothing more.
+    let response = rig.post(OWNER, &body).send().await.expect("POST /api/chat");
+    assert_eq!(response.status(), StatusCode::OK);
+    let stored = eventually(
+        "the whole reply is stored while the client does not read",
+        async || {
+            let messages = rig.db.stored_messages(chat).await;
+            let reply = messages
+                .into_iter()
+                .find(|message| message.role == "assistant")?;
+            (reply.status == "complete").then_some(reply)
+        },
+    )
+    .await;
+    assert_eq!(stored.text.len(), piece.len() * chunks.len());
+
+    // Reading again, the client finds its stream cut short: no [DONE].
+    let mut received = Vec::new();
+    let mut body = response.bytes_stream();
+    while let Some(Ok(bytes)) = body.next().await {
+        received.extend_from_slice(&bytes);
+    }
+    assert!(
+        received.len() < piece.len() * chunks.len(),
+        "the app held the whole reply ({} bytes) for a client that did not read",
+        received.len()
+    );
+    assert!(!String::from_utf8_lossy(&received).contains("[DONE]"));
 }

@@ -5,15 +5,16 @@ use crate::failure::Failure;
 use crate::request::{Request, admit, split_body};
 use bytes::Bytes;
 use chat_domain::ApiError;
-use futures::StreamExt;
-use futures::channel::mpsc::{self, UnboundedSender};
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body::Frame;
-use http_body_util::{Empty, Full, StreamBody};
+use http_body_util::{Empty, Full};
 use serde::Serialize;
 use spin_sdk::http::{BoxBody, box_body};
-use std::convert::Infallible;
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 
 /// What every handler answers; spin-sdk turns it into a `wasi:http` response.
 /// The body is boxed so one handler can answer JSON or a stream.
@@ -52,15 +53,111 @@ pub fn no_content() -> HttpResponse {
     response
 }
 
+/// The most bytes of events that wait for one client. A client that falls
+/// this far behind is dropped rather than buffered for without limit; the
+/// sender carries on (the reply is still read to its end and stored).
+pub const EVENT_BUFFER_LIMIT: usize = 1024 * 1024;
+
+/// Events on their way to the client, shared by the sender and the body.
+#[derive(Default)]
+struct Outbox {
+    frames: VecDeque<Bytes>,
+    queued_bytes: usize,
+    /// The sender is done: the body ends once the queue is empty.
+    finished: bool,
+    /// The client fell [`EVENT_BUFFER_LIMIT`] behind and was let go.
+    overrun: bool,
+    /// The body was dropped: the client is gone.
+    body_gone: bool,
+    waker: Option<Waker>,
+}
+
+type SharedOutbox = Arc<Mutex<Outbox>>;
+
+fn lock(outbox: &SharedOutbox) -> MutexGuard<'_, Outbox> {
+    outbox.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The sending end of an [`event_stream`] answer.
-pub struct EventSender(UnboundedSender<Bytes>);
+pub struct EventSender(SharedOutbox);
 
 impl EventSender {
     /// Queues one frame for the client, without waiting for it to be read
     /// (so a slow client never holds up the sender). Answers false once the
-    /// client is gone: its body was dropped and the frame is discarded.
+    /// client is gone: its body was dropped, or it fell more than
+    /// [`EVENT_BUFFER_LIMIT`] behind and its stream was cut; the frame is
+    /// then discarded.
     pub fn send(&self, frame: impl Into<Bytes>) -> bool {
-        self.0.unbounded_send(frame.into()).is_ok()
+        let frame = frame.into();
+        let mut outbox = lock(&self.0);
+        if outbox.body_gone || outbox.overrun {
+            return false;
+        }
+        if outbox.queued_bytes + frame.len() > EVENT_BUFFER_LIMIT {
+            outbox.overrun = true;
+            outbox.frames.clear();
+            outbox.queued_bytes = 0;
+        } else {
+            outbox.queued_bytes += frame.len();
+            outbox.frames.push_back(frame);
+        }
+        if let Some(waker) = outbox.waker.take() {
+            waker.wake();
+        }
+        !outbox.overrun
+    }
+}
+
+impl Drop for EventSender {
+    fn drop(&mut self) {
+        let mut outbox = lock(&self.0);
+        outbox.finished = true;
+        if let Some(waker) = outbox.waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+/// Why an event stream was cut: its client did not keep up.
+#[derive(Debug, thiserror::Error)]
+#[error("the client fell more than {EVENT_BUFFER_LIMIT} bytes of events behind")]
+pub struct ClientTooSlow;
+
+/// The receiving end: the answer's body. A stream cut for a slow client
+/// ends in an error, so the runtime breaks the connection off instead of
+/// ending it as if the reply were whole.
+struct EventBody(SharedOutbox);
+
+impl http_body::Body for EventBody {
+    type Data = Bytes;
+    type Error = ClientTooSlow;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ClientTooSlow>>> {
+        let mut outbox = lock(&self.0);
+        if let Some(frame) = outbox.frames.pop_front() {
+            outbox.queued_bytes -= frame.len();
+            return Poll::Ready(Some(Ok(Frame::data(frame))));
+        }
+        if outbox.overrun {
+            return Poll::Ready(Some(Err(ClientTooSlow)));
+        }
+        if outbox.finished {
+            return Poll::Ready(None);
+        }
+        outbox.waker = Some(context.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for EventBody {
+    fn drop(&mut self) {
+        let mut outbox = lock(&self.0);
+        outbox.body_gone = true;
+        outbox.frames.clear();
+        outbox.queued_bytes = 0;
     }
 }
 
@@ -69,13 +166,12 @@ impl EventSender {
 /// sender is dropped. The handler returns the answer at once and sends from
 /// a task it spawned.
 pub fn event_stream() -> (EventSender, HttpResponse) {
-    let (sender, frames) = mpsc::unbounded::<Bytes>();
-    let body = StreamBody::new(frames.map(|frame| Ok::<_, Infallible>(Frame::data(frame))));
-    let mut response = Response::new(box_body(body));
+    let outbox = SharedOutbox::default();
+    let mut response = Response::new(box_body(EventBody(Arc::clone(&outbox))));
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    (EventSender(sender), response)
+    (EventSender(outbox), response)
 }
 
 /// Answers `request` with `route`, the component's handler: refuses what no
@@ -111,8 +207,8 @@ fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body::Body;
     use http_body_util::BodyExt;
-    use std::task::{Context, Poll, Waker};
 
     /// The body of a response that is ready without any I/O.
     fn body_text(response: HttpResponse) -> String {
@@ -168,6 +264,40 @@ mod tests {
         let (sender, response) = event_stream();
         drop(response);
         assert!(!sender.send("data: lost\n\n"));
+    }
+
+    #[test]
+    fn an_event_stream_lets_go_of_a_client_that_falls_too_far_behind() {
+        let (sender, response) = event_stream();
+        let frame = Bytes::from(vec![b'x'; 64 * 1024]);
+        let mut accepted = 0;
+        while sender.send(frame.clone()) {
+            accepted += 1;
+        }
+        assert_eq!(accepted, EVENT_BUFFER_LIMIT / frame.len());
+        assert!(!sender.send("data: later\n\n"), "the client stays gone");
+        let mut body = std::pin::pin!(response.into_body());
+        let polled = body
+            .as_mut()
+            .poll_frame(&mut Context::from_waker(Waker::noop()));
+        assert!(
+            matches!(polled, Poll::Ready(Some(Err(_)))),
+            "the stream ends in an error, not as if the reply were whole"
+        );
+    }
+
+    #[test]
+    fn a_client_that_keeps_up_gets_every_frame_however_many() {
+        let (sender, response) = event_stream();
+        let mut body = std::pin::pin!(response.into_body());
+        let frame = Bytes::from(vec![b'x'; 64 * 1024]);
+        for _ in 0..(4 * EVENT_BUFFER_LIMIT / frame.len()) {
+            assert!(sender.send(frame.clone()));
+            let polled = body
+                .as_mut()
+                .poll_frame(&mut Context::from_waker(Waker::noop()));
+            assert!(matches!(polled, Poll::Ready(Some(Ok(_)))));
+        }
     }
 
     #[test]
