@@ -253,7 +253,10 @@ async fn messages_come_oldest_first_with_parts_and_trace_ids() {
     // A chat without messages is an empty live list.
     let empty = seed.chat(OWNER, "private").await;
     let answer = get(&host, &messages_path(empty), Some(OWNER)).await;
-    assert_eq!(answer.body, json!({"data": [], "source": "live"}));
+    assert_eq!(
+        answer.body,
+        json!({"data": [], "source": "live", "hasMore": false})
+    );
 }
 
 #[tokio::test]
@@ -574,7 +577,10 @@ async fn an_unreachable_database_gives_mock_messages_and_refuses_writes() {
 
     let answer = get(&host, &messages_path(chat), Some(OWNER)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
-    assert_eq!(answer.body, json!({"data": [], "source": "mock"}));
+    assert_eq!(
+        answer.body,
+        json!({"data": [], "source": "mock", "hasMore": false})
+    );
 
     // Access cannot be checked, so writes fail closed.
     let answer = delete(&host, &chat_path(chat), Some(OWNER)).await;
@@ -793,4 +799,105 @@ async fn cross_site_and_non_json_writes_are_refused_and_change_nothing() {
     let (status, error) = write(&host, Method::DELETE, &chat_path(chat), &[], no_body).await;
     assert_eq!(status, StatusCode::OK, "{error}");
     assert_eq!(seed.rows_of_chat(chat).await, [0, 0, 0]);
+}
+
+/// The text of each message of a messages page, in the order given.
+fn texts_of(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .expect("a data array")
+        .iter()
+        .map(|message| {
+            message["parts"][0]["text"]
+                .as_str()
+                .expect("a text part")
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_long_chat_is_read_in_bounded_pages_newest_first_each_oldest_first() {
+    const MESSAGES: usize = 100_000;
+    let db = TestDatabase::create().await;
+    let host = TestHost::launch(HostConfig::new(&db.url)).await;
+    let seed = Seeder::new(&db).await;
+    let chat = seed.chat(OWNER, "private").await;
+    // Two messages per second, so each pair shares its "createdAt" and only
+    // the insertion order tells them apart.
+    seed.client
+        .execute(
+            r#"INSERT INTO chat."Message" (id, "chatId", role, parts, "createdAt")
+               SELECT gen_random_uuid(), $1,
+                      CASE WHEN i % 2 = 0 THEN 'user' ELSE 'assistant' END,
+                      json_build_array(json_build_object('type', 'text', 'text', 'm' || i)),
+                      TIMESTAMP '2026-01-01' + make_interval(secs => (i / 2)::float8)
+               FROM generate_series(0, $2::int - 1) AS i ORDER BY i"#,
+            &[&chat, &(MESSAGES as i32)],
+        )
+        .await
+        .unwrap();
+    let expected =
+        |range: std::ops::Range<usize>| range.map(|i| format!("m{i}")).collect::<Vec<_>>();
+
+    let first = get(&host, &messages_path(chat), Some(OWNER)).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(
+        texts_of(&first.body),
+        expected(MESSAGES - 1000..MESSAGES),
+        "the newest 1000, oldest first"
+    );
+    assert_eq!(first.body["hasMore"], true);
+    let clamped = get(
+        &host,
+        &format!("{}?limit=5000", messages_path(chat)),
+        Some(OWNER),
+    )
+    .await;
+    assert_eq!(texts_of(&clamped.body).len(), 1000, "limit is at most 1000");
+
+    // Walk back to the first message, a page at a time.
+    let mut walked = texts_of(&first.body);
+    let mut page = first.body;
+    while page["hasMore"] == true {
+        let oldest = page["data"][0]["id"].as_str().unwrap().to_owned();
+        let next = get(
+            &host,
+            &format!("{}?ending_before={oldest}", messages_path(chat)),
+            Some(OWNER),
+        )
+        .await;
+        assert_eq!(next.status, StatusCode::OK, "{}", next.body);
+        let mut texts = texts_of(&next.body);
+        assert!(!texts.is_empty() && texts.len() <= 1000);
+        texts.append(&mut walked);
+        walked = texts;
+        page = next.body;
+    }
+    assert_eq!(
+        walked,
+        expected(0..MESSAGES),
+        "every message once, in order"
+    );
+
+    let small = get(
+        &host,
+        &format!("{}?limit=3", messages_path(chat)),
+        Some(OWNER),
+    )
+    .await;
+    assert_eq!(texts_of(&small.body), expected(MESSAGES - 3..MESSAGES));
+
+    // A cursor that is not a message of this chat is refused.
+    let elsewhere = seed.chat(OWNER, "private").await;
+    let foreign = seed.message(elsewhere, "user", "hi", None, 1.0).await;
+    for cursor in [foreign, Uuid::new_v4()] {
+        let answer = get(
+            &host,
+            &format!("{}?ending_before={cursor}", messages_path(chat)),
+            Some(OWNER),
+        )
+        .await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, "a cursor from elsewhere");
+    }
 }

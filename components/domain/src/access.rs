@@ -7,7 +7,7 @@
 //! closed (the seed let the request through).
 
 use crate::ApiError;
-use crate::sql::{SqlParam, Statement};
+use crate::sql::{Row, SqlParam, Statement};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -107,9 +107,17 @@ pub fn chat_not_found() -> ApiError {
     ApiError::not_found("Chat not found.")
 }
 
-/// Looks up the facts [`decide`] needs; see [`CHAT_ACCESS`] for the columns.
+/// Looks up the facts [`decide`] needs, decoded by [`chat_access`].
 pub fn access_statement(chat_id: Uuid) -> Statement {
     Statement::new(CHAT_ACCESS, vec![SqlParam::Uuid(chat_id)])
+}
+
+/// Decodes the row of [`access_statement`].
+pub fn chat_access<R: Row>(row: &R) -> Result<ChatAccess, R::Error> {
+    Ok(ChatAccess {
+        owner: row.text(0)?,
+        visibility: Visibility::from_stored(&row.text(1)?),
+    })
 }
 
 #[cfg(test)]
@@ -249,5 +257,20 @@ mod tests {
         let statement = access_statement(id);
         assert_eq!(statement.sql, CHAT_ACCESS);
         assert_eq!(statement.params, vec![SqlParam::Uuid(id)]);
+    }
+
+    #[test]
+    fn the_access_row_decodes_as_its_select_lists_it() {
+        use crate::sql::fake::{FakeRow, Value};
+        let row = FakeRow::laid_out_by(
+            CHAT_ACCESS,
+            &[
+                (r#""userId""#, Value::Text(OWNER)),
+                ("visibility", Value::Text("public")),
+            ],
+        );
+        let access = chat_access(&row).unwrap();
+        assert_eq!(access.owner, OWNER);
+        assert_eq!(access.visibility, Visibility::Public);
     }
 }

@@ -13,7 +13,7 @@
 
 use crate::ApiError;
 use crate::access::{self, ChatAccess, ChatAction, Visibility};
-use crate::sql::{SqlParam, Statement};
+use crate::sql::{Row, SqlParam, Statement};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::time::Duration;
@@ -144,15 +144,15 @@ impl ChatClaim {
         access::decide(Some(&self.access), caller, ChatAction::AddMessages)
     }
 
-    /// Reads a row of the claim statement: "userId", visibility, created.
-    pub fn new(owner: String, visibility: &str, created: bool) -> Self {
-        Self {
+    /// Decodes the row of [`claim_chat_statement`].
+    pub fn from_row<R: Row>(row: &R) -> Result<Self, R::Error> {
+        Ok(Self {
             access: ChatAccess {
-                owner,
-                visibility: Visibility::from_stored(visibility),
+                owner: row.text(0)?,
+                visibility: Visibility::from_stored(&row.text(1)?),
             },
-            created,
-        }
+            created: row.boolean(2)?,
+        })
     }
 }
 
@@ -271,19 +271,42 @@ mod tests {
         );
     }
 
+    /// A claim as the claim statement's row would give it.
+    fn claim(owner: &'static str, visibility: &'static str, created: bool) -> ChatClaim {
+        use crate::sql::fake::{FakeRow, Value};
+        let row = FakeRow::laid_out_by(
+            CLAIM_CHAT,
+            &[
+                (r#""userId""#, Value::Text(owner)),
+                ("visibility", Value::Text(visibility)),
+                ("true", Value::Boolean(created)),
+            ],
+        );
+        ChatClaim::from_row(&row).unwrap()
+    }
+
+    #[test]
+    fn the_claim_row_decodes_as_its_select_lists_it() {
+        let claim = claim(OWNER, "public", true);
+        assert_eq!(claim.access.owner, OWNER);
+        assert_eq!(claim.access.visibility, Visibility::Public);
+        assert!(claim.created);
+        assert!(!self::claim(OWNER, "private", false).created);
+    }
+
     #[test]
     fn only_the_owner_adds_messages_whatever_the_visibility() {
-        let mine = ChatClaim::new(OWNER.into(), "private", false);
+        let mine = claim(OWNER, "private", false);
         assert_eq!(mine.authorize(OWNER), Ok(()));
         for visibility in ["public", "private"] {
-            let theirs = ChatClaim::new("other@example.com".into(), visibility, false);
+            let theirs = claim("other@example.com", visibility, false);
             assert_eq!(
                 theirs.authorize(OWNER).unwrap_err().status,
                 403,
                 "{visibility}"
             );
         }
-        assert!(ChatClaim::new(OWNER.into(), "private", true).created);
+        assert!(claim(OWNER, "private", true).created);
     }
 
     #[test]

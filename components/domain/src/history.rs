@@ -6,9 +6,9 @@
 //! statements look its `("createdAt", id)` up among the caller's own chats.
 
 use crate::ApiError;
-use crate::sql::{SqlParam, Statement};
+use crate::sql::{Row, SqlParam, Statement};
 use crate::timestamp::UtcDateTime;
-use crate::validate::{QueryParams, parse_uuid};
+use crate::validate::{QueryParams, parse_limit, parse_uuid};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -111,7 +111,7 @@ impl HistoryQuery {
     pub fn from_query(query: &str) -> Result<Self, ApiError> {
         let params = QueryParams::parse(query);
         let limit = match params.single("limit")? {
-            Some(raw) => parse_limit(&raw)?,
+            Some(raw) => parse_limit(&raw, MIN_LIMIT..=MAX_LIMIT)?,
             None => DEFAULT_LIMIT,
         };
         let starting_after = params.single(STARTING_AFTER)?;
@@ -146,21 +146,6 @@ impl HistoryQuery {
     }
 }
 
-fn parse_limit(raw: &str) -> Result<u32, ApiError> {
-    use std::num::IntErrorKind;
-    let clamped = match raw.parse::<i64>() {
-        Ok(limit) => limit.clamp(MIN_LIMIT.into(), MAX_LIMIT.into()),
-        Err(error) if *error.kind() == IntErrorKind::PosOverflow => MAX_LIMIT.into(),
-        Err(error) if *error.kind() == IntErrorKind::NegOverflow => MIN_LIMIT.into(),
-        Err(_) => {
-            return Err(ApiError::bad_request(
-                "limit must be a whole number, for example limit=20",
-            ));
-        }
-    };
-    Ok(u32::try_from(clamped).expect("clamped into MIN_LIMIT..=MAX_LIMIT"))
-}
-
 /// Turns the rows of [`HistoryQuery::page_statement`] into the page, newest
 /// first, and whether more chats lie beyond it (older ones for the first page
 /// and `starting_after`; newer ones for `ending_before`). The extra row is
@@ -173,6 +158,16 @@ pub fn finish_page<T>(mut rows: Vec<T>, query: &HistoryQuery) -> (Vec<T>, bool) 
         rows.reverse();
     }
     (rows, has_more)
+}
+
+/// Decodes a row of the page statements.
+pub fn chat_summary<R: Row>(row: &R) -> Result<ChatSummary, R::Error> {
+    Ok(ChatSummary {
+        id: row.uuid(0)?,
+        title: row.text(1)?,
+        created_at: row.timestamp(2)?,
+        visibility: row.text(3)?,
+    })
 }
 
 /// One sidebar entry, as the seed's client reads it.
@@ -205,6 +200,30 @@ mod tests {
 
     fn query(limit: u32, cursor: Option<Cursor>) -> HistoryQuery {
         HistoryQuery { limit, cursor }
+    }
+
+    #[test]
+    fn rows_of_every_page_statement_decode_as_their_select_lists_them() {
+        use crate::sql::fake::{FakeRow, Value};
+        let at = UtcDateTime::from_parts(2024, 5, 1, 12, 0, 0, 0).unwrap();
+        for sql in [FIRST_PAGE, OLDER_THAN_CURSOR, NEWER_THAN_CURSOR] {
+            let row = FakeRow::laid_out_by(
+                sql,
+                &[
+                    ("id", Value::Uuid(chat_id())),
+                    ("title", Value::Text("A chat")),
+                    (r#""createdAt""#, Value::Timestamp(at)),
+                    ("visibility", Value::Text("private")),
+                ],
+            );
+            let expected = ChatSummary {
+                id: chat_id(),
+                title: "A chat".into(),
+                created_at: at,
+                visibility: "private".into(),
+            };
+            assert_eq!(chat_summary(&row), Ok(expected));
+        }
     }
 
     #[test]

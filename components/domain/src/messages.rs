@@ -5,23 +5,128 @@
 //! `CURRENT_TIMESTAMP` as their `"createdAt"`, and a random UUID would order
 //! such a user message and its reply by chance; insertion order keeps them as
 //! they were written, and is unique, so the order is total and stable.
+//!
+//! A page is the newest `limit` messages (at most [`MAX_LIMIT`]), oldest
+//! first; `ending_before` (a message id, the oldest the client has) pages
+//! further back, so however long a chat grows, one answer stays bounded.
 
-use crate::sql::{SqlParam, Statement};
+use crate::ApiError;
+use crate::sql::{Row, SqlParam, Statement};
 use crate::timestamp::UtcDateTime;
+use crate::validate::{QueryParams, parse_limit, parse_uuid};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-/// Selects, in order: id, role, parts (as text), "traceId", "createdAt".
-/// `parts` is a JSON column, which `spin:postgres` cannot return as a value
-/// (only JSONB); as text it comes back verbatim.
-const CHAT_MESSAGES: &str = r#"SELECT id, role, parts::text, "traceId", "createdAt"
+/// A page holds at most this many messages, by default as many.
+pub const MAX_LIMIT: u32 = 1000;
+pub const MIN_LIMIT: u32 = 1;
+
+const ENDING_BEFORE: &str = "ending_before";
+
+/// The newest messages, newest first (the page is turned oldest first by
+/// [`finish_page`]). Decoded by [`message_view`]. `parts` is a JSON column,
+/// which `spin:postgres` cannot return as a value (only JSONB); as text it
+/// comes back verbatim.
+const NEWEST: &str = r#"SELECT id, role, parts::text, "traceId", "createdAt"
 FROM chat."Message"
 WHERE "chatId" = $1
-ORDER BY "createdAt" ASC, "insertionOrder" ASC"#;
+ORDER BY "createdAt" DESC, "insertionOrder" DESC
+LIMIT $2"#;
 
-pub fn messages_statement(chat_id: Uuid) -> Statement {
-    Statement::new(CHAT_MESSAGES, vec![SqlParam::Uuid(chat_id)])
+/// The newest messages older than the cursor, a message of this chat. A
+/// cursor that is not one makes the row comparison NULL: no rows.
+const OLDER_THAN_CURSOR: &str = r#"SELECT id, role, parts::text, "traceId", "createdAt"
+FROM chat."Message"
+WHERE "chatId" = $1
+  AND ("createdAt", "insertionOrder") < (
+    SELECT anchor."createdAt", anchor."insertionOrder" FROM chat."Message" AS anchor
+    WHERE anchor.id = $2 AND anchor."chatId" = $1)
+ORDER BY "createdAt" DESC, "insertionOrder" DESC
+LIMIT $3"#;
+
+const CURSOR_IS_IN_CHAT: &str =
+    r#"SELECT EXISTS (SELECT 1 FROM chat."Message" WHERE id = $2 AND "chatId" = $1)"#;
+
+/// A validated `GET /api/messages/:chatId` query: the newest `limit`
+/// messages, or with `ending_before` the newest older than that message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessagesQuery {
+    /// Page size, already clamped to `MIN_LIMIT..=MAX_LIMIT`.
+    pub limit: u32,
+    /// The oldest message the client has: the page ends just before it.
+    pub ending_before: Option<Uuid>,
+}
+
+impl MessagesQuery {
+    /// Parses `limit` (default and maximum 1000, clamped, a whole number) and
+    /// `ending_before` (a message id); other parameters are ignored.
+    pub fn from_query(query: &str) -> Result<Self, ApiError> {
+        let params = QueryParams::parse(query);
+        let limit = match params.single("limit")? {
+            Some(raw) => parse_limit(&raw, MIN_LIMIT..=MAX_LIMIT)?,
+            None => MAX_LIMIT,
+        };
+        let ending_before = params
+            .single(ENDING_BEFORE)?
+            .map(|id| parse_uuid(ENDING_BEFORE, &id))
+            .transpose()?;
+        Ok(Self {
+            limit,
+            ending_before,
+        })
+    }
+
+    /// The page statement. It asks for one row more than `limit`, which tells
+    /// [`finish_page`] whether older messages lie beyond the page.
+    pub fn page_statement(&self, chat_id: Uuid) -> Statement {
+        let chat = SqlParam::Uuid(chat_id);
+        let limit = SqlParam::Int64(i64::from(self.limit) + 1);
+        match self.ending_before {
+            None => Statement::new(NEWEST, vec![chat, limit]),
+            Some(id) => Statement::new(OLDER_THAN_CURSOR, vec![chat, SqlParam::Uuid(id), limit]),
+        }
+    }
+
+    /// Answers one boolean: whether the cursor is a message of the chat. Only
+    /// worth running when a page came back empty, since any row proves it.
+    pub fn cursor_statement(&self, chat_id: Uuid) -> Option<Statement> {
+        self.ending_before.map(|id| {
+            Statement::new(
+                CURSOR_IS_IN_CHAT,
+                vec![SqlParam::Uuid(chat_id), SqlParam::Uuid(id)],
+            )
+        })
+    }
+
+    /// The 400 for a cursor that is not a message of the chat.
+    pub fn unknown_cursor_error() -> ApiError {
+        ApiError::bad_request(format!(
+            "{ENDING_BEFORE} does not name a message of this chat"
+        ))
+    }
+}
+
+/// Turns the rows of [`MessagesQuery::page_statement`] (newest first, one
+/// more than the limit when there is more) into the page, oldest first, and
+/// whether older messages lie beyond it.
+pub fn finish_page<T>(mut rows: Vec<T>, query: &MessagesQuery) -> (Vec<T>, bool) {
+    let limit = query.limit as usize;
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    rows.reverse();
+    (rows, has_more)
+}
+
+/// Decodes a row of the page statements.
+pub fn message_view<R: Row>(row: &R) -> Result<MessageView, R::Error> {
+    Ok(MessageView {
+        id: row.uuid(0)?,
+        role: row.text(1)?,
+        parts: row.json_text(2)?,
+        trace_id: row.optional_text(3)?,
+        created_at: row.timestamp(4)?,
+    })
 }
 
 /// One message as the seed's client reads it.
@@ -52,13 +157,18 @@ pub enum MessagesSource {
 pub struct MessagesPage {
     pub data: Vec<MessageView>,
     pub source: MessagesSource,
+    /// Whether older messages lie beyond the page: ask again with
+    /// `ending_before` set to the first message's id.
+    #[serde(rename = "hasMore")]
+    pub has_more: bool,
 }
 
 impl MessagesPage {
-    pub fn live(data: Vec<MessageView>) -> Self {
+    pub fn live(data: Vec<MessageView>, has_more: bool) -> Self {
         Self {
             data,
             source: MessagesSource::Live,
+            has_more,
         }
     }
 
@@ -68,6 +178,7 @@ impl MessagesPage {
         Self {
             data: Vec::new(),
             source: MessagesSource::Mock,
+            has_more: false,
         }
     }
 }
@@ -79,28 +190,122 @@ mod tests {
 
     const CHAT: &str = "123e4567-e89b-12d3-a456-426614174000";
 
+    fn chat() -> Uuid {
+        Uuid::parse_str(CHAT).unwrap()
+    }
+
     #[test]
-    fn statement_orders_oldest_first_then_by_insertion() {
-        let id = Uuid::parse_str(CHAT).unwrap();
-        let statement = messages_statement(id);
-        assert_eq!(statement.params, vec![SqlParam::Uuid(id)]);
-        assert!(statement.sql.contains("parts::text"));
-        assert!(
-            statement
-                .sql
-                .contains(r#"ORDER BY "createdAt" ASC, "insertionOrder" ASC"#)
+    fn the_default_page_is_the_newest_thousand() {
+        let query = MessagesQuery::from_query("").unwrap();
+        assert_eq!(
+            query,
+            MessagesQuery {
+                limit: MAX_LIMIT,
+                ending_before: None
+            }
         );
+        let statement = query.page_statement(chat());
+        assert_eq!(statement.sql, NEWEST);
+        assert_eq!(
+            statement.params,
+            vec![SqlParam::Uuid(chat()), SqlParam::Int64(1001)]
+        );
+        assert!(NEWEST.contains(r#"ORDER BY "createdAt" DESC, "insertionOrder" DESC"#));
+        assert_eq!(query.cursor_statement(chat()), None);
+    }
+
+    #[test]
+    fn limit_is_clamped_and_the_cursor_is_a_message_id() {
+        for (raw, expected) in [
+            ("0", 1),
+            ("5", 5),
+            ("1000", 1000),
+            ("1001", 1000),
+            ("99999999999999999999", 1000),
+        ] {
+            let query = MessagesQuery::from_query(&format!("limit={raw}")).unwrap();
+            assert_eq!(query.limit, expected, "limit={raw}");
+        }
+        let message = Uuid::from_u128(7);
+        let query = MessagesQuery::from_query(&format!("ending_before={message}&limit=2")).unwrap();
+        let statement = query.page_statement(chat());
+        assert_eq!(statement.sql, OLDER_THAN_CURSOR);
+        assert_eq!(
+            statement.params,
+            vec![
+                SqlParam::Uuid(chat()),
+                SqlParam::Uuid(message),
+                SqlParam::Int64(3)
+            ]
+        );
+        let check = query.cursor_statement(chat()).unwrap();
+        assert_eq!(
+            check.params,
+            vec![SqlParam::Uuid(chat()), SqlParam::Uuid(message)]
+        );
+        for bad in [
+            "limit=ten",
+            "ending_before=7",
+            "ending_before=a&ending_before=b",
+        ] {
+            assert_eq!(
+                MessagesQuery::from_query(bad).unwrap_err().status,
+                400,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_page_is_turned_oldest_first_and_knows_whether_older_ones_remain() {
+        let query = MessagesQuery {
+            limit: 2,
+            ending_before: None,
+        };
+        assert_eq!(finish_page(vec![5, 4, 3], &query), (vec![4, 5], true));
+        assert_eq!(finish_page(vec![5, 4], &query), (vec![4, 5], false));
+        assert_eq!(finish_page(Vec::<u8>::new(), &query), (vec![], false));
+    }
+
+    #[test]
+    fn rows_of_both_page_statements_decode_as_their_select_lists_them() {
+        use crate::sql::fake::{FakeRow, Value};
+        let at = UtcDateTime::from_parts(2024, 5, 1, 12, 0, 0, 0).unwrap();
+        for sql in [NEWEST, OLDER_THAN_CURSOR] {
+            let row = FakeRow::laid_out_by(
+                sql,
+                &[
+                    ("id", Value::Uuid(chat())),
+                    ("role", Value::Text("assistant")),
+                    (
+                        "parts::text",
+                        Value::Text(r#"[{"type":"text","text":"hi"}]"#),
+                    ),
+                    (r#""traceId""#, Value::Text("tr-1")),
+                    (r#""createdAt""#, Value::Timestamp(at)),
+                ],
+            );
+            let message = message_view(&row).unwrap();
+            assert_eq!(message.id, chat());
+            assert_eq!(message.role, "assistant");
+            assert_eq!(message.parts.get(), r#"[{"type":"text","text":"hi"}]"#);
+            assert_eq!(message.trace_id.as_deref(), Some("tr-1"));
+            assert_eq!(message.created_at, at);
+        }
     }
 
     #[test]
     fn live_page_serialises_like_the_seed() {
-        let page = MessagesPage::live(vec![MessageView {
-            id: Uuid::parse_str(CHAT).unwrap(),
-            role: "assistant".into(),
-            parts: RawValue::from_string(r#"[{"type": "text", "text": "hi"}]"#.into()).unwrap(),
-            trace_id: Some("tr-1".into()),
-            created_at: UtcDateTime::from_parts(2024, 5, 1, 12, 0, 0, 0).unwrap(),
-        }]);
+        let page = MessagesPage::live(
+            vec![MessageView {
+                id: Uuid::parse_str(CHAT).unwrap(),
+                role: "assistant".into(),
+                parts: RawValue::from_string(r#"[{"type": "text", "text": "hi"}]"#.into()).unwrap(),
+                trace_id: Some("tr-1".into()),
+                created_at: UtcDateTime::from_parts(2024, 5, 1, 12, 0, 0, 0).unwrap(),
+            }],
+            true,
+        );
         assert_eq!(
             serde_json::to_value(&page).unwrap(),
             json!({
@@ -111,7 +316,8 @@ mod tests {
                     "traceId": "tr-1",
                     "createdAt": "2024-05-01T12:00:00.000Z"
                 }],
-                "source": "live"
+                "source": "live",
+                "hasMore": true
             })
         );
     }
@@ -133,7 +339,7 @@ mod tests {
     fn the_unreachable_answer_is_an_empty_mock() {
         assert_eq!(
             serde_json::to_value(MessagesPage::database_unreachable()).unwrap(),
-            json!({"data": [], "source": "mock"})
+            json!({"data": [], "source": "mock", "hasMore": false})
         );
     }
 }

@@ -88,6 +88,18 @@ pub const MIGRATIONS: &[Migration] = &[
             r#"ALTER TABLE chat."Message" ADD COLUMN IF NOT EXISTS status VARCHAR(10) NOT NULL DEFAULT 'complete' CHECK (status IN ('complete', 'incomplete', 'error'))"#,
         ],
     },
+    Migration {
+        version: 5,
+        name: "keyset index for message pages",
+        // A messages page is the newest rows of a chat by ("createdAt",
+        // "insertionOrder"), and deeper pages seek with a row comparison on
+        // both (messages.rs). idx_message_chat lacks "insertionOrder", so
+        // each page would sort every message of the chat; this index makes
+        // each page a bounded backward index range.
+        statements: &[
+            r#"CREATE INDEX IF NOT EXISTS idx_message_chat_keyset ON chat."Message" ("chatId", "createdAt", "insertionOrder")"#,
+        ],
+    },
 ];
 
 /// The key of the transaction-scoped advisory lock that serialises migration

@@ -1,6 +1,8 @@
 //! SQL text plus typed parameters, so the domain decides every statement and the
 //! guest only maps parameters onto its driver and executes.
 
+use crate::timestamp::UtcDateTime;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 /// A statement parameter. The variant fixes the Postgres type the driver binds:
@@ -36,5 +38,144 @@ impl Statement {
 
     pub fn without_params(sql: &'static str) -> Self {
         Self::new(sql, Vec::new())
+    }
+}
+
+/// One result row, read by column position. Each SELECT in this crate sits
+/// next to the function that decodes its rows through this trait, and a unit
+/// test decodes a [`fake::FakeRow`] laid out by the SELECT's own column list,
+/// so a reordered SELECT fails that test. The guest's rows implement it.
+pub trait Row {
+    type Error;
+    fn text(&self, column: usize) -> Result<String, Self::Error>;
+    /// A text column that may be NULL.
+    fn optional_text(&self, column: usize) -> Result<Option<String>, Self::Error>;
+    /// JSON selected as text, checked and kept verbatim.
+    fn json_text(&self, column: usize) -> Result<Box<RawValue>, Self::Error>;
+    fn uuid(&self, column: usize) -> Result<Uuid, Self::Error>;
+    /// A TIMESTAMP column, read as UTC.
+    fn timestamp(&self, column: usize) -> Result<UtcDateTime, Self::Error>;
+    fn boolean(&self, column: usize) -> Result<bool, Self::Error>;
+}
+
+/// Rows for the decoders' unit tests.
+#[cfg(test)]
+pub mod fake {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// A value of a [`FakeRow`].
+    #[derive(Debug, Clone)]
+    pub enum Value {
+        Text(&'static str),
+        Null,
+        Uuid(Uuid),
+        Timestamp(UtcDateTime),
+        Boolean(bool),
+    }
+
+    /// A row whose columns are laid out as a SELECT lists them, each filled
+    /// with the value given for its expression (as written in the SELECT).
+    pub struct FakeRow(Vec<Value>);
+
+    impl FakeRow {
+        /// Panics when the SELECT lists an expression without a value, or a
+        /// value names no column of the SELECT.
+        pub fn laid_out_by(sql: &str, values: &[(&str, Value)]) -> Self {
+            let mut values: HashMap<&str, Value> = values.iter().cloned().collect();
+            let row = select_list(sql)
+                .into_iter()
+                .map(|expression| {
+                    values
+                        .remove(expression.as_str())
+                        .unwrap_or_else(|| panic!("no value for column {expression}"))
+                })
+                .collect();
+            assert!(values.is_empty(), "columns the SELECT lacks: {values:?}");
+            Self(row)
+        }
+
+        fn value(&self, column: usize) -> Result<&Value, String> {
+            self.0
+                .get(column)
+                .ok_or_else(|| format!("no column {column}"))
+        }
+    }
+
+    /// The expressions between the first SELECT and its FROM, split at
+    /// top-level commas.
+    fn select_list(sql: &str) -> Vec<String> {
+        let start = sql.find("SELECT").expect("a SELECT") + "SELECT".len();
+        let end = start + sql[start..].find("FROM").expect("a FROM");
+        let mut expressions = vec![String::new()];
+        let mut depth = 0;
+        for c in sql[start..end].chars() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    expressions.push(String::new());
+                    continue;
+                }
+                _ => {}
+            }
+            expressions.last_mut().expect("never empty").push(c);
+        }
+        expressions.iter().map(|e| e.trim().to_owned()).collect()
+    }
+
+    fn wrong(column: usize, expected: &str, found: &Value) -> String {
+        format!("column {column}: expected {expected}, found {found:?}")
+    }
+
+    impl Row for FakeRow {
+        type Error = String;
+
+        fn text(&self, column: usize) -> Result<String, String> {
+            match self.value(column)? {
+                Value::Text(text) => Ok((*text).to_owned()),
+                other => Err(wrong(column, "text", other)),
+            }
+        }
+
+        fn optional_text(&self, column: usize) -> Result<Option<String>, String> {
+            match self.value(column)? {
+                Value::Null => Ok(None),
+                _ => self.text(column).map(Some),
+            }
+        }
+
+        fn json_text(&self, column: usize) -> Result<Box<RawValue>, String> {
+            RawValue::from_string(self.text(column)?).map_err(|error| error.to_string())
+        }
+
+        fn uuid(&self, column: usize) -> Result<Uuid, String> {
+            match self.value(column)? {
+                Value::Uuid(id) => Ok(*id),
+                other => Err(wrong(column, "a UUID", other)),
+            }
+        }
+
+        fn timestamp(&self, column: usize) -> Result<UtcDateTime, String> {
+            match self.value(column)? {
+                Value::Timestamp(at) => Ok(*at),
+                other => Err(wrong(column, "a timestamp", other)),
+            }
+        }
+
+        fn boolean(&self, column: usize) -> Result<bool, String> {
+            match self.value(column)? {
+                Value::Boolean(flag) => Ok(*flag),
+                other => Err(wrong(column, "a boolean", other)),
+            }
+        }
+    }
+
+    #[test]
+    fn the_select_list_is_split_at_top_level_commas() {
+        assert_eq!(
+            select_list("SELECT id, coalesce(a, b) AS c, \"traceId\"\nFROM t"),
+            ["id", "coalesce(a, b) AS c", "\"traceId\""]
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! offending field.
 
 use crate::ApiError;
+use std::ops::RangeInclusive;
 use uuid::Uuid;
 
 /// The length of a UUID in its hyphenated form, the only form ids take on the
@@ -26,6 +27,24 @@ pub fn not_a_uuid(field: &str) -> ApiError {
     ApiError::bad_request(format!(
         "{field} must be a UUID such as 123e4567-e89b-12d3-a456-426614174000"
     ))
+}
+
+/// A page size, clamped into `range`: a number outside it (however far) is
+/// the nearest end, anything else that is not a whole number is a 400.
+pub fn parse_limit(raw: &str, range: RangeInclusive<u32>) -> Result<u32, ApiError> {
+    use std::num::IntErrorKind;
+    let (min, max) = (*range.start(), *range.end());
+    let clamped = match raw.parse::<i64>() {
+        Ok(limit) => limit.clamp(min.into(), max.into()),
+        Err(error) if *error.kind() == IntErrorKind::PosOverflow => max.into(),
+        Err(error) if *error.kind() == IntErrorKind::NegOverflow => min.into(),
+        Err(_) => {
+            return Err(ApiError::bad_request(format!(
+                "limit must be a whole number from {min} to {max}, for example limit={max}"
+            )));
+        }
+    };
+    Ok(u32::try_from(clamped).expect("clamped into a u32 range"))
 }
 
 /// Caller-supplied text as an error message may repeat it: at most

@@ -1,8 +1,8 @@
 //! Applies chat-domain's access rules to a chat as the database has it.
 
-use crate::db::{Db, DbRow};
+use crate::db::Db;
 use crate::failure::Failure;
-use chat_domain::access::{self, ChatAccess, ChatAction, Visibility};
+use chat_domain::access::{self, ChatAction};
 use uuid::Uuid;
 
 /// Looks the chat up and lets `action` go ahead only if the rules allow it.
@@ -15,14 +15,6 @@ pub async fn authorize(
     action: ChatAction,
 ) -> Result<(), Failure> {
     let rows = db.query(&access::access_statement(chat_id)).await?;
-    let chat = rows.first().map(chat_access).transpose()?;
+    let chat = rows.first().map(access::chat_access).transpose()?;
     Ok(access::decide(chat.as_ref(), caller, action)?)
-}
-
-/// Decodes a row of the access statement: "userId", visibility.
-fn chat_access(row: &DbRow) -> Result<ChatAccess, Failure> {
-    Ok(ChatAccess {
-        owner: row.text(0)?,
-        visibility: Visibility::from_stored(&row.text(1)?),
-    })
 }

@@ -5,7 +5,7 @@
 use crate::config::{self, ConfigError};
 use crate::schema;
 use chat_domain::retry::RETRIED_BY_HOST;
-use chat_domain::sql::{SqlParam, Statement};
+use chat_domain::sql::{Row, SqlParam, Statement};
 use chat_domain::sqlstate;
 use chat_domain::timestamp::UtcDateTime;
 use serde_json::value::RawValue;
@@ -271,12 +271,14 @@ fn parameters(statement: &Statement) -> Vec<ParameterValue> {
         .collect()
 }
 
-/// One result row, read by column position (the domain's statements document
-/// their column order).
+/// One result row, read by column position through [`Row`] (the domain's
+/// statements sit next to their decoders).
 pub struct DbRow(Vec<DbValue>);
 
-impl DbRow {
-    pub fn text(&self, column: usize) -> Result<String, DbError> {
+impl Row for DbRow {
+    type Error = DbError;
+
+    fn text(&self, column: usize) -> Result<String, DbError> {
         match self.value(column)? {
             DbValue::Str(text) => Ok(text.clone()),
             other => Err(unexpected(column, "text", other)),
@@ -284,7 +286,7 @@ impl DbRow {
     }
 
     /// A text column that may be NULL.
-    pub fn optional_text(&self, column: usize) -> Result<Option<String>, DbError> {
+    fn optional_text(&self, column: usize) -> Result<Option<String>, DbError> {
         match self.value(column)? {
             DbValue::Str(text) => Ok(Some(text.clone())),
             DbValue::DbNull => Ok(None),
@@ -294,13 +296,13 @@ impl DbRow {
 
     /// JSON selected as text (`column::text`: `spin:postgres` returns JSON
     /// columns, unlike JSONB, as unsupported bytes), checked and kept verbatim.
-    pub fn json_text(&self, column: usize) -> Result<Box<RawValue>, DbError> {
+    fn json_text(&self, column: usize) -> Result<Box<RawValue>, DbError> {
         RawValue::from_string(self.text(column)?).map_err(|error| DbError::Decode {
             message: format!("column {column}: expected JSON text: {error}"),
         })
     }
 
-    pub fn uuid(&self, column: usize) -> Result<Uuid, DbError> {
+    fn uuid(&self, column: usize) -> Result<Uuid, DbError> {
         let value = self.value(column)?;
         match value {
             DbValue::Uuid(text) => Uuid::try_parse(text).ok(),
@@ -310,7 +312,7 @@ impl DbRow {
     }
 
     /// A TIMESTAMP column, read as UTC.
-    pub fn timestamp(&self, column: usize) -> Result<UtcDateTime, DbError> {
+    fn timestamp(&self, column: usize) -> Result<UtcDateTime, DbError> {
         let value = self.value(column)?;
         match *value {
             DbValue::Datetime((year, month, day, hour, minute, second, nanosecond)) => {
@@ -321,13 +323,15 @@ impl DbRow {
         .ok_or_else(|| unexpected(column, "a valid timestamp", value))
     }
 
-    pub fn boolean(&self, column: usize) -> Result<bool, DbError> {
+    fn boolean(&self, column: usize) -> Result<bool, DbError> {
         match self.value(column)? {
             DbValue::Boolean(flag) => Ok(*flag),
             other => Err(unexpected(column, "a boolean", other)),
         }
     }
+}
 
+impl DbRow {
     pub fn int32(&self, column: usize) -> Result<i32, DbError> {
         self.optional_int32(column)?
             .ok_or_else(|| unexpected(column, "a non-NULL INTEGER", &DbValue::DbNull))

@@ -6,6 +6,7 @@ use crate::Failure;
 use crate::db::Db;
 use crate::{log, store, writes};
 use chat_domain::journal::{self, ConversationWrite, JournalEntry, PENDING_KEY};
+use chat_domain::sql::Row;
 use spin_sdk::key_value::Store;
 use uuid::Uuid;
 

@@ -40,7 +40,7 @@ pub async fn apply(
                     let claim =
                         conversation::claim_chat_statement(*chat_id, user_id, title, written_at);
                     let claim = match settled(db, &claim).await? {
-                        Some(row) => ChatClaim::new(row.text(0)?, &row.text(1)?, row.boolean(2)?),
+                        Some(row) => ChatClaim::from_row(&row)?,
                         None => {
                             return Err(DbError::Decode {
                                 message: format!("claiming chat {chat_id} found no row, twice"),

@@ -3,18 +3,18 @@
 
 use chat_domain::access::ChatAction;
 use chat_domain::chat::{self, Deleted, VisibilityChanged};
-use chat_domain::history::{ChatSummary, HistoryPage, HistoryQuery, finish_page};
+use chat_domain::history::{self, HistoryPage, HistoryQuery, finish_page};
 use chat_domain::identity::Identity;
 use chat_domain::routes::{ApiPath, no_route};
 use chat_domain::session::SessionView;
-use chat_domain::sql::Statement;
+use chat_domain::sql::{Row, Statement};
 use chat_domain::{access, users};
 use chat_guest::access::authorize;
 use chat_guest::database::with_database;
 use chat_guest::failure::or_when_unreachable;
 use chat_guest::reply::{self, HttpResponse};
 use chat_guest::request::{Request, allow_only, identify, read_body};
-use chat_guest::{Db, DbError, DbRow, Failure};
+use chat_guest::{Db, Failure};
 use spin_sdk::http::StatusCode;
 use uuid::Uuid;
 
@@ -90,23 +90,13 @@ async fn read_page(
     }
     let summaries = rows
         .iter()
-        .map(chat_summary)
+        .map(history::chat_summary)
         .collect::<Result<Vec<_>, _>>()?;
     // Recorded only once the request is known to be good, so bad input
     // changes nothing in the database.
     db.execute(ensure_user).await?;
     let (data, has_more) = finish_page(summaries, query);
     Ok(HistoryPage { data, has_more })
-}
-
-/// Decodes a row of a page statement: id, title, "createdAt", visibility.
-fn chat_summary(row: &DbRow) -> Result<ChatSummary, DbError> {
-    Ok(ChatSummary {
-        id: row.uuid(0)?,
-        title: row.text(1)?,
-        created_at: row.timestamp(2)?,
-        visibility: row.text(3)?,
-    })
 }
 
 /// Deletes one of the caller's chats; its messages and votes go with it (the

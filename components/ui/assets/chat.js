@@ -77,6 +77,8 @@ export class ChatView {
       this.render();
       if (answer.source === "mock") {
         this.showNotice("The chat history is unavailable right now (ephemeral mode), so earlier messages cannot be shown.");
+      } else if (answer.hasMore) {
+        this.showNotice(`This chat is long: only its newest ${answer.data.length} messages are shown.`);
       }
       this.follow = true;
       this.scrollToEnd();
