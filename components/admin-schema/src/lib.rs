@@ -3,8 +3,8 @@
 
 use chat_domain::admin;
 use chat_domain::routes::no_route;
-use chat_guest::reply::{self, HttpResponse};
 use chat_guest::request::{Request, allow_only, header_text};
+use chat_guest::response::{self, HttpResponse};
 use chat_guest::{Db, Failure, config, schema};
 use spin_sdk::http::StatusCode;
 
@@ -12,7 +12,7 @@ const ADMIN_TOKEN: &str = "admin_token";
 
 #[spin_sdk::http_service]
 async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
-    reply::serve(request, route).await
+    response::serve(request, route).await
 }
 
 /// Authorises first, so callers without the token learn nothing about routes.
@@ -24,12 +24,12 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
         "/admin/schema" => {
             allow_only(request.method(), "GET")?;
             let status = schema::schema_status(&Db::connect().await?).await?;
-            Ok(reply::json(StatusCode::OK, &status))
+            Ok(response::json(StatusCode::OK, &status))
         }
         "/admin/schema/migrate" => {
             allow_only(request.method(), "POST")?;
             let report = schema::migrate(&Db::connect().await?).await?;
-            Ok(reply::json(StatusCode::OK, &report))
+            Ok(response::json(StatusCode::OK, &report))
         }
         path => Err(no_route(path).into()),
     }

@@ -13,8 +13,8 @@ use chat_domain::relay::{DONE_FRAME, MetaEvent, ReplyRelay, data_frame, error_fr
 use chat_domain::routes::{ApiPath, no_route};
 use chat_domain::serving::{self, UpstreamFailure};
 use chat_domain::users;
-use chat_guest::reply::{self, EventSender, HttpResponse};
 use chat_guest::request::{Request, allow_only, identify, read_body};
+use chat_guest::response::{self, EventSender, HttpResponse};
 use chat_guest::{Failure, log, store};
 use http_body_util::BodyExt;
 use spin_sdk::wit_bindgen::spawn;
@@ -28,7 +28,7 @@ const TITLE_ANSWER_BYTES: usize = 64 * 1024;
 
 #[spin_sdk::http_service]
 async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
-    reply::serve(request, route).await
+    response::serve(request, route).await
 }
 
 /// Everything that can be refused is checked before the stream begins, so
@@ -48,7 +48,7 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
     let opened = transcript::open(&identity, &chat, chat_id, message_id).await?;
 
     let endpoint = Endpoint::configured(identity.access_token.as_deref()).await;
-    let (events, response) = reply::event_stream();
+    let (events, response) = response::event_stream();
     if let (true, Ok(endpoint)) = (opened.chat_is_new, &endpoint) {
         let first_message = chat.first_user_message().content.clone();
         spawn(name_chat(

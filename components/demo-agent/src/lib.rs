@@ -5,15 +5,15 @@
 
 use chat_domain::demo_agent::{self, Invocation, ReplyFormat, WORD_INTERVAL};
 use chat_guest::Failure;
-use chat_guest::reply::{self, HttpResponse};
 use chat_guest::request::{Request, allow_only, read_body};
+use chat_guest::response::{self, HttpResponse};
 use spin_sdk::http::StatusCode;
 use spin_sdk::wit_bindgen::spawn;
 use uuid::Uuid;
 
 #[spin_sdk::http_service]
 async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
-    reply::serve(request, route).await
+    response::serve(request, route).await
 }
 
 /// A streaming invocation gets the reply word by word; any other (such as
@@ -27,9 +27,9 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
     if !invocation.stream {
         let title = demo_agent::title(&invocation.message);
         let answer = demo_agent::answer(format, &title, &trace_id);
-        return Ok(reply::json(StatusCode::OK, &answer));
+        return Ok(response::json(StatusCode::OK, &answer));
     }
-    let (events, response) = reply::event_stream();
+    let (events, response) = response::event_stream();
     spawn(async move {
         let text = demo_agent::reply_text(&invocation.message);
         for piece in demo_agent::pieces(&text) {

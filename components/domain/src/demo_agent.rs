@@ -25,7 +25,7 @@ const OPENINGS: [&str; 3] = [
     "Let me think about that for a moment.",
 ];
 
-/// The two streaming formats SPEC.md lets an endpoint use.
+/// The two streaming formats an endpoint may use (see [`crate::serving`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplyFormat {
     /// OpenAI chat-completions chunks: `choices[0].delta.content`.

@@ -7,6 +7,7 @@
 //! Failures are matched by code (SQLSTATE, or the synthetic codes of a pooling
 //! host), never by message text.
 
+use crate::sqlstate;
 use std::time::Duration;
 
 /// Which failures are retried, how often, and how long to wait in between.
@@ -24,14 +25,14 @@ pub struct RetryPolicy {
 /// plus the connection-exception codes that mean the same thing).
 pub const COLD_START_RETRY_POLICY: RetryPolicy = RetryPolicy {
     retry_on: &[
-        "57P01",       // admin_shutdown: the server closed the connection
-        "57P02",       // crash_shutdown
-        "57P03",       // cannot_connect_now: still starting up
-        "08000",       // connection_exception
-        "08003",       // connection_does_not_exist
-        "08006",       // connection_failure
-        "ECONNRESET",  // synthetic: the socket was reset or closed
-        "POOL_CLOSED", // synthetic: the pool was closed mid-request
+        "57P01",                    // admin_shutdown: the server closed the connection
+        "57P02",                    // crash_shutdown
+        "57P03",                    // cannot_connect_now: still starting up
+        "08000",                    // connection_exception
+        "08003",                    // connection_does_not_exist
+        "08006",                    // connection_failure
+        sqlstate::CONNECTION_RESET, // synthetic: the socket was reset or closed
+        sqlstate::POOL_CLOSED,      // synthetic: the pool was closed mid-request
     ],
     max_attempts: 3,
     initial_backoff_seconds: 5,

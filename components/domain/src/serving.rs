@@ -1,4 +1,4 @@
-//! The model-serving endpoint as SPEC.md describes it: what is sent to it,
+//! The model-serving endpoint: what is sent to it,
 //! how its answers are read (chat-completions and Responses formats alike),
 //! and what a failure to get a reply tells the user.
 

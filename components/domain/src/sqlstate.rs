@@ -1,5 +1,12 @@
-//! Postgres SQLSTATE codes the product reacts to. Errors are classified by code,
-//! never by message text (messages are localised and change between versions).
+//! Postgres SQLSTATE codes the product reacts to, and the synthetic codes
+//! (`ECONNRESET`, `POOL_CLOSED`, `ETIMEDOUT`) that stand for failures the
+//! server could not report. Both travel where a SQLSTATE does; a synthetic
+//! code is never five characters long, so [`is_sqlstate`] tells them apart,
+//! and [`describe`] names each for what it is. Where each synthetic code is
+//! produced, under chat-host and under Spin: docs/resilience.md. Errors are
+//! classified by code, never by message text (messages are localised and
+//! change between versions), with one documented exception,
+//! [`code_for_driver_failure`].
 
 /// `relation ... does not exist`: a table of ours has not been created yet.
 pub const UNDEFINED_TABLE: &str = "42P01";
@@ -15,6 +22,28 @@ pub fn means_schema_missing(code: &str) -> bool {
 /// statement timeout (it is stuck, or the network is).
 pub const TIMED_OUT: &str = "ETIMEDOUT";
 
+/// Synthetic: the host's pool was closed (the host is shutting down).
+pub const POOL_CLOSED: &str = "POOL_CLOSED";
+
+/// Whether `code` has a SQLSTATE's shape (five digits or upper-case
+/// letters), as opposed to one of the synthetic codes.
+pub fn is_sqlstate(code: &str) -> bool {
+    code.len() == 5
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+}
+
+/// `SQLSTATE 23505`, or `ECONNRESET, no SQLSTATE` for a synthetic code: for
+/// error messages and logs, so a reader never takes one for the other.
+pub fn describe(code: &str) -> String {
+    if is_sqlstate(code) {
+        format!("SQLSTATE {code}")
+    } else {
+        format!("{code}, no SQLSTATE")
+    }
+}
+
 /// Whether the error means the database went away rather than that the
 /// statement was wrong: class 08 (connection exception), the 57P0x shutdown and
 /// start-up codes, and the synthetic codes a pooling host reports for a reset
@@ -23,7 +52,7 @@ pub fn means_database_unreachable(code: &str) -> bool {
     code.starts_with("08")
         || matches!(
             code,
-            "57P01" | "57P02" | "57P03" | CONNECTION_RESET | "POOL_CLOSED" | TIMED_OUT
+            "57P01" | "57P02" | "57P03" | CONNECTION_RESET | POOL_CLOSED | TIMED_OUT
         )
 }
 
@@ -57,6 +86,18 @@ pub fn means_database_busy(code: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn synthetic_codes_never_look_like_sqlstates() {
+        for code in ["23505", "57P01", "08006", "42P01", "53300"] {
+            assert!(is_sqlstate(code), "{code}");
+            assert_eq!(describe(code), format!("SQLSTATE {code}"));
+        }
+        for code in [CONNECTION_RESET, POOL_CLOSED, TIMED_OUT] {
+            assert!(!is_sqlstate(code), "{code}");
+            assert_eq!(describe(code), format!("{code}, no SQLSTATE"));
+        }
+    }
 
     #[test]
     fn missing_schema_codes() {

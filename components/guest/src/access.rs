@@ -1,7 +1,7 @@
 //! Applies chat-domain's access rules to a chat as the database has it.
 
-use crate::db::Db;
 use crate::failure::Failure;
+use crate::postgres::Db;
 use chat_domain::access::{self, ChatAction};
 use uuid::Uuid;
 

@@ -2,7 +2,7 @@
 //! every instance sees (under `spin up` as well as under chat-host, whose own
 //! breaker in front of its pool trips first and answers at once).
 
-use crate::db::DbError;
+use crate::postgres::DbError;
 use crate::store;
 use chat_domain::circuit::{Admission, Circuit};
 use spin_sdk::key_value::Store;

@@ -2,8 +2,8 @@
 //! cold-start retry policy, with the schema current and the write-behind
 //! journal replayed first.
 
-use crate::db::Db;
 use crate::failure::Failure;
+use crate::postgres::Db;
 use crate::{breaker, journal, log, schema};
 use chat_domain::retry::COLD_START_RETRY_POLICY;
 use spin_sdk::key_value::Store;

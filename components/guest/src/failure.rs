@@ -1,7 +1,7 @@
 //! Everything a handler can fail with, and how each becomes an answer.
 
 use crate::config::ConfigError;
-use crate::db::DbError;
+use crate::postgres::DbError;
 use chat_domain::ApiError;
 
 /// A handler's failure: the caller's fault (answered as is) or the server's

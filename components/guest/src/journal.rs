@@ -3,7 +3,7 @@
 //! replayed in order by the first request that finds it back.
 
 use crate::Failure;
-use crate::db::Db;
+use crate::postgres::Db;
 use crate::{log, store, writes};
 use chat_domain::journal::{self, ConversationWrite, JournalEntry, PENDING_KEY};
 use chat_domain::sql::Row;

@@ -11,16 +11,21 @@
 pub mod access;
 pub mod breaker;
 pub mod config;
+/// How components use the database: [`database::with_database`] wraps the
+/// [`postgres`] client in the breaker, the retry policy, the schema check
+/// and the journal replay.
 pub mod database;
-pub mod db;
 pub mod failure;
 pub mod journal;
 pub mod log;
-pub mod reply;
+/// The `spin:postgres` client: connections, statements, rows, errors.
+pub mod postgres;
 pub mod request;
+/// HTTP answers (not the model's reply, which is chat-stream's).
+pub mod response;
 pub mod schema;
 pub mod store;
 pub mod writes;
 
-pub use db::{Db, DbError, DbRow};
 pub use failure::Failure;
+pub use postgres::{Db, DbError, DbRow};

@@ -3,7 +3,7 @@
 //! Every run takes a transaction-scoped advisory lock first, so instances that
 //! start together queue up and the later ones find nothing left to apply.
 
-use crate::db::{Db, DbError};
+use crate::postgres::{Db, DbError};
 use chat_domain::migrations::{self, MigrationReport, SchemaStatus};
 use chat_domain::sql::Statement;
 use std::sync::atomic::{AtomicBool, Ordering};

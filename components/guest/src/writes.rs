@@ -1,8 +1,8 @@
 //! Performs the writes of a conversation, the same way whether they happen
 //! now or are replayed from the write-behind journal after an outage.
 
-use crate::db::{Db, DbError, DbRow};
 use crate::failure::Failure;
+use crate::postgres::{Db, DbError, DbRow};
 use chat_domain::conversation::{self, ChatClaim, ReplyRow};
 use chat_domain::journal::ConversationWrite;
 use chat_domain::sql::Statement;

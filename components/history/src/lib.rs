@@ -12,15 +12,15 @@ use chat_domain::{access, users};
 use chat_guest::access::authorize;
 use chat_guest::database::with_database;
 use chat_guest::failure::or_when_unreachable;
-use chat_guest::reply::{self, HttpResponse};
 use chat_guest::request::{Request, allow_only, identify, read_body};
+use chat_guest::response::{self, HttpResponse};
 use chat_guest::{Db, Failure};
 use spin_sdk::http::StatusCode;
 use uuid::Uuid;
 
 #[spin_sdk::http_service]
 async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
-    reply::serve(request, route).await
+    response::serve(request, route).await
 }
 
 async fn route(request: Request) -> Result<HttpResponse, Failure> {
@@ -38,7 +38,10 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
 /// Who the caller is; needs no database.
 async fn session(request: &Request) -> Result<HttpResponse, Failure> {
     let identity = identify(request.headers()).await?;
-    Ok(reply::json(StatusCode::OK, &SessionView::from(&identity)))
+    Ok(response::json(
+        StatusCode::OK,
+        &SessionView::from(&identity),
+    ))
 }
 
 /// The caller's chats, newest first, one page at a time. All input is checked
@@ -50,11 +53,11 @@ async fn history(request: &Request) -> Result<HttpResponse, Failure> {
     let ensure_user = users::ensure_user_statement(&identity)?;
     let outcome = load_page(&query, &identity, &ensure_user)
         .await
-        .map(|page| reply::json(StatusCode::OK, &page));
+        .map(|page| response::json(StatusCode::OK, &page));
     or_when_unreachable(
         outcome,
         "GET /api/history (answering 204, ephemeral mode)",
-        reply::no_content,
+        response::no_content,
     )
 }
 
@@ -105,7 +108,7 @@ async fn delete_chat(request: &Request, chat_id: Uuid) -> Result<HttpResponse, F
     let identity = identify(request.headers()).await?;
     let delete = chat::delete_statement(chat_id, &identity.user_id);
     write_owned_chat(chat_id, &identity, ChatAction::Delete, &delete).await?;
-    Ok(reply::json(StatusCode::OK, &Deleted { success: true }))
+    Ok(response::json(StatusCode::OK, &Deleted { success: true }))
 }
 
 /// Makes one of the caller's chats public or private. The body is read and
@@ -116,7 +119,7 @@ async fn change_visibility(request: Request, chat_id: Uuid) -> Result<HttpRespon
     let identity = identify(&request.headers).await?;
     let update = chat::set_visibility_statement(chat_id, &identity.user_id, visibility);
     write_owned_chat(chat_id, &identity, ChatAction::ChangeVisibility, &update).await?;
-    Ok(reply::json(
+    Ok(response::json(
         StatusCode::OK,
         &VisibilityChanged {
             success: true,

@@ -8,15 +8,15 @@ use chat_domain::routes::{ApiPath, no_route};
 use chat_domain::sql::Row;
 use chat_guest::database::with_database;
 use chat_guest::failure::or_when_unreachable;
-use chat_guest::reply::{self, HttpResponse};
 use chat_guest::request::{Request, allow_only, identify};
+use chat_guest::response::{self, HttpResponse};
 use chat_guest::{Failure, access};
 use spin_sdk::http::StatusCode;
 use uuid::Uuid;
 
 #[spin_sdk::http_service]
 async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
-    reply::serve(request, route).await
+    response::serve(request, route).await
 }
 
 async fn route(request: Request) -> Result<HttpResponse, Failure> {
@@ -34,7 +34,7 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
         "GET /api/messages (answering source mock)",
         MessagesPage::database_unreachable,
     )?;
-    Ok(reply::json(StatusCode::OK, &page))
+    Ok(response::json(StatusCode::OK, &page))
 }
 
 async fn load_messages(

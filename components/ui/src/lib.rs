@@ -10,8 +10,8 @@ use bytes::Bytes;
 use chat_domain::ApiError;
 use chat_domain::routes::no_route;
 use chat_guest::Failure;
-use chat_guest::reply::{self, HttpResponse};
 use chat_guest::request::Request;
+use chat_guest::response::{self, HttpResponse};
 use http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
     X_CONTENT_TYPE_OPTIONS,
@@ -71,7 +71,7 @@ const POLICY: &str = "default-src 'self'; base-uri 'none'; form-action 'self'; \
 
 #[spin_sdk::http_service]
 async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
-    reply::serve(request, route).await
+    response::serve(request, route).await
 }
 
 async fn route(request: Request) -> Result<HttpResponse, Failure> {

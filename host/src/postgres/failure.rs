@@ -4,14 +4,10 @@
 
 use super::bindings::{self, Error, QueryError};
 use chat_domain::retry::RETRIED_BY_HOST;
-use chat_domain::sqlstate::TIMED_OUT;
+use chat_domain::sqlstate::{CONNECTION_RESET, POOL_CLOSED, TIMED_OUT};
 use deadpool_postgres::{PoolError, TimeoutType};
 use std::time::Duration;
 
-/// The socket was reset or closed under a statement.
-const CONNECTION_RESET: &str = "ECONNRESET";
-/// The pool was closed (the host is shutting down).
-const POOL_CLOSED: &str = "POOL_CLOSED";
 /// SQLSTATE too_many_connections: every pooled connection is in use.
 const TOO_MANY_CONNECTIONS: &str = "53300";
 
@@ -127,7 +123,9 @@ impl CheckoutFailure {
     pub fn into_wit(self, retried: bool) -> Error {
         match self {
             Self::Busy { .. } => synthetic(TOO_MANY_CONNECTIONS, &self.to_string(), retried),
-            Self::Closed => synthetic(POOL_CLOSED, &self.to_string(), retried),
+            // Marked as retried whatever the caller saw: the host is stopping
+            // and its pool never reopens, so no layer should wait to retry.
+            Self::Closed => synthetic(POOL_CLOSED, &self.to_string(), true),
             Self::Refused(error) => StatementFailure::Postgres(error).into_wit(retried),
             other => Error::ConnectionFailed(other.to_string()),
         }
@@ -204,7 +202,8 @@ mod tests {
         );
         assert_eq!(
             code_of(&CheckoutFailure::Closed.into_wit(false)),
-            Some((POOL_CLOSED, false))
+            Some((POOL_CLOSED, true)),
+            "a closed pool is never worth a retry"
         );
     }
 

@@ -3,8 +3,16 @@
 //! A guest may leave session state behind on the connection it borrowed: an
 //! open transaction (it trapped between BEGIN and COMMIT), a `SET`, a
 //! session advisory lock. Such a connection is reset before it goes back to
-//! the pool, so the next request never inherits it. Plain statements, the
-//! common case, cost nothing extra.
+//! the pool, so the next request never inherits it; one left with state the
+//! reset cannot undo (another role, prepared statements or cursors of its
+//! own, temporary tables, settings changed through `set_config`) is closed
+//! instead. Plain statements, the common case, cost nothing extra.
+//!
+//! Detection reads the statement's text: the driver does not expose the
+//! transaction status the server reports, and asking the server costs a
+//! round trip, as much as resetting always (measured in docs/resilience.md,
+//! which also says why the host keeps detection: it decides whether a
+//! statement may be replayed on a new connection).
 
 use std::sync::Arc;
 
@@ -20,17 +28,37 @@ const SESSION_KEYWORDS: &[&str] = &[
     "SAVEPOINT",
 ];
 
-/// One round trip that undoes every kind of session state a guest can leave.
+/// Statements whose state [`RESET_SESSION`] cannot undo (`RESET ALL` leaves
+/// the role; deallocating every prepared statement would also drop the
+/// host's own): the connection is closed instead of reused.
+const UNRESETTABLE: &[&str] = &[
+    "set role",
+    "set session authorization",
+    "set local role",
+    "prepare",
+    "declare",
+    "create temp",
+    "create temporary",
+    "create local temp",
+    "set_config(",
+];
+
+/// One round trip that undoes the session state a guest can leave, except
+/// what [`UNRESETTABLE`] lists.
 const RESET_SESSION: &str = "ROLLBACK; RESET ALL; SELECT pg_advisory_unlock_all(); UNLISTEN *";
 
 #[derive(Debug, Default)]
 pub struct SessionState {
     needs_reset: bool,
+    /// Seen state the reset cannot undo: close rather than reuse.
+    must_close: bool,
 }
 
 impl SessionState {
     pub fn observe(&mut self, statement: &str) {
         self.needs_reset |= changes_session(statement);
+        self.must_close |= cannot_be_reset(statement);
+        self.needs_reset |= self.must_close;
     }
 
     /// Whether the guest left (or may have left) state on the connection:
@@ -45,15 +73,32 @@ impl SessionState {
         if !self.needs_reset {
             return;
         }
+        if self.must_close {
+            close(client);
+            return;
+        }
         tokio::spawn(async move {
             if let Err(error) = client.batch_execute(RESET_SESSION).await {
                 tracing::debug!("closing a connection that could not be reset: {error}");
-                if let Ok(client) = Arc::try_unwrap(client) {
-                    drop(deadpool_postgres::Object::take(client));
-                }
+                close(client);
             }
         });
     }
+}
+
+/// Takes the connection out of its pool and closes it.
+fn close(client: Arc<deadpool_postgres::Object>) {
+    if let Ok(client) = Arc::try_unwrap(client) {
+        drop(deadpool_postgres::Object::take(client));
+    }
+}
+
+fn cannot_be_reset(statement: &str) -> bool {
+    let lowered = skip_comments(statement).to_ascii_lowercase();
+    let words = lowered.split_whitespace().collect::<Vec<_>>().join(" ");
+    UNRESETTABLE
+        .iter()
+        .any(|start| words.starts_with(start) || (start.ends_with('(') && words.contains(start)))
 }
 
 fn changes_session(statement: &str) -> bool {
@@ -81,7 +126,28 @@ fn skip_comments(mut sql: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::changes_session;
+    use super::{SessionState, cannot_be_reset, changes_session};
+
+    #[test]
+    fn state_the_reset_cannot_undo_closes_the_connection() {
+        for statement in [
+            "SET ROLE reader",
+            "set  session authorization other",
+            "PREPARE mine AS SELECT 1",
+            "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
+            "CREATE TEMP TABLE scratch (id int)",
+            "/* x */ create temporary table t (id int)",
+            "SELECT set_config('search_path', 'x', false)",
+        ] {
+            assert!(cannot_be_reset(statement), "{statement}");
+            let mut session = SessionState::default();
+            session.observe(statement);
+            assert!(session.must_close && session.needs_reset(), "{statement}");
+        }
+        for statement in ["SET search_path = chat", "BEGIN", "SELECT pg_try_advisory_lock(7)"] {
+            assert!(!cannot_be_reset(statement), "{statement}");
+        }
+    }
 
     #[test]
     fn spots_statements_that_leave_session_state() {

@@ -47,7 +47,7 @@ pub enum DbError {
 fn sqlstate_suffix(sqlstate: &Option<String>) -> String {
     sqlstate
         .as_deref()
-        .map(|code| format!(" (SQLSTATE {code})"))
+        .map(|code| format!(" ({})", sqlstate::describe(code)))
         .unwrap_or_default()
 }
 
