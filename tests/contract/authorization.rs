@@ -32,7 +32,7 @@ enum Action {
     ChangeVisibility,
 }
 
-/// The status SPEC.md gives each case.
+/// The status the product contract gives each case.
 fn expected_status(who: Who, chat: Chat, action: Action) -> u16 {
     match (who, chat, action) {
         (Who::Nobody, _, _) => 401,

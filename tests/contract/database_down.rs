@@ -24,7 +24,10 @@ async fn without_its_database_the_app_fails_closed() {
     // No messages, whoever asks: nothing is known about the chat.
     let reply = api.get(&messages).caller(&user).send().await;
     reply.expect_status(200);
-    assert_eq!(reply.json(), json!({"data": [], "source": "mock"}));
+    assert_eq!(
+        reply.json(),
+        json!({"data": [], "source": "mock", "hasMore": false})
+    );
 
     expect_statuses([
         // Needs no database.

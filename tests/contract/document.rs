@@ -1,4 +1,4 @@
-//! The description itself: it covers SPEC.md's routes, only routes spin.toml
+//! The description itself: it covers the product's routes (README, API), only routes spin.toml
 //! serves, and the rules every error answer follows; and its checker rejects
 //! answers that break it (so the suite's green means something).
 
@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 const A_CHAT: &str = "123e4567-e89b-12d3-a456-426614174000";
 
-/// SPEC.md's HTTP API and the admin routes, with the statuses each answers.
+/// The HTTP API and the admin routes, with the statuses each answers.
 /// Every route refuses a body over 1 MiB first, so 413 is everywhere; every
 /// write also refuses cross-site requests (403) and bodies that are not JSON
 /// (415).
@@ -251,7 +251,7 @@ fn the_checker_accepts_what_the_description_says() {
             &format!("/api/messages/{A_CHAT}"),
             200,
             &[("content-type", "application/json; charset=utf-8")],
-            r#"{"data":[],"source":"mock"}"#,
+            r#"{"data":[],"source":"mock","hasMore":false}"#,
         ),
         exchange("HEAD", "/api/history", 405, &[JSON, ("allow", "GET")], ""),
         exchange(
@@ -335,14 +335,14 @@ fn the_checker_rejects_what_the_description_does_not_say() {
             &messages,
             200,
             &[JSON],
-            r#"{"data":[{"id":"x"}],"source":"mock"}"#,
+            r#"{"data":[{"id":"x"}],"source":"mock","hasMore":false}"#,
         ),
         exchange(
             "GET",
             &messages,
             200,
             &[JSON],
-            r#"{"data":[{"id":"not-a-uuid","role":"user","parts":[],"traceId":null,"createdAt":"2026-01-01T00:00:00.000Z"}],"source":"live"}"#,
+            r#"{"data":[{"id":"not-a-uuid","role":"user","parts":[],"traceId":null,"createdAt":"2026-01-01T00:00:00.000Z"}],"source":"live","hasMore":false}"#,
         ),
         exchange("GET", "/api/history", 204, &[], "surprise"),
         // The stream is an event stream, and what can be refused is

@@ -380,9 +380,9 @@ async fn chat_refuses_before_streaming_what_it_cannot_take_and_streams_the_rest(
         .send()
         .await;
     reply.expect_status(200);
-    let mut parser = chat_domain::sse::SseParser::new();
-    let mut events = parser.push(&reply.body).expect("events of a sane size");
-    events.extend(parser.finish());
+    let mut reader = chat_tests::sse::EventReader::new();
+    let mut events = reader.push(&reply.body);
+    events.extend(reader.finish().expect("the answer ends between events"));
     let [.., meta, done] = events.as_slice() else {
         panic!("no meta and [DONE] in {events:?}");
     };

@@ -42,7 +42,7 @@ async fn a_body_sent_to_no_route_costs_no_later_request_its_answer() {
     );
 }
 
-/// SPEC.md: a body over 1 MiB gets a clear 4xx — also when it is far over,
+/// A body over 1 MiB gets a clear 4xx — also when it is far over,
 /// and the server answers before the client has finished sending it.
 #[tokio::test]
 async fn a_body_far_over_the_limit_gets_its_413() {

@@ -273,7 +273,7 @@ async fn a_conversation_streams_is_stored_and_gets_its_title() {
         "What is the capital of France?"
     );
     assert_eq!(title.authorization(), Some("Bearer app-serving-token"));
-    // SPEC.md: both carry their Content-Length, not a chunked body, which an
+    // Both carry their Content-Length, not a chunked body, which an
     // endpoint that reads only Content-Length would take for an empty one.
     for request in [stream, title] {
         assert_eq!(

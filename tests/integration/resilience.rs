@@ -69,6 +69,7 @@ impl Rig {
         db: &TestDatabase,
         configure: impl FnOnce(HostConfig) -> HostConfig,
     ) -> Self {
+        chat_tests::start_cpu_hog_if_asked();
         let upstream = ScriptedUpstream::start().await;
         let config = HostConfig::new(&db.url)
             .variable("serving_endpoint_url", &upstream.url)
@@ -377,7 +378,7 @@ async fn sessions_terminated_mid_statement_are_retried_and_write_once() {
         assert!(
             rig.host
                 .log()
-                .contains("(SQLSTATE ECONNRESET): Error { kind: "),
+                .contains("(ECONNRESET, no SQLSTATE): Error { kind: "),
             "Spin's lost connection was classified:\n{}",
             rig.host.log()
         );
@@ -391,9 +392,12 @@ async fn a_fast_restart_while_chats_stream_loses_nothing() {
     let chats: Vec<Uuid> = (0..6).map(|_| Uuid::new_v4()).collect();
     for _ in &chats {
         rig.upstream.expect_title(title());
-        // 20 words over 3 s: the restart lands in the middle of each reply.
-        rig.upstream
-            .expect_reply(reply(20, Duration::from_millis(150)));
+        // 20 words, the second half held back until the database is back:
+        // the restart lands in the middle of every reply.
+        let mut steps = reply(20, Duration::from_millis(50)).steps;
+        let halfway = steps.len() / 2;
+        steps.insert(halfway, Step::AwaitAck(1));
+        rig.upstream.expect_reply(Script::stream(steps));
     }
     let rig = std::sync::Arc::new(rig);
     let streams: Vec<_> = chats
@@ -415,14 +419,25 @@ async fn a_fast_restart_while_chats_stream_loses_nothing() {
             statuses
         })
     };
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let restart = tokio::task::spawn_blocking(move || {
+    eventually("every reply is halfway through", RECOVERY, async || {
+        (rig.upstream.awaiting_ack() == chats.len()).then_some(())
+    })
+    .await;
+    let server = tokio::task::spawn_blocking(move || {
         server
             .cluster
             .restart_fast()
             .expect("restarting PostgreSQL");
         server
-    });
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (rig.upstream.awaiting_ack(), rig.upstream.replies_finished()),
+        (chats.len(), 0),
+        "the restart happened while every reply was streaming"
+    );
+    rig.upstream.acknowledge(1);
     let mut turns = Vec::new();
     for stream in streams {
         let turn = stream.await.unwrap();
@@ -434,7 +449,6 @@ async fn a_fast_restart_while_chats_stream_loses_nothing() {
         );
         turns.push(turn);
     }
-    let server = restart.await.unwrap();
     let statuses = reading.await.unwrap();
     let live = statuses.iter().filter(|s| **s == StatusCode::OK).count();
     let ephemeral = statuses
@@ -605,8 +619,21 @@ mod chat_host_only {
             (waiting >= 32).then_some(waiting)
         })
         .await;
-        // Those beyond the pool give up after the checkout wait (10 s).
-        tokio::time::sleep(Duration::from_secs(12)).await;
+        // Those beyond the pool give up after the checkout wait (10 s), while
+        // the lock still holds every connection.
+        let beyond_the_pool = requests.len() - 32;
+        eventually(
+            "the requests beyond the pool give up",
+            RECOVERY,
+            async || {
+                let done = requests
+                    .iter()
+                    .filter(|request| request.is_finished())
+                    .count();
+                (done >= beyond_the_pool).then_some(())
+            },
+        )
+        .await;
         lock.commit().await.unwrap();
         let mut statuses = Vec::new();
         for request in requests {

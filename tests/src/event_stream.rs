@@ -1,14 +1,15 @@
 //! Reads a `text/event-stream` answer event by event, as it arrives.
 
+use crate::sse::EventReader;
 use bytes::Bytes;
-use chat_domain::sse::SseParser;
 use futures_util::{Stream, StreamExt};
 use std::collections::VecDeque;
 use std::pin::Pin;
 
 pub struct EventStream {
     body: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
-    parser: SseParser,
+    /// The tests' own reader, not the app's parser.
+    reader: Option<EventReader>,
     ready: VecDeque<String>,
 }
 
@@ -16,7 +17,7 @@ impl EventStream {
     pub fn new(response: reqwest::Response) -> Self {
         Self {
             body: Box::pin(response.bytes_stream()),
-            parser: SseParser::new(),
+            reader: Some(EventReader::new()),
             ready: VecDeque::new(),
         }
     }
@@ -28,12 +29,15 @@ impl EventStream {
             if let Some(event) = self.ready.pop_front() {
                 return Some(event);
             }
+            let reader = self.reader.as_mut()?;
             match self.body.next().await {
-                Some(Ok(bytes)) => self
-                    .ready
-                    .extend(self.parser.push(&bytes).expect("events of a sane size")),
+                Some(Ok(bytes)) => self.ready.extend(reader.push(&bytes)),
                 Some(Err(error)) => panic!("the event stream broke off: {error}"),
-                None => return self.parser.finish(),
+                None => {
+                    let reader = self.reader.take().expect("read above");
+                    let last = reader.finish().expect("the answer ends between events");
+                    self.ready.extend(last);
+                }
             }
         }
     }

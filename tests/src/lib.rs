@@ -8,6 +8,7 @@ pub mod event_stream;
 pub mod host;
 pub mod runtime;
 pub mod solo;
+pub mod sse;
 pub mod upstream;
 
 use std::path::PathBuf;
@@ -38,4 +39,29 @@ pub async fn eventually<T>(
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// Keeps every core busy while a suite runs, when `CHAT_TEST_CPU_HOG` names
+/// how many busy threads to start (tests/run.sh runs the resilience suite so
+/// once, as a shared, loaded CI machine would). Idempotent: the first call
+/// starts the threads, which spin until the test binary exits.
+pub fn start_cpu_hog_if_asked() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    let Some(threads) = std::env::var("CHAT_TEST_CPU_HOG")
+        .ok()
+        .and_then(|count| count.parse::<usize>().ok())
+    else {
+        return;
+    };
+    STARTED.call_once(|| {
+        eprintln!("CPU hog: {threads} busy threads for the rest of this run");
+        for _ in 0..threads {
+            std::thread::spawn(|| {
+                let mut spin = 0u64;
+                loop {
+                    spin = std::hint::black_box(spin.wrapping_add(1));
+                }
+            });
+        }
+    });
 }

@@ -8,9 +8,9 @@
 //! Each call runs in a fresh instance; the database pools and key-value
 //! stores outlive it, shared by every call, as in the host.
 
+use crate::sse::EventReader;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use chat_domain::sse::SseParser;
 use chat_host::app::AppLink;
 use chat_host::component::{self, ComponentContext};
 use chat_host::engine::anyhow_error;
@@ -152,7 +152,7 @@ impl SoloComponent {
             headers: head.headers,
             chunks,
             run,
-            parser: SseParser::new(),
+            reader: Some(EventReader::new()),
             parsed: VecDeque::new(),
         })
     }
@@ -197,8 +197,6 @@ impl SoloComponent {
                 .map(|name| (name.clone(), format!("{{{{ {name} }}}}")))
                 .collect(),
             environment: BTreeMap::new(),
-            files: Vec::new(),
-            exclude_files: Vec::new(),
             build: None,
         };
         Manifest {
@@ -252,7 +250,8 @@ pub struct SoloResponse {
     chunks: mpsc::UnboundedReceiver<Chunk>,
     /// The store's run: it ends once every task of the component has.
     run: JoinHandle<Result<()>>,
-    parser: SseParser,
+    /// The tests' own reader, not the app's parser.
+    reader: Option<EventReader>,
     parsed: VecDeque<String>,
 }
 
@@ -279,14 +278,18 @@ impl SoloResponse {
             if let Some(event) = self.parsed.pop_front() {
                 return Ok(Some(event));
             }
-            let Some(chunk) = self.next_chunk().await? else {
-                return Ok(self.parser.finish());
+            if self.reader.is_none() {
+                return Ok(None);
+            }
+            let chunk = self.next_chunk().await?;
+            let reader = self.reader.as_mut().expect("checked above");
+            let Some(chunk) = chunk else {
+                let reader = self.reader.take().expect("checked above");
+                let last = reader.finish().map_err(anyhow::Error::msg)?;
+                self.parsed.extend(last);
+                continue;
             };
-            let events = self
-                .parser
-                .push(&chunk)
-                .map_err(|_| anyhow::anyhow!("an event over the size limit"))?;
-            self.parsed.extend(events);
+            self.parsed.extend(reader.push(&chunk));
         }
     }
 

@@ -121,6 +121,8 @@ struct Scripts {
     received: Vec<Received>,
     /// Reply scripts that ran every step and ended their body.
     replies_finished: usize,
+    /// Scripts waiting at an [`Step::AwaitAck`] right now.
+    awaiting_ack: usize,
 }
 
 /// The endpoint, serving on a loopback port until dropped.
@@ -170,6 +172,11 @@ impl ScriptedUpstream {
     /// Every request so far, in arrival order.
     pub fn received(&self) -> Vec<Received> {
         self.scripts.lock().unwrap().received.clone()
+    }
+
+    /// How many scripts are waiting at an [`Step::AwaitAck`] right now.
+    pub fn awaiting_ack(&self) -> usize {
+        self.scripts.lock().unwrap().awaiting_ack
     }
 
     /// How many reply scripts sent everything and ended their body.
@@ -259,7 +266,9 @@ async fn answer(
                 }
                 Step::Pause(duration) => tokio::time::sleep(duration).await,
                 Step::AwaitAck(count) => {
+                    scripts.lock().unwrap().awaiting_ack += 1;
                     let _ = acknowledged.wait_for(|&acked| acked >= count).await;
+                    scripts.lock().unwrap().awaiting_ack -= 1;
                 }
                 Step::Break => {
                     let _ = frames.send(Err(std::io::Error::other("scripted break")));

@@ -1,5 +1,4 @@
-//! `allowed_outbound_hosts`, read and enforced as Spin does
-//! (crates/outbound-networking-config/src/allowed_hosts.rs).
+//! `allowed_outbound_hosts`, read and enforced as Spin does.
 //!
 //! An entry is `<scheme>://<host>[:<port>]`:
 //! * scheme: a name or `*`;
@@ -110,15 +109,6 @@ impl AllowedHosts {
         self.rules
             .iter()
             .any(|rule| rule.allows(scheme, &host, port))
-    }
-
-    /// Whether the component may make relative ("self") HTTP requests to its
-    /// own app (a URL without authority, or `http://self.alt/...`).
-    pub fn allows_relative_requests(&self) -> bool {
-        self.rules.iter().any(|rule| {
-            matches!(rule.host, HostPattern::Any | HostPattern::ToSelf)
-                && (rule.scheme.allows("http") || rule.scheme.allows("https"))
-        })
     }
 
     /// Whether a Postgres connection string (URL form, `postgres://` or

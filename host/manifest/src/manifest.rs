@@ -1,6 +1,5 @@
 //! The application manifest (`spin.toml`, manifest version 2), checked as
-//! strictly as Spin checks it (crates/manifest, crates/loader,
-//! crates/http, crates/trigger-http), and refusing up front the Spin
+//! strictly as Spin's loader checks it, and refusing up front the Spin
 //! features chat-host does not implement rather than ignoring them.
 
 mod raw;
@@ -51,13 +50,6 @@ pub struct VariableDecl {
     pub secret: bool,
 }
 
-impl VariableDecl {
-    /// A required variable must be given a value at start-up.
-    pub fn required(&self) -> bool {
-        self.default.is_none()
-    }
-}
-
 /// Keeps a secret variable's default out of logs.
 impl fmt::Debug for VariableDecl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -88,20 +80,7 @@ pub struct Component {
     pub variables: BTreeMap<String, String>,
     /// Environment variables for the guest.
     pub environment: BTreeMap<String, String>,
-    /// Files Spin would make visible to the guest (relative to `base_dir`).
-    pub files: Vec<FilesMount>,
-    /// Glob patterns excluded from `files`.
-    pub exclude_files: Vec<String>,
     pub build: Option<BuildConfig>,
-}
-
-/// A `files` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FilesMount {
-    /// A path or glob pattern, mounted at the same relative path.
-    Pattern(String),
-    /// A host directory or file mounted at `destination` in the guest.
-    Placement { source: String, destination: String },
 }
 
 /// `[component.<id>.build]`, what `spin build` runs.
@@ -112,8 +91,6 @@ pub struct BuildConfig {
     /// Absolute directory to run them in: `workdir` resolved against the
     /// manifest directory, or the manifest directory itself.
     pub workdir: PathBuf,
-    /// Glob patterns, relative to `workdir`, that `spin watch` watches.
-    pub watch: Vec<String>,
 }
 
 /// A `[[trigger.http]]` entry.
@@ -187,15 +164,6 @@ impl Manifest {
             _ => Path::new("."),
         };
         Self::parse_file(&text, base_dir).map_err(error)
-    }
-
-    /// Validates manifest text whose relative paths are relative to
-    /// `base_dir`. Errors name `<base_dir>/spin.toml` as the file.
-    pub fn parse(toml_text: &str, base_dir: &Path) -> Result<Self, ManifestError> {
-        Self::parse_file(toml_text, base_dir).map_err(|kind| ManifestError {
-            file: base_dir.join("spin.toml"),
-            kind,
-        })
     }
 
     fn parse_file(text: &str, base_dir: &Path) -> Result<Self, ManifestErrorKind> {
@@ -323,6 +291,13 @@ fn convert_component(
     variables: &BTreeMap<String, VariableDecl>,
 ) -> Result<Component, String> {
     let unsupported = |feature: &str| Err(format!("`{feature}` is not supported by chat-host"));
+    if !component.files.is_empty() {
+        return Err(
+            "`files` is not supported: chat-host does not mount files into the guest \
+             (`spin up` does); embed them in the component or run the app with `spin up`"
+                .to_owned(),
+        );
+    }
     if !component.sqlite_databases.is_empty() {
         return unsupported("sqlite_databases");
     }
@@ -388,11 +363,7 @@ fn convert_component(
                 raw::Commands::One(command) => vec![command],
                 raw::Commands::Several(commands) => commands,
             };
-            Ok(BuildConfig {
-                commands,
-                workdir,
-                watch: build.watch,
-            })
+            Ok(BuildConfig { commands, workdir })
         })
         .transpose()?;
 
@@ -407,21 +378,6 @@ fn convert_component(
             .collect(),
         variables: component_variables,
         environment: component.environment,
-        files: component
-            .files
-            .into_iter()
-            .map(|mount| match mount {
-                raw::FilesMount::Pattern(pattern) => FilesMount::Pattern(pattern),
-                raw::FilesMount::Placement {
-                    source,
-                    destination,
-                } => FilesMount::Placement {
-                    source,
-                    destination,
-                },
-            })
-            .collect(),
-        exclude_files: component.exclude_files,
         build,
     })
 }

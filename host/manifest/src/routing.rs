@@ -1,4 +1,4 @@
-//! HTTP routing with the semantics of Spin's HTTP trigger (crates/routes):
+//! HTTP routing with the semantics of Spin's HTTP trigger:
 //! which component handles a request path, what the route captured, and the
 //! `spin-*` headers the component is told about it.
 
@@ -145,10 +145,6 @@ impl Router {
                 },
                 None => String::new(),
             };
-            let matched_path = path
-                .strip_suffix(path_info.as_str())
-                .unwrap_or(path)
-                .to_owned();
             Some(RouteMatch {
                 component_id: route.component.clone(),
                 raw_route: route.raw.clone(),
@@ -158,7 +154,6 @@ impl Router {
                     .into_iter()
                     .map(|(name, value)| (name.to_owned(), value.to_owned()))
                     .collect(),
-                matched_path,
                 path_info,
             })
         })
@@ -228,7 +223,6 @@ pub struct RouteMatch {
     raw_route: String,
     normalized_route: String,
     params: BTreeMap<String, String>,
-    matched_path: String,
     path_info: String,
 }
 
@@ -242,7 +236,6 @@ impl RouteMatch {
             raw_route: "/...".to_owned(),
             normalized_route: "/...".to_owned(),
             params: BTreeMap::new(),
-            matched_path: String::new(),
             path_info: path.to_owned(),
         }
     }
@@ -275,12 +268,6 @@ impl RouteMatch {
     /// keeps the last capture, as in Spin.
     pub fn params(&self) -> &BTreeMap<String, String> {
         &self.params
-    }
-
-    /// The part of the request path the route consumed: the whole path for
-    /// an exact route, the path minus [`Self::path_info`] for a wildcard.
-    pub fn matched_path(&self) -> &str {
-        &self.matched_path
     }
 
     /// What a trailing wildcard matched, with its leading slash and any
@@ -403,7 +390,6 @@ mod tests {
         assert_eq!(m.component_id(), "history");
         assert_eq!(m.params()["chatId"], "abc");
         assert_eq!(m.path_info(), "");
-        assert_eq!(m.matched_path(), "/api/chat/abc");
 
         let m = r.route("/api/chat/abc/visibility").unwrap();
         assert_eq!(m.component_id(), "history-visibility");
@@ -412,7 +398,6 @@ mod tests {
         let m = r.route("/users/7/files/a/b.txt").unwrap();
         assert_eq!(m.params()["id"], "7");
         assert_eq!(m.path_info(), "/a/b.txt");
-        assert_eq!(m.matched_path(), "/users/7/files");
 
         assert!(r.route("/api/chat/").is_none());
         assert!(r.route("/api/messages").is_none());

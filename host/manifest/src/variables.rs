@@ -1,5 +1,5 @@
-//! Application and component variables with Spin's semantics
-//! (crates/expressions, crates/factor-variables, crates/variables-env).
+//! Application and component variables with Spin's semantics: templates,
+//! defaults, secrets and `SPIN_VARIABLE_*` environment values.
 //!
 //! An application variable's value comes from, first to last: the host's own
 //! overrides (like `spin up --variable`), the `SPIN_VARIABLE_<NAME>`
@@ -41,12 +41,6 @@ pub enum VariableError {
     ComponentTemplate {
         component: String,
         variable: String,
-        error: TemplateError,
-    },
-    /// A template passed to [`VariableResolver::resolve_template`].
-    #[error("template {template:?}: {error}")]
-    Template {
-        template: String,
         error: TemplateError,
     },
 }
@@ -195,16 +189,6 @@ impl VariableResolver {
                 variable: name.to_owned(),
                 error,
             })
-    }
-
-    /// Substitutes application variables into any templated text.
-    pub fn resolve_template(&self, template: &str) -> Result<String, VariableError> {
-        let template_error = |error| VariableError::Template {
-            template: template.to_owned(),
-            error,
-        };
-        let parsed = Template::parse(template).map_err(template_error)?;
-        self.render(&parsed).map_err(template_error)
     }
 
     /// An application variable's value, for the host's own use (for example

@@ -59,7 +59,6 @@ fn an_empty_list_allows_nothing() {
     assert_denies(&none, &["https://example.com", "http://localhost:3000"]);
     assert!(!none.allows("https", "example.com", None));
     assert!(!none.allows_postgres_address("postgres://db.example.com/chat"));
-    assert!(!none.allows_relative_requests());
 }
 
 #[test]
@@ -170,7 +169,6 @@ fn wildcard_ports_hosts_and_schemes() {
         &["http://a.b", "tcp://127.0.0.1:1", "ftp://files.example.com"],
     );
     assert!(everything.allows_postgres_address("postgres://anywhere:1/db"));
-    assert!(everything.allows_relative_requests());
 }
 
 #[test]
@@ -348,16 +346,18 @@ fn insecure_allow_all_is_refused_as_in_spin_3() {
 }
 
 #[test]
-fn self_allows_relative_requests_only() {
-    let allowed = hosts(&["http://self"]);
-    assert!(allowed.allows_relative_requests());
+fn self_allows_no_url_host() {
+    // `self` is for relative requests, never a host named `self`.
+    let allowed = hosts(&["http://self", "https://self.alt"]);
     assert_denies(
         &allowed,
-        &["http://self/x", "http://self.alt/x", "http://localhost"],
+        &[
+            "http://self/x",
+            "http://self.alt/x",
+            "https://self.alt/x",
+            "http://localhost",
+        ],
     );
-    assert!(hosts(&["https://self.alt"]).allows_relative_requests());
-    assert!(!hosts(&["redis://self"]).allows_relative_requests());
-    assert!(!hosts(&["https://example.com"]).allows_relative_requests());
 }
 
 #[test]

@@ -93,10 +93,13 @@ pub(super) struct Component {
     pub variables: BTreeMap<LowerSnakeName, String>,
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+    /// Any entry is refused: chat-host mounts no files. Not type-checked
+    /// further, since any non-empty list is refused anyway.
     #[serde(default)]
-    pub files: Vec<FilesMount>,
-    #[serde(default)]
-    pub exclude_files: Vec<String>,
+    pub files: Vec<toml::Value>,
+    /// Only narrows `files`, so it has nothing to do without them.
+    #[serde(default, rename = "exclude_files")]
+    _exclude_files: Vec<String>,
     #[serde(default)]
     pub allowed_http_hosts: Vec<String>,
     #[serde(default)]
@@ -122,19 +125,13 @@ pub(super) struct Component {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields, untagged)]
-pub(super) enum FilesMount {
-    Pattern(String),
-    Placement { source: String, destination: String },
-}
-
-#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Build {
     pub command: Commands,
     pub workdir: Option<String>,
-    #[serde(default)]
-    pub watch: Vec<String>,
+    /// What `spin watch` watches; chat-host has no watch command.
+    #[serde(default, rename = "watch")]
+    _watch: Vec<String>,
 }
 
 #[derive(Deserialize)]

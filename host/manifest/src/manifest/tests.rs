@@ -1,6 +1,18 @@
 use super::*;
 use crate::PROJECT_MANIFEST;
 
+/// Test support for every module's tests: manifest text without a file.
+impl Manifest {
+    /// Validates `toml_text` as if it were `<base_dir>/spin.toml`, which
+    /// errors name as the file.
+    pub(crate) fn parse(toml_text: &str, base_dir: &Path) -> Result<Self, ManifestError> {
+        Self::parse_file(toml_text, base_dir).map_err(|kind| ManifestError {
+            file: base_dir.join("spin.toml"),
+            kind,
+        })
+    }
+}
+
 const MINIMAL: &str = r#"
 spin_manifest_version = 2
 [application]
@@ -45,7 +57,7 @@ fn project_manifest_is_read_completely() {
     assert!(manifest.variables["serving_token"].secret);
     assert!(manifest.variables["gateway_secret"].secret);
     let admin_token = &manifest.variables["admin_token"];
-    assert!(admin_token.secret && !admin_token.required());
+    assert!(admin_token.secret);
     assert_eq!(admin_token.default.as_deref(), Some(""));
     assert!(!manifest.variables["db_url"].secret);
 
@@ -85,7 +97,6 @@ fn project_manifest_is_read_completely() {
         ["cargo build --target wasm32-wasip2 --release -p history"]
     );
     assert_eq!(build.workdir, Path::new("/srv/chat"));
-    assert_eq!(build.watch.len(), 3);
 
     let admin = &manifest.components["admin-schema"];
     assert_eq!(
@@ -244,7 +255,7 @@ source = "web.wasm"
 description = "The web UI"
 key_value_stores = ["default", "my-store", "my_store"]
 environment = { RUST_LOG = "info" }
-files = ["static/**/*", { source = "assets", destination = "/assets" }]
+files = []
 exclude_files = ["static/secret"]
 variables = { api_url = "https://{{ token }}@api.example.com" }
 dependencies_inherit_configuration = false
@@ -263,27 +274,53 @@ source = "web-debug.wasm"
         manifest.variables["token"].description.as_deref(),
         Some("API token")
     );
-    assert!(manifest.variables["token"].required());
+    assert_eq!(manifest.variables["token"].default, None);
     assert_eq!(manifest.http_triggers[0].route, HttpRoute::Private);
     let web = &manifest.components["web"];
     assert_eq!(web.description, "The web UI");
     assert_eq!(web.key_value_stores, ["default", "my-store", "my_store"]);
     assert_eq!(web.environment["RUST_LOG"], "info");
-    assert_eq!(
-        web.files,
-        [
-            FilesMount::Pattern("static/**/*".into()),
-            FilesMount::Placement {
-                source: "assets".into(),
-                destination: "/assets".into()
-            },
-        ]
-    );
-    assert_eq!(web.exclude_files, ["static/secret"]);
     let build = web.build.as_ref().unwrap();
     assert_eq!(build.commands, ["npm ci", "npm run build"]);
     assert_eq!(build.workdir, Path::new("/app/ui"));
-    assert!(build.watch.is_empty());
+}
+
+#[test]
+fn files_are_refused_because_chat_host_mounts_none() {
+    for files in [
+        r#"["assets/**"]"#,
+        r#"[{ source = "assets", destination = "/assets" }]"#,
+    ] {
+        assert_eq!(
+            error_with(&format!(
+                "[component.other]\nsource = \"o.wasm\"\nfiles = {files}\n"
+            )),
+            "/app/spin.toml: component `other`: `files` is not supported: chat-host does not \
+             mount files into the guest (`spin up` does); embed them in the component or run \
+             the app with `spin up`"
+        );
+    }
+    // The same through `load`, for the component `web`.
+    let dir = std::env::temp_dir().join(format!("chat-manifest-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("spin.toml");
+    std::fs::write(&path, format!("{MINIMAL}files = [\"assets/**\"]\n")).unwrap();
+    let error = Manifest::load(&path).unwrap_err();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        error
+            .to_string()
+            .ends_with("component `web`: `files` is not supported: chat-host does not mount files into the guest (`spin up` does); embed them in the component or run the app with `spin up`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_empty_files_list_is_accepted() {
+    let manifest = parse(&format!(
+        "{MINIMAL}files = []\nexclude_files = [\"assets/secret\"]\n"
+    ));
+    assert!(manifest.is_ok(), "{manifest:?}");
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! The request headers Spin's HTTP trigger adds to tell a component how it was
-//! reached (crates/trigger-http/src/headers.rs).
+//! reached.
 
 use std::net::SocketAddr;
 

@@ -109,11 +109,6 @@ fn templates_mix_literal_text_and_variables() {
         r.component_variable("web", "greeting").unwrap(),
         "hello }} world"
     );
-    assert_eq!(
-        r.resolve_template("{{ api_host }}:443").unwrap(),
-        "api.example.com:443"
-    );
-    assert_eq!(r.resolve_template("no templates").unwrap(), "no templates");
 }
 
 #[test]
@@ -191,24 +186,6 @@ fn malformed_names_are_invalid() {
             .to_string()
             .starts_with("invalid variable name \"DB_URL\": invalid character 'D'"),
         "{error}"
-    );
-}
-
-#[test]
-fn free_templates_report_undeclared_variables() {
-    let r = resolver(&[("SPIN_VARIABLE_API_TOKEN", "t")], &[]);
-    assert_eq!(
-        r.resolve_template("https://{{ nope }}")
-            .unwrap_err()
-            .to_string(),
-        "template \"https://{{ nope }}\": template refers to `nope`, which is not declared in [variables]"
-    );
-    assert_eq!(
-        r.resolve_template("{{ api_host").unwrap_err(),
-        VariableError::Template {
-            template: "{{ api_host".into(),
-            error: TemplateError::UnmatchedBraces
-        }
     );
 }
 
