@@ -736,8 +736,8 @@ async fn resending_a_message_stores_it_once_and_its_id_stays_its_own() {
     );
 
     // The same message id elsewhere, by its author or anyone else, is a 409
-    // that leaves nothing behind: no chat, no message, no call to the model.
-    let calls = rig.upstream.received().len();
+    // that leaves nothing behind: no chat, no message, no reply (the model
+    // call that began alongside the write is cancelled).
     for email in [OWNER, OTHER] {
         let elsewhere = Uuid::new_v4();
         let reuse = json!({"id": elsewhere, "messages": [user_message("Hijack", question)]});
@@ -766,7 +766,70 @@ async fn resending_a_message_stores_it_once_and_its_id_stays_its_own() {
         )
         .await;
     assert!(text[0].contains("Once only"), "never overwritten: {text:?}");
-    assert_eq!(rig.upstream.received().len(), calls);
+    assert_eq!(
+        rig.db.stored_messages(chat).await.len(),
+        3,
+        "no reply was added"
+    );
+}
+
+#[tokio::test]
+async fn the_model_is_called_while_the_users_message_is_written() {
+    let rig = Rig::start().await;
+    let (chat, question) = (Uuid::new_v4(), Uuid::new_v4());
+    rig.upstream
+        .expect_reply(reply_of(&[chat_chunk("Right away.")]));
+    rig.upstream.expect_title(Script::json_after(
+        vec![],
+        &json!({"choices": [{"message": {"content": "Overlap"}}]}),
+    ));
+    // Messages cannot be written while this lock is held; reads still work.
+    let mut locker = rig.db.connect().await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute(r#"LOCK TABLE chat."Message" IN EXCLUSIVE MODE"#)
+        .await
+        .unwrap();
+    let body = json!({"id": chat, "messages": [user_message("Be quick", question)]});
+    let post = tokio::spawn(rig.post(OWNER, &body).send());
+    eventually(
+        "the model is called while the message waits for the lock",
+        async || {
+            rig.upstream
+                .received()
+                .iter()
+                .any(Received::is_streaming)
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        rig.db.stored_messages(chat).await.is_empty(),
+        "the message is not written yet"
+    );
+    assert!(
+        !post.is_finished(),
+        "nothing reaches the client before the write"
+    );
+    lock.commit().await.unwrap();
+
+    let events = EventStream::new(post.await.unwrap().expect("POST /api/chat"))
+        .rest()
+        .await;
+    meta_of(&events);
+    let stored: Vec<(String, String)> = rig
+        .db
+        .stored_messages(chat)
+        .await
+        .into_iter()
+        .map(|m| (m.role, m.text))
+        .collect();
+    assert_eq!(
+        stored,
+        [
+            ("user".to_owned(), "Be quick".to_owned()),
+            ("assistant".to_owned(), "Right away.".to_owned())
+        ]
+    );
 }
 
 #[tokio::test]

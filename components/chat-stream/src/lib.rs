@@ -1,8 +1,9 @@
-//! The chat-stream component: `POST /api/chat`. Stores the user's message,
-//! streams the model's reply to the client as server-sent events while
-//! storing it, and names a new chat, all without losing the reply: the
-//! endpoint is read to its end even when the client leaves, text is
-//! checkpointed while it streams, and a failed reply keeps what arrived.
+//! The chat-stream component: `POST /api/chat`. Stores the user's message
+//! while the model is already being called, streams the model's reply to the
+//! client as server-sent events while storing it, and names a new chat, all
+//! without losing the reply: the endpoint is read to its end even when the
+//! client leaves, text is checkpointed while it streams, and a failed reply
+//! keeps what arrived.
 
 mod transcript;
 mod upstream;
@@ -16,8 +17,12 @@ use chat_domain::users;
 use chat_guest::request::{Request, allow_only, identify, read_body};
 use chat_guest::response::{self, EventSender, HttpResponse};
 use chat_guest::{Failure, log, store};
+use futures::FutureExt;
+use futures::channel::oneshot;
+use futures::future::{Either, LocalBoxFuture, select};
 use http_body_util::BodyExt;
 use spin_sdk::wit_bindgen::spawn;
+use std::pin::pin;
 use std::time::{Duration, Instant};
 use transcript::Transcript;
 use upstream::{Endpoint, within};
@@ -31,8 +36,18 @@ async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
     response::serve(request, route).await
 }
 
+/// The model's answer to the reply request once its head is in, with how
+/// long the endpoint may stay silent.
+type Upstream = Result<(spin_sdk::http::Response, Duration), UpstreamFailure>;
+
 /// Everything that can be refused is checked before the stream begins, so
 /// those answers are plain JSON errors; after that, failures are events.
+///
+/// The model is called as soon as the chat is known to be the caller's,
+/// while the user's message is being written, so the write's round trips
+/// overlap the model's first token; nothing is sent to the client before
+/// the write has committed (or been journaled), and a write that is refused
+/// (the message id is another message's) cancels the call.
 async fn route(request: Request) -> Result<HttpResponse, Failure> {
     let path = ApiPath::parse(request.uri().path())?;
     if path != ApiPath::ChatStream {
@@ -45,9 +60,20 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
     users::check_storable(&identity)?;
     let chat_id = chat.chat_id.unwrap_or_else(Uuid::new_v4);
     let message_id = chat.new_message().id.unwrap_or_else(Uuid::new_v4);
-    let opened = transcript::open(&identity, &chat, chat_id, message_id).await?;
-
     let endpoint = Endpoint::configured(identity.access_token.as_deref()).await;
+
+    let (cleared, on_cleared) = oneshot::channel();
+    let call = call_model(
+        endpoint.clone(),
+        serving::reply_request_body(&chat.messages),
+        on_cleared,
+    );
+    let write = transcript::open(&identity, &chat, chat_id, message_id, cleared);
+    let (opened, upstream) = match select(pin!(write), call).await {
+        Either::Left((opened, call)) => (opened?, call),
+        Either::Right((answered, write)) => (write.await?, async { answered }.boxed_local()),
+    };
+
     let (events, response) = response::event_stream();
     if let (true, Ok(endpoint)) = (opened.chat_is_new, &endpoint) {
         let first_message = chat.first_user_message().content.clone();
@@ -65,8 +91,27 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
         transcript: opened.transcript,
         events,
     };
-    spawn(reply.relay(endpoint, serving::reply_request_body(&chat.messages)));
+    spawn(reply.relay(upstream));
     Ok(response)
+}
+
+/// Calls the model once `cleared` says the chat is the caller's; the call
+/// never starts when the write refused the message first.
+fn call_model(
+    endpoint: Result<Endpoint, UpstreamFailure>,
+    body: Vec<u8>,
+    cleared: oneshot::Receiver<()>,
+) -> LocalBoxFuture<'static, Upstream> {
+    async move {
+        let endpoint = endpoint?;
+        if cleared.await.is_err() {
+            // Only a refused write drops the signal, and then this call is dropped too.
+            std::future::pending::<()>().await;
+        }
+        let response = endpoint.post(body, "text/event-stream").await?;
+        Ok((response, endpoint.timeout))
+    }
+    .boxed_local()
 }
 
 /// One assistant reply on its way from the endpoint to the client and the
@@ -85,10 +130,10 @@ impl Reply {
     /// Streams the reply, then stores it in full (or what arrived, marked as
     /// such) BEFORE telling the client it is over, so a client that reads
     /// the chat right after `[DONE]` finds it.
-    async fn relay(self, endpoint: Result<Endpoint, UpstreamFailure>, body: Vec<u8>) {
+    async fn relay(self, upstream: LocalBoxFuture<'static, Upstream>) {
         let mut relay = ReplyRelay::new();
-        let outcome = match endpoint {
-            Ok(endpoint) => self.stream(&endpoint, body, &mut relay).await,
+        let outcome = match upstream.await {
+            Ok((response, timeout)) => self.stream(response, timeout, &mut relay).await,
             Err(failure) => Err(failure),
         };
         if relay.skipped() > 0 {
@@ -128,11 +173,10 @@ impl Reply {
     /// read to its end all the same, so the whole reply is stored.
     async fn stream(
         &self,
-        endpoint: &Endpoint,
-        body: Vec<u8>,
+        response: spin_sdk::http::Response,
+        timeout: Duration,
         relay: &mut ReplyRelay,
     ) -> Result<(), UpstreamFailure> {
-        let response = endpoint.post(body, "text/event-stream").await?;
         let mut body = response.into_body();
         let mut last_heard = Instant::now();
         let mut last_checkpoint = Instant::now();
@@ -156,11 +200,11 @@ impl Reply {
                 checkpointed_len = relay.text().len();
                 continue;
             }
-            let silence_left = endpoint.timeout.saturating_sub(last_heard.elapsed());
+            let silence_left = timeout.saturating_sub(last_heard.elapsed());
             let wait = due.map_or(silence_left, |due| due.min(silence_left));
             let frame = match within(wait, body.frame()).await {
                 Some(frame) => frame,
-                None if last_heard.elapsed() >= endpoint.timeout => {
+                None if last_heard.elapsed() >= timeout => {
                     return Err(UpstreamFailure::TimedOut);
                 }
                 None => continue, // a checkpoint is due

@@ -1,8 +1,10 @@
-//! The conversation's rows: the chat and the user's message, written before
-//! the model is called, and the reply, written while and after it streams.
+//! The conversation's rows: the chat and the user's message, written while
+//! the model is being called (once the chat is known to be the caller's),
+//! and the reply, written while and after it streams.
 //! What the database cannot take (it is out of reach) goes to the
 //! write-behind journal and reaches the database when it is back.
 
+use chat_domain::access::{self, ChatAction};
 use chat_domain::chat_request::ChatRequest;
 use chat_domain::conversation::MessageStatus;
 use chat_domain::identity::Identity;
@@ -10,7 +12,8 @@ use chat_domain::journal::ConversationWrite;
 use chat_domain::serving::fallback_title;
 use chat_guest::database::{once, with_database};
 use chat_guest::{Failure, journal, log, store, writes};
-use std::cell::Cell;
+use futures::channel::oneshot;
+use std::cell::{Cell, RefCell};
 use uuid::Uuid;
 
 /// Where the reply of one chat is written.
@@ -34,12 +37,28 @@ pub struct Opened {
 /// under the retry policy. When the database is out of reach the message is
 /// journaled instead (its chat's owner is checked when it is replayed) and
 /// the chat counts as new if this is its first turn.
+///
+/// `cleared` is told as soon as nothing but the write itself can refuse the
+/// message: a chat the client named has been read and is the caller's (or
+/// does not exist yet), or the database is out of reach. The model is
+/// called from then on, while the write runs. Someone else's chat is refused
+/// before that, so their chat never reaches the model.
 pub async fn open(
     identity: &Identity,
     request: &ChatRequest,
     chat_id: Uuid,
     message_id: Uuid,
+    cleared: oneshot::Sender<()>,
 ) -> Result<Opened, Failure> {
+    let cleared = RefCell::new(Some(cleared));
+    let clear = || {
+        if let Some(cleared) = cleared.borrow_mut().take() {
+            let _ = cleared.send(());
+        }
+    };
+    if request.chat_id.is_none() {
+        clear(); // a chat id the server just made is nobody else's
+    }
     let message = ConversationWrite::UserMessage {
         user_id: identity.user_id.clone(),
         email: identity.email.clone(),
@@ -53,12 +72,25 @@ pub async fn open(
         owner: identity.user_id.clone(),
         journaled: Cell::new(false),
     };
-    match with_database(async |db| writes::apply(db, &message, None).await).await {
+    let stored = with_database(async |db| {
+        if request.chat_id.is_some() {
+            let rows = db.query(&access::access_statement(chat_id)).await?;
+            if let Some(row) = rows.first() {
+                let chat = access::chat_access(row)?;
+                access::decide(Some(&chat), &identity.user_id, ChatAction::AddMessages)?;
+            }
+            clear();
+        }
+        writes::apply(db, &message, None).await
+    })
+    .await;
+    match stored {
         Ok(applied) => Ok(Opened {
             transcript,
             chat_is_new: applied.chat_created,
         }),
         Err(failure) if failure.is_unreachable() => {
+            clear();
             log::failure(
                 "POST /api/chat (streaming the reply; the conversation waits in the journal)",
                 &failure,
