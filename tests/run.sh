@@ -20,6 +20,9 @@ bash tests/install-browser.sh
 # members (and so the same features) as `cargo test` below, so nothing is
 # compiled twice; then the components, with their spin.toml build commands.
 cargo build
+# The benchmark is no default member (it needs a release build to mean
+# anything), but it must keep compiling against the domain it measures.
+cargo build -p chat-bench
 target/debug/chat-host build --from spin.toml
 target/debug/chat-host build --from tests/fixtures/probe.spin.toml
 # Default members: the natively testable crates (see Cargo.toml).

@@ -12,10 +12,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chat_domain::access::{self, ChatAccess, ChatAction, Visibility};
-use chat_domain::history::{ChatSummary, HistoryPage, HistoryQuery, finish_page};
+use chat_domain::access::{self, ChatAction};
+use chat_domain::history::{self, HistoryPage, HistoryQuery, finish_page};
 use chat_domain::identity::{self, Identity};
-use chat_domain::messages::{self, MessageView, MessagesPage};
+use chat_domain::messages::{self, MessagesPage, MessagesQuery};
 use chat_domain::routes::ApiPath;
 use chat_domain::sql::{SqlParam, Statement};
 use chat_domain::timestamp::UtcDateTime;
@@ -130,7 +130,10 @@ async fn history(
             return Err(cursor.unknown_error().into());
         }
     }
-    let summaries = rows.iter().map(chat_summary).collect::<Result<Vec<_>>>()?;
+    let summaries = rows
+        .iter()
+        .map(|row| history::chat_summary(&NativeRow(row)))
+        .collect::<Result<Vec<_>>>()?;
     execute(&db, &ensure_user).await?;
     let (data, has_more) = finish_page(summaries, &query);
     Ok(json(StatusCode::OK, &HistoryPage { data, has_more }))
@@ -145,39 +148,63 @@ async fn messages(
     let ApiPath::Messages(chat_id) = ApiPath::parse(uri.path())? else {
         return Err(chat_domain::routes::no_route(uri.path()).into());
     };
+    let query = MessagesQuery::from_query(uri.query().unwrap_or(""))?;
     let identity = identify(&headers)?;
     let db = pool.get().await.context("checking out a connection")?;
     let access_rows = query_rows(&db, &access::access_statement(chat_id)).await?;
-    let chat = access_rows.first().map(|row| ChatAccess {
-        owner: row.get(0),
-        visibility: Visibility::from_stored(row.get(1)),
-    });
+    let chat = access_rows
+        .first()
+        .map(|row| access::chat_access(&NativeRow(row)))
+        .transpose()?;
     access::decide(chat.as_ref(), &identity.user_id, ChatAction::ReadMessages)?;
-    let views = query_rows(&db, &messages::messages_statement(chat_id))
-        .await?
+    let rows = query_rows(&db, &query.page_statement(chat_id)).await?;
+    if let Some(check) = query.cursor_statement(chat_id).filter(|_| rows.is_empty()) {
+        let known = query_rows(&db, &check)
+            .await?
+            .first()
+            .is_some_and(|row| row.get::<_, bool>(0));
+        if !known {
+            return Err(MessagesQuery::unknown_cursor_error().into());
+        }
+    }
+    let views = rows
         .iter()
-        .map(message_view)
+        .map(|row| messages::message_view(&NativeRow(row)))
         .collect::<Result<Vec<_>>>()?;
-    Ok(json(StatusCode::OK, &MessagesPage::live(views)))
+    let (data, has_more) = messages::finish_page(views, &query);
+    Ok(json(StatusCode::OK, &MessagesPage::live(data, has_more)))
 }
 
-fn chat_summary(row: &Row) -> Result<ChatSummary> {
-    Ok(ChatSummary {
-        id: row.get(0),
-        title: row.get(1),
-        created_at: utc(row.get(2))?,
-        visibility: row.get(3),
-    })
-}
+/// A tokio-postgres row read through the domain's decoders, the same ones
+/// the components use.
+struct NativeRow<'r>(&'r Row);
 
-fn message_view(row: &Row) -> Result<MessageView> {
-    Ok(MessageView {
-        id: row.get(0),
-        role: row.get(1),
-        parts: RawValue::from_string(row.get(2)).context("stored parts are JSON")?,
-        trace_id: row.get(3),
-        created_at: utc(row.get(4))?,
-    })
+impl chat_domain::sql::Row for NativeRow<'_> {
+    type Error = anyhow::Error;
+
+    fn text(&self, column: usize) -> Result<String> {
+        Ok(self.0.try_get(column)?)
+    }
+
+    fn optional_text(&self, column: usize) -> Result<Option<String>> {
+        Ok(self.0.try_get(column)?)
+    }
+
+    fn json_text(&self, column: usize) -> Result<Box<RawValue>> {
+        RawValue::from_string(self.text(column)?).context("stored parts are JSON")
+    }
+
+    fn uuid(&self, column: usize) -> Result<uuid::Uuid> {
+        Ok(self.0.try_get(column)?)
+    }
+
+    fn timestamp(&self, column: usize) -> Result<UtcDateTime> {
+        utc(self.0.try_get(column)?)
+    }
+
+    fn boolean(&self, column: usize) -> Result<bool> {
+        Ok(self.0.try_get(column)?)
+    }
 }
 
 /// TIMESTAMP columns hold UTC without a zone, as the components read them.

@@ -64,7 +64,9 @@ pub async fn explain(db: &Client, hot: &HotStatements) -> Result<Vec<Plan>> {
         ("chat access", access::access_statement(hot.conversation)),
         (
             "chat messages",
-            messages::messages_statement(hot.conversation),
+            messages::MessagesQuery::from_query("")
+                .expect("the default page")
+                .page_statement(hot.conversation),
         ),
     ];
     let mut plans = Vec::new();
