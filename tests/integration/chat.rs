@@ -90,6 +90,15 @@ impl Rig {
         response.json().await.expect("a JSON answer")
     }
 
+    /// The chat's stored messages as `role: text`, in order.
+    async fn conversation(&self, chat: Uuid) -> Vec<String> {
+        let messages = self.db.stored_messages(chat).await;
+        messages
+            .into_iter()
+            .map(|m| format!("{}: {}", m.role, m.text))
+            .collect()
+    }
+
     async fn title_of(&self, chat: Uuid) -> Option<String> {
         let titles: Vec<String> = self
             .db
@@ -717,20 +726,12 @@ async fn resending_a_message_stores_it_once_and_its_id_stays_its_own() {
         rig.upstream.expect_reply(reply_of(&[chat_chunk(answer)]));
         meta_of(&rig.chat(OWNER, &body).await);
     }
-    let summary: Vec<(String, String)> = rig
-        .db
-        .stored_messages(chat)
-        .await
-        .into_iter()
-        .map(|m| (m.role, m.text))
-        .collect();
-    let pair = |role: &str, text: &str| (role.to_owned(), text.to_owned());
     assert_eq!(
-        summary,
+        rig.conversation(chat).await,
         [
-            pair("user", "Once only"),
-            pair("assistant", "First try."),
-            pair("assistant", "Second try.")
+            "user: Once only",
+            "assistant: First try.",
+            "assistant: Second try."
         ],
         "the question once, each reply kept"
     );
@@ -816,19 +817,9 @@ async fn the_model_is_called_while_the_users_message_is_written() {
         .rest()
         .await;
     meta_of(&events);
-    let stored: Vec<(String, String)> = rig
-        .db
-        .stored_messages(chat)
-        .await
-        .into_iter()
-        .map(|m| (m.role, m.text))
-        .collect();
     assert_eq!(
-        stored,
-        [
-            ("user".to_owned(), "Be quick".to_owned()),
-            ("assistant".to_owned(), "Right away.".to_owned())
-        ]
+        rig.conversation(chat).await,
+        ["user: Be quick", "assistant: Right away."]
     );
 }
 
