@@ -7,6 +7,7 @@ use crate::run::Settings;
 use crate::streams::StreamRun;
 use anyhow::{Context, Result};
 use std::fmt::Write;
+use std::time::Duration;
 
 /// The machine and how busy it is.
 pub struct Machine {
@@ -136,10 +137,22 @@ pub struct ProxiedStreams {
 
 pub struct StreamRow {
     pub concurrency: usize,
+    /// How long the endpoint waited before its first chunk.
+    pub first_chunk_after: Duration,
     pub direct: StreamRun,
     pub host: ProxiedStreams,
     /// None when Spin is not measured, or not at this many streams.
     pub spin: Option<ProxiedStreams>,
+}
+
+impl StreamRow {
+    /// How many streams, and the endpoint's thinking time when it had one.
+    fn label(&self) -> String {
+        match self.first_chunk_after.as_millis() {
+            0 => self.concurrency.to_string(),
+            ms => format!("{}, first chunk after {ms} ms", self.concurrency),
+        }
+    }
 }
 
 /// Whether the run measured the components under Spin as well.
@@ -328,7 +341,7 @@ impl Report {
         let reply = self.settings.reply;
         let _ = writeln!(
             out,
-            "### SSE proxy: POST /api/chat against calling the endpoint directly\n\nEach reply: {} chunks {:?} apart; each client reads {} replies in a row (a new chat each). \"Added\" is the proxied figure minus the direct one at the same percentile. Chunk delay: from the endpoint writing a chunk to the client reading it.\n",
+            "### SSE proxy: POST /api/chat against calling the endpoint directly\n\nEach reply: {} chunks {:?} apart, the first at once unless the row names the endpoint's time to its first chunk; each client reads {} replies in a row (a new chat each). \"Added\" is the proxied figure minus the direct one at the same percentile. Chunk delay: from the endpoint writing a chunk to the client reading it.\n",
             reply.chunks, reply.spacing, self.settings.stream_rounds
         );
         let _ = writeln!(
@@ -342,7 +355,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {:.2} / {:.2} {} | {} | {} | {:.2} {} | {} / {} | {} {} |",
-                row.concurrency,
+                row.label(),
                 p50_p99(&row.direct.time_to_first_chunk),
                 p50_p99(&proxied.time_to_first_chunk),
                 added.first_chunk_p50,
@@ -422,7 +435,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "| {} | {} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {:.2} | {:.2} | {} / {} | {} |",
-                row.concurrency,
+                row.label(),
                 p50_p99(&spin.run.time_to_first_chunk),
                 through_spin.first_chunk_p50,
                 through_spin.first_chunk_p99,

@@ -47,6 +47,7 @@ impl Settings {
         reply: ReplyShape {
             chunks: 20,
             spacing: Duration::from_millis(50),
+            first_chunk_after: Duration::ZERO,
         },
         stream_rounds: 2,
     };
@@ -61,6 +62,7 @@ impl Settings {
         reply: ReplyShape {
             chunks: 20,
             spacing: Duration::from_millis(50),
+            first_chunk_after: Duration::ZERO,
         },
         stream_rounds: 1,
     };
@@ -281,15 +283,24 @@ pub async fn run(options: Options) -> Result<()> {
     }
     let mut spin_notes = Vec::new();
     let mut stream_rows = Vec::new();
-    for concurrency in [100, 1_000] {
+    // At once, and after 20 ms of "thinking": the second shows whether the
+    // user-message write hides behind the model's time to its first token.
+    let thinking = settings
+        .reply
+        .with_first_chunk_after(Duration::from_millis(20));
+    for (concurrency, shape) in [
+        (100, settings.reply),
+        (100, thinking),
+        (1_000, settings.reply),
+    ] {
         let direct = streams::run(
             &Route::Direct(upstream.addr),
-            settings.reply,
+            shape,
             concurrency,
             settings.stream_rounds,
         )
         .await?;
-        let host_streams = proxied_streams(&db, host_server, &settings, concurrency).await?;
+        let host_streams = proxied_streams(&db, host_server, &settings, shape, concurrency).await?;
         let spin_streams = match spin {
             Some(spin) => match why_spin_skips_these_streams(&stream_rows) {
                 Some(reason) => {
@@ -299,12 +310,15 @@ pub async fn run(options: Options) -> Result<()> {
                     ));
                     None
                 }
-                None => Some(proxied_streams(&db, spin.server, &settings, concurrency).await?),
+                None => {
+                    Some(proxied_streams(&db, spin.server, &settings, shape, concurrency).await?)
+                }
             },
             None => None,
         };
         stream_rows.push(StreamRow {
             concurrency,
+            first_chunk_after: shape.first_chunk_after,
             direct,
             host: host_streams,
             spin: spin_streams,
@@ -403,14 +417,19 @@ async fn proxied_streams(
     db: &tokio_postgres::Client,
     proxy: Server,
     settings: &Settings,
+    shape: ReplyShape,
     concurrency: usize,
 ) -> Result<ProxiedStreams> {
-    let domain = format!("streams-{concurrency}-{}.bench.example", proxy.name);
+    let thinking = shape.first_chunk_after.as_millis();
+    let domain = format!(
+        "streams-{concurrency}-{thinking}-{}.bench.example",
+        proxy.name
+    );
     let route = Route::Proxy {
         host: proxy.addr,
         domain: domain.clone(),
     };
-    let run = streams::run(&route, settings.reply, concurrency, settings.stream_rounds)
+    let run = streams::run(&route, shape, concurrency, settings.stream_rounds)
         .await
         .with_context(|| format!("{concurrency} streams through {}", proxy.name))?;
     let stored = seed::complete_replies(db, &domain).await?;

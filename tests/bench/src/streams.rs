@@ -36,6 +36,37 @@ fn now_micros() -> u64 {
 pub struct ReplyShape {
     pub chunks: usize,
     pub spacing: Duration,
+    /// How long the endpoint thinks before its first chunk, as a model does
+    /// before its first token. Asked for in the question itself (see
+    /// [`question`]), the one thing the proxy passes on unchanged.
+    pub first_chunk_after: Duration,
+}
+
+impl ReplyShape {
+    pub fn with_first_chunk_after(self, first_chunk_after: Duration) -> Self {
+        Self {
+            first_chunk_after,
+            ..self
+        }
+    }
+}
+
+const THINK_PREFIX: &str = "Hello; first chunk after ms=";
+
+/// The user's question, which tells the endpoint how long to think.
+fn question(shape: ReplyShape) -> String {
+    format!("{THINK_PREFIX}{}", shape.first_chunk_after.as_millis())
+}
+
+/// How long the question asks the endpoint to think.
+fn thinking_time(request: &Value) -> Duration {
+    let asked = request["messages"]
+        .as_array()
+        .and_then(|messages| messages.last())
+        .and_then(|message| message["content"].as_str())
+        .and_then(|content| content.strip_prefix(THINK_PREFIX))
+        .and_then(|ms| ms.parse().ok());
+    Duration::from_millis(asked.unwrap_or(0))
 }
 
 /// The endpoint, serving on a loopback port for the life of the process.
@@ -81,7 +112,9 @@ async fn answer(
     shape: ReplyShape,
 ) -> Result<hyper::Response<UpstreamBody>, hyper::Error> {
     let body = request.into_body().collect().await?.to_bytes();
-    let streaming = serde_json::from_slice::<Value>(&body).is_ok_and(|body| body["stream"] == true);
+    let body = serde_json::from_slice::<Value>(&body).unwrap_or_default();
+    let streaming = body["stream"] == true;
+    let thinking = thinking_time(&body);
     if !streaming {
         let title = json!({"choices": [{"message": {"content": "Benchmark chat"}}]});
         return Ok(hyper::Response::builder()
@@ -93,8 +126,9 @@ async fn answer(
         if sent > shape.chunks {
             return None;
         }
-        if sent > 0 {
-            tokio::time::sleep(shape.spacing).await;
+        let pause = if sent == 0 { thinking } else { shape.spacing };
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
         }
         let event = if sent == shape.chunks {
             "data: [DONE]\n\n".to_owned()
@@ -157,7 +191,7 @@ pub async fn run(
                 tokio::time::sleep(delay).await;
                 let mut run = StreamRun::default();
                 for _ in 0..rounds {
-                    match one_stream(&route, client, shape.chunks).await {
+                    match one_stream(&route, client, shape).await {
                         Ok((first, delays)) => {
                             run.completed += 1;
                             run.time_to_first_chunk.push(first);
@@ -188,19 +222,24 @@ pub async fn run(
 /// One reply read to its end: the time to its first chunk and every chunk's
 /// delay. A reply through the proxy must end with `[DONE]`, which chat-stream
 /// sends only once the reply is stored.
-async fn one_stream(route: &Route, client: usize, chunks: usize) -> Result<(Duration, Samples)> {
+async fn one_stream(
+    route: &Route,
+    client: usize,
+    shape: ReplyShape,
+) -> Result<(Duration, Samples)> {
+    let chunks = shape.chunks;
     let (addr, request, body) = match route {
         Route::Direct(upstream) => (
             *upstream,
             Request::post(INVOCATIONS),
-            json!({"messages": [{"role": "user", "content": "Hello"}], "stream": true}),
+            json!({"messages": [{"role": "user", "content": question(shape)}], "stream": true}),
         ),
         Route::Proxy { host, domain } => (
             *host,
             Request::post("/api/chat").header("x-forwarded-email", format!("{client}@{domain}")),
             json!({
                 "id": Uuid::new_v4(),
-                "messages": [{"role": "user", "content": "Hello", "id": Uuid::new_v4()}],
+                "messages": [{"role": "user", "content": question(shape), "id": Uuid::new_v4()}],
             }),
         ),
     };
