@@ -6,7 +6,7 @@
 //! statements look its `("createdAt", id)` up among the caller's own chats.
 
 use crate::ApiError;
-use crate::sql::{Row, SqlParam, Statement};
+use crate::sql::{Row, SqlParam, Statement, split_page};
 use crate::timestamp::UtcDateTime;
 use crate::validate::{QueryParams, parse_limit, parse_uuid};
 use serde::Serialize;
@@ -150,10 +150,8 @@ impl HistoryQuery {
 /// first, and whether more chats lie beyond it (older ones for the first page
 /// and `starting_after`; newer ones for `ending_before`). The extra row is
 /// always the one farthest from the cursor.
-pub fn finish_page<T>(mut rows: Vec<T>, query: &HistoryQuery) -> (Vec<T>, bool) {
-    let limit = query.limit as usize;
-    let has_more = rows.len() > limit;
-    rows.truncate(limit);
+pub fn finish_page<T>(rows: Vec<T>, query: &HistoryQuery) -> (Vec<T>, bool) {
+    let (mut rows, has_more) = split_page(rows, query.limit);
     if matches!(query.cursor, Some(Cursor::EndingBefore(_))) {
         rows.reverse();
     }

@@ -11,7 +11,7 @@
 //! further back, so however long a chat grows, one answer stays bounded.
 
 use crate::ApiError;
-use crate::sql::{Row, SqlParam, Statement};
+use crate::sql::{Row, SqlParam, Statement, split_page};
 use crate::timestamp::UtcDateTime;
 use crate::validate::{QueryParams, parse_limit, parse_uuid};
 use serde::Serialize;
@@ -110,10 +110,8 @@ impl MessagesQuery {
 /// Turns the rows of [`MessagesQuery::page_statement`] (newest first, one
 /// more than the limit when there is more) into the page, oldest first, and
 /// whether older messages lie beyond it.
-pub fn finish_page<T>(mut rows: Vec<T>, query: &MessagesQuery) -> (Vec<T>, bool) {
-    let limit = query.limit as usize;
-    let has_more = rows.len() > limit;
-    rows.truncate(limit);
+pub fn finish_page<T>(rows: Vec<T>, query: &MessagesQuery) -> (Vec<T>, bool) {
+    let (mut rows, has_more) = split_page(rows, query.limit);
     rows.reverse();
     (rows, has_more)
 }

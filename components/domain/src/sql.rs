@@ -41,6 +41,15 @@ impl Statement {
     }
 }
 
+/// The rows of a page statement that asked for one row more than `limit`:
+/// the first `limit` of them, and whether there were more.
+pub fn split_page<T>(mut rows: Vec<T>, limit: u32) -> (Vec<T>, bool) {
+    let limit = limit as usize;
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    (rows, has_more)
+}
+
 /// One result row, read by column position. Each SELECT in this crate sits
 /// next to the function that decodes its rows through this trait, and a unit
 /// test decodes a [`fake::FakeRow`] laid out by the SELECT's own column list,
