@@ -24,6 +24,7 @@ pub mod retry;
 pub mod routes;
 pub mod serving;
 pub mod session;
+pub mod snapshot;
 pub mod sql;
 pub mod sqlstate;
 pub mod sse;

@@ -1,16 +1,21 @@
 //! The circuit breaker as components keep it: in the key-value store, which
 //! every instance sees (under `spin up` as well as under chat-host, whose own
-//! breaker in front of its pool trips first and answers at once).
+//! breaker in front of its pool trips first and answers at once). Each
+//! instance remembers the state it last read or wrote for a moment, so a
+//! request with the breaker closed opens no store.
 
 use crate::postgres::DbError;
-use crate::store;
+use crate::store::{self, Remembered};
 use chat_domain::circuit::{Admission, Circuit};
 use spin_sdk::key_value::Store;
 
 const KEY: &str = "database-circuit";
 
+static LAST_SEEN: Remembered<Circuit> = Remembered::nothing_yet();
+
 /// Leave to use the database for one unit of work.
 pub struct Gate {
+    /// The store, when admitting this work needed it.
     store: Option<Store>,
     /// This request is the probe after a cool-down.
     probing: bool,
@@ -19,21 +24,30 @@ pub struct Gate {
 /// Whether the database may be used now: an error while the breaker is open
 /// (ephemeral mode), so the request skips the database at once.
 pub async fn admit() -> Result<Gate, DbError> {
-    let Some(store) = store::open().await else {
-        return Ok(Gate {
-            store: None,
-            probing: false,
-        });
-    };
-    let stored = store.get(KEY).await.ok().flatten();
     let now = store::now_ms();
-    match Circuit::decode(stored.as_deref()).admit(now) {
+    let pass = Gate {
+        store: None,
+        probing: false,
+    };
+    match LAST_SEEN.trusted(now).map(|circuit| circuit.admit(now)) {
+        Some(Admission::Pass) => return Ok(pass),
+        Some(Admission::Skip { for_about }) => return Err(DbError::Skipped { for_about }),
+        // Only the store decides which request probes.
+        Some(Admission::Probe) | None => {}
+    }
+    let Some(store) = store::open().await else {
+        LAST_SEEN.remember(Circuit::Closed, now);
+        return Ok(pass);
+    };
+    let circuit = Circuit::decode(store.get(KEY).await.ok().flatten().as_deref());
+    LAST_SEEN.remember(circuit, now);
+    match circuit.admit(now) {
         Admission::Pass => Ok(Gate {
             store: Some(store),
             probing: false,
         }),
         Admission::Probe => {
-            save(&store, Circuit::probing(now)).await;
+            save(&store, Circuit::probing(now), now).await;
             Ok(Gate {
                 store: Some(store),
                 probing: true,
@@ -44,32 +58,38 @@ pub async fn admit() -> Result<Gate, DbError> {
 }
 
 impl Gate {
-    /// The key-value store this gate read the breaker from, for the rest of
-    /// the work (one open per request).
-    pub fn store(&self) -> Option<&Store> {
-        self.store.as_ref()
-    }
-
     /// Records what the work found: the database out of reach opens the
     /// breaker; any answer from it closes a breaker this request probed.
     pub async fn record(self, database_unreachable: bool) {
-        let Some(store) = self.store else { return };
+        let now = store::now_ms();
         if database_unreachable {
-            save(&store, Circuit::tripped(store::now_ms())).await;
+            let store = match self.store {
+                Some(store) => Some(store),
+                None => store::open().await,
+            };
+            let tripped = Circuit::tripped(now);
+            match store {
+                Some(store) => save(&store, tripped, now).await,
+                None => LAST_SEEN.remember(tripped, now),
+            }
             if !self.probing {
                 crate::log::note(
                     "the database is out of reach: ephemeral mode (requests skip it; \
                      one probes it again after the cool-down)",
                 );
             }
-        } else if self.probing {
-            save(&store, Circuit::Closed).await;
+        } else if self.probing
+            && let Some(store) = self.store
+        {
+            save(&store, Circuit::Closed, now).await;
             crate::log::note("the database answers again: leaving ephemeral mode");
         }
     }
 }
 
-async fn save(store: &Store, circuit: Circuit) {
+/// Stores the state for every instance and remembers it for this one.
+async fn save(store: &Store, circuit: Circuit, now: u64) {
+    LAST_SEEN.remember(circuit, now);
     let saved = match circuit.encode() {
         Some(text) => store.set(KEY, text.as_bytes()).await,
         None => store.delete(KEY).await,

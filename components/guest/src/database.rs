@@ -6,7 +6,6 @@ use crate::failure::Failure;
 use crate::postgres::Db;
 use crate::{breaker, journal, log, schema};
 use chat_domain::retry::COLD_START_RETRY_POLICY;
-use spin_sdk::key_value::Store;
 
 /// Runs `work` on a connection to the `db_url` database. Failures the policy
 /// retries (and the host has not retried already) get another attempt after
@@ -19,7 +18,7 @@ pub async fn with_database<T>(
     let gate = breaker::admit().await?;
     let outcome = COLD_START_RETRY_POLICY
         .run(Failure::retry_code, spin_sdk::time::sleep, async || {
-            work(&ready(gate.store()).await?).await
+            work(&ready().await?).await
         })
         .await;
     gate.record(outcome.as_ref().is_err_and(Failure::is_unreachable))
@@ -31,19 +30,19 @@ pub async fn with_database<T>(
 /// (the journal) is better than making a streaming reply wait out a backoff.
 pub async fn once<T>(work: impl AsyncFnOnce(&Db) -> Result<T, Failure>) -> Result<T, Failure> {
     let gate = breaker::admit().await?;
-    let outcome = async { work(&ready(gate.store()).await?).await }.await;
+    let outcome = async { work(&ready().await?).await }.await;
     gate.record(outcome.as_ref().is_err_and(Failure::is_unreachable))
         .await;
     outcome
 }
 
-/// A connection with the schema current and the journal in `store` written
-/// out. Only an unreachable database fails the request here: any other
-/// replay failure is the journal's problem, logged, and the entries wait for
-/// the next request.
-async fn ready(store: Option<&Store>) -> Result<Db, Failure> {
+/// A connection with the schema current and the journal written out. Only
+/// an unreachable database fails the request here: any other replay failure
+/// is the journal's problem, logged, and the entries wait for the next
+/// request.
+async fn ready() -> Result<Db, Failure> {
     let db = schema::connect_migrated().await?;
-    match journal::replay(&db, store).await {
+    match journal::replay_if_pending(&db).await {
         Err(failure) if failure.is_unreachable() => return Err(failure),
         Err(failure) => log::failure("replaying the journal", &failure),
         Ok(()) => {}

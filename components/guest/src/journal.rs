@@ -4,11 +4,16 @@
 
 use crate::Failure;
 use crate::postgres::Db;
-use crate::{log, store, writes};
+use crate::store::{self, Remembered};
+use crate::{log, writes};
 use chat_domain::journal::{self, ConversationWrite, JournalEntry, PENDING_KEY};
 use chat_domain::sql::Row;
 use spin_sdk::key_value::Store;
 use uuid::Uuid;
+
+/// Whether this instance last saw the journal marker set: while it saw none
+/// moments ago, requests skip the store (see `chat_domain::snapshot`).
+static PENDING_SEEN: Remembered<bool> = Remembered::nothing_yet();
 
 /// Keeps a write for later, stamped `written_at`; a write that could not be
 /// kept either is logged as lost, with its content.
@@ -19,7 +24,7 @@ pub async fn keep(write: ConversationWrite, written_at: u64) {
             // The entry first, then the marker (see chat_domain::journal).
             let stored = store.set(entry.key(), entry.to_bytes()).await;
             match stored {
-                Ok(()) => store.set(PENDING_KEY, b"1").await,
+                Ok(()) => mark_pending(&store).await,
                 error => error,
             }
             .map_err(|error| format!("{error:?}"))
@@ -47,18 +52,26 @@ pub async fn keep_trace(message_id: Uuid, trace_id: &str) {
     }
 }
 
-/// Writes every waiting entry in `store` to the database, oldest first,
-/// deleting each once it is written. Does nothing without a store, when the
-/// journal is empty or when another instance is replaying it. Fails only
-/// when the database is out of reach again (the rest waits for the next
-/// request).
-pub async fn replay(db: &Db, store: Option<&Store>) -> Result<(), Failure> {
-    let Some(store) = store else {
-        return Ok(());
-    };
-    if !matches!(store.exists(PENDING_KEY).await, Ok(true)) {
+/// Writes every waiting entry to the database, oldest first, deleting each
+/// once it is written. Does nothing without a store, when the journal is
+/// empty (or was moments ago) or when another instance is replaying it.
+/// Fails only when the database is out of reach again (the rest waits for
+/// the next request).
+pub async fn replay_if_pending(db: &Db) -> Result<(), Failure> {
+    let now = store::now_ms();
+    if PENDING_SEEN.trusted(now) == Some(false) {
         return Ok(());
     }
+    let Some(store) = store::open().await else {
+        PENDING_SEEN.remember(false, now);
+        return Ok(());
+    };
+    let pending = matches!(store.exists(PENDING_KEY).await, Ok(true));
+    PENDING_SEEN.remember(pending, now);
+    if !pending {
+        return Ok(());
+    }
+    let store = &store;
     let locked = db.query(&journal::try_lock_replay_statement()).await?;
     let locked: Option<bool> = locked.first().map(|row| row.boolean(0)).transpose()?;
     if locked != Some(true) {
@@ -77,10 +90,11 @@ async fn replay_locked(db: &Db, store: &Store) -> Result<(), Failure> {
         log::failure("clearing the journal marker", &format!("{error:?}"));
         return Ok(());
     }
+    PENDING_SEEN.remember(false, store::now_ms());
     let keys = match store.get_keys().await.collect().await {
         Ok(keys) => journal::replay_order(keys),
         Err(error) => {
-            mark_pending(store).await;
+            restore_marker(store).await;
             log::failure("listing the journal", &format!("{error:?}"));
             return Ok(());
         }
@@ -91,7 +105,7 @@ async fn replay_locked(db: &Db, store: &Store) -> Result<(), Failure> {
             Ok(Some(bytes)) => JournalEntry::from_bytes(&bytes),
             Ok(None) => continue,
             Err(error) => {
-                mark_pending(store).await;
+                restore_marker(store).await;
                 log::failure("reading a journal entry", &format!("{error:?}"));
                 return Ok(());
             }
@@ -103,7 +117,7 @@ async fn replay_locked(db: &Db, store: &Store) -> Result<(), Failure> {
                     forget_kept_trace(store, &entry.write).await;
                 }
                 Err(failure) if failure.is_unreachable() => {
-                    mark_pending(store).await;
+                    restore_marker(store).await;
                     log::note(&format!(
                         "journal replay paused after {written} writes: the database is out of reach"
                     ));
@@ -145,8 +159,14 @@ async fn forget_kept_trace(store: &Store, write: &ConversationWrite) {
     }
 }
 
-async fn mark_pending(store: &Store) {
-    if let Err(error) = store.set(PENDING_KEY, b"1").await {
+/// Sets the marker, for every instance, and remembers it for this one.
+async fn mark_pending(store: &Store) -> Result<(), spin_sdk::key_value::Error> {
+    PENDING_SEEN.remember(true, store::now_ms());
+    store.set(PENDING_KEY, b"1").await
+}
+
+async fn restore_marker(store: &Store) {
+    if let Err(error) = mark_pending(store).await {
         log::failure("restoring the journal marker", &format!("{error:?}"));
     }
 }
