@@ -6,8 +6,10 @@
 //! statements look its `("createdAt", id)` up among the caller's own chats.
 
 use crate::ApiError;
+use crate::identity::Identity;
 use crate::sql::{Row, SqlParam, Statement, split_page};
 use crate::timestamp::UtcDateTime;
+use crate::users;
 use crate::validate::{QueryParams, parse_limit, parse_uuid};
 use serde::Serialize;
 use uuid::Uuid;
@@ -19,35 +21,59 @@ pub const MAX_LIMIT: u32 = 100;
 const STARTING_AFTER: &str = "starting_after";
 const ENDING_BEFORE: &str = "ending_before";
 
+// Every page also records the caller in `chat."User"` (as the seed does on
+// each history read), in the same statement: one round trip, not two. A
+// cursor page records them only when the cursor is one of their chats, so a
+// bad cursor changes nothing. Parameters: $1 user id, $2 email, then the
+// cursor (when there is one) and the limit.
+
 /// Newest first. Selects, in order: id, title, "createdAt", visibility.
-const FIRST_PAGE: &str = r#"SELECT id, title, "createdAt", visibility
+const FIRST_PAGE: &str = r#"WITH recorded_caller AS (
+  INSERT INTO chat."User" (id, email) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING)
+SELECT id, title, "createdAt", visibility
 FROM chat."Chat"
 WHERE "userId" = $1
 ORDER BY "createdAt" DESC, id DESC
-LIMIT $2"#;
+LIMIT $3"#;
+
+macro_rules! record_caller_if_cursor_is_theirs {
+    () => {
+        r#"WITH recorded_caller AS (
+  INSERT INTO chat."User" (id, email)
+  SELECT $1, $2::text WHERE EXISTS (SELECT 1 FROM chat."Chat" WHERE id = $3 AND "userId" = $1)
+  ON CONFLICT (id) DO NOTHING)
+"#
+    };
+}
 
 /// Chats strictly older than the cursor, newest first. A cursor that is not
 /// one of the caller's chats makes the row comparison NULL: no rows.
-const OLDER_THAN_CURSOR: &str = r#"SELECT id, title, "createdAt", visibility
+const OLDER_THAN_CURSOR: &str = concat!(
+    record_caller_if_cursor_is_theirs!(),
+    r#"SELECT id, title, "createdAt", visibility
 FROM chat."Chat"
 WHERE "userId" = $1
   AND ("createdAt", id) < (
     SELECT anchor."createdAt", anchor.id FROM chat."Chat" AS anchor
-    WHERE anchor.id = $2 AND anchor."userId" = $1)
+    WHERE anchor.id = $3 AND anchor."userId" = $1)
 ORDER BY "createdAt" DESC, id DESC
-LIMIT $3"#;
+LIMIT $4"#
+);
 
 /// Chats strictly newer than the cursor, NEAREST first (ascending), so that
 /// `LIMIT` keeps the page adjacent to the cursor; [`finish_page`] drops the
 /// extra farthest row and turns the page newest first.
-const NEWER_THAN_CURSOR: &str = r#"SELECT id, title, "createdAt", visibility
+const NEWER_THAN_CURSOR: &str = concat!(
+    record_caller_if_cursor_is_theirs!(),
+    r#"SELECT id, title, "createdAt", visibility
 FROM chat."Chat"
 WHERE "userId" = $1
   AND ("createdAt", id) > (
     SELECT anchor."createdAt", anchor.id FROM chat."Chat" AS anchor
-    WHERE anchor.id = $2 AND anchor."userId" = $1)
+    WHERE anchor.id = $3 AND anchor."userId" = $1)
 ORDER BY "createdAt" ASC, id ASC
-LIMIT $3"#;
+LIMIT $4"#
+);
 
 const CURSOR_IS_CALLERS_CHAT: &str =
     r#"SELECT EXISTS (SELECT 1 FROM chat."Chat" WHERE id = $1 AND "userId" = $2)"#;
@@ -129,20 +155,28 @@ impl HistoryQuery {
         Ok(Self { limit, cursor })
     }
 
-    /// The page statement. It asks for one row more than `limit`, which tells
-    /// [`finish_page`] whether more chats lie beyond the page.
-    pub fn page_statement(&self, user_id: &str) -> Statement {
-        let user = SqlParam::Text(user_id.to_owned());
-        let limit = SqlParam::Int64(i64::from(self.limit) + 1);
-        match self.cursor {
-            None => Statement::new(FIRST_PAGE, vec![user, limit]),
-            Some(Cursor::StartingAfter(id)) => {
-                Statement::new(OLDER_THAN_CURSOR, vec![user, SqlParam::Uuid(id), limit])
+    /// The page statement, which also records the caller (400 when their
+    /// identity does not fit the columns). It asks for one row more than
+    /// `limit`, which tells [`finish_page`] whether more chats lie beyond
+    /// the page.
+    pub fn page_statement(&self, caller: &Identity) -> Result<Statement, ApiError> {
+        users::check_storable(caller)?;
+        let mut params = vec![
+            SqlParam::Text(caller.user_id.clone()),
+            SqlParam::Text(caller.email.clone()),
+        ];
+        let sql = match self.cursor {
+            None => FIRST_PAGE,
+            Some(cursor) => {
+                params.push(SqlParam::Uuid(cursor.chat_id()));
+                match cursor {
+                    Cursor::StartingAfter(_) => OLDER_THAN_CURSOR,
+                    Cursor::EndingBefore(_) => NEWER_THAN_CURSOR,
+                }
             }
-            Some(Cursor::EndingBefore(id)) => {
-                Statement::new(NEWER_THAN_CURSOR, vec![user, SqlParam::Uuid(id), limit])
-            }
-        }
+        };
+        params.push(SqlParam::Int64(i64::from(self.limit) + 1));
+        Ok(Statement::new(sql, params))
     }
 }
 
@@ -309,14 +343,31 @@ mod tests {
         );
     }
 
+    fn ada() -> Identity {
+        Identity {
+            user_id: "ada".into(),
+            email: "ada@example.com".into(),
+            name: None,
+            authenticated: true,
+            access_token: None,
+        }
+    }
+
     #[test]
-    fn first_page_statement() {
-        let statement = query(20, None).page_statement("ada");
+    fn first_page_statement_records_the_caller_and_reads_limit_plus_one() {
+        let statement = query(20, None).page_statement(&ada()).unwrap();
         assert_eq!(statement.sql, FIRST_PAGE);
         assert_eq!(
             statement.params,
-            vec![SqlParam::Text("ada".into()), SqlParam::Int64(21)]
+            vec![
+                SqlParam::Text("ada".into()),
+                SqlParam::Text("ada@example.com".into()),
+                SqlParam::Int64(21)
+            ]
         );
+        assert!(statement.sql.contains(
+            r#"INSERT INTO chat."User" (id, email) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"#
+        ));
         assert!(
             statement
                 .sql
@@ -325,27 +376,44 @@ mod tests {
     }
 
     #[test]
-    fn cursor_statements_bind_user_cursor_and_limit_plus_one() {
+    fn cursor_statements_bind_user_email_cursor_and_limit_plus_one() {
         for (cursor, sql) in [
             (Cursor::StartingAfter(chat_id()), OLDER_THAN_CURSOR),
             (Cursor::EndingBefore(chat_id()), NEWER_THAN_CURSOR),
         ] {
-            let statement = query(5, Some(cursor)).page_statement("ada");
+            let statement = query(5, Some(cursor)).page_statement(&ada()).unwrap();
             assert_eq!(statement.sql, sql);
             assert_eq!(
                 statement.params,
                 vec![
                     SqlParam::Text("ada".into()),
+                    SqlParam::Text("ada@example.com".into()),
                     SqlParam::Uuid(chat_id()),
                     SqlParam::Int64(6)
                 ]
             );
-            // The cursor row must belong to the caller.
+            // The cursor row must belong to the caller, for the page and for
+            // recording them.
             assert!(statement.sql.contains(r#"anchor."userId" = $1"#));
+            assert!(statement.sql.contains(
+                r#"WHERE EXISTS (SELECT 1 FROM chat."Chat" WHERE id = $3 AND "userId" = $1)"#
+            ));
         }
         assert!(OLDER_THAN_CURSOR.contains(r#"("createdAt", id) < ("#));
         assert!(NEWER_THAN_CURSOR.contains(r#"("createdAt", id) > ("#));
         assert!(NEWER_THAN_CURSOR.contains(r#"ORDER BY "createdAt" ASC, id ASC"#));
+    }
+
+    #[test]
+    fn an_identity_the_columns_cannot_hold_is_refused_before_any_statement() {
+        let long = Identity {
+            email: format!("{}@x.io", "a".repeat(users::MAX_EMAIL_CHARS)),
+            ..ada()
+        };
+        assert_eq!(
+            query(20, None).page_statement(&long).unwrap_err().status,
+            400
+        );
     }
 
     #[test]

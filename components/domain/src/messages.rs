@@ -11,6 +11,7 @@
 //! further back, so however long a chat grows, one answer stays bounded.
 
 use crate::ApiError;
+use crate::access::{self, ChatAccess};
 use crate::sql::{Row, SqlParam, Statement, split_page};
 use crate::timestamp::UtcDateTime;
 use crate::validate::{QueryParams, parse_limit, parse_uuid};
@@ -24,29 +25,49 @@ pub const MIN_LIMIT: u32 = 1;
 
 const ENDING_BEFORE: &str = "ending_before";
 
-/// The newest messages, newest first (the page is turned oldest first by
-/// [`finish_page`]). Decoded by [`message_view`]. `parts` is a JSON column,
-/// which `spin:postgres` cannot return as a value (only JSONB); as text it
-/// comes back verbatim.
-const NEWEST: &str = r#"SELECT id, role, parts::text, "traceId", "createdAt"
-FROM chat."Message"
-WHERE "chatId" = $1
-ORDER BY "createdAt" DESC, "insertionOrder" DESC
-LIMIT $2"#;
+// A page is read with the facts access depends on, in one statement (one
+// round trip): the chat's "userId" and visibility, then a message's id,
+// role, parts, "traceId", "createdAt" (decoded by [`chat_page`]), one row
+// per message, newest first (the page is turned oldest first by
+// [`finish_page`]); a chat without (such) messages gives one row whose
+// message columns are NULL, and an unknown chat no row. `parts` is a JSON
+// column, which `spin:postgres` cannot return as a value (only JSONB); as
+// text it comes back verbatim.
 
-/// The newest messages older than the cursor, a message of this chat. A
-/// cursor that is not one makes the row comparison NULL: no rows.
-const OLDER_THAN_CURSOR: &str = r#"SELECT id, role, parts::text, "traceId", "createdAt"
-FROM chat."Message"
-WHERE "chatId" = $1
-  AND ("createdAt", "insertionOrder") < (
-    SELECT anchor."createdAt", anchor."insertionOrder" FROM chat."Message" AS anchor
-    WHERE anchor.id = $2 AND anchor."chatId" = $1)
-ORDER BY "createdAt" DESC, "insertionOrder" DESC
-LIMIT $3"#;
+/// The chat and its newest messages.
+const CHAT_WITH_NEWEST: &str = r#"SELECT chat."userId", chat.visibility, page.id, page.role, page.parts, page."traceId", page."createdAt"
+FROM chat."Chat" AS chat
+LEFT JOIN LATERAL (
+  SELECT id, role, parts::text AS parts, "traceId", "createdAt", "insertionOrder"
+  FROM chat."Message"
+  WHERE "chatId" = chat.id
+  ORDER BY "createdAt" DESC, "insertionOrder" DESC
+  LIMIT $2) AS page ON true
+WHERE chat.id = $1
+ORDER BY page."createdAt" DESC, page."insertionOrder" DESC"#;
+
+/// The chat and its newest messages older than the cursor, a message of
+/// this chat. A cursor that is not one makes the row comparison NULL: no
+/// messages.
+const CHAT_WITH_OLDER_THAN_CURSOR: &str = r#"SELECT chat."userId", chat.visibility, page.id, page.role, page.parts, page."traceId", page."createdAt"
+FROM chat."Chat" AS chat
+LEFT JOIN LATERAL (
+  SELECT id, role, parts::text AS parts, "traceId", "createdAt", "insertionOrder"
+  FROM chat."Message"
+  WHERE "chatId" = chat.id
+    AND ("createdAt", "insertionOrder") < (
+      SELECT anchor."createdAt", anchor."insertionOrder" FROM chat."Message" AS anchor
+      WHERE anchor.id = $2 AND anchor."chatId" = $1)
+  ORDER BY "createdAt" DESC, "insertionOrder" DESC
+  LIMIT $3) AS page ON true
+WHERE chat.id = $1
+ORDER BY page."createdAt" DESC, page."insertionOrder" DESC"#;
 
 const CURSOR_IS_IN_CHAT: &str =
     r#"SELECT EXISTS (SELECT 1 FROM chat."Message" WHERE id = $2 AND "chatId" = $1)"#;
+
+/// Where a message's columns start in the rows above.
+const MESSAGE_COLUMNS_FROM: usize = 2;
 
 /// A validated `GET /api/messages/:chatId` query: the newest `limit`
 /// messages, or with `ending_before` the newest older than that message.
@@ -77,14 +98,18 @@ impl MessagesQuery {
         })
     }
 
-    /// The page statement. It asks for one row more than `limit`, which tells
-    /// [`finish_page`] whether older messages lie beyond the page.
-    pub fn page_statement(&self, chat_id: Uuid) -> Statement {
+    /// The page statement, which also reads what access depends on. It asks
+    /// for one message more than `limit`, which tells [`finish_page`]
+    /// whether older messages lie beyond the page.
+    pub fn chat_page_statement(&self, chat_id: Uuid) -> Statement {
         let chat = SqlParam::Uuid(chat_id);
         let limit = SqlParam::Int64(i64::from(self.limit) + 1);
         match self.ending_before {
-            None => Statement::new(NEWEST, vec![chat, limit]),
-            Some(id) => Statement::new(OLDER_THAN_CURSOR, vec![chat, SqlParam::Uuid(id), limit]),
+            None => Statement::new(CHAT_WITH_NEWEST, vec![chat, limit]),
+            Some(id) => Statement::new(
+                CHAT_WITH_OLDER_THAN_CURSOR,
+                vec![chat, SqlParam::Uuid(id), limit],
+            ),
         }
     }
 
@@ -107,7 +132,7 @@ impl MessagesQuery {
     }
 }
 
-/// Turns the rows of [`MessagesQuery::page_statement`] (newest first, one
+/// Turns the messages of [`MessagesQuery::chat_page_statement`] (newest first, one
 /// more than the limit when there is more) into the page, oldest first, and
 /// whether older messages lie beyond it.
 pub fn finish_page<T>(rows: Vec<T>, query: &MessagesQuery) -> (Vec<T>, bool) {
@@ -116,14 +141,31 @@ pub fn finish_page<T>(rows: Vec<T>, query: &MessagesQuery) -> (Vec<T>, bool) {
     (rows, has_more)
 }
 
-/// Decodes a row of the page statements.
-pub fn message_view<R: Row>(row: &R) -> Result<MessageView, R::Error> {
+/// Decodes the rows of [`MessagesQuery::chat_page_statement`]: the facts
+/// access depends on (`None`: no such chat) and the messages, newest first.
+pub fn chat_page<R: Row>(rows: &[R]) -> Result<(Option<ChatAccess>, Vec<MessageView>), R::Error> {
+    let Some(first) = rows.first() else {
+        return Ok((None, Vec::new()));
+    };
+    let chat = access::chat_access(first)?;
+    let mut messages = Vec::with_capacity(rows.len());
+    for row in rows {
+        // NULL: the one row of a chat without (such) messages.
+        if let Some(id) = row.optional_uuid(MESSAGE_COLUMNS_FROM)? {
+            messages.push(message_view(row, id)?);
+        }
+    }
+    Ok((Some(chat), messages))
+}
+
+fn message_view<R: Row>(row: &R, id: Uuid) -> Result<MessageView, R::Error> {
+    let column = |n| MESSAGE_COLUMNS_FROM + n;
     Ok(MessageView {
-        id: row.uuid(0)?,
-        role: row.text(1)?,
-        parts: row.json_text(2)?,
-        trace_id: row.optional_text(3)?,
-        created_at: row.timestamp(4)?,
+        id,
+        role: row.text(column(1))?,
+        parts: row.json_text(column(2))?,
+        trace_id: row.optional_text(column(3))?,
+        created_at: row.timestamp(column(4))?,
     })
 }
 
@@ -202,13 +244,16 @@ mod tests {
                 ending_before: None
             }
         );
-        let statement = query.page_statement(chat());
-        assert_eq!(statement.sql, NEWEST);
+        let statement = query.chat_page_statement(chat());
+        assert_eq!(statement.sql, CHAT_WITH_NEWEST);
         assert_eq!(
             statement.params,
             vec![SqlParam::Uuid(chat()), SqlParam::Int64(1001)]
         );
-        assert!(NEWEST.contains(r#"ORDER BY "createdAt" DESC, "insertionOrder" DESC"#));
+        for sql in [CHAT_WITH_NEWEST, CHAT_WITH_OLDER_THAN_CURSOR] {
+            assert!(sql.contains(r#"ORDER BY "createdAt" DESC, "insertionOrder" DESC"#));
+            assert!(sql.contains(r#"ORDER BY page."createdAt" DESC, page."insertionOrder" DESC"#));
+        }
         assert_eq!(query.cursor_statement(chat()), None);
     }
 
@@ -226,8 +271,8 @@ mod tests {
         }
         let message = Uuid::from_u128(7);
         let query = MessagesQuery::from_query(&format!("ending_before={message}&limit=2")).unwrap();
-        let statement = query.page_statement(chat());
-        assert_eq!(statement.sql, OLDER_THAN_CURSOR);
+        let statement = query.chat_page_statement(chat());
+        assert_eq!(statement.sql, CHAT_WITH_OLDER_THAN_CURSOR);
         assert_eq!(
             statement.params,
             vec![
@@ -267,29 +312,63 @@ mod tests {
 
     #[test]
     fn rows_of_both_page_statements_decode_as_their_select_lists_them() {
+        use crate::access::Visibility;
         use crate::sql::fake::{FakeRow, Value};
         let at = UtcDateTime::from_parts(2024, 5, 1, 12, 0, 0, 0).unwrap();
-        for sql in [NEWEST, OLDER_THAN_CURSOR] {
-            let row = FakeRow::laid_out_by(
-                sql,
-                &[
-                    ("id", Value::Uuid(chat())),
-                    ("role", Value::Text("assistant")),
-                    (
-                        "parts::text",
-                        Value::Text(r#"[{"type":"text","text":"hi"}]"#),
-                    ),
-                    (r#""traceId""#, Value::Text("tr-1")),
-                    (r#""createdAt""#, Value::Timestamp(at)),
-                ],
+        let message = Uuid::from_u128(9);
+        for sql in [CHAT_WITH_NEWEST, CHAT_WITH_OLDER_THAN_CURSOR] {
+            let row = |id: Value, role, parts, trace, created_at| {
+                FakeRow::laid_out_by(
+                    sql,
+                    &[
+                        (r#"chat."userId""#, Value::Text("ada")),
+                        ("chat.visibility", Value::Text("public")),
+                        ("page.id", id),
+                        ("page.role", role),
+                        ("page.parts", parts),
+                        (r#"page."traceId""#, trace),
+                        (r#"page."createdAt""#, created_at),
+                    ],
+                )
+            };
+            let with_message = row(
+                Value::Uuid(message),
+                Value::Text("assistant"),
+                Value::Text(r#"[{"type":"text","text":"hi"}]"#),
+                Value::Text("tr-1"),
+                Value::Timestamp(at),
             );
-            let message = message_view(&row).unwrap();
-            assert_eq!(message.id, chat());
-            assert_eq!(message.role, "assistant");
-            assert_eq!(message.parts.get(), r#"[{"type":"text","text":"hi"}]"#);
-            assert_eq!(message.trace_id.as_deref(), Some("tr-1"));
-            assert_eq!(message.created_at, at);
+            let (chat, messages) = chat_page(&[with_message]).unwrap();
+            let chat = chat.unwrap();
+            assert_eq!(
+                (chat.owner.as_str(), chat.visibility),
+                ("ada", Visibility::Public)
+            );
+            let [message_read] = &messages[..] else {
+                panic!("one message: {messages:?}")
+            };
+            assert_eq!(message_read.id, message);
+            assert_eq!(message_read.role, "assistant");
+            assert_eq!(message_read.parts.get(), r#"[{"type":"text","text":"hi"}]"#);
+            assert_eq!(message_read.trace_id.as_deref(), Some("tr-1"));
+            assert_eq!(message_read.created_at, at);
+
+            let without_messages = row(
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+            );
+            let (chat, messages) = chat_page(&[without_messages]).unwrap();
+            assert!(chat.is_some());
+            assert!(messages.is_empty());
         }
+        let (chat, messages) = chat_page::<FakeRow>(&[]).unwrap();
+        assert!(
+            chat.is_none() && messages.is_empty(),
+            "no row: no such chat"
+        );
     }
 
     #[test]

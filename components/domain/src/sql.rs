@@ -62,6 +62,8 @@ pub trait Row {
     /// JSON selected as text, checked and kept verbatim.
     fn json_text(&self, column: usize) -> Result<Box<RawValue>, Self::Error>;
     fn uuid(&self, column: usize) -> Result<Uuid, Self::Error>;
+    /// A UUID column that may be NULL.
+    fn optional_uuid(&self, column: usize) -> Result<Option<Uuid>, Self::Error>;
     /// A TIMESTAMP column, read as UTC.
     fn timestamp(&self, column: usize) -> Result<UtcDateTime, Self::Error>;
     fn boolean(&self, column: usize) -> Result<bool, Self::Error>;
@@ -111,10 +113,11 @@ pub mod fake {
         }
     }
 
-    /// The expressions between the first SELECT and its FROM, split at
-    /// top-level commas.
+    /// The expressions between the main SELECT (the first outside any
+    /// parentheses, so after a WITH clause) and its FROM, split at top-level
+    /// commas.
     fn select_list(sql: &str) -> Vec<String> {
-        let start = sql.find("SELECT").expect("a SELECT") + "SELECT".len();
+        let start = main_select(sql) + "SELECT".len();
         let end = start + sql[start..].find("FROM").expect("a FROM");
         let mut expressions = vec![String::new()];
         let mut depth = 0;
@@ -131,6 +134,19 @@ pub mod fake {
             expressions.last_mut().expect("never empty").push(c);
         }
         expressions.iter().map(|e| e.trim().to_owned()).collect()
+    }
+
+    fn main_select(sql: &str) -> usize {
+        let mut depth = 0;
+        for (at, c) in sql.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                'S' if depth == 0 && sql[at..].starts_with("SELECT") => return at,
+                _ => {}
+            }
+        }
+        panic!("no SELECT outside parentheses in {sql}")
     }
 
     fn wrong(column: usize, expected: &str, found: &Value) -> String {
@@ -162,6 +178,13 @@ pub mod fake {
             match self.value(column)? {
                 Value::Uuid(id) => Ok(*id),
                 other => Err(wrong(column, "a UUID", other)),
+            }
+        }
+
+        fn optional_uuid(&self, column: usize) -> Result<Option<Uuid>, String> {
+            match self.value(column)? {
+                Value::Null => Ok(None),
+                _ => self.uuid(column).map(Some),
             }
         }
 

@@ -10,15 +10,9 @@ pub const MAX_EMAIL_CHARS: usize = 64;
 const ENSURE_USER: &str =
     r#"INSERT INTO chat."User" (id, email) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"#;
 
-/// The statement that records the caller on first use. Building it checks that
-/// the identity fits the seed's columns, so an unstorable identity is a clear
-/// 400 before any database work rather than a database error after some.
-pub fn ensure_user_statement(identity: &Identity) -> Result<Statement, ApiError> {
-    check_storable(identity)?;
-    Ok(record_user_statement(&identity.user_id, &identity.email))
-}
-
-/// Refuses (400) an identity that the seed's columns cannot hold.
+/// Refuses (400) an identity that the seed's columns cannot hold: checked
+/// before any database work, so it is a clear 400 rather than a database
+/// error after some.
 pub fn check_storable(identity: &Identity) -> Result<(), ApiError> {
     if identity.email.chars().count() > MAX_EMAIL_CHARS {
         return Err(ApiError::bad_request(format!(
@@ -57,7 +51,7 @@ mod tests {
 
     #[test]
     fn binds_id_then_email() {
-        let statement = ensure_user_statement(&identity_with_email("ada@example.com")).unwrap();
+        let statement = record_user_statement("user-1", "ada@example.com");
         assert_eq!(statement.sql, ENSURE_USER);
         assert_eq!(
             statement.params,
@@ -73,13 +67,13 @@ mod tests {
         let email = format!("{}@x.io", "é".repeat(MAX_EMAIL_CHARS - 5));
         assert_eq!(email.chars().count(), MAX_EMAIL_CHARS);
         assert!(email.len() > MAX_EMAIL_CHARS);
-        assert!(ensure_user_statement(&identity_with_email(&email)).is_ok());
+        assert!(check_storable(&identity_with_email(&email)).is_ok());
     }
 
     #[test]
     fn rejects_an_email_the_column_cannot_hold() {
         let email = format!("{}@x.io", "a".repeat(MAX_EMAIL_CHARS - 4));
-        let error = ensure_user_statement(&identity_with_email(&email)).unwrap_err();
+        let error = check_storable(&identity_with_email(&email)).unwrap_err();
         assert_eq!(error.status, 400);
         assert!(error.message.contains("64 characters"), "{}", error.message);
     }

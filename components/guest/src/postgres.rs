@@ -311,6 +311,14 @@ impl Row for DbRow {
         .ok_or_else(|| unexpected(column, "a UUID", value))
     }
 
+    /// A UUID column that may be NULL.
+    fn optional_uuid(&self, column: usize) -> Result<Option<Uuid>, DbError> {
+        match self.value(column)? {
+            DbValue::DbNull => Ok(None),
+            _ => self.uuid(column).map(Some),
+        }
+    }
+
     /// A TIMESTAMP column, read as UTC.
     fn timestamp(&self, column: usize) -> Result<UtcDateTime, DbError> {
         let value = self.value(column)?;
@@ -528,6 +536,8 @@ mod tests {
         assert_eq!(row.optional_int32(5).unwrap(), None);
         assert_eq!(row.optional_text(1).unwrap().as_deref(), Some("Hello"));
         assert_eq!(row.optional_text(5).unwrap(), None);
+        assert_eq!(row.optional_uuid(5).unwrap(), None);
+        assert!(row.optional_uuid(0).unwrap().is_some());
     }
 
     #[test]

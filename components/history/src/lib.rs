@@ -1,6 +1,7 @@
 //! The history component: `GET /api/session`, `GET /api/history`,
 //! `DELETE /api/chat/:chatId` and `PATCH /api/chat/:chatId/visibility`.
 
+use chat_domain::access;
 use chat_domain::access::ChatAction;
 use chat_domain::chat::{self, Deleted, VisibilityChanged};
 use chat_domain::history::{self, HistoryPage, HistoryQuery, finish_page};
@@ -8,7 +9,6 @@ use chat_domain::identity::Identity;
 use chat_domain::routes::{ApiPath, no_route};
 use chat_domain::session::SessionView;
 use chat_domain::sql::{Row, Statement};
-use chat_domain::{access, users};
 use chat_guest::access::authorize;
 use chat_guest::database::with_database;
 use chat_guest::failure::or_when_unreachable;
@@ -50,8 +50,8 @@ async fn session(request: &Request) -> Result<HttpResponse, Failure> {
 async fn history(request: &Request) -> Result<HttpResponse, Failure> {
     let query = HistoryQuery::from_query(request.uri().query().unwrap_or(""))?;
     let identity = identify(request.headers()).await?;
-    let ensure_user = users::ensure_user_statement(&identity)?;
-    let outcome = load_page(&query, &identity, &ensure_user)
+    let page = query.page_statement(&identity)?;
+    let outcome = with_database(async |db| read_page(db, &query, &page, &identity).await)
         .await
         .map(|page| response::json(StatusCode::OK, &page));
     or_when_unreachable(
@@ -61,21 +61,13 @@ async fn history(request: &Request) -> Result<HttpResponse, Failure> {
     )
 }
 
-async fn load_page(
-    query: &HistoryQuery,
-    identity: &Identity,
-    ensure_user: &Statement,
-) -> Result<HistoryPage, Failure> {
-    with_database(async |db| read_page(db, query, identity, ensure_user).await).await
-}
-
 async fn read_page(
     db: &Db,
     query: &HistoryQuery,
+    page: &Statement,
     identity: &Identity,
-    ensure_user: &Statement,
 ) -> Result<HistoryPage, Failure> {
-    let rows = db.query(&query.page_statement(&identity.user_id)).await?;
+    let rows = db.query(page).await?;
     // Any row proves the cursor is one of the caller's chats; only an empty
     // page needs the (rare) extra lookup.
     if let Some(cursor) = query.cursor.filter(|_| rows.is_empty()) {
@@ -95,9 +87,6 @@ async fn read_page(
         .iter()
         .map(history::chat_summary)
         .collect::<Result<Vec<_>, _>>()?;
-    // Recorded only once the request is known to be good, so bad input
-    // changes nothing in the database.
-    db.execute(ensure_user).await?;
     let (data, has_more) = finish_page(summaries, query);
     Ok(HistoryPage { data, has_more })
 }

@@ -2,15 +2,15 @@
 //! messages oldest first, for its owner or, when the chat is public, for
 //! anyone.
 
-use chat_domain::access::ChatAction;
+use chat_domain::access::{self, ChatAction};
 use chat_domain::messages::{self, MessagesPage, MessagesQuery};
 use chat_domain::routes::{ApiPath, no_route};
 use chat_domain::sql::Row;
+use chat_guest::Failure;
 use chat_guest::database::with_database;
 use chat_guest::failure::or_when_unreachable;
 use chat_guest::request::{Request, allow_only, identify};
 use chat_guest::response::{self, HttpResponse};
-use chat_guest::{Failure, access};
 use spin_sdk::http::StatusCode;
 use uuid::Uuid;
 
@@ -43,11 +43,15 @@ async fn load_messages(
     caller: &str,
 ) -> Result<MessagesPage, Failure> {
     with_database(async |db| {
-        access::authorize(db, chat_id, caller, ChatAction::ReadMessages).await?;
-        let rows = db.query(&query.page_statement(chat_id)).await?;
-        // Any row proves the cursor is a message of this chat; only an empty
-        // page needs the (rare) extra lookup.
-        if let Some(check) = query.cursor_statement(chat_id).filter(|_| rows.is_empty()) {
+        let rows = db.query(&query.chat_page_statement(chat_id)).await?;
+        let (chat, messages) = messages::chat_page(&rows)?;
+        access::decide(chat.as_ref(), caller, ChatAction::ReadMessages)?;
+        // Any message proves the cursor is a message of this chat; only an
+        // empty page needs the (rare) extra lookup.
+        if let Some(check) = query
+            .cursor_statement(chat_id)
+            .filter(|_| messages.is_empty())
+        {
             let known = match db.query(&check).await?.first() {
                 Some(row) => row.boolean(0)?,
                 None => false,
@@ -56,11 +60,7 @@ async fn load_messages(
                 return Err(MessagesQuery::unknown_cursor_error().into());
             }
         }
-        let views = rows
-            .iter()
-            .map(messages::message_view)
-            .collect::<Result<Vec<_>, _>>()?;
-        let (data, has_more) = messages::finish_page(views, query);
+        let (data, has_more) = messages::finish_page(messages, query);
         Ok(MessagesPage::live(data, has_more))
     })
     .await

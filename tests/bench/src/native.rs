@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use chat_domain::ApiError;
 use chat_domain::access::{self, ChatAction};
 use chat_domain::history::{self, HistoryPage, HistoryQuery, finish_page};
 use chat_domain::identity::{self, Identity};
@@ -19,7 +20,6 @@ use chat_domain::messages::{self, MessagesPage, MessagesQuery};
 use chat_domain::routes::ApiPath;
 use chat_domain::sql::{SqlParam, Statement};
 use chat_domain::timestamp::UtcDateTime;
-use chat_domain::{ApiError, users};
 use chrono::{Datelike, NaiveDateTime, Timelike};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use serde::Serialize;
@@ -120,9 +120,9 @@ async fn history(
 ) -> Result<Response, Failure> {
     let query = HistoryQuery::from_query(uri.query().unwrap_or(""))?;
     let identity = identify(&headers)?;
-    let ensure_user = users::ensure_user_statement(&identity)?;
+    let page = query.page_statement(&identity)?;
     let db = pool.get().await.context("checking out a connection")?;
-    let rows = query_rows(&db, &query.page_statement(&identity.user_id)).await?;
+    let rows = query_rows(&db, &page).await?;
     if let Some(cursor) = query.cursor.filter(|_| rows.is_empty()) {
         let existence = query_rows(&db, &cursor.existence_statement(&identity.user_id)).await?;
         let known = existence.first().is_some_and(|row| row.get::<_, bool>(0));
@@ -134,7 +134,6 @@ async fn history(
         .iter()
         .map(|row| history::chat_summary(&NativeRow(row)))
         .collect::<Result<Vec<_>>>()?;
-    execute(&db, &ensure_user).await?;
     let (data, has_more) = finish_page(summaries, &query);
     Ok(json(StatusCode::OK, &HistoryPage { data, has_more }))
 }
@@ -151,14 +150,11 @@ async fn messages(
     let query = MessagesQuery::from_query(uri.query().unwrap_or(""))?;
     let identity = identify(&headers)?;
     let db = pool.get().await.context("checking out a connection")?;
-    let access_rows = query_rows(&db, &access::access_statement(chat_id)).await?;
-    let chat = access_rows
-        .first()
-        .map(|row| access::chat_access(&NativeRow(row)))
-        .transpose()?;
+    let rows = query_rows(&db, &query.chat_page_statement(chat_id)).await?;
+    let rows: Vec<NativeRow> = rows.iter().map(NativeRow).collect();
+    let (chat, views) = messages::chat_page(&rows)?;
     access::decide(chat.as_ref(), &identity.user_id, ChatAction::ReadMessages)?;
-    let rows = query_rows(&db, &query.page_statement(chat_id)).await?;
-    if let Some(check) = query.cursor_statement(chat_id).filter(|_| rows.is_empty()) {
+    if let Some(check) = query.cursor_statement(chat_id).filter(|_| views.is_empty()) {
         let known = query_rows(&db, &check)
             .await?
             .first()
@@ -167,10 +163,6 @@ async fn messages(
             return Err(MessagesQuery::unknown_cursor_error().into());
         }
     }
-    let views = rows
-        .iter()
-        .map(|row| messages::message_view(&NativeRow(row)))
-        .collect::<Result<Vec<_>>>()?;
     let (data, has_more) = messages::finish_page(views, &query);
     Ok(json(StatusCode::OK, &MessagesPage::live(data, has_more)))
 }
@@ -195,6 +187,10 @@ impl chat_domain::sql::Row for NativeRow<'_> {
     }
 
     fn uuid(&self, column: usize) -> Result<uuid::Uuid> {
+        Ok(self.0.try_get(column)?)
+    }
+
+    fn optional_uuid(&self, column: usize) -> Result<Option<uuid::Uuid>> {
         Ok(self.0.try_get(column)?)
     }
 
@@ -230,16 +226,6 @@ async fn query_rows(db: &deadpool_postgres::Client, statement: &Statement) -> Re
     db.query(&prepared, &bound(&statement.params))
         .await
         .context("running a query")
-}
-
-async fn execute(db: &deadpool_postgres::Client, statement: &Statement) -> Result<u64> {
-    let prepared = db
-        .prepare_cached(statement.sql)
-        .await
-        .context("preparing a statement")?;
-    db.execute(&prepared, &bound(&statement.params))
-        .await
-        .context("running a statement")
 }
 
 /// The parameters as tokio-postgres binds them.

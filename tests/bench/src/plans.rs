@@ -7,8 +7,9 @@
 use crate::native::bound;
 use anyhow::{Context, Result};
 use chat_domain::history::{Cursor, HistoryQuery};
+use chat_domain::identity::Identity;
+use chat_domain::messages;
 use chat_domain::sql::Statement;
-use chat_domain::{access, messages};
 use tokio_postgres::Client;
 use uuid::Uuid;
 
@@ -55,18 +56,22 @@ pub async fn explain(db: &Client, hot: &HotStatements) -> Result<Vec<Plan>> {
         limit: 20,
         cursor: Some(Cursor::StartingAfter(hot.deep_cursor)),
     };
+    // The caller exists already: recording them again changes nothing.
+    let caller = Identity {
+        user_id: hot.history_user.clone(),
+        email: hot.history_user.clone(),
+        name: None,
+        authenticated: true,
+        access_token: None,
+    };
     let statements = [
-        (
-            "history first page",
-            first.page_statement(&hot.history_user),
-        ),
-        ("history deep page", deep.page_statement(&hot.history_user)),
-        ("chat access", access::access_statement(hot.conversation)),
+        ("history first page", first.page_statement(&caller)?),
+        ("history deep page", deep.page_statement(&caller)?),
         (
             "chat messages",
             messages::MessagesQuery::from_query("")
                 .expect("the default page")
-                .page_statement(hot.conversation),
+                .chat_page_statement(hot.conversation),
         ),
     ];
     let mut plans = Vec::new();
