@@ -3,6 +3,7 @@
 //! `ProxyHandler` runs the workers; this module says when to create, reuse
 //! and retire them.
 
+use crate::call_counts;
 use crate::component::ComponentContext;
 use crate::state::HostState;
 use std::pin::Pin;
@@ -114,14 +115,16 @@ impl WorkerState for Worker {
 
     fn on_request_start(
         &self,
-        _store: StoreContextMut<'_, HostState>,
+        mut store: StoreContextMut<'_, HostState>,
         _request: (),
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        store.data_mut().requests += 1;
         Box::pin(tokio::time::sleep(self.policy.response_timeout))
     }
 
-    fn drop(&self, _store: Store<HostState>, result: wasmtime::Result<()>) {
+    fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
+        log_call_counts(&self.component, store.data());
         match result {
             // Shutting down cancels every worker; that is no failure.
             Err(_) if SHUTTING_DOWN.load(Ordering::Relaxed) => {}
@@ -130,6 +133,18 @@ impl WorkerState for Worker {
             }
             Ok(()) => {}
         }
+    }
+}
+
+fn log_call_counts(component: &str, state: &HostState) {
+    let counts = state.call_counts();
+    if let Some(per_request) = counts.per_request() {
+        tracing::debug!(
+            target: call_counts::TARGET,
+            component,
+            requests = counts.requests,
+            "instance retired; {per_request}"
+        );
     }
 }
 

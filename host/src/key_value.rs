@@ -182,12 +182,15 @@ pub struct OpenStore(Arc<Store>);
 
 pub struct KeyValueState {
     component: Arc<ComponentContext>,
+    /// Opens and operations the guest asked for, for `call_counts`.
+    pub operations: u64,
 }
 
 impl KeyValueState {
     pub fn new(component: &Arc<ComponentContext>) -> Self {
         Self {
             component: component.clone(),
+            operations: 0,
         }
     }
 
@@ -220,11 +223,16 @@ impl HasData for KeyValue {
     type Data<'a> = KeyValueView<'a>;
 }
 
-fn store_of<T>(
+/// The open store for one operation (counted).
+fn store_for_operation<T>(
     accessor: &Accessor<T, KeyValue>,
     store: &Resource<OpenStore>,
 ) -> wasmtime::Result<Arc<Store>> {
-    accessor.with(|mut access| Ok(access.get().table.get(store)?.0.clone()))
+    accessor.with(|mut access| {
+        let view = access.get();
+        view.state.operations += 1;
+        Ok(view.table.get(store)?.0.clone())
+    })
 }
 
 impl<T> bindings::HostStoreWithStore<T> for KeyValue {
@@ -234,6 +242,7 @@ impl<T> bindings::HostStoreWithStore<T> for KeyValue {
     ) -> wasmtime::Result<Result<Resource<OpenStore>, Error>> {
         accessor.with(|mut access| {
             let view = access.get();
+            view.state.operations += 1;
             match view.state.open(&label) {
                 Ok(store) => Ok(Ok(view.table.push(OpenStore(store))?)),
                 Err(error) => Ok(Err(error)),
@@ -246,7 +255,7 @@ impl<T> bindings::HostStoreWithStore<T> for KeyValue {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
-        Ok(Ok(store_of(accessor, &store)?.get(&key)))
+        Ok(Ok(store_for_operation(accessor, &store)?.get(&key)))
     }
 
     async fn set(
@@ -255,7 +264,7 @@ impl<T> bindings::HostStoreWithStore<T> for KeyValue {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
-        Ok(store_of(accessor, &store)?.set(key, value))
+        Ok(store_for_operation(accessor, &store)?.set(key, value))
     }
 
     async fn delete(
@@ -263,7 +272,7 @@ impl<T> bindings::HostStoreWithStore<T> for KeyValue {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<(), Error>> {
-        Ok(store_of(accessor, &store)?.delete(&key))
+        Ok(store_for_operation(accessor, &store)?.delete(&key))
     }
 
     async fn exists(
@@ -271,14 +280,14 @@ impl<T> bindings::HostStoreWithStore<T> for KeyValue {
         store: Resource<OpenStore>,
         key: String,
     ) -> wasmtime::Result<Result<bool, Error>> {
-        Ok(Ok(store_of(accessor, &store)?.contains(&key)))
+        Ok(Ok(store_for_operation(accessor, &store)?.contains(&key)))
     }
 
     async fn get_keys(
         accessor: &Accessor<T, Self>,
         store: Resource<OpenStore>,
     ) -> wasmtime::Result<(StreamReader<String>, FutureReader<Result<(), Error>>)> {
-        let keys = store_of(accessor, &store)?.keys();
+        let keys = store_for_operation(accessor, &store)?.keys();
         accessor.with(|mut access| {
             let keys = StreamReader::new(&mut access, keys)?;
             let done = FutureReader::new(&mut access, async { wasmtime::error::Ok(Ok(())) })?;

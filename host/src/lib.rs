@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod build_command;
+pub mod call_counts;
 pub mod component;
 pub mod engine;
 pub mod http_server;

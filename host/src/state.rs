@@ -1,6 +1,7 @@
 //! The per-instance store data: one small state per capability the host
 //! provides, plus what wasmtime's WASI implementations need.
 
+use crate::call_counts::CallCounts;
 use crate::component::ComponentContext;
 use crate::key_value::KeyValueState;
 use crate::outbound_http::OutboundHttp;
@@ -19,6 +20,8 @@ pub struct HostState {
     pub postgres: PostgresState,
     pub key_value: KeyValueState,
     pub variables: VariablesState,
+    /// Requests this instance has taken.
+    pub requests: u64,
 }
 
 impl HostState {
@@ -35,6 +38,18 @@ impl HostState {
             postgres: PostgresState::new(component),
             key_value: KeyValueState::new(component),
             variables: VariablesState::new(component),
+            requests: 0,
+        }
+    }
+
+    /// What this instance has asked of the capabilities so far.
+    pub fn call_counts(&self) -> CallCounts {
+        CallCounts {
+            requests: self.requests,
+            postgres_opens: self.postgres.opens,
+            postgres_statements: self.postgres.statements,
+            key_value_operations: self.key_value.operations,
+            variable_reads: self.variables.reads,
         }
     }
 

@@ -20,16 +20,20 @@ use bindings::Error;
 
 pub struct VariablesState {
     component: Arc<ComponentContext>,
+    /// Variables the guest read, for `call_counts`.
+    pub reads: u64,
 }
 
 impl VariablesState {
     pub fn new(component: &Arc<ComponentContext>) -> Self {
         Self {
             component: component.clone(),
+            reads: 0,
         }
     }
 
-    fn get(&self, name: &str) -> Result<String, Error> {
+    fn get(&mut self, name: &str) -> Result<String, Error> {
+        self.reads += 1;
         let component = &self.component;
         component
             .variables

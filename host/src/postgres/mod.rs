@@ -58,12 +58,17 @@ pub struct ConnectionRequest {
 
 pub struct PostgresState {
     component: Arc<ComponentContext>,
+    /// Connections the guest opened and statements it ran, for `call_counts`.
+    pub opens: u64,
+    pub statements: u64,
 }
 
 impl PostgresState {
     pub fn new(component: &Arc<ComponentContext>) -> Self {
         Self {
             component: component.clone(),
+            opens: 0,
+            statements: 0,
         }
     }
 }
@@ -109,7 +114,11 @@ async fn open_with<T>(
     accessor: &Accessor<T, Postgres>,
     request: ConnectionRequest,
 ) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
-    let component = accessor.with(|mut access| access.get().state.component.clone());
+    let component = accessor.with(|mut access| {
+        let state = &mut access.get().state;
+        state.opens += 1;
+        state.component.clone()
+    });
     match connect(component, request).await {
         Ok(connection) => {
             accessor.with(|mut access| Ok(Ok(access.get().table.push(connection)?)))
@@ -118,13 +127,17 @@ async fn open_with<T>(
     }
 }
 
-/// The guest connection's lease, taken out of the store so no store borrow
-/// is held across the database round trip.
-fn lease_of<T>(
+/// The guest connection's lease for one statement (counted), taken out of
+/// the store so no store borrow is held across the database round trip.
+fn lease_for_statement<T>(
     accessor: &Accessor<T, Postgres>,
     connection: &Resource<GuestConnection>,
 ) -> wasmtime::Result<Arc<Lease>> {
-    accessor.with(|mut access| Ok(access.get().table.get(connection)?.lease.clone()))
+    accessor.with(|mut access| {
+        let view = access.get();
+        view.state.statements += 1;
+        Ok(view.table.get(connection)?.lease.clone())
+    })
 }
 
 /// A query started: its columns, its first row (fetched before the guest
@@ -262,7 +275,7 @@ impl<T> bindings::HostConnectionWithStore<T> for Postgres {
             Error,
         >,
     > {
-        let lease = lease_of(accessor, &connection)?;
+        let lease = lease_for_statement(accessor, &connection)?;
         let started = match lease.query(&statement, params).await {
             Ok(started) => started,
             Err(error) => return Ok(Err(error)),
@@ -283,7 +296,7 @@ impl<T> bindings::HostConnectionWithStore<T> for Postgres {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<u64, Error>> {
-        let lease = lease_of(accessor, &connection)?;
+        let lease = lease_for_statement(accessor, &connection)?;
         Ok(lease.execute(&statement, params).await)
     }
 }
