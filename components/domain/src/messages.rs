@@ -34,34 +34,42 @@ const ENDING_BEFORE: &str = "ending_before";
 // column, which `spin:postgres` cannot return as a value (only JSONB); as
 // text it comes back verbatim.
 
-/// The chat and its newest messages.
-const CHAT_WITH_NEWEST: &str = r#"SELECT chat."userId", chat.visibility, page.id, page.role, page.parts, page."traceId", page."createdAt"
+/// The chat with a page of its messages: those meeting `$condition` besides
+/// being the chat's, newest first, at most `$limit` (a parameter).
+macro_rules! chat_with_page {
+    ($condition:literal, $limit:literal) => {
+        concat!(
+            r#"SELECT chat."userId", chat.visibility, page.id, page.role, page.parts, page."traceId", page."createdAt"
 FROM chat."Chat" AS chat
 LEFT JOIN LATERAL (
   SELECT id, role, parts::text AS parts, "traceId", "createdAt", "insertionOrder"
   FROM chat."Message"
-  WHERE "chatId" = chat.id
+  WHERE "chatId" = chat.id"#,
+            $condition,
+            r#"
   ORDER BY "createdAt" DESC, "insertionOrder" DESC
-  LIMIT $2) AS page ON true
+  LIMIT "#,
+            $limit,
+            r#") AS page ON true
 WHERE chat.id = $1
-ORDER BY page."createdAt" DESC, page."insertionOrder" DESC"#;
+ORDER BY page."createdAt" DESC, page."insertionOrder" DESC"#
+        )
+    };
+}
+
+/// The chat and its newest messages.
+const CHAT_WITH_NEWEST: &str = chat_with_page!("", "$2");
 
 /// The chat and its newest messages older than the cursor, a message of
 /// this chat. A cursor that is not one makes the row comparison NULL: no
 /// messages.
-const CHAT_WITH_OLDER_THAN_CURSOR: &str = r#"SELECT chat."userId", chat.visibility, page.id, page.role, page.parts, page."traceId", page."createdAt"
-FROM chat."Chat" AS chat
-LEFT JOIN LATERAL (
-  SELECT id, role, parts::text AS parts, "traceId", "createdAt", "insertionOrder"
-  FROM chat."Message"
-  WHERE "chatId" = chat.id
+const CHAT_WITH_OLDER_THAN_CURSOR: &str = chat_with_page!(
+    r#"
     AND ("createdAt", "insertionOrder") < (
       SELECT anchor."createdAt", anchor."insertionOrder" FROM chat."Message" AS anchor
-      WHERE anchor.id = $2 AND anchor."chatId" = $1)
-  ORDER BY "createdAt" DESC, "insertionOrder" DESC
-  LIMIT $3) AS page ON true
-WHERE chat.id = $1
-ORDER BY page."createdAt" DESC, page."insertionOrder" DESC"#;
+      WHERE anchor.id = $2 AND anchor."chatId" = $1)"#,
+    "$3"
+);
 
 const CURSOR_IS_IN_CHAT: &str =
     r#"SELECT EXISTS (SELECT 1 FROM chat."Message" WHERE id = $2 AND "chatId" = $1)"#;
@@ -250,6 +258,8 @@ mod tests {
             statement.params,
             vec![SqlParam::Uuid(chat()), SqlParam::Int64(1001)]
         );
+        assert!(CHAT_WITH_NEWEST.contains("LIMIT $2) AS page"));
+        assert!(CHAT_WITH_OLDER_THAN_CURSOR.contains("LIMIT $3) AS page"));
         for sql in [CHAT_WITH_NEWEST, CHAT_WITH_OLDER_THAN_CURSOR] {
             assert!(sql.contains(r#"ORDER BY "createdAt" DESC, "insertionOrder" DESC"#));
             assert!(sql.contains(r#"ORDER BY page."createdAt" DESC, page."insertionOrder" DESC"#));
