@@ -144,7 +144,11 @@ mod tests {
             session.observe(statement);
             assert!(session.must_close && session.needs_reset(), "{statement}");
         }
-        for statement in ["SET search_path = chat", "BEGIN", "SELECT pg_try_advisory_lock(7)"] {
+        for statement in [
+            "SET search_path = chat",
+            "BEGIN",
+            "SELECT pg_try_advisory_lock(7)",
+        ] {
             assert!(!cannot_be_reset(statement), "{statement}");
         }
     }
