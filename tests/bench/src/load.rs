@@ -213,3 +213,60 @@ pub async fn expect_same_answer(servers: &[Server], get: &Get) -> Result<()> {
     }
     Ok(())
 }
+
+/// For a server whose answers cannot be byte-identical to the reference's
+/// (the seed's app: Express's JSON, timestamps to the millisecond, ties on
+/// "createdAt" in any order): fails unless it answers `get` with 200 and a
+/// page of as many rows as `reference`'s, with the same `hasMore`, so its
+/// figures are of the same work, not of fast errors (the seed's app answers
+/// a failed query with 204).
+pub async fn expect_same_page(reference: Server, server: Server, get: &Get) -> Result<()> {
+    let page_of = async |server: Server| {
+        let (status, body) = fetch(server.addr, get)
+            .await
+            .with_context(|| format!("GET {} from {}", get.path_and_query, server.name))?;
+        let describe = || {
+            format!(
+                "GET {}: {} answered {status} {:?}",
+                get.path_and_query,
+                server.name,
+                String::from_utf8_lossy(&body)
+            )
+        };
+        if status != StatusCode::OK {
+            bail!("{}", describe());
+        }
+        page_shape(&body).with_context(describe)
+    };
+    let expected = page_of(reference).await?;
+    let answered = page_of(server).await?;
+    if answered != expected {
+        bail!(
+            "GET {}: {} answered {} rows with hasMore {}, {} answered {} rows with hasMore {}",
+            get.path_and_query,
+            reference.name,
+            expected.0,
+            expected.1,
+            server.name,
+            answered.0,
+            answered.1
+        );
+    }
+    Ok(())
+}
+
+/// A page's number of rows (`data`) and its `hasMore`. A page without
+/// `hasMore` has no more: the seed's messages route answers every message
+/// of the chat at once, and says nothing of more.
+fn page_shape(body: &[u8]) -> Result<(usize, bool)> {
+    let page: serde_json::Value = serde_json::from_slice(body).context("not JSON")?;
+    let rows = page["data"]
+        .as_array()
+        .context("no `data` array in the answer")?
+        .len();
+    let has_more = match page.get("hasMore") {
+        None => false,
+        Some(has_more) => has_more.as_bool().context("`hasMore` is not a boolean")?,
+    };
+    Ok((rows, has_more))
+}

@@ -1,11 +1,14 @@
 //! chat-bench: measures chat-host against a native ceiling on one seeded
 //! PostgreSQL, and its SSE proxy against calling the model endpoint
 //! directly, with the same components under `spin up` as a third server
-//! when a Spin CLI is found, then prints the results as Markdown tables.
+//! when a Spin CLI is found and the seed's own Node app on the real AppKit
+//! as a fourth (throughput only) when `run.sh` prepared it, then prints the
+//! results as Markdown tables.
 //!
 //! Run it with `bash tests/bench/run.sh`, which builds everything in release
 //! first; see BENCHMARKS.md for what it measures and the last results.
 
+mod appkit;
 mod load;
 mod native;
 mod plans;
@@ -21,7 +24,7 @@ use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
-    about = "Benchmarks chat-host (and Spin, when found) against a native ceiling and its SSE proxy against the upstream"
+    about = "Benchmarks chat-host (and Spin and the seed's AppKit app, when found) against a native ceiling and its SSE proxy against the upstream"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -39,6 +42,10 @@ struct Cli {
     /// ../shared/tools/spin/spin beside the repository).
     #[arg(long)]
     without_spin: bool,
+    /// Leave the seed's app on AppKit out even when run.sh prepared it
+    /// (CHAT_BENCH_APPKIT_DIR, or target/bench/appkit-reference).
+    #[arg(long)]
+    without_appkit: bool,
 }
 
 #[derive(Subcommand)]
@@ -70,6 +77,7 @@ fn main() -> Result<()> {
             profile: cli.profile,
             out: cli.out,
             without_spin: cli.without_spin,
+            without_appkit: cli.without_appkit,
         })),
     }
 }

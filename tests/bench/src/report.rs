@@ -118,6 +118,8 @@ pub struct HttpRow {
     pub host: Measured,
     /// None when Spin is not measured.
     pub spin: Option<Measured>,
+    /// None when the seed's app on AppKit is not measured.
+    pub appkit: Option<Measured>,
 }
 
 pub struct ScalingRow {
@@ -168,6 +170,19 @@ pub enum SpinColumn {
     },
 }
 
+/// Whether the run measured the seed's Node app on AppKit as well (in the
+/// throughput table only).
+pub enum AppKitColumn {
+    /// Not measured, and why.
+    Skipped(String),
+    Measured {
+        /// The AppKit and node versions.
+        version: String,
+        /// The node process's.
+        memory: Memory,
+    },
+}
+
 pub struct Report {
     pub machine_at_start: Machine,
     pub machine_at_end: Machine,
@@ -179,6 +194,7 @@ pub struct Report {
     pub host_memory: Memory,
     pub native_memory: Memory,
     pub spin: SpinColumn,
+    pub appkit: AppKitColumn,
 }
 
 /// Targets of issue 7.
@@ -188,6 +204,9 @@ const ADDED_FIRST_CHUNK_P50_MS: f64 = 1.0;
 const ADDED_FIRST_CHUNK_P99_MS: f64 = 5.0;
 const ADDED_CHUNK_DELAY_P99_MS: f64 = 1.0;
 const HOST_MEMORY_MIB: f64 = 256.0;
+/// Targets against the seed's app on AppKit.
+const HOST_OVER_APPKIT_TARGET: f64 = 3.0;
+const SPIN_OVER_APPKIT_TARGET: f64 = 1.5;
 
 fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "**missed**" }
@@ -242,7 +261,6 @@ impl Report {
             s.scale.huge_history_chats
         );
         self.http_table(&mut out);
-        self.spin_http_table(&mut out);
         self.scaling_table(&mut out);
         self.plans_table(&mut out);
         self.streams_table(&mut out);
@@ -251,35 +269,130 @@ impl Report {
         out
     }
 
+    /// Every measured server side by side: one table of rates and their
+    /// ratios, one of latencies and failures. Spin's and AppKit's columns
+    /// are there when they were measured.
     fn http_table(&self, out: &mut String) {
         let s = &self.settings;
         let _ = writeln!(
             out,
-            "### Throughput: chat-host against the native ceiling\n\n{} keep-alive connections, {} rounds of {:?} per server (after a {:?} warm-up each), alternating which server goes first.\n",
+            "### Throughput: chat-host against the native ceiling, Spin and the seed's app on AppKit\n\n{} keep-alive connections, {} rounds of {:?} per server (after a {:?} warm-up each), alternating which server goes first.\n",
             s.connections, s.rounds, s.measure, s.warm_up
         );
-        let _ = writeln!(
-            out,
-            "| route | native req/s | chat-host req/s | ratio (target ≥ {THROUGHPUT_RATIO_TARGET}) | native p50 / p99 ms | chat-host p50 / p99 ms | failed (native / host) |"
-        );
-        let _ = writeln!(out, "|---|---:|---:|---|---:|---:|---:|");
-        for row in &self.http {
-            let ratio = row.host.per_second() / row.native.per_second();
-            let _ = writeln!(
-                out,
-                "| {} | {:.0} | {:.0} | {:.2}× {} | {} | {} | {} / {} |",
-                row.route,
-                row.native.per_second(),
-                row.host.per_second(),
-                ratio,
-                verdict(ratio >= THROUGHPUT_RATIO_TARGET),
-                p50_p99(&row.native.latencies),
-                p50_p99(&row.host.latencies),
-                row.native.failed,
-                row.host.failed
-            );
+        let spin = match &self.spin {
+            SpinColumn::Skipped(reason) => {
+                let _ = writeln!(out, "Spin: skipped, {reason}.\n");
+                false
+            }
+            SpinColumn::Measured { version, .. } => {
+                let _ = writeln!(
+                    out,
+                    "Spin: `spin up` ({version}) serving the same .wasm files on the same database.\n"
+                );
+                true
+            }
+        };
+        let appkit = match &self.appkit {
+            AppKitColumn::Skipped(reason) => {
+                let _ = writeln!(out, "AppKit: skipped, {reason}.\n");
+                false
+            }
+            AppKitColumn::Measured { version, .. } => {
+                let _ = writeln!(
+                    out,
+                    "AppKit: the seed's Node app on {version}, started by its own `start-ref.sh` on the same database; its pages were checked for as many rows and the same `hasMore` as the native ceiling's (not byte for byte: Express's JSON, timestamps in milliseconds).\n"
+                );
+                true
+            }
+        };
+
+        let mut rates = vec![
+            Column::right("native req/s", |row| rate(Some(&row.native))),
+            Column::right("chat-host req/s", |row| rate(Some(&row.host))),
+        ];
+        if spin {
+            rates.push(Column::right("Spin req/s", |row| rate(row.spin.as_ref())));
         }
-        out.push('\n');
+        if appkit {
+            rates.push(Column::right("AppKit req/s", |row| {
+                rate(row.appkit.as_ref())
+            }));
+        }
+        rates.push(Column::left(
+            format!("chat-host ÷ native (target ≥ {THROUGHPUT_RATIO_TARGET})"),
+            |row| {
+                ratio(
+                    Some(&row.host),
+                    Some(&row.native),
+                    Some(THROUGHPUT_RATIO_TARGET),
+                )
+            },
+        ));
+        if appkit {
+            rates.push(Column::left(
+                format!("chat-host ÷ AppKit (target ≥ {HOST_OVER_APPKIT_TARGET})"),
+                |row| {
+                    ratio(
+                        Some(&row.host),
+                        row.appkit.as_ref(),
+                        Some(HOST_OVER_APPKIT_TARGET),
+                    )
+                },
+            ));
+        }
+        if spin {
+            rates.push(Column::right("chat-host ÷ Spin", |row| {
+                ratio(Some(&row.host), row.spin.as_ref(), None)
+            }));
+        }
+        if spin && appkit {
+            rates.push(Column::left(
+                format!("Spin ÷ AppKit (target ≥ {SPIN_OVER_APPKIT_TARGET})"),
+                |row| {
+                    ratio(
+                        row.spin.as_ref(),
+                        row.appkit.as_ref(),
+                        Some(SPIN_OVER_APPKIT_TARGET),
+                    )
+                },
+            ));
+        }
+        http_columns(out, &self.http, &rates);
+
+        let mut latencies = vec![
+            Column::right("native p50 / p99 ms", |row| latency(Some(&row.native))),
+            Column::right("chat-host p50 / p99 ms", |row| latency(Some(&row.host))),
+        ];
+        let mut failed_names = vec!["native", "chat-host"];
+        if spin {
+            latencies.push(Column::right("Spin p50 / p99 ms", |row| {
+                latency(row.spin.as_ref())
+            }));
+            failed_names.push("Spin");
+        }
+        if appkit {
+            latencies.push(Column::right("AppKit p50 / p99 ms", |row| {
+                latency(row.appkit.as_ref())
+            }));
+            failed_names.push("AppKit");
+        }
+        latencies.push(Column::right(
+            format!("failed ({})", failed_names.join(" / ")),
+            |row| {
+                [
+                    Some(&row.native),
+                    Some(&row.host),
+                    row.spin.as_ref(),
+                    row.appkit.as_ref(),
+                ]
+                .into_iter()
+                .flatten()
+                .map(|measured| measured.failed.to_string())
+                .collect::<Vec<_>>()
+                .join(" / ")
+            },
+        ));
+        http_columns(out, &self.http, &latencies);
     }
 
     fn scaling_table(&self, out: &mut String) {
@@ -377,41 +490,6 @@ impl Report {
         out.push('\n');
     }
 
-    /// The throughput table's routes under Spin, against both other servers.
-    /// A table of its own, so the one above keeps its columns from run to run.
-    fn spin_http_table(&self, out: &mut String) {
-        let version = match &self.spin {
-            SpinColumn::Skipped(reason) => {
-                let _ = writeln!(out, "### Throughput under Spin\n\nSkipped: {reason}.\n");
-                return;
-            }
-            SpinColumn::Measured { version, .. } => version,
-        };
-        let _ = writeln!(
-            out,
-            "### Throughput: the same components under Spin\n\n`spin up` ({version}) serving the same .wasm files on the same database, measured in the same rounds as the table above (each round goes through the three servers, odd rounds in reverse order). The issue's targets are chat-host's, so there is no verdict here.\n"
-        );
-        let _ = writeln!(
-            out,
-            "| route | Spin req/s | Spin ÷ native | Spin ÷ chat-host | Spin p50 / p99 ms | failed (Spin) |"
-        );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
-        for row in &self.http {
-            let Some(spin) = &row.spin else { continue };
-            let _ = writeln!(
-                out,
-                "| {} | {:.0} | {:.2}× | {:.2}× | {} | {} |",
-                row.route,
-                spin.per_second(),
-                spin.per_second() / row.native.per_second(),
-                spin.per_second() / row.host.per_second(),
-                p50_p99(&spin.latencies),
-                spin.failed
-            );
-        }
-        out.push('\n');
-    }
-
     /// The SSE proxy through Spin, beside chat-host's added figures from the
     /// table above (the same direct run is the baseline of both).
     fn spin_streams_table(&self, out: &mut String) {
@@ -471,7 +549,86 @@ impl Report {
                 memory.peak_mib, memory.resident_mib
             );
         }
+        if let AppKitColumn::Measured { memory, .. } = &self.appkit {
+            let _ = write!(
+                out,
+                " The seed's app on AppKit (node): peak {:.1} MiB, resident at the end {:.1} MiB.",
+                memory.peak_mib, memory.resident_mib
+            );
+        }
         out.push('\n');
+    }
+}
+
+/// A column of the throughput tables: its header, whether its figures are
+/// right-aligned, and its cell in a row.
+struct Column<'a> {
+    header: String,
+    right: bool,
+    cell: Box<dyn Fn(&HttpRow) -> String + 'a>,
+}
+
+impl<'a> Column<'a> {
+    fn right(header: impl Into<String>, cell: impl Fn(&HttpRow) -> String + 'a) -> Self {
+        Self {
+            header: header.into(),
+            right: true,
+            cell: Box::new(cell),
+        }
+    }
+
+    /// For a figure followed by its verdict.
+    fn left(header: impl Into<String>, cell: impl Fn(&HttpRow) -> String + 'a) -> Self {
+        Self {
+            right: false,
+            ..Self::right(header, cell)
+        }
+    }
+}
+
+/// One row per route, then a blank line.
+fn http_columns(out: &mut String, rows: &[HttpRow], columns: &[Column]) {
+    let headers: Vec<&str> = columns
+        .iter()
+        .map(|column| column.header.as_str())
+        .collect();
+    let _ = writeln!(out, "| route | {} |", headers.join(" | "));
+    let alignments: Vec<&str> = columns
+        .iter()
+        .map(|column| if column.right { "---:" } else { "---" })
+        .collect();
+    let _ = writeln!(out, "|---|{}|", alignments.join("|"));
+    for row in rows {
+        let cells: Vec<String> = columns.iter().map(|column| (column.cell)(row)).collect();
+        let _ = writeln!(out, "| {} | {} |", row.route, cells.join(" | "));
+    }
+    out.push('\n');
+}
+
+/// A dash where a server has no figure.
+const NO_FIGURE: &str = "–";
+
+fn rate(measured: Option<&Measured>) -> String {
+    measured.map_or(NO_FIGURE.to_owned(), |measured| {
+        format!("{:.0}", measured.per_second())
+    })
+}
+
+fn latency(measured: Option<&Measured>) -> String {
+    measured.map_or(NO_FIGURE.to_owned(), |measured| {
+        p50_p99(&measured.latencies)
+    })
+}
+
+/// One server's rate over another's, with the verdict when there is a target.
+fn ratio(over: Option<&Measured>, under: Option<&Measured>, target: Option<f64>) -> String {
+    let (Some(over), Some(under)) = (over, under) else {
+        return NO_FIGURE.to_owned();
+    };
+    let ratio = over.per_second() / under.per_second();
+    match target {
+        Some(target) => format!("{ratio:.2}× {}", verdict(ratio >= target)),
+        None => format!("{ratio:.2}×"),
     }
 }
 

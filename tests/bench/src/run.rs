@@ -1,11 +1,13 @@
 //! One benchmark run: a PostgreSQL of its own, the data set, chat-host, the
-//! native ceiling and (when found) Spin side by side, every measurement, and
-//! the report.
+//! native ceiling and (when found) Spin and the seed's app on AppKit side by
+//! side, every measurement, and the report.
 
+use crate::appkit::{self, AppKitUnderTest};
 use crate::load::{self, Get, Measured, Server};
 use crate::plans::{self, HotStatements};
 use crate::report::{
-    self, HttpRow, Machine, Memory, ProxiedStreams, Report, ScalingRow, SpinColumn, StreamRow,
+    self, AppKitColumn, HttpRow, Machine, Memory, ProxiedStreams, Report, ScalingRow, SpinColumn,
+    StreamRow,
 };
 use crate::seed::{self, Scale};
 use crate::streams::{self, ReplyShape, Route, Upstream};
@@ -74,7 +76,14 @@ pub struct Options {
     pub out: PathBuf,
     /// Leave Spin out even when it is found.
     pub without_spin: bool,
+    /// Leave the seed's app on AppKit out even when it is prepared.
+    pub without_appkit: bool,
 }
+
+/// The servers' names in messages, and which column their figures go to.
+const NATIVE: &str = "native";
+const CHAT_HOST: &str = "chat-host";
+const SPIN: &str = "spin";
 
 /// The page the deep-page benchmarks read: this many chats from the oldest,
 /// so it is a full page of 20 with more beyond it.
@@ -93,6 +102,10 @@ pub async fn run(options: Options) -> Result<()> {
     let spin_binary = locate_spin(options.without_spin);
     if let Err(reason) = &spin_binary {
         println!("the Spin column is skipped: {reason}");
+    }
+    let appkit_dir = appkit::locate(options.without_appkit, &options.out);
+    if let Err(reason) = &appkit_dir {
+        println!("the AppKit column is skipped: {reason}");
     }
 
     println!("starting PostgreSQL, the model endpoint and chat-host");
@@ -120,6 +133,16 @@ pub async fn run(options: Options) -> Result<()> {
         Err(reason) => Err(reason),
     };
     let spin = spin_or_skipped.as_ref().ok();
+    // After chat-host migrated the schema (the app's CREATE … IF NOT EXISTS
+    // then changes nothing) and, like Spin, before seeding, so an app that
+    // cannot start fails the run early. Err: why the AppKit column is skipped.
+    let appkit_or_skipped: Result<AppKitUnderTest, String> = match appkit_dir {
+        Ok(dir) => Ok(AppKitUnderTest::start(&dir, &db_url, &options.out)
+            .await
+            .context("run with --without-appkit to leave the seed's app out")?),
+        Err(reason) => Err(reason),
+    };
+    let appkit = appkit_or_skipped.as_ref().ok();
 
     println!("seeding (the host migrated the schema on start-up)");
     let seeded = seed::seed(&db, settings.scale).await?;
@@ -140,20 +163,26 @@ pub async fn run(options: Options) -> Result<()> {
     let native = NativeCeiling::start(&db_url)?;
     native.wait_until_serving().await?;
     let native_server = Server {
-        name: "native",
+        name: NATIVE,
         addr: native.addr,
     };
     let host_server = Server {
-        name: "chat-host",
+        name: CHAT_HOST,
         addr: host_addr,
     };
-    // The hosts running the components, and every server with the native
-    // ceiling first: the reference the others must answer like.
+    // The hosts running the components; the servers that must answer like
+    // the native ceiling byte for byte, the ceiling first; and every server
+    // of the throughput table, the seed's app last.
     let hosts: Vec<Server> = std::iter::once(host_server)
         .chain(spin.map(|spin| spin.server))
         .collect();
-    let all_servers: Vec<Server> = std::iter::once(native_server)
+    let identical_servers: Vec<Server> = std::iter::once(native_server)
         .chain(hosts.iter().copied())
+        .collect();
+    let all_servers: Vec<Server> = identical_servers
+        .iter()
+        .copied()
+        .chain(appkit.map(|appkit| appkit.server))
         .collect();
 
     let history_first = Get::as_user("/api/history?limit=20", seed::THOUSAND_CHATS_USER);
@@ -166,11 +195,21 @@ pub async fn run(options: Options) -> Result<()> {
         seed::READER,
     );
     for get in [&history_first, &history_deep, &messages] {
-        load::expect_same_answer(&all_servers, get).await?;
+        load::expect_same_answer(&identical_servers, get).await?;
+        if let Some(appkit) = appkit {
+            load::expect_same_page(native_server, appkit.server, get).await?;
+        }
     }
     println!(
-        "{} give identical answers; measuring throughput",
-        names_of(&all_servers)
+        "{} give identical answers{}; measuring throughput",
+        names_of(&identical_servers),
+        match appkit {
+            Some(appkit) => format!(
+                ", {} the same numbers of rows and hasMore",
+                appkit.server.name
+            ),
+            None => String::new(),
+        }
     );
 
     let mut http_rows = Vec::new();
@@ -204,12 +243,13 @@ pub async fn run(options: Options) -> Result<()> {
             .map(|(server, measured)| format!("{} {:.0}/s", server.name, measured.per_second()))
             .collect();
         println!("  {route}: {}", rates.join(", "));
-        let (native, host, spin) = by_server(measured);
+        let columns = by_server(&all_servers, measured);
         http_rows.push(HttpRow {
             route,
-            native,
-            host,
-            spin,
+            native: columns.native,
+            host: columns.host,
+            spin: columns.spin,
+            appkit: columns.appkit,
         });
     }
 
@@ -235,16 +275,14 @@ pub async fn run(options: Options) -> Result<()> {
             rounds: 1,
             ..settings
         };
-        let (native_first, host_first, _) =
-            by_server(side_by_side(&scaling, &pair, &first, 1).await?);
-        let (native_deep, host_deep, _) =
-            by_server(side_by_side(&scaling, &pair, &deep_get, 1).await?);
+        let first_page = by_server(&pair, side_by_side(&scaling, &pair, &first, 1).await?);
+        let deep_page = by_server(&pair, side_by_side(&scaling, &pair, &deep_get, 1).await?);
         scaling_rows.push(ScalingRow {
             chats,
-            host_first,
-            host_deep,
-            native_first,
-            native_deep,
+            host_first: first_page.host,
+            host_deep: deep_page.host,
+            native_first: first_page.native,
+            native_deep: deep_page.native,
         });
     }
 
@@ -344,6 +382,13 @@ pub async fn run(options: Options) -> Result<()> {
             },
             Err(reason) => SpinColumn::Skipped(reason.clone()),
         },
+        appkit: match &appkit_or_skipped {
+            Ok(appkit) => AppKitColumn::Measured {
+                version: appkit.version.clone(),
+                memory: appkit.memory()?,
+            },
+            Err(reason) => AppKitColumn::Skipped(reason.clone()),
+        },
     };
     let markdown = report.markdown();
     println!("\n{markdown}");
@@ -357,6 +402,7 @@ pub async fn run(options: Options) -> Result<()> {
     drop(native);
     drop(host);
     drop(spin_or_skipped);
+    drop(appkit_or_skipped);
     postgres.stop()?;
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
@@ -393,14 +439,36 @@ async fn side_by_side(
     Ok(totals)
 }
 
-/// Figures measured over `[native, chat-host, Spin?]` by server.
-fn by_server(measured: Vec<Measured>) -> (Measured, Measured, Option<Measured>) {
-    let mut measured = measured.into_iter();
-    let native = measured
-        .next()
-        .expect("the native ceiling is always measured");
-    let host = measured.next().expect("chat-host is always measured");
-    (native, host, measured.next())
+/// Figures measured over some of the servers, by server: the columns of
+/// the tables.
+struct ByServer {
+    native: Measured,
+    host: Measured,
+    /// None when Spin was not measured.
+    spin: Option<Measured>,
+    /// None when the seed's app on AppKit was not measured.
+    appkit: Option<Measured>,
+}
+
+/// Sorts what [`side_by_side`] measured over `servers` into their columns.
+fn by_server(servers: &[Server], measured: Vec<Measured>) -> ByServer {
+    let (mut native, mut host, mut spin, mut appkit) = (None, None, None, None);
+    for (server, measured) in servers.iter().zip(measured) {
+        let column = match server.name {
+            NATIVE => &mut native,
+            CHAT_HOST => &mut host,
+            SPIN => &mut spin,
+            appkit::NAME => &mut appkit,
+            other => unreachable!("no column for a server named {other}"),
+        };
+        *column = Some(measured);
+    }
+    ByServer {
+        native: native.expect("the native ceiling is always measured"),
+        host: host.expect("chat-host is always measured"),
+        spin,
+        appkit,
+    }
 }
 
 fn names_of(servers: &[Server]) -> String {
@@ -503,7 +571,7 @@ impl SpinUnderTest {
         .await
         .context("run with --without-spin to leave Spin out")?;
         let server = Server {
-            name: "spin",
+            name: SPIN,
             addr: address_of(&host.base_url)?,
         };
         Ok(Self {
