@@ -120,6 +120,8 @@ pub struct HttpRow {
     pub spin: Option<Measured>,
     /// None when the seed's app on AppKit is not measured.
     pub appkit: Option<Measured>,
+    /// None without a candidate chat-host (`CHAT_BENCH_CANDIDATE_HOST`).
+    pub candidate: Option<Measured>,
 }
 
 pub struct ScalingRow {
@@ -339,6 +341,14 @@ impl Report {
                     )
                 },
             ));
+        }
+        if self.http.iter().any(|row| row.candidate.is_some()) {
+            rates.push(Column::right("candidate req/s", |row| {
+                rate(row.candidate.as_ref())
+            }));
+            rates.push(Column::right("candidate ÷ chat-host", |row| {
+                ratio(row.candidate.as_ref(), Some(&row.host), None)
+            }));
         }
         if spin {
             rates.push(Column::right("chat-host ÷ Spin", |row| {

@@ -84,6 +84,12 @@ pub struct Options {
 const NATIVE: &str = "native";
 const CHAT_HOST: &str = "chat-host";
 const SPIN: &str = "spin";
+const CANDIDATE: &str = "candidate";
+
+/// The path of another chat-host binary to measure beside the one built
+/// here, in the throughput table only: a host change under trial, measured
+/// side by side with the code it would replace.
+pub const CANDIDATE_VAR: &str = "CHAT_BENCH_CANDIDATE_HOST";
 
 /// The page the deep-page benchmarks read: this many chats from the oldest,
 /// so it is a full page of 20 with more beyond it.
@@ -126,6 +132,27 @@ pub async fn run(options: Options) -> Result<()> {
     })
     .await?;
     let host_addr = address_of(&host.base_url)?;
+    let candidate = match std::env::var_os(CANDIDATE_VAR).filter(|path| !path.is_empty()) {
+        Some(binary) => {
+            println!("starting the candidate chat-host {}", binary.display());
+            let config = app_config(&db_url, &upstream);
+            let binary = PathBuf::from(binary);
+            Some(
+                start_off_runtime(CANDIDATE, move || TestHost::start_binary(&binary, config))
+                    .await?,
+            )
+        }
+        None => None,
+    };
+    let candidate_server = candidate
+        .as_ref()
+        .map(|candidate| {
+            Ok::<_, anyhow::Error>(Server {
+                name: CANDIDATE,
+                addr: address_of(&candidate.base_url)?,
+            })
+        })
+        .transpose()?;
     // Started before seeding, so a Spin that cannot start fails the run
     // early. Err: why the Spin column is skipped.
     let spin_or_skipped: Result<SpinUnderTest, String> = match spin_binary {
@@ -178,6 +205,7 @@ pub async fn run(options: Options) -> Result<()> {
         .collect();
     let identical_servers: Vec<Server> = std::iter::once(native_server)
         .chain(hosts.iter().copied())
+        .chain(candidate_server)
         .collect();
     let all_servers: Vec<Server> = identical_servers
         .iter()
@@ -250,6 +278,7 @@ pub async fn run(options: Options) -> Result<()> {
             host: columns.host,
             spin: columns.spin,
             appkit: columns.appkit,
+            candidate: columns.candidate,
         });
     }
 
@@ -448,17 +477,21 @@ struct ByServer {
     spin: Option<Measured>,
     /// None when the seed's app on AppKit was not measured.
     appkit: Option<Measured>,
+    /// None without a candidate chat-host.
+    candidate: Option<Measured>,
 }
 
 /// Sorts what [`side_by_side`] measured over `servers` into their columns.
 fn by_server(servers: &[Server], measured: Vec<Measured>) -> ByServer {
-    let (mut native, mut host, mut spin, mut appkit) = (None, None, None, None);
+    let (mut native, mut host, mut spin, mut appkit, mut candidate) =
+        (None, None, None, None, None);
     for (server, measured) in servers.iter().zip(measured) {
         let column = match server.name {
             NATIVE => &mut native,
             CHAT_HOST => &mut host,
             SPIN => &mut spin,
             appkit::NAME => &mut appkit,
+            CANDIDATE => &mut candidate,
             other => unreachable!("no column for a server named {other}"),
         };
         *column = Some(measured);
@@ -468,6 +501,7 @@ fn by_server(servers: &[Server], measured: Vec<Measured>) -> ByServer {
         host: host.expect("chat-host is always measured"),
         spin,
         appkit,
+        candidate,
     }
 }
 
