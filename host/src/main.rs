@@ -5,12 +5,6 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Each request allocates and frees many small buffers on both sides of the
-/// component boundary; mimalloc served the read routes 5–15 % faster than
-/// the system allocator, side by side (BENCHMARKS.md, step (f)).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Runs the chat-history Spin app natively: the same components and
 /// spin.toml as `spin up`, plus a managed local Postgres and pooled,
 /// resilient database access.
