@@ -31,7 +31,8 @@ impl Plan {
             .filter_map(|line| {
                 let (_, rest) = line
                     .split_once("Bitmap Index Scan on ")
-                    .or_else(|| line.split_once(" Scan using "))?;
+                    .or_else(|| line.split_once(" Scan using "))
+                    .or_else(|| line.split_once(" Scan Backward using "))?;
                 rest.split_whitespace().next()
             })
             .collect();
