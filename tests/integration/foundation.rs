@@ -231,6 +231,34 @@ async fn users_never_see_each_others_chats() {
 }
 
 #[tokio::test]
+async fn a_history_read_records_its_caller_but_a_bad_cursor_records_nobody() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let alice = seed_chats(&db, "alice@example.com", &[1]).await;
+    let carol = "carol@example.com";
+    let recorded = async || {
+        db.column::<String>(r#"SELECT email FROM chat."User" WHERE id = $1"#, &[&carol])
+            .await
+    };
+
+    // Someone else's chat as her cursor: refused, and she is not recorded.
+    let (status, body) = get(
+        &host,
+        &format!("/api/history?starting_after={}", alice[0]),
+        Some(carol),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(recorded().await.is_empty());
+
+    // Her first page (empty) records her, as every history read does.
+    let (status, page) = get(&host, "/api/history", Some(carol)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(ids_of(&page).is_empty());
+    assert_eq!(recorded().await, [carol]);
+}
+
+#[tokio::test]
 async fn migrations_are_idempotent_and_safe_when_hosts_start_together() {
     let db = TestDatabase::create().await;
     // Two hosts start at the same moment against one empty database.
