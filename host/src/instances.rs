@@ -137,6 +137,10 @@ impl WorkerState for Worker {
 }
 
 fn log_call_counts(component: &str, state: &HostState) {
+    // Averaged and formatted only when someone reads them.
+    if !tracing::enabled!(target: call_counts::TARGET, tracing::Level::DEBUG) {
+        return;
+    }
     let counts = state.call_counts();
     if let Some(per_request) = counts.per_request() {
         tracing::debug!(
