@@ -868,6 +868,107 @@ async fn posting_to_someone_elses_chat_is_refused_and_changes_nothing() {
     assert_eq!(owners, [OWNER]);
 }
 
+/// Waits until a user's turn statement (it begins `WITH existing AS`) waits
+/// for a row lock that another transaction holds.
+async fn until_a_turn_waits_on_a_lock(db: &TestDatabase) {
+    eventually("the turn's statement waits on the lock", || async {
+        let waiting: i64 = db
+            .column(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND query LIKE 'WITH existing AS%'",
+                &[],
+            )
+            .await[0];
+        (waiting > 0).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_turn_that_races_the_chats_creation_follows_whoever_created_it() {
+    let rig = Rig::start().await;
+    for (creator, status) in [(OWNER, StatusCode::OK), (OTHER, StatusCode::FORBIDDEN)] {
+        let (chat, question) = (Uuid::new_v4(), Uuid::new_v4());
+        // Another request creating the same chat, not yet committed: the
+        // turn's own read and snapshot do not see it.
+        let mut creator_session = rig.db.connect().await;
+        let creation = creator_session.transaction().await.unwrap();
+        creation
+            .execute(
+                r#"INSERT INTO chat."Chat" (id, title, "userId") VALUES ($1, 'First', $2)"#,
+                &[&chat, &creator],
+            )
+            .await
+            .unwrap();
+        if status == StatusCode::OK {
+            rig.upstream
+                .expect_reply(reply_of(&[chat_chunk("Joined.")]));
+        }
+        let body = json!({"id": chat, "messages": [user_message("Me too", question)]});
+        let post = tokio::spawn(rig.post(OWNER, &body).send());
+        until_a_turn_waits_on_a_lock(&rig.db).await;
+        creation.commit().await.unwrap();
+
+        let response = post.await.unwrap().expect("POST /api/chat");
+        assert_eq!(response.status(), status, "created by {creator}");
+        if status == StatusCode::OK {
+            meta_of(&EventStream::new(response).rest().await);
+            assert_eq!(
+                rig.conversation(chat).await,
+                ["user: Me too", "assistant: Joined."]
+            );
+        } else {
+            assert!(rig.db.stored_messages(chat).await.is_empty());
+        }
+        assert_eq!(
+            rig.title_of(chat).await.as_deref(),
+            Some("First"),
+            "the creator's chat, titled by its creator"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_message_id_taken_while_the_turn_ran_is_a_409_that_leaves_no_chat() {
+    let rig = Rig::start().await;
+    let (theirs, chat, question) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let mut other_session = rig.db.connect().await;
+    let other_turn = other_session.transaction().await.unwrap();
+    other_turn
+        .execute(
+            r#"INSERT INTO chat."Chat" (id, title, "userId") VALUES ($1, 'Theirs', $2)"#,
+            &[&theirs, &OTHER],
+        )
+        .await
+        .unwrap();
+    other_turn
+        .execute(
+            r#"INSERT INTO chat."Message" (id, "chatId", role, parts)
+               VALUES ($1, $2, 'user', '[{"type":"text","text":"First"}]')"#,
+            &[&question, &theirs],
+        )
+        .await
+        .unwrap();
+    let body = json!({"id": chat, "messages": [user_message("Same id", question)]});
+    let post = tokio::spawn(rig.post(OWNER, &body).send());
+    until_a_turn_waits_on_a_lock(&rig.db).await;
+    other_turn.commit().await.unwrap();
+
+    let response = post.await.unwrap().expect("POST /api/chat");
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        count(
+            &rig.db,
+            r#"SELECT count(*) FROM chat."Chat" WHERE id = $1"#,
+            chat
+        )
+        .await,
+        0,
+        "the chat the turn created before its message was refused is gone"
+    );
+    assert_eq!(rig.conversation(theirs).await, ["user: First"]);
+}
+
 #[tokio::test]
 async fn without_its_database_the_chat_still_streams() {
     let upstream = ScriptedUpstream::start().await;

@@ -23,36 +23,60 @@ use uuid::Uuid;
 /// streams, so a host killed mid-stream loses at most this much of it.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Creates the chat unless it exists, and answers the chat's owner and
-/// visibility and whether it was created: "userId", visibility, created.
+/// The user's turn in one statement (one round trip before the first byte
+/// of the reply): records the caller in "User", creates the chat on first use
+/// and stores the user's message, or writes nothing at all when the chat is
+/// someone else's or the message id is another message's. Parameters: $1 chat
+/// id, $2 caller, $3 title, $4 written at, $5 message id, $6 parts, $7 email.
 ///
-/// The outer SELECT cannot see the row the INSERT adds (WITH queries share
-/// one snapshot), so exactly one branch answers, except when a concurrent
-/// request created the chat after this statement's snapshot was taken: then
-/// no row comes back, and running the statement again sees that chat.
-const CLAIM_CHAT: &str = r#"WITH created AS (
+/// Every part decides on the statement's one snapshot (WITH queries share
+/// it), so a row a concurrent request adds after it is not seen: then the
+/// chat's owner comes back NULL (the chat was created concurrently) or the
+/// message is neither stored nor refused (its id was taken concurrently), and
+/// a second run sees that row. Selects, in order: the chat's owner and
+/// visibility, whether this run created the chat, whether the message is
+/// stored (now or by an earlier run of the same turn), whether its id is
+/// another message's.
+const STORE_USER_TURN: &str = r#"WITH existing AS (
+  SELECT "userId", visibility FROM chat."Chat" WHERE id = $1
+), earlier AS (
+  SELECT "chatId" = $1 AND role = 'user' AS resent FROM chat."Message" WHERE id = $5
+), verdict AS (
+  SELECT NOT EXISTS (SELECT 1 FROM existing WHERE "userId" <> $2)
+     AND NOT EXISTS (SELECT 1 FROM earlier WHERE NOT resent) AS accepted
+), created AS (
   INSERT INTO chat."Chat" (id, title, "userId", "createdAt")
-  VALUES ($1, $3, $2, COALESCE(to_timestamp($4::bigint / 1000.0), CURRENT_TIMESTAMP))
+  SELECT $1, $3, $2, COALESCE(to_timestamp($4::bigint / 1000.0), CURRENT_TIMESTAMP)
+  FROM verdict WHERE accepted AND NOT EXISTS (SELECT 1 FROM existing)
   ON CONFLICT (id) DO NOTHING
   RETURNING "userId", visibility
-)
-SELECT "userId", visibility, true FROM created
-UNION ALL
-SELECT "userId", visibility, false FROM chat."Chat" WHERE id = $1"#;
-
-/// Stores the user's message once: one row when it is stored now (true) or
-/// was already stored as this chat's user message (false, a retry). No row:
-/// the id belongs to another message (or, as for [`CLAIM_CHAT`], to one a
-/// concurrent request stored after this statement's snapshot).
-const STORE_USER_MESSAGE: &str = r#"WITH stored AS (
+), recorded_caller AS (
+  INSERT INTO chat."User" (id, email)
+  SELECT $2, $7::text FROM verdict
+  WHERE accepted AND (EXISTS (SELECT 1 FROM created) OR EXISTS (SELECT 1 FROM existing))
+  ON CONFLICT (id) DO NOTHING
+), stored AS (
   INSERT INTO chat."Message" (id, "chatId", role, parts, "createdAt")
-  VALUES ($1, $2, 'user', $3::text::json, COALESCE(to_timestamp($4::bigint / 1000.0), CURRENT_TIMESTAMP))
+  SELECT $5, $1, 'user', $6::text::json, COALESCE(to_timestamp($4::bigint / 1000.0), CURRENT_TIMESTAMP)
+  FROM verdict
+  WHERE accepted AND NOT EXISTS (SELECT 1 FROM earlier)
+    AND (EXISTS (SELECT 1 FROM created) OR EXISTS (SELECT 1 FROM existing))
   ON CONFLICT (id) DO NOTHING
   RETURNING id
 )
-SELECT true FROM stored
-UNION ALL
-SELECT false FROM chat."Message" WHERE id = $1 AND "chatId" = $2 AND role = 'user'"#;
+SELECT COALESCE(created."userId", existing."userId"),
+  COALESCE(created.visibility, existing.visibility),
+  created."userId" IS NOT NULL,
+  EXISTS (SELECT 1 FROM stored) OR EXISTS (SELECT 1 FROM earlier WHERE resent),
+  EXISTS (SELECT 1 FROM earlier WHERE NOT resent)
+FROM verdict LEFT JOIN created ON true LEFT JOIN existing ON true"#;
+
+/// Removes the chat a first run of [`STORE_USER_TURN`] created for a turn
+/// that was then refused (its message id was taken concurrently), so the
+/// refusal leaves nothing behind; a chat with any message is kept.
+const REMOVE_EMPTY_CHAT: &str = r#"DELETE FROM chat."Chat"
+WHERE id = $1 AND "userId" = $2
+  AND NOT EXISTS (SELECT 1 FROM chat."Message" WHERE "chatId" = $1)"#;
 
 /// Writes the reply so far, or in full; the same id is rewritten by each
 /// checkpoint and by the final write. Its first write fixes "createdAt" and
@@ -104,21 +128,85 @@ impl MessageStatus {
     }
 }
 
-pub fn claim_chat_statement(
-    chat_id: Uuid,
-    caller: &str,
-    title: &str,
-    written_at: Option<u64>,
-) -> Statement {
-    Statement::new(
-        CLAIM_CHAT,
-        vec![
-            SqlParam::Uuid(chat_id),
-            SqlParam::Text(caller.to_owned()),
-            SqlParam::Text(title.to_owned()),
-            written_at_param(written_at),
-        ],
-    )
+/// A user's message, the turn that begins a reply.
+#[derive(Debug, Clone, Copy)]
+pub struct UserTurn<'a> {
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+    /// The caller's user id and email, as the gateway gave them.
+    pub caller: &'a str,
+    pub email: &'a str,
+    /// The chat's title if this turn creates it.
+    pub title: &'a str,
+    pub text: &'a str,
+}
+
+impl UserTurn<'_> {
+    pub fn store_statement(&self, written_at: Option<u64>) -> Statement {
+        Statement::new(
+            STORE_USER_TURN,
+            vec![
+                SqlParam::Uuid(self.chat_id),
+                SqlParam::Text(self.caller.to_owned()),
+                SqlParam::Text(self.title.to_owned()),
+                written_at_param(written_at),
+                SqlParam::Uuid(self.message_id),
+                SqlParam::Text(text_parts(self.text)),
+                SqlParam::Text(self.email.to_owned()),
+            ],
+        )
+    }
+
+    /// What one run of [`Self::store_statement`] settled, from its row:
+    /// someone else's chat is refused first (403), then a taken id (409);
+    /// otherwise the message is stored, or the run was unsettled.
+    pub fn outcome<R: Row>(&self, row: &R) -> Result<TurnOutcome, R::Error> {
+        let (created, stored, id_taken) = (row.boolean(2)?, row.boolean(3)?, row.boolean(4)?);
+        // No owner: the chat was created after the snapshot (or not at all,
+        // when the id is taken).
+        if let Some(owner) = row.optional_text(0)? {
+            let chat = ChatAccess {
+                owner,
+                visibility: Visibility::from_stored(&row.text(1)?),
+            };
+            if let Err(refusal) = access::decide(Some(&chat), self.caller, ChatAction::AddMessages)
+            {
+                return Ok(TurnOutcome::Refused(refusal));
+            }
+        }
+        Ok(if id_taken {
+            TurnOutcome::Refused(message_id_taken(self.message_id))
+        } else if stored {
+            TurnOutcome::Stored { created }
+        } else {
+            TurnOutcome::Unsettled { created }
+        })
+    }
+
+    /// Undoes the chat an unsettled run created, when the turn ends refused.
+    pub fn remove_empty_chat_statement(&self) -> Statement {
+        Statement::new(
+            REMOVE_EMPTY_CHAT,
+            vec![
+                SqlParam::Uuid(self.chat_id),
+                SqlParam::Text(self.caller.to_owned()),
+            ],
+        )
+    }
+}
+
+/// What one run of the user's turn settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TurnOutcome {
+    /// The message is stored; `created`: this run created the chat (so it
+    /// needs a title).
+    Stored { created: bool },
+    /// Nothing was written: the chat is someone else's (403) or the message
+    /// id is another message's (409).
+    Refused(ApiError),
+    /// A concurrent write got in the way; run the statement again.
+    /// `created`: this run created the chat all the same.
+    Unsettled { created: bool },
 }
 
 /// Milliseconds since the epoch as the statements bind them (`$n::bigint`).
@@ -129,53 +217,8 @@ fn written_at_param(written_at: Option<u64>) -> SqlParam {
     }
 }
 
-/// What [`claim_chat_statement`] found: the chat as it is now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChatClaim {
-    pub access: ChatAccess,
-    /// Whether this request created the chat (so it needs a title).
-    pub created: bool,
-}
-
-impl ChatClaim {
-    /// Whether `caller` may add messages: it is their chat (new or not);
-    /// someone else's, public or private, is 403.
-    pub fn authorize(&self, caller: &str) -> Result<(), ApiError> {
-        access::decide(Some(&self.access), caller, ChatAction::AddMessages)
-    }
-
-    /// Decodes the row of [`claim_chat_statement`].
-    pub fn from_row<R: Row>(row: &R) -> Result<Self, R::Error> {
-        Ok(Self {
-            access: ChatAccess {
-                owner: row.text(0)?,
-                visibility: Visibility::from_stored(&row.text(1)?),
-            },
-            created: row.boolean(2)?,
-        })
-    }
-}
-
-pub fn store_user_message_statement(
-    message_id: Uuid,
-    chat_id: Uuid,
-    text: &str,
-    written_at: Option<u64>,
-) -> Statement {
-    Statement::new(
-        STORE_USER_MESSAGE,
-        vec![
-            SqlParam::Uuid(message_id),
-            SqlParam::Uuid(chat_id),
-            SqlParam::Text(text_parts(text)),
-            written_at_param(written_at),
-        ],
-    )
-}
-
-/// The 409 for a message id that [`store_user_message_statement`] found
-/// taken by another message.
-pub fn message_id_taken(message_id: Uuid) -> ApiError {
+/// The 409 for a message id taken by another message.
+fn message_id_taken(message_id: Uuid) -> ApiError {
     ApiError::conflict(format!(
         "The message id {message_id} is already used by another message; \
          give the new message an id of its own."
@@ -252,80 +295,140 @@ mod tests {
         }
     }
 
+    fn turn() -> UserTurn<'static> {
+        UserTurn {
+            chat_id: id(1),
+            message_id: id(2),
+            caller: OWNER,
+            email: "ada@example.com",
+            title: "Hello there",
+            text: "Hi \"you\"",
+        }
+    }
+
     #[test]
-    fn the_claim_creates_with_the_callers_id_and_title() {
-        let statement = claim_chat_statement(id(1), OWNER, "Hello there", None);
+    fn the_turn_binds_chat_caller_title_time_message_text_and_email() {
+        let statement = turn().store_statement(None);
         assert_eq!(
             statement.params,
             vec![
                 SqlParam::Uuid(id(1)),
                 SqlParam::Text(OWNER.into()),
                 SqlParam::Text("Hello there".into()),
-                SqlParam::Null
+                SqlParam::Null,
+                SqlParam::Uuid(id(2)),
+                SqlParam::Text(r#"[{"text":"Hi \"you\"","type":"text"}]"#.into()),
+                SqlParam::Text("ada@example.com".into()),
             ]
         );
-        assert!(statement.sql.contains("ON CONFLICT (id) DO NOTHING"));
+        assert_eq!(
+            statement.sql.matches("ON CONFLICT (id) DO NOTHING").count(),
+            3,
+            "chat, user and message are each written at most once"
+        );
         assert!(
             !statement.sql.contains("DO UPDATE"),
-            "never touches another's chat"
+            "never touches another's row"
+        );
+        assert_eq!(
+            statement.sql.matches("WHERE accepted").count(),
+            3,
+            "every write waits for the verdict"
         );
     }
 
-    /// A claim as the claim statement's row would give it.
-    fn claim(owner: &'static str, visibility: &'static str, created: bool) -> ChatClaim {
+    /// The outcome of a turn whose row is laid out as the statement selects.
+    fn outcome(
+        owner: Option<&'static str>,
+        created: bool,
+        stored: bool,
+        id_taken: bool,
+    ) -> TurnOutcome {
         use crate::sql::fake::{FakeRow, Value};
+        let text = |value: Option<&'static str>| value.map_or(Value::Null, Value::Text);
         let row = FakeRow::laid_out_by(
-            CLAIM_CHAT,
+            STORE_USER_TURN,
             &[
-                (r#""userId""#, Value::Text(owner)),
-                ("visibility", Value::Text(visibility)),
-                ("true", Value::Boolean(created)),
+                (
+                    r#"COALESCE(created."userId", existing."userId")"#,
+                    text(owner),
+                ),
+                (
+                    "COALESCE(created.visibility, existing.visibility)",
+                    text(owner.map(|_| "public")),
+                ),
+                (r#"created."userId" IS NOT NULL"#, Value::Boolean(created)),
+                (
+                    "EXISTS (SELECT 1 FROM stored) OR EXISTS (SELECT 1 FROM earlier WHERE resent)",
+                    Value::Boolean(stored),
+                ),
+                (
+                    "EXISTS (SELECT 1 FROM earlier WHERE NOT resent)",
+                    Value::Boolean(id_taken),
+                ),
             ],
         );
-        ChatClaim::from_row(&row).unwrap()
+        turn().outcome(&row).unwrap()
     }
 
     #[test]
-    fn the_claim_row_decodes_as_its_select_lists_it() {
-        let claim = claim(OWNER, "public", true);
-        assert_eq!(claim.access.owner, OWNER);
-        assert_eq!(claim.access.visibility, Visibility::Public);
-        assert!(claim.created);
-        assert!(!self::claim(OWNER, "private", false).created);
+    fn a_stored_turn_says_whether_it_created_the_chat() {
+        assert_eq!(
+            outcome(Some(OWNER), true, true, false),
+            TurnOutcome::Stored { created: true }
+        );
+        assert_eq!(
+            outcome(Some(OWNER), false, true, false),
+            TurnOutcome::Stored { created: false }
+        );
     }
 
     #[test]
-    fn only_the_owner_adds_messages_whatever_the_visibility() {
-        let mine = claim(OWNER, "private", false);
-        assert_eq!(mine.authorize(OWNER), Ok(()));
-        for visibility in ["public", "private"] {
-            let theirs = claim("other@example.com", visibility, false);
-            assert_eq!(
-                theirs.authorize(OWNER).unwrap_err().status,
-                403,
-                "{visibility}"
-            );
+    fn someone_elses_chat_is_403_before_a_taken_id_is_409() {
+        let status = |outcome: TurnOutcome| match outcome {
+            TurnOutcome::Refused(refusal) => refusal.status,
+            other => panic!("not refused: {other:?}"),
+        };
+        assert_eq!(
+            status(outcome(Some("other@example.com"), false, false, true)),
+            403
+        );
+        assert_eq!(
+            status(outcome(Some("other@example.com"), false, false, false)),
+            403
+        );
+        for owner in [Some(OWNER), None] {
+            let TurnOutcome::Refused(taken) = outcome(owner, false, false, true) else {
+                panic!("a taken id is refused, in the caller's chat or a new one");
+            };
+            assert_eq!(taken.status, 409);
+            assert!(taken.message.contains(&id(2).to_string()));
         }
-        assert!(claim(OWNER, "private", true).created);
     }
 
     #[test]
-    fn the_user_message_is_stored_once_as_text_parts() {
-        let statement = store_user_message_statement(id(2), id(1), "Hi \"you\"", None);
+    fn a_concurrent_write_leaves_the_turn_unsettled() {
+        assert_eq!(
+            outcome(None, false, false, false),
+            TurnOutcome::Unsettled { created: false },
+            "the chat was created after the snapshot"
+        );
+        assert_eq!(
+            outcome(Some(OWNER), true, false, false),
+            TurnOutcome::Unsettled { created: true },
+            "the message id was taken after the snapshot"
+        );
+    }
+
+    #[test]
+    fn only_the_callers_empty_chat_is_removed() {
+        let statement = turn().remove_empty_chat_statement();
         assert_eq!(
             statement.params,
-            vec![
-                SqlParam::Uuid(id(2)),
-                SqlParam::Uuid(id(1)),
-                SqlParam::Text(r#"[{"text":"Hi \"you\"","type":"text"}]"#.into()),
-                SqlParam::Null
-            ]
+            vec![SqlParam::Uuid(id(1)), SqlParam::Text(OWNER.into())]
         );
-        assert!(statement.sql.contains("ON CONFLICT (id) DO NOTHING"));
-        assert!(statement.sql.contains(r#""chatId" = $2 AND role = 'user'"#));
-        let taken = message_id_taken(id(2));
-        assert_eq!(taken.status, 409);
-        assert!(taken.message.contains(&id(2).to_string()));
+        assert!(statement.sql.contains(r#""userId" = $2"#));
+        assert!(statement.sql.contains("NOT EXISTS"));
     }
 
     #[test]
@@ -367,11 +470,10 @@ mod tests {
     #[test]
     fn replayed_writes_carry_the_time_they_happened() {
         let at = 1_764_150_000_123;
-        let claim = claim_chat_statement(id(1), OWNER, "t", Some(at));
-        let user = store_user_message_statement(id(2), id(1), "hi", Some(at));
+        let user = turn().store_statement(Some(at));
         let reply =
             save_assistant_message_statement(reply_row(), "", None, MessageStatus::Error, Some(at));
-        for statement in [&claim, &user, &reply] {
+        for statement in [&user, &reply] {
             assert!(statement.params.contains(&SqlParam::Int64(at as i64)));
             assert!(
                 statement.sql.contains("COALESCE(to_timestamp("),
@@ -380,7 +482,7 @@ mod tests {
             );
         }
         assert_eq!(
-            claim_chat_statement(id(1), OWNER, "t", Some(u64::MAX)).params[3],
+            turn().store_statement(Some(u64::MAX)).params[3],
             SqlParam::Null,
             "a time beyond the column's range falls back to the database's clock"
         );

@@ -114,11 +114,11 @@ pub mod fake {
     }
 
     /// The expressions between the main SELECT (the first outside any
-    /// parentheses, so after a WITH clause) and its FROM, split at top-level
-    /// commas.
+    /// parentheses, so after a WITH clause) and its FROM (the first outside
+    /// any parentheses, so after subqueries), split at top-level commas.
     fn select_list(sql: &str) -> Vec<String> {
         let start = main_select(sql) + "SELECT".len();
-        let end = start + sql[start..].find("FROM").expect("a FROM");
+        let end = start + top_level(&sql[start..], "FROM").expect("a FROM");
         let mut expressions = vec![String::new()];
         let mut depth = 0;
         for c in sql[start..end].chars() {
@@ -137,16 +137,21 @@ pub mod fake {
     }
 
     fn main_select(sql: &str) -> usize {
+        top_level(sql, "SELECT").unwrap_or_else(|| panic!("no SELECT outside parentheses in {sql}"))
+    }
+
+    /// Where `keyword` first occurs outside any parentheses.
+    fn top_level(sql: &str, keyword: &str) -> Option<usize> {
         let mut depth = 0;
         for (at, c) in sql.char_indices() {
             match c {
                 '(' => depth += 1,
                 ')' => depth -= 1,
-                'S' if depth == 0 && sql[at..].starts_with("SELECT") => return at,
+                _ if depth == 0 && sql[at..].starts_with(keyword) => return Some(at),
                 _ => {}
             }
         }
-        panic!("no SELECT outside parentheses in {sql}")
+        None
     }
 
     fn wrong(column: usize, expected: &str, found: &Value) -> String {

@@ -1,14 +1,11 @@
-//! The `chat."User"` row of the caller.
+//! The `chat."User"` row of the caller (recorded by the history page and
+//! the user's turn statements).
 
 use crate::ApiError;
 use crate::identity::Identity;
-use crate::sql::{SqlParam, Statement};
 
 /// `chat."User".email` is VARCHAR(64); Postgres counts characters, not bytes.
 pub const MAX_EMAIL_CHARS: usize = 64;
-
-const ENSURE_USER: &str =
-    r#"INSERT INTO chat."User" (id, email) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"#;
 
 /// Refuses (400) an identity that the seed's columns cannot hold: checked
 /// before any database work, so it is a clear 400 rather than a database
@@ -23,18 +20,6 @@ pub fn check_storable(identity: &Identity) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Records a user whose identity was checked when the request came (the
-/// write-behind journal replays it later).
-pub fn record_user_statement(user_id: &str, email: &str) -> Statement {
-    Statement::new(
-        ENSURE_USER,
-        vec![
-            SqlParam::Text(user_id.to_owned()),
-            SqlParam::Text(email.to_owned()),
-        ],
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,19 +32,6 @@ mod tests {
             authenticated: true,
             access_token: None,
         }
-    }
-
-    #[test]
-    fn binds_id_then_email() {
-        let statement = record_user_statement("user-1", "ada@example.com");
-        assert_eq!(statement.sql, ENSURE_USER);
-        assert_eq!(
-            statement.params,
-            vec![
-                SqlParam::Text("user-1".into()),
-                SqlParam::Text("ada@example.com".into())
-            ]
-        );
     }
 
     #[test]

@@ -2,11 +2,9 @@
 //! now or are replayed from the write-behind journal after an outage.
 
 use crate::failure::Failure;
-use crate::postgres::{Db, DbError, DbRow};
-use chat_domain::conversation::{self, ChatClaim, ReplyRow};
+use crate::postgres::{Db, DbError};
+use chat_domain::conversation::{self, ReplyRow, TurnOutcome, UserTurn};
 use chat_domain::journal::ConversationWrite;
-use chat_domain::sql::Statement;
-use chat_domain::users;
 
 /// What a write found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,35 +30,15 @@ pub async fn apply(
             message_id,
             text,
         } => {
-            // In one transaction, so a refused message leaves nothing behind.
-            let chat_created = db
-                .transaction(async |db: &Db| {
-                    db.execute(&users::record_user_statement(user_id, email))
-                        .await?;
-                    let claim =
-                        conversation::claim_chat_statement(*chat_id, user_id, title, written_at);
-                    let claim = match settled(db, &claim).await? {
-                        Some(row) => ChatClaim::from_row(&row)?,
-                        None => {
-                            return Err(DbError::Decode {
-                                message: format!("claiming chat {chat_id} found no row, twice"),
-                            }
-                            .into());
-                        }
-                    };
-                    claim.authorize(user_id)?;
-                    let store = conversation::store_user_message_statement(
-                        *message_id,
-                        *chat_id,
-                        text,
-                        written_at,
-                    );
-                    if settled(db, &store).await?.is_none() {
-                        return Err(conversation::message_id_taken(*message_id).into());
-                    }
-                    Ok::<_, Failure>(claim.created)
-                })
-                .await?;
+            let turn = UserTurn {
+                chat_id: *chat_id,
+                message_id: *message_id,
+                caller: user_id,
+                email,
+                title,
+                text,
+            };
+            let chat_created = store_user_turn(db, &turn, written_at).await?;
             Ok(Applied { chat_created })
         }
         ConversationWrite::Reply {
@@ -102,15 +80,42 @@ pub async fn apply(
     }
 }
 
-/// The first row of `statement`, which is run a second time when it answers
-/// none: the claim and store statements answer no row when a concurrent
-/// request wrote the row after their snapshot was taken, and a second run
-/// sees it.
-async fn settled(db: &Db, statement: &Statement) -> Result<Option<DbRow>, DbError> {
+/// Stores the user's turn in one statement, run a second time when a
+/// concurrent write left the first run unsettled; answers whether the chat
+/// was created. A refused turn leaves nothing behind: a chat that the first
+/// run created before the message id turned out to be taken is removed.
+async fn store_user_turn(
+    db: &Db,
+    turn: &UserTurn<'_>,
+    written_at: Option<u64>,
+) -> Result<bool, Failure> {
+    let statement = turn.store_statement(written_at);
+    let mut created_by_an_earlier_run = false;
     for _ in 0..2 {
-        if let Some(row) = db.query(statement).await?.into_iter().next() {
-            return Ok(Some(row));
+        let row = db
+            .query(&statement)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| DbError::Decode {
+                message: format!("storing the turn of chat {} answered no row", turn.chat_id),
+            })?;
+        match turn.outcome(&row)? {
+            TurnOutcome::Stored { created } => return Ok(created || created_by_an_earlier_run),
+            TurnOutcome::Refused(refusal) => {
+                if created_by_an_earlier_run {
+                    db.execute(&turn.remove_empty_chat_statement()).await?;
+                }
+                return Err(refusal.into());
+            }
+            TurnOutcome::Unsettled { created } => created_by_an_earlier_run |= created,
         }
     }
-    Ok(None)
+    Err(DbError::Decode {
+        message: format!(
+            "storing the turn of chat {} was unsettled by concurrent writes, twice",
+            turn.chat_id
+        ),
+    }
+    .into())
 }
