@@ -237,6 +237,10 @@ async fn a_conversation_streams_is_stored_and_gets_its_title() {
     assert_eq!(messages[1]["role"], "assistant");
     assert_eq!(messages[1]["traceId"], "tr-paris");
     assert_eq!(
+        (&messages[0]["status"], &messages[1]["status"]),
+        (&json!("complete"), &json!("complete"))
+    );
+    assert_eq!(
         messages[1]["parts"],
         json!([{"type": "text", "text": "Paris is the capital."}])
     );
@@ -561,6 +565,18 @@ async fn a_failing_endpoint_ends_the_stream_with_an_error_and_keeps_what_arrived
         assert_eq!(
             (stored[1].text.as_str(), stored[1].status.as_str()),
             (kept, expected_status),
+            "{case}"
+        );
+        let page = rig.get(&format!("/api/messages/{chat}"), OWNER).await;
+        let statuses: Vec<&Value> = page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|message| &message["status"])
+            .collect();
+        assert_eq!(
+            statuses,
+            [&json!("complete"), &json!(expected_status)],
             "{case}"
         );
         // No title came (the title request is unscripted): the first words stay.

@@ -317,6 +317,35 @@ async fn migrations_are_idempotent_and_safe_when_hosts_start_together() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(status_body["pending"], json!([]));
 
+    // A message holds one of the five statuses, and nothing else.
+    let chat = Uuid::new_v4();
+    client
+        .execute(
+            r#"INSERT INTO chat."Chat" (id, title, "userId") VALUES ($1, 't', 'u')"#,
+            &[&chat],
+        )
+        .await
+        .unwrap();
+    let store = async |status: &str| {
+        client
+            .execute(
+                r#"INSERT INTO chat."Message" (id, "chatId", role, parts, status)
+                   VALUES ($1, $2, 'assistant', '[]', $3)"#,
+                &[&Uuid::new_v4(), &chat, &status],
+            )
+            .await
+    };
+    for status in ["complete", "incomplete", "error", "stopped", "streaming"] {
+        store(status)
+            .await
+            .unwrap_or_else(|e| panic!("{status}: {e}"));
+    }
+    let refused = store("paused").await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION)
+    );
+
     // Eight migrations racing on an empty schema: one applies, the rest wait
     // on the advisory lock and find nothing left to do.
     client

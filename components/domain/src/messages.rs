@@ -27,7 +27,7 @@ const ENDING_BEFORE: &str = "ending_before";
 
 // A page is read with the facts access depends on, in one statement (one
 // round trip): the chat's "userId" and visibility, then a message's id,
-// role, parts, "traceId", "createdAt" (decoded by [`chat_page`]), one row
+// role, parts, "traceId", "createdAt", status (decoded by [`chat_page`]), one row
 // per message, newest first (the page is turned oldest first by
 // [`finish_page`]); a chat without (such) messages gives one row whose
 // message columns are NULL, and an unknown chat no row. `parts` is a JSON
@@ -39,10 +39,10 @@ const ENDING_BEFORE: &str = "ending_before";
 macro_rules! chat_with_page {
     ($condition:literal, $limit:literal) => {
         concat!(
-            r#"SELECT chat."userId", chat.visibility, page.id, page.role, page.parts, page."traceId", page."createdAt"
+            r#"SELECT chat."userId", chat.visibility, page.id, page.role, page.parts, page."traceId", page."createdAt", page.status
 FROM chat."Chat" AS chat
 LEFT JOIN LATERAL (
-  SELECT id, role, parts::text AS parts, "traceId", "createdAt", "insertionOrder"
+  SELECT id, role, parts::text AS parts, "traceId", "createdAt", status, "insertionOrder"
   FROM chat."Message"
   WHERE "chatId" = chat.id"#,
             $condition,
@@ -174,6 +174,7 @@ fn message_view<R: Row>(row: &R, id: Uuid) -> Result<MessageView, R::Error> {
         parts: row.json_text(column(2))?,
         trace_id: row.optional_text(column(3))?,
         created_at: row.timestamp(column(4))?,
+        status: row.text(column(5))?,
     })
 }
 
@@ -188,6 +189,10 @@ pub struct MessageView {
     pub trace_id: Option<String>,
     #[serde(rename = "createdAt")]
     pub created_at: UtcDateTime,
+    /// How much of the reply the message holds, as stored: `complete`,
+    /// `incomplete`, `error`, `stopped` or `streaming` (a user's message is
+    /// `complete`). Not in the seed; its client ignores it.
+    pub status: String,
 }
 
 /// Where the messages came from.
@@ -327,7 +332,7 @@ mod tests {
         let at = UtcDateTime::from_parts(2024, 5, 1, 12, 0, 0, 0).unwrap();
         let message = Uuid::from_u128(9);
         for sql in [CHAT_WITH_NEWEST, CHAT_WITH_OLDER_THAN_CURSOR] {
-            let row = |id: Value, role, parts, trace, created_at| {
+            let row = |id: Value, role, parts, trace, created_at, status| {
                 FakeRow::laid_out_by(
                     sql,
                     &[
@@ -338,6 +343,7 @@ mod tests {
                         ("page.parts", parts),
                         (r#"page."traceId""#, trace),
                         (r#"page."createdAt""#, created_at),
+                        ("page.status", status),
                     ],
                 )
             };
@@ -347,6 +353,7 @@ mod tests {
                 Value::Text(r#"[{"type":"text","text":"hi"}]"#),
                 Value::Text("tr-1"),
                 Value::Timestamp(at),
+                Value::Text("incomplete"),
             );
             let (chat, messages) = chat_page(&[with_message]).unwrap();
             let chat = chat.unwrap();
@@ -362,8 +369,10 @@ mod tests {
             assert_eq!(message_read.parts.get(), r#"[{"type":"text","text":"hi"}]"#);
             assert_eq!(message_read.trace_id.as_deref(), Some("tr-1"));
             assert_eq!(message_read.created_at, at);
+            assert_eq!(message_read.status, "incomplete");
 
             let without_messages = row(
+                Value::Null,
                 Value::Null,
                 Value::Null,
                 Value::Null,
@@ -382,7 +391,7 @@ mod tests {
     }
 
     #[test]
-    fn live_page_serialises_like_the_seed() {
+    fn live_page_serialises_like_the_seed_with_each_status() {
         let page = MessagesPage::live(
             vec![MessageView {
                 id: Uuid::parse_str(CHAT).unwrap(),
@@ -390,6 +399,7 @@ mod tests {
                 parts: RawValue::from_string(r#"[{"type": "text", "text": "hi"}]"#.into()).unwrap(),
                 trace_id: Some("tr-1".into()),
                 created_at: UtcDateTime::from_parts(2024, 5, 1, 12, 0, 0, 0).unwrap(),
+                status: "complete".into(),
             }],
             true,
         );
@@ -401,7 +411,8 @@ mod tests {
                     "role": "assistant",
                     "parts": [{"type": "text", "text": "hi"}],
                     "traceId": "tr-1",
-                    "createdAt": "2024-05-01T12:00:00.000Z"
+                    "createdAt": "2024-05-01T12:00:00.000Z",
+                    "status": "complete"
                 }],
                 "source": "live",
                 "hasMore": true
@@ -417,6 +428,7 @@ mod tests {
             parts: RawValue::from_string("[]".into()).unwrap(),
             trace_id: None,
             created_at: UtcDateTime::from_parts(2024, 5, 1, 12, 0, 0, 0).unwrap(),
+            status: "complete".into(),
         };
         let json = serde_json::to_value(&message).unwrap();
         assert_eq!(json["traceId"], serde_json::Value::Null);

@@ -100,6 +100,19 @@ pub const MIGRATIONS: &[Migration] = &[
             r#"CREATE INDEX IF NOT EXISTS idx_message_chat_keyset ON chat."Message" ("chatId", "createdAt", "insertionOrder")"#,
         ],
     },
+    Migration {
+        version: 6,
+        name: "message status: also stopped and streaming",
+        // The one set of statuses a reply can have, for stopping a reply
+        // and following one that is still being written as well
+        // (conversation.rs). Migration 4's CHECK got Postgres' default name;
+        // the wider one replaces it under that name, and checking it reads
+        // the table once.
+        statements: &[
+            r#"ALTER TABLE chat."Message" DROP CONSTRAINT IF EXISTS "Message_status_check""#,
+            r#"ALTER TABLE chat."Message" ADD CONSTRAINT "Message_status_check" CHECK (status IN ('complete', 'incomplete', 'error', 'stopped', 'streaming'))"#,
+        ],
+    },
 ];
 
 /// The key of the transaction-scoped advisory lock that serialises migration
@@ -201,11 +214,28 @@ mod tests {
         assert_eq!(latest_version() as usize, MIGRATIONS.len());
     }
 
+    /// A constraint has no `ADD … IF NOT EXISTS`: adding one is idempotent
+    /// when an earlier statement of its migration drops it if it exists.
+    fn replaces_a_dropped_constraint(statement: &str, earlier: &[&str]) -> bool {
+        let Some((_, rest)) = statement.split_once("ADD CONSTRAINT ") else {
+            return false;
+        };
+        let name = rest.split_whitespace().next().unwrap_or_default();
+        earlier
+            .iter()
+            .any(|drop| drop.contains(&format!("DROP CONSTRAINT IF EXISTS {name}")))
+    }
+
     #[test]
     fn every_statement_is_idempotent_and_single() {
         for migration in MIGRATIONS {
-            for statement in migration.statements {
-                assert!(statement.contains("IF NOT EXISTS"), "{statement}");
+            for (index, statement) in migration.statements.iter().enumerate() {
+                assert!(
+                    statement.contains("IF NOT EXISTS")
+                        || statement.contains("DROP CONSTRAINT IF EXISTS")
+                        || replaces_a_dropped_constraint(statement, &migration.statements[..index]),
+                    "{statement}"
+                );
                 assert!(
                     !statement.contains(';'),
                     "one statement per entry: {statement}"
