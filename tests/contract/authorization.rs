@@ -1,5 +1,6 @@
-//! The authorisation matrix: every chat route × {the owner, another user, no
-//! identity} × {a public chat, a private chat, an unknown chat}. Each case
+//! The authorisation matrix: every chat route (feedback included) × {the
+//! owner, another user, no identity} × {a public chat, a private chat, an
+//! unknown chat}. Each case
 //! runs on a chat of its own and then checks the database (and, for a
 //! refused case, re-reads the chat as its owner): nobody reads, changes or
 //! deletes what is not theirs.
@@ -30,6 +31,10 @@ enum Action {
     Read,
     Delete,
     ChangeVisibility,
+    /// Rate the reply down (the seeded vote is up).
+    Rate,
+    Withdraw,
+    ReadVotes,
 }
 
 /// The status the product contract gives each case.
@@ -43,6 +48,8 @@ fn expected_status(who: Who, chat: Chat, action: Action) -> u16 {
         // A refused delete looks like a missing chat: it reveals nothing.
         (Who::Other, _, Action::Delete) => 404,
         (Who::Other, _, Action::ChangeVisibility) => 403,
+        // A chat's feedback is its owner's, public or not.
+        (Who::Other, _, Action::Rate | Action::Withdraw | Action::ReadVotes) => 403,
     }
 }
 
@@ -66,7 +73,14 @@ async fn nobody_reads_changes_or_deletes_what_is_not_theirs() {
     seeder.user(user_id(&other)).await;
     for who in [Who::Owner, Who::Other, Who::Nobody] {
         for chat in [Chat::Public, Chat::Private, Chat::Unknown] {
-            for action in [Action::Read, Action::Delete, Action::ChangeVisibility] {
+            for action in [
+                Action::Read,
+                Action::Delete,
+                Action::ChangeVisibility,
+                Action::Rate,
+                Action::Withdraw,
+                Action::ReadVotes,
+            ] {
                 let case = Case { who, chat, action };
                 let caller = match who {
                     Who::Owner => owner.clone(),
@@ -86,6 +100,10 @@ async fn run_case(target: &Target, seeder: &Seeder, owner: &Caller, caller: &Cal
         Chat::Unknown => None,
     };
     let chat_id = seeded.as_ref().map_or_else(Uuid::new_v4, |chat| chat.id);
+    // The assistant's reply, which the seeder voted up.
+    let reply_id = seeded
+        .as_ref()
+        .map_or_else(Uuid::new_v4, |chat| chat.message_ids[1]);
     let before = seeder.chat_state(chat_id).await;
     let wanted = seeded
         .as_ref()
@@ -98,6 +116,13 @@ async fn run_case(target: &Target, seeder: &Seeder, owner: &Caller, caller: &Cal
             .api
             .patch(&format!("/api/chat/{chat_id}/visibility"))
             .json(&json!({"visibility": wanted.as_str()})),
+        Action::Rate => target.api.put("/api/feedback").json(&json!({
+            "chatId": chat_id, "messageId": reply_id, "isUpvoted": false, "comment": "Wrong"
+        })),
+        Action::Withdraw => target
+            .api
+            .delete(&format!("/api/feedback/{chat_id}/{reply_id}")),
+        Action::ReadVotes => target.api.get(&format!("/api/feedback/{chat_id}")),
     };
     let reply = request.caller(caller).send().await;
     let expected = expected_status(case.who, case.chat, case.action);
@@ -130,6 +155,25 @@ async fn run_case(target: &Target, seeder: &Seeder, owner: &Caller, caller: &Cal
             let (before, after) = (before.unwrap(), after.unwrap());
             assert_eq!(after.visibility, wanted.as_str(), "{}", case.label());
             assert_eq!((after.owner, after.title), (before.owner, before.title));
+        }
+        (Action::Rate | Action::Withdraw | Action::ReadVotes, 200) => {
+            let expected_votes = match case.action {
+                Action::Rate => json!([{"chatId": chat_id, "messageId": reply_id,
+                    "isUpvoted": false, "comment": "Wrong"}]),
+                Action::Withdraw => json!([]),
+                _ => json!([{"chatId": chat_id, "messageId": reply_id,
+                    "isUpvoted": true, "comment": null}]),
+            };
+            let votes = target
+                .api
+                .get(&format!("/api/feedback/{chat_id}"))
+                .caller(owner)
+                .send()
+                .await;
+            votes.expect_status(200);
+            assert_eq!(votes.json()["data"], expected_votes, "{}", case.label());
+            let (before, after) = (before.unwrap(), after.unwrap());
+            assert_eq!(after.messages, before.messages, "{}", case.label());
         }
         _ => {
             assert_eq!(

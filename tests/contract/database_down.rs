@@ -1,5 +1,5 @@
 //! A database error never opens a door: with the database unreachable, every
-//! chat route answers 503, the empty mock or 204 — never data, never a
+//! chat and feedback route answers 503, the empty mock or 204 — never data, never a
 //! successful write — and identity and input are still checked first. Only
 //! the chat itself carries on: the reply streams without being stored.
 
@@ -19,6 +19,9 @@ async fn without_its_database_the_app_fails_closed() {
     let visibility = format!("/api/chat/{chat}/visibility");
     let public = json!({"visibility": "public"});
     let hello = json!({"id": chat, "messages": [{"role": "user", "content": "Hello"}]});
+    let votes = format!("/api/feedback/{chat}");
+    let vote = format!("/api/feedback/{chat}/{}", Uuid::new_v4());
+    let rating = json!({"chatId": chat, "messageId": Uuid::new_v4(), "isUpvoted": true});
     let token = target.admin_token().to_owned();
 
     // No messages, whoever asks: nothing is known about the chat.
@@ -39,6 +42,10 @@ async fn without_its_database_the_app_fails_closed() {
         // Writes and admin work refuse.
         (api.delete(&delete).caller(&user), 503),
         (api.patch(&visibility).caller(&user).json(&public), 503),
+        // Whose chat it is cannot be checked: no vote is written or shown.
+        (api.put("/api/feedback").caller(&user).json(&rating), 503),
+        (api.delete(&vote).caller(&user), 503),
+        (api.get(&votes).caller(&user), 503),
         (api.get("/admin/schema").bearer(&token), 503),
         (api.post("/admin/schema/migrate").bearer(&token), 503),
         // Identity and input come first.
@@ -47,6 +54,13 @@ async fn without_its_database_the_app_fails_closed() {
         (api.delete(&delete), 401),
         (api.patch(&visibility).json(&public), 401),
         (api.post("/api/chat").json(&hello), 401),
+        (api.put("/api/feedback").json(&rating), 401),
+        (
+            api.put("/api/feedback")
+                .caller(&user)
+                .json(&json!({"chatId": chat, "isUpvoted": true})),
+            400,
+        ),
         (
             api.post("/api/chat")
                 .caller(&user)

@@ -246,6 +246,156 @@ async fn visibility_changes_only_for_a_well_formed_body() {
 }
 
 #[tokio::test]
+async fn feedback_rates_the_owners_replies_and_refuses_everything_else_unchanged() {
+    let (target, seeder) = target_and_seeder().await;
+    let api = &target.api;
+    let owner = new_user("rater");
+    let chat = seeder.chat(user_id(&owner), Visibility::Public).await;
+    let [question, reply] = chat.message_ids[..] else {
+        panic!("the seeder writes two messages");
+    };
+    let votes_path = format!("/api/feedback/{}", chat.id);
+    let vote_path = format!("/api/feedback/{}/{reply}", chat.id);
+    let before = seeder.chat_state(chat.id).await.unwrap();
+    let put = || {
+        api.put("/api/feedback")
+            .caller(&owner)
+            .header("content-type", "application/json")
+    };
+    let rating =
+        |message: Uuid| json!({"chatId": chat.id, "messageId": message, "isUpvoted": false});
+
+    let long_comment = format!(
+        r#"{{"chatId":"{}","messageId":"{reply}","isUpvoted":true,"comment":"{}"}}"#,
+        chat.id,
+        "c".repeat(2001)
+    );
+    let refused: Vec<Vec<u8>> = vec![
+        br#"{}"#.to_vec(),
+        br#"[]"#.to_vec(),
+        b"".to_vec(),
+        format!(r#"{{"chatId":"{}","messageId":"{reply}"}}"#, chat.id).into_bytes(),
+        format!(
+            r#"{{"chatId":"{}","messageId":"{reply}","isUpvoted":"yes"}}"#,
+            chat.id
+        )
+        .into_bytes(),
+        format!(
+            r#"{{"chatId":"{}","messageId":"{reply}","isUpvoted":true,"stars":5}}"#,
+            chat.id
+        )
+        .into_bytes(),
+        format!(
+            r#"{{"chatId":"{}","messageId":"{reply}","isUpvoted":true,"comment":7}}"#,
+            chat.id
+        )
+        .into_bytes(),
+        format!(r#"{{"chatId":"nope","messageId":"{reply}","isUpvoted":true}}"#).into_bytes(),
+        long_comment.into_bytes(),
+    ];
+    expect_statuses(refused.into_iter().map(|body| (put().body(body), 400))).await;
+    let oversized = format!(r#"{{"comment":"{}"}}"#, "c".repeat(ONE_MIB));
+    expect_statuses([
+        (put().body(oversized), 413),
+        (
+            api.put("/api/feedback")
+                .caller(&owner)
+                .header("content-type", "text/plain")
+                .body(rating(reply).to_string()),
+            415,
+        ),
+        (api.put("/api/feedback").json(&rating(reply)), 401),
+        (
+            api.put("/api/feedback")
+                .caller(&new_user("passer-by"))
+                .json(&rating(reply)),
+            403,
+        ),
+        (put().json(&rating(question)), 400),
+        (put().json(&rating(Uuid::new_v4())), 404),
+        (
+            put().json(&json!({"chatId": Uuid::new_v4(), "messageId": reply, "isUpvoted": true})),
+            404,
+        ),
+        (api.get(&votes_path), 401),
+        (api.get(&votes_path).caller(&new_user("passer-by")), 403),
+        (
+            api.get(&format!("/api/feedback/{}", Uuid::new_v4()))
+                .caller(&owner),
+            404,
+        ),
+        (api.delete(&vote_path).caller(&new_user("passer-by")), 403),
+        (
+            api.delete(&format!("/api/feedback/{}/{question}", chat.id))
+                .caller(&owner),
+            400,
+        ),
+        (
+            api.delete(&format!("/api/feedback/{}/not-a-uuid", chat.id))
+                .caller(&owner),
+            400,
+        ),
+    ])
+    .await;
+    let malformed =
+        MALFORMED_IDS.map(|id| (api.get(&format!("/api/feedback/{id}")).caller(&owner), 400));
+    expect_statuses(malformed).await;
+    api.post("/api/feedback")
+        .caller(&owner)
+        .json(&rating(reply))
+        .send()
+        .await
+        .expect_only_allowed("PUT");
+    assert_eq!(seeder.chat_state(chat.id).await.unwrap(), before);
+
+    // Rated down with a comment, then up: one vote, the last one.
+    let down = json!({"chatId": chat.id, "messageId": reply, "isUpvoted": false, "comment": " Too vague. "});
+    let answer = put().json(&down).send().await;
+    answer.expect_status(200);
+    let stored_down =
+        json!({"chatId": chat.id, "messageId": reply, "isUpvoted": false, "comment": "Too vague."});
+    assert_eq!(answer.json(), stored_down);
+    let listed = api.get(&votes_path).caller(&owner).send().await;
+    listed.expect_status(200);
+    assert_eq!(listed.json(), json!({"data": [stored_down]}));
+    let messages = api
+        .get(&format!("/api/messages/{}", chat.id))
+        .caller(&owner)
+        .send()
+        .await;
+    assert_eq!(
+        messages.json()["data"][1]["vote"],
+        json!({"isUpvoted": false, "comment": "Too vague."})
+    );
+    assert_eq!(messages.json()["data"][0]["vote"], Value::Null);
+    let up = json!({"chatId": chat.id, "messageId": reply, "isUpvoted": true});
+    let answer = put().json(&up).send().await;
+    answer.expect_status(200);
+    let listed = api.get(&votes_path).caller(&owner).send().await;
+    assert_eq!(
+        listed.json(),
+        json!({"data": [{"chatId": chat.id, "messageId": reply, "isUpvoted": true, "comment": null}]})
+    );
+
+    // Withdrawn, and withdrawing again finds nothing to withdraw.
+    for withdrawn in [true, false] {
+        let answer = api.delete(&vote_path).caller(&owner).send().await;
+        answer.expect_status(200);
+        assert_eq!(
+            answer.json(),
+            json!({"success": true, "withdrawn": withdrawn})
+        );
+    }
+    let listed = api.get(&votes_path).caller(&owner).send().await;
+    assert_eq!(listed.json(), json!({"data": []}));
+    let after = seeder.chat_state(chat.id).await.unwrap();
+    assert_eq!(
+        (after.messages, after.votes.as_str()),
+        (before.messages, "")
+    );
+}
+
+#[tokio::test]
 async fn admin_routes_answer_only_the_admin_token() {
     let target = Target::shared().await;
     let api = &target.api;

@@ -245,7 +245,8 @@ async fn messages_come_oldest_first_with_parts_and_trace_ids() {
             "parts": [{"type": "text", "text": "hello"}],
             "traceId": "tr-1",
             "createdAt": "2026-01-01T00:00:20.500Z",
-            "status": "complete"
+            "status": "complete",
+            "vote": null
         })
     );
     assert_eq!(data[0]["traceId"], Value::Null);

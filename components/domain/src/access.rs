@@ -64,6 +64,8 @@ pub enum ChatAction {
     ChangeVisibility,
     /// Continuing the conversation (`POST /api/chat` with the chat's id).
     AddMessages,
+    /// Rating its replies, withdrawing a rating or reading the ratings.
+    Rate,
 }
 
 /// Whether `caller` (a user id) may perform `action` on the chat described by
@@ -74,8 +76,8 @@ pub enum ChatAction {
 /// - anyone may read a public chat; a private one is 403;
 /// - deleting someone else's chat is 404, as if it did not exist, so a failed
 ///   delete reveals nothing;
-/// - changing someone else's chat's visibility, or adding messages to it
-///   (public or not), is 403.
+/// - changing someone else's chat's visibility, adding messages to it or
+///   rating its replies (public or not), is 403.
 pub fn decide(
     access: Option<&ChatAccess>,
     caller: &str,
@@ -98,6 +100,9 @@ pub fn decide(
         )),
         ChatAction::AddMessages => Err(ApiError::forbidden(
             "This chat belongs to someone else: only its owner can add messages to it.",
+        )),
+        ChatAction::Rate => Err(ApiError::forbidden(
+            "This chat belongs to someone else: only its owner can rate its replies.",
         )),
     }
 }
@@ -126,11 +131,12 @@ mod tests {
 
     const OWNER: &str = "owner@example.com";
     const OTHER: &str = "other@example.com";
-    const ACTIONS: [ChatAction; 4] = [
+    const ACTIONS: [ChatAction; 5] = [
         ChatAction::ReadMessages,
         ChatAction::Delete,
         ChatAction::ChangeVisibility,
         ChatAction::AddMessages,
+        ChatAction::Rate,
     ];
 
     fn chat(visibility: Visibility) -> ChatAccess {
@@ -197,6 +203,7 @@ mod tests {
                 403
             );
             assert_eq!(status(Some(&access), OTHER, ChatAction::AddMessages), 403);
+            assert_eq!(status(Some(&access), OTHER, ChatAction::Rate), 403);
         }
     }
 

@@ -11,6 +11,7 @@ pub mod conversation;
 pub mod csrf;
 pub mod demo_agent;
 pub mod error;
+pub mod feedback;
 pub mod gateway;
 pub mod history;
 pub mod identity;

@@ -27,7 +27,8 @@ const ENDING_BEFORE: &str = "ending_before";
 
 // A page is read with the facts access depends on, in one statement (one
 // round trip): the chat's "userId" and visibility, then a message's id,
-// role, parts, "traceId", "createdAt", status (decoded by [`chat_page`]), one row
+// role, parts, "traceId", "createdAt", status and its vote's "isUpvoted" and
+// comment (NULL: no vote; decoded by [`chat_page`]), one row
 // per message, newest first (the page is turned oldest first by
 // [`finish_page`]); a chat without (such) messages gives one row whose
 // message columns are NULL, and an unknown chat no row. `parts` is a JSON
@@ -39,7 +40,7 @@ const ENDING_BEFORE: &str = "ending_before";
 macro_rules! chat_with_page {
     ($condition:literal, $limit:literal) => {
         concat!(
-            r#"SELECT chat."userId", chat.visibility, page.id, page.role, page.parts, page."traceId", page."createdAt", page.status
+            r#"SELECT chat."userId", chat.visibility, page.id, page.role, page.parts, page."traceId", page."createdAt", page.status, vote."isUpvoted", vote.comment
 FROM chat."Chat" AS chat
 LEFT JOIN LATERAL (
   SELECT id, role, parts::text AS parts, "traceId", "createdAt", status, "insertionOrder"
@@ -51,6 +52,7 @@ LEFT JOIN LATERAL (
   LIMIT "#,
             $limit,
             r#") AS page ON true
+LEFT JOIN chat."Vote" AS vote ON vote."chatId" = chat.id AND vote."messageId" = page.id
 WHERE chat.id = $1
 ORDER BY page."createdAt" DESC, page."insertionOrder" DESC"#
         )
@@ -175,6 +177,13 @@ fn message_view<R: Row>(row: &R, id: Uuid) -> Result<MessageView, R::Error> {
         trace_id: row.optional_text(column(3))?,
         created_at: row.timestamp(column(4))?,
         status: row.text(column(5))?,
+        vote: match row.optional_boolean(column(6))? {
+            Some(is_upvoted) => Some(MessageVote {
+                is_upvoted,
+                comment: row.optional_text(column(7))?,
+            }),
+            None => None,
+        },
     })
 }
 
@@ -193,6 +202,16 @@ pub struct MessageView {
     /// `incomplete`, `error`, `stopped` or `streaming` (a user's message is
     /// `complete`). Not in the seed; its client ignores it.
     pub status: String,
+    /// The owner's rating of this reply, if any (not in the seed).
+    pub vote: Option<MessageVote>,
+}
+
+/// A rating as a message carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageVote {
+    #[serde(rename = "isUpvoted")]
+    pub is_upvoted: bool,
+    pub comment: Option<String>,
 }
 
 /// Where the messages came from.
@@ -332,7 +351,7 @@ mod tests {
         let at = UtcDateTime::from_parts(2024, 5, 1, 12, 0, 0, 0).unwrap();
         let message = Uuid::from_u128(9);
         for sql in [CHAT_WITH_NEWEST, CHAT_WITH_OLDER_THAN_CURSOR] {
-            let row = |id: Value, role, parts, trace, created_at, status| {
+            let row = |id: Value, role, parts, trace, created_at, status, up: Value| {
                 FakeRow::laid_out_by(
                     sql,
                     &[
@@ -344,6 +363,15 @@ mod tests {
                         (r#"page."traceId""#, trace),
                         (r#"page."createdAt""#, created_at),
                         ("page.status", status),
+                        (r#"vote."isUpvoted""#, up.clone()),
+                        (
+                            "vote.comment",
+                            if matches!(up, Value::Null) {
+                                Value::Null
+                            } else {
+                                Value::Text("Clear")
+                            },
+                        ),
                     ],
                 )
             };
@@ -354,6 +382,7 @@ mod tests {
                 Value::Text("tr-1"),
                 Value::Timestamp(at),
                 Value::Text("incomplete"),
+                Value::Boolean(false),
             );
             let (chat, messages) = chat_page(&[with_message]).unwrap();
             let chat = chat.unwrap();
@@ -370,8 +399,16 @@ mod tests {
             assert_eq!(message_read.trace_id.as_deref(), Some("tr-1"));
             assert_eq!(message_read.created_at, at);
             assert_eq!(message_read.status, "incomplete");
+            assert_eq!(
+                message_read.vote,
+                Some(MessageVote {
+                    is_upvoted: false,
+                    comment: Some("Clear".into())
+                })
+            );
 
             let without_messages = row(
+                Value::Null,
                 Value::Null,
                 Value::Null,
                 Value::Null,
@@ -400,6 +437,10 @@ mod tests {
                 trace_id: Some("tr-1".into()),
                 created_at: UtcDateTime::from_parts(2024, 5, 1, 12, 0, 0, 0).unwrap(),
                 status: "complete".into(),
+                vote: Some(MessageVote {
+                    is_upvoted: true,
+                    comment: None,
+                }),
             }],
             true,
         );
@@ -412,7 +453,8 @@ mod tests {
                     "parts": [{"type": "text", "text": "hi"}],
                     "traceId": "tr-1",
                     "createdAt": "2024-05-01T12:00:00.000Z",
-                    "status": "complete"
+                    "status": "complete",
+                    "vote": {"isUpvoted": true, "comment": null}
                 }],
                 "source": "live",
                 "hasMore": true
@@ -429,9 +471,11 @@ mod tests {
             trace_id: None,
             created_at: UtcDateTime::from_parts(2024, 5, 1, 12, 0, 0, 0).unwrap(),
             status: "complete".into(),
+            vote: None,
         };
         let json = serde_json::to_value(&message).unwrap();
         assert_eq!(json["traceId"], serde_json::Value::Null);
+        assert_eq!(json["vote"], serde_json::Value::Null);
     }
 
     #[test]

@@ -113,6 +113,13 @@ pub const MIGRATIONS: &[Migration] = &[
             r#"ALTER TABLE chat."Message" ADD CONSTRAINT "Message_status_check" CHECK (status IN ('complete', 'incomplete', 'error', 'stopped', 'streaming'))"#,
         ],
     },
+    Migration {
+        version: 7,
+        name: "a comment with each vote",
+        // The optional comment of a rating (feedback.rs); the seed's Vote
+        // rows have none.
+        statements: &[r#"ALTER TABLE chat."Vote" ADD COLUMN IF NOT EXISTS comment TEXT"#],
+    },
 ];
 
 /// The key of the transaction-scoped advisory lock that serialises migration

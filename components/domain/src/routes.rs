@@ -8,6 +8,7 @@ use crate::validate::{abbreviate, parse_uuid};
 use uuid::Uuid;
 
 const CHAT_ID: &str = "chatId";
+const MESSAGE_ID: &str = "messageId";
 
 /// A path the API serves, with its chat id already checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +25,12 @@ pub enum ApiPath {
     ChatVisibility(Uuid),
     /// `/api/messages/:chatId`
     Messages(Uuid),
+    /// `/api/feedback`: rate a reply.
+    Feedback,
+    /// `/api/feedback/:chatId`: the chat's ratings.
+    ChatFeedback(Uuid),
+    /// `/api/feedback/:chatId/:messageId`: withdraw a rating.
+    MessageFeedback(Uuid, Uuid),
 }
 
 impl ApiPath {
@@ -42,6 +49,11 @@ impl ApiPath {
             ["chat", id] if !id.is_empty() => chat_id(id).map(Self::Chat),
             ["chat", id, "visibility"] if !id.is_empty() => chat_id(id).map(Self::ChatVisibility),
             ["messages", id] if !id.is_empty() => chat_id(id).map(Self::Messages),
+            ["feedback"] => Ok(Self::Feedback),
+            ["feedback", id] if !id.is_empty() => chat_id(id).map(Self::ChatFeedback),
+            ["feedback", id, message] if !id.is_empty() && !message.is_empty() => Ok(
+                Self::MessageFeedback(chat_id(id)?, parse_uuid(MESSAGE_ID, message)?),
+            ),
             _ => Err(no_route(path)),
         }
     }
@@ -49,10 +61,11 @@ impl ApiPath {
     /// The one method the path accepts, as an `Allow` header names it.
     pub fn method(self) -> &'static str {
         match self {
-            Self::Session | Self::History | Self::Messages(_) => "GET",
+            Self::Session | Self::History | Self::Messages(_) | Self::ChatFeedback(_) => "GET",
             Self::ChatStream => "POST",
-            Self::Chat(_) => "DELETE",
+            Self::Chat(_) | Self::MessageFeedback(..) => "DELETE",
             Self::ChatVisibility(_) => "PATCH",
+            Self::Feedback => "PUT",
         }
     }
 }
@@ -93,6 +106,17 @@ mod tests {
                 ApiPath::Messages(chat_id()),
                 "GET",
             ),
+            ("/api/feedback".to_owned(), ApiPath::Feedback, "PUT"),
+            (
+                format!("/api/feedback/{CHAT}"),
+                ApiPath::ChatFeedback(chat_id()),
+                "GET",
+            ),
+            (
+                format!("/api/feedback/{CHAT}/{CHAT}"),
+                ApiPath::MessageFeedback(chat_id(), chat_id()),
+                "DELETE",
+            ),
         ];
         for (path, expected, method) in cases {
             let parsed = ApiPath::parse(&path).unwrap();
@@ -124,6 +148,13 @@ mod tests {
     }
 
     #[test]
+    fn a_malformed_message_id_is_400_naming_it() {
+        let error = ApiPath::parse(&format!("/api/feedback/{CHAT}/not-a-uuid")).unwrap_err();
+        assert_eq!(error.status, 400);
+        assert!(error.message.starts_with("messageId must be a UUID"));
+    }
+
+    #[test]
     fn other_shapes_are_404() {
         for path in [
             "/",
@@ -137,6 +168,9 @@ mod tests {
             "/api/messages",
             "/api/messages/",
             &format!("/api/messages/{CHAT}/extra"),
+            "/api/feedback/",
+            &format!("/api/feedback/{CHAT}/"),
+            &format!("/api/feedback/{CHAT}/{CHAT}/x"),
             "/api/history/",
             "/api/sessions",
             "/admin/schema",

@@ -67,6 +67,8 @@ pub trait Row {
     /// A TIMESTAMP column, read as UTC.
     fn timestamp(&self, column: usize) -> Result<UtcDateTime, Self::Error>;
     fn boolean(&self, column: usize) -> Result<bool, Self::Error>;
+    /// A BOOLEAN column that may be NULL.
+    fn optional_boolean(&self, column: usize) -> Result<Option<bool>, Self::Error>;
 }
 
 /// Rows for the decoders' unit tests.
@@ -204,6 +206,13 @@ pub mod fake {
             match self.value(column)? {
                 Value::Boolean(flag) => Ok(*flag),
                 other => Err(wrong(column, "a boolean", other)),
+            }
+        }
+
+        fn optional_boolean(&self, column: usize) -> Result<Option<bool>, String> {
+            match self.value(column)? {
+                Value::Null => Ok(None),
+                _ => self.boolean(column).map(Some),
             }
         }
     }

@@ -337,6 +337,13 @@ impl Row for DbRow {
             other => Err(unexpected(column, "a boolean", other)),
         }
     }
+
+    fn optional_boolean(&self, column: usize) -> Result<Option<bool>, DbError> {
+        match self.value(column)? {
+            DbValue::DbNull => Ok(None),
+            _ => self.boolean(column).map(Some),
+        }
+    }
 }
 
 impl DbRow {

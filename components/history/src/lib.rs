@@ -31,7 +31,11 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
         ApiPath::History => history(&request).await,
         ApiPath::Chat(chat_id) => delete_chat(&request, chat_id).await,
         ApiPath::ChatVisibility(chat_id) => change_visibility(request, chat_id).await,
-        ApiPath::Messages(_) | ApiPath::ChatStream => Err(no_route(request.uri().path()).into()),
+        ApiPath::Messages(_)
+        | ApiPath::ChatStream
+        | ApiPath::Feedback
+        | ApiPath::ChatFeedback(_)
+        | ApiPath::MessageFeedback(..) => Err(no_route(request.uri().path()).into()),
     }
 }
 

@@ -201,6 +201,10 @@ impl chat_domain::sql::Row for NativeRow<'_> {
     fn boolean(&self, column: usize) -> Result<bool> {
         Ok(self.0.try_get(column)?)
     }
+
+    fn optional_boolean(&self, column: usize) -> Result<Option<bool>> {
+        Ok(self.0.try_get(column)?)
+    }
 }
 
 /// TIMESTAMP columns hold UTC without a zone, as the components read them.

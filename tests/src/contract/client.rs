@@ -106,6 +106,10 @@ impl ApiClient {
         self.request(Method::POST, path_and_query)
     }
 
+    pub fn put(&self, path_and_query: &str) -> ApiRequest {
+        self.request(Method::PUT, path_and_query)
+    }
+
     /// Sends a built request; `Err` carries a transport failure or an answer
     /// that does not match the description (the caller decides how to fail).
     pub async fn try_execute(&self, request: reqwest::Request) -> Result<Reply, String> {

@@ -50,7 +50,9 @@ pub struct ChatState {
     pub title: String,
     pub visibility: String,
     pub messages: i64,
-    pub votes: i64,
+    /// The chat's votes, each row as JSON, by message id: a changed
+    /// rating shows, not only a changed count.
+    pub votes: String,
 }
 
 /// Every row of the four tables, each as its JSON text, sorted; kept whole
@@ -152,7 +154,8 @@ impl Seeder {
             .query_opt(
                 r#"SELECT "userId", title, visibility::text,
                           (SELECT count(*) FROM chat."Message" WHERE "chatId" = c.id),
-                          (SELECT count(*) FROM chat."Vote" WHERE "chatId" = c.id)
+                          (SELECT coalesce(string_agg(row_to_json(v)::text, ' ' ORDER BY v."messageId"), '')
+                           FROM chat."Vote" v WHERE "chatId" = c.id)
                    FROM chat."Chat" c WHERE id = $1"#,
                 &[&id],
             )

@@ -1,0 +1,437 @@
+//! Feedback on the assistant's replies: the chat's owner rates a reply up or
+//! down, with an optional comment, one vote per message (the `Vote` table's
+//! key); a second rating changes it, and it can be withdrawn.
+//! `PUT /api/feedback`, `DELETE /api/feedback/:chatId/:messageId` and
+//! `GET /api/feedback/:chatId`.
+//!
+//! Each write is one statement that looks up the chat's owner and the
+//! message's role and writes only when the caller owns the chat and the
+//! message is one of its assistant replies; the row it answers is what
+//! [`decide`] judges, so a refused write has written nothing.
+
+use crate::ApiError;
+use crate::access::{self, ChatAccess, ChatAction};
+use crate::json_body::JsonObject;
+use crate::sql::{Row, SqlParam, Statement};
+use crate::validate::parse_uuid;
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// The longest comment kept, in characters.
+pub const MAX_COMMENT_CHARS: usize = 2000;
+
+const CHAT_ID: &str = "chatId";
+const MESSAGE_ID: &str = "messageId";
+const IS_UPVOTED: &str = "isUpvoted";
+const COMMENT: &str = "comment";
+const RATING_EXAMPLE: &str = r#"{"chatId":"…","messageId":"…","isUpvoted":true}"#;
+
+// Both writes begin with the facts they decide on: the chat's owner and
+// visibility and the message's role in that chat (NULL: no such message in
+// it); no row: no such chat. Parameters: $1 chat id, $2 message id, $3 caller.
+macro_rules! rated_message {
+    () => {
+        r#"WITH target AS (
+  SELECT chat."userId", chat.visibility, message.role
+  FROM chat."Chat" AS chat
+  LEFT JOIN chat."Message" AS message ON message.id = $2 AND message."chatId" = chat.id
+  WHERE chat.id = $1
+)"#
+    };
+}
+
+/// Records the vote ($4, comment $5), replacing the message's earlier one.
+/// Selects, in order: "userId", visibility, role.
+const RATE: &str = concat!(
+    rated_message!(),
+    r#", voted AS (
+  INSERT INTO chat."Vote" ("chatId", "messageId", "isUpvoted", comment)
+  SELECT $1, $2, $4::text::boolean, $5::text FROM target
+  WHERE "userId" = $3 AND role = 'assistant'
+  ON CONFLICT ("chatId", "messageId")
+  DO UPDATE SET "isUpvoted" = EXCLUDED."isUpvoted", comment = EXCLUDED.comment
+)
+SELECT "userId", visibility, role FROM target"#
+);
+
+/// Withdraws the message's vote. Selects, in order: "userId", visibility,
+/// role, whether there was a vote.
+const WITHDRAW: &str = concat!(
+    rated_message!(),
+    r#", withdrawn AS (
+  DELETE FROM chat."Vote"
+  WHERE "chatId" = $1 AND "messageId" = $2
+    AND EXISTS (SELECT 1 FROM target WHERE "userId" = $3 AND role = 'assistant')
+  RETURNING 1
+)
+SELECT "userId", visibility, role, EXISTS (SELECT 1 FROM withdrawn) FROM target"#
+);
+
+/// The chat with its votes: "userId", visibility, then a vote's
+/// "messageId", "isUpvoted", comment (NULL for a chat without votes), one row
+/// per vote; no row for an unknown chat.
+const CHAT_VOTES: &str = r#"SELECT chat."userId", chat.visibility, vote."messageId", vote."isUpvoted", vote.comment
+FROM chat."Chat" AS chat
+LEFT JOIN chat."Vote" AS vote ON vote."chatId" = chat.id
+WHERE chat.id = $1
+ORDER BY vote."messageId""#;
+
+/// A `PUT /api/feedback` body: exactly `chatId`, `messageId`, `isUpvoted`
+/// and, optionally, `comment` (a string or null, at most
+/// [`MAX_COMMENT_CHARS`] characters; blank counts as none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rating {
+    pub chat_id: Uuid,
+    pub message_id: Uuid,
+    pub is_upvoted: bool,
+    pub comment: Option<String>,
+}
+
+impl Rating {
+    pub fn from_body(body: &[u8]) -> Result<Self, ApiError> {
+        let mut object = JsonObject::parse(
+            body,
+            &[CHAT_ID, MESSAGE_ID, IS_UPVOTED, COMMENT],
+            RATING_EXAMPLE,
+        )?;
+        let chat_id = uuid_field(&mut object, CHAT_ID)?;
+        let message_id = uuid_field(&mut object, MESSAGE_ID)?;
+        let Value::Bool(is_upvoted) = object.take_required(IS_UPVOTED)? else {
+            return Err(ApiError::bad_request(
+                "isUpvoted must be true (thumbs up) or false (thumbs down).",
+            ));
+        };
+        let comment = match object.take(COMMENT) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => checked_comment(text)?,
+            Some(_) => {
+                return Err(ApiError::bad_request("comment must be a string or null."));
+            }
+        };
+        Ok(Self {
+            chat_id,
+            message_id,
+            is_upvoted,
+            comment,
+        })
+    }
+
+    pub fn statement(&self, caller: &str) -> Statement {
+        Statement::new(
+            RATE,
+            vec![
+                SqlParam::Uuid(self.chat_id),
+                SqlParam::Uuid(self.message_id),
+                SqlParam::Text(caller.to_owned()),
+                SqlParam::Text(self.is_upvoted.to_string()),
+                SqlParam::optional_text(self.comment.as_deref()),
+            ],
+        )
+    }
+}
+
+fn uuid_field(object: &mut JsonObject, name: &str) -> Result<Uuid, ApiError> {
+    match object.take_required(name)? {
+        Value::String(text) => parse_uuid(name, &text),
+        _ => Err(crate::validate::not_a_uuid(name)),
+    }
+}
+
+fn checked_comment(text: String) -> Result<Option<String>, ApiError> {
+    let text = text.trim();
+    if text.chars().count() > MAX_COMMENT_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "comment is longer than {MAX_COMMENT_CHARS} characters; shorten it."
+        )));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(ApiError::bad_request(
+            "comment may contain line breaks and tabs but no other control characters.",
+        ));
+    }
+    Ok((!text.is_empty()).then(|| text.to_owned()))
+}
+
+pub fn withdraw_statement(chat_id: Uuid, message_id: Uuid, caller: &str) -> Statement {
+    Statement::new(
+        WITHDRAW,
+        vec![
+            SqlParam::Uuid(chat_id),
+            SqlParam::Uuid(message_id),
+            SqlParam::Text(caller.to_owned()),
+        ],
+    )
+}
+
+pub fn chat_votes_statement(chat_id: Uuid) -> Statement {
+    Statement::new(CHAT_VOTES, vec![SqlParam::Uuid(chat_id)])
+}
+
+/// What [`RATE`] and [`WITHDRAW`] decide on, from their row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub chat: ChatAccess,
+    /// The message's role in the chat; `None`: the chat has no such message.
+    pub role: Option<String>,
+}
+
+impl Target {
+    pub fn from_row<R: Row>(row: &R) -> Result<Self, R::Error> {
+        Ok(Self {
+            chat: access::chat_access(row)?,
+            role: row.optional_text(2)?,
+        })
+    }
+}
+
+/// Whether `caller` could rate the message (`None`: no such chat): the chat
+/// must be theirs, whatever its visibility, and the message one of its
+/// assistant replies. Refused, the statement wrote nothing.
+pub fn decide(target: Option<&Target>, caller: &str) -> Result<(), ApiError> {
+    access::decide(target.map(|target| &target.chat), caller, ChatAction::Rate)?;
+    match target.and_then(|target| target.role.as_deref()) {
+        Some("assistant") => Ok(()),
+        Some(_) => Err(ApiError::bad_request(
+            "Only the assistant's replies can be rated, not the user's own messages.",
+        )),
+        None => Err(ApiError::not_found(
+            "This chat has no message with that id.",
+        )),
+    }
+}
+
+/// Whether [`WITHDRAW`] removed a vote (its fourth column).
+pub fn was_withdrawn<R: Row>(row: &R) -> Result<bool, R::Error> {
+    row.boolean(3)
+}
+
+/// One vote as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Vote {
+    #[serde(rename = "chatId")]
+    pub chat_id: Uuid,
+    #[serde(rename = "messageId")]
+    pub message_id: Uuid,
+    #[serde(rename = "isUpvoted")]
+    pub is_upvoted: bool,
+    pub comment: Option<String>,
+}
+
+impl From<Rating> for Vote {
+    fn from(rating: Rating) -> Self {
+        Self {
+            chat_id: rating.chat_id,
+            message_id: rating.message_id,
+            is_upvoted: rating.is_upvoted,
+            comment: rating.comment,
+        }
+    }
+}
+
+/// `{"success": true, "withdrawn": <whether there was a vote>}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Withdrawn {
+    pub success: bool,
+    pub withdrawn: bool,
+}
+
+/// `{"data": [votes, by message id]}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatVotes {
+    pub data: Vec<Vote>,
+}
+
+/// Decodes the rows of [`chat_votes_statement`]: the facts access depends on
+/// (`None`: no such chat) and the chat's votes.
+pub fn chat_votes<R: Row>(
+    chat_id: Uuid,
+    rows: &[R],
+) -> Result<(Option<ChatAccess>, ChatVotes), R::Error> {
+    let Some(first) = rows.first() else {
+        return Ok((None, ChatVotes { data: Vec::new() }));
+    };
+    let chat = access::chat_access(first)?;
+    let mut data = Vec::with_capacity(rows.len());
+    for row in rows {
+        // NULL: the one row of a chat without votes.
+        if let Some(message_id) = row.optional_uuid(2)? {
+            data.push(Vote {
+                chat_id,
+                message_id,
+                is_upvoted: row.boolean(3)?,
+                comment: row.optional_text(4)?,
+            });
+        }
+    }
+    Ok((Some(chat), ChatVotes { data }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::fake::{FakeRow, Value as Cell};
+    use serde_json::json;
+
+    const OWNER: &str = "owner@example.com";
+    const CHAT: &str = "123e4567-e89b-12d3-a456-426614174000";
+    const MESSAGE: &str = "223e4567-e89b-12d3-a456-426614174000";
+
+    fn body(value: Value) -> Vec<u8> {
+        value.to_string().into_bytes()
+    }
+
+    fn rating(extra: Value) -> Result<Rating, ApiError> {
+        let mut object = json!({"chatId": CHAT, "messageId": MESSAGE, "isUpvoted": true});
+        for (name, value) in extra.as_object().unwrap() {
+            object[name] = value.clone();
+        }
+        Rating::from_body(&body(object))
+    }
+
+    #[test]
+    fn a_rating_names_chat_message_and_thumb_with_an_optional_comment() {
+        let plain = rating(json!({})).unwrap();
+        assert_eq!(plain.chat_id.to_string(), CHAT);
+        assert_eq!(plain.message_id.to_string(), MESSAGE);
+        assert!(plain.is_upvoted);
+        assert_eq!(plain.comment, None);
+        let down = rating(json!({"isUpvoted": false, "comment": "  Too long.\n "})).unwrap();
+        assert!(!down.is_upvoted);
+        assert_eq!(down.comment.as_deref(), Some("Too long."));
+        assert_eq!(rating(json!({"comment": "   "})).unwrap().comment, None);
+        assert_eq!(rating(json!({"comment": null})).unwrap().comment, None);
+        let longest = "é".repeat(MAX_COMMENT_CHARS);
+        assert_eq!(
+            rating(json!({"comment": longest})).unwrap().comment,
+            Some(longest)
+        );
+    }
+
+    #[test]
+    fn bad_ratings_are_400_naming_the_field() {
+        let cases = [
+            (json!({"isUpvoted": "yes"}), "isUpvoted"),
+            (json!({"isUpvoted": null}), "isUpvoted"),
+            (json!({"chatId": "nope"}), "chatId"),
+            (json!({"messageId": 7}), "messageId"),
+            (json!({"comment": 5}), "comment"),
+            (
+                json!({"comment": "x".repeat(MAX_COMMENT_CHARS + 1)}),
+                "comment",
+            ),
+            (json!({"comment": "bell\u{7}"}), "comment"),
+            (json!({"stars": 5}), "stars"),
+        ];
+        for (extra, field) in cases {
+            let error = rating(extra.clone()).unwrap_err();
+            assert_eq!(error.status, 400, "{extra}");
+            assert!(error.message.contains(field), "{extra}: {}", error.message);
+        }
+        let missing = Rating::from_body(&body(json!({"chatId": CHAT, "messageId": MESSAGE})));
+        assert!(missing.unwrap_err().message.contains("isUpvoted"));
+        assert_eq!(Rating::from_body(b"[]").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn the_vote_is_written_only_for_the_owners_assistant_reply() {
+        let statement = rating(json!({"comment": "Good"})).unwrap().statement(OWNER);
+        assert_eq!(
+            statement.params,
+            vec![
+                SqlParam::Uuid(Uuid::parse_str(CHAT).unwrap()),
+                SqlParam::Uuid(Uuid::parse_str(MESSAGE).unwrap()),
+                SqlParam::Text(OWNER.into()),
+                SqlParam::Text("true".into()),
+                SqlParam::Text("Good".into()),
+            ]
+        );
+        assert!(
+            statement
+                .sql
+                .contains(r#"WHERE "userId" = $3 AND role = 'assistant'"#)
+        );
+        assert!(
+            statement
+                .sql
+                .contains(r#"ON CONFLICT ("chatId", "messageId")"#)
+        );
+        let withdraw = withdraw_statement(Uuid::nil(), Uuid::nil(), OWNER);
+        assert!(
+            withdraw
+                .sql
+                .contains(r#"WHERE "userId" = $3 AND role = 'assistant'"#)
+        );
+    }
+
+    fn target(sql: &str, owner: &'static str, role: Option<&'static str>) -> FakeRow {
+        let mut values = vec![
+            (r#""userId""#, Cell::Text(owner)),
+            ("visibility", Cell::Text("public")),
+            ("role", role.map_or(Cell::Null, Cell::Text)),
+        ];
+        if sql == WITHDRAW {
+            values.push(("EXISTS (SELECT 1 FROM withdrawn)", Cell::Boolean(true)));
+        }
+        FakeRow::laid_out_by(sql, &values)
+    }
+
+    #[test]
+    fn only_the_owner_rates_and_only_assistant_replies() {
+        for sql in [RATE, WITHDRAW] {
+            let status = |owner, role| {
+                let target = Target::from_row(&target(sql, owner, role)).unwrap();
+                decide(Some(&target), OWNER).err().map(|error| error.status)
+            };
+            assert_eq!(status(OWNER, Some("assistant")), None);
+            assert_eq!(status(OWNER, Some("user")), Some(400));
+            assert_eq!(status(OWNER, None), Some(404));
+            assert_eq!(
+                status("other@example.com", Some("assistant")),
+                Some(403),
+                "a public chat one does not own"
+            );
+            assert_eq!(decide(None, OWNER).unwrap_err().status, 404);
+        }
+        assert!(was_withdrawn(&target(WITHDRAW, OWNER, Some("assistant"))).unwrap());
+    }
+
+    #[test]
+    fn a_chats_votes_decode_as_their_select_lists_them() {
+        let chat = Uuid::parse_str(CHAT).unwrap();
+        let message = Uuid::parse_str(MESSAGE).unwrap();
+        let row = |id: Cell, up: Cell, comment: Cell| {
+            FakeRow::laid_out_by(
+                CHAT_VOTES,
+                &[
+                    (r#"chat."userId""#, Cell::Text(OWNER)),
+                    ("chat.visibility", Cell::Text("private")),
+                    (r#"vote."messageId""#, id),
+                    (r#"vote."isUpvoted""#, up),
+                    ("vote.comment", comment),
+                ],
+            )
+        };
+        let (access, votes) = chat_votes(
+            chat,
+            &[row(
+                Cell::Uuid(message),
+                Cell::Boolean(false),
+                Cell::Text("Meh"),
+            )],
+        )
+        .unwrap();
+        assert_eq!(access.unwrap().owner, OWNER);
+        assert_eq!(
+            serde_json::to_value(&votes).unwrap(),
+            json!({"data": [{"chatId": CHAT, "messageId": MESSAGE, "isUpvoted": false, "comment": "Meh"}]})
+        );
+        let (access, votes) = chat_votes(chat, &[row(Cell::Null, Cell::Null, Cell::Null)]).unwrap();
+        assert!(access.is_some() && votes.data.is_empty());
+        let (access, _) = chat_votes::<FakeRow>(chat, &[]).unwrap();
+        assert!(access.is_none());
+    }
+}
