@@ -550,6 +550,131 @@ async fn the_owner_shares_a_chat_and_another_user_reads_it_without_replying() {
     browser.quit().await;
 }
 
+/// The only vote of the chat as (isUpvoted, comment), or `None`.
+async fn vote_of(rig: &Rig, chat_id: Uuid) -> Option<(bool, Option<String>)> {
+    let rows = rig
+        .db
+        .connect()
+        .await
+        .query(
+            r#"SELECT "isUpvoted", comment FROM chat."Vote" WHERE "chatId" = $1"#,
+            &[&chat_id],
+        )
+        .await
+        .expect("reading the chat's votes");
+    assert!(rows.len() <= 1, "one vote per message: {rows:?}");
+    rows.first().map(|row| (row.get(0), row.get(1)))
+}
+
+/// A script (function body): whether the reply's thumbs show `up` and
+/// `down` as pressed or not, and the quiet note reads `note`.
+fn thumbs_are(up: bool, down: bool, note: &str) -> String {
+    format!(
+        "const pressed = (css) => document.querySelector(css)?.getAttribute('aria-pressed');          return pressed('.message.assistant .thumb-up') === {up:?}              && pressed('.message.assistant .thumb-down') === {down:?}              && document.querySelector('.message.assistant .feedback-note')?.textContent === {note};",
+        up = up.to_string(),
+        down = down.to_string(),
+        note = json!(note),
+    )
+}
+
+#[tokio::test]
+async fn the_owner_rates_a_reply_changes_and_comments_it_and_the_rating_survives_a_reload() {
+    let rig = Rig::start().await;
+    let chat_id = rig.seed_chat(OWNER, "Rated answer", 1).await;
+    let chat_path = format!("/chat/{chat_id}");
+    let browser = Browser::start().await;
+    browser.goto(&rig.host.url(&chat_path)).await;
+    browser
+        .wait_for("the reply", &shows_text(REPLY, "Answer of Rated answer"))
+        .await;
+    assert!(
+        !browser.is_visible(".message.user .feedback").await,
+        "only replies are rated"
+    );
+
+    browser.click(".message.assistant .thumb-down").await;
+    browser
+        .wait_for(
+            "thumbs down",
+            &thumbs_are(false, true, "Thanks for the feedback."),
+        )
+        .await;
+    assert_eq!(vote_of(&rig, chat_id).await, Some((false, None)));
+
+    browser.click(".message.assistant .thumb-up").await;
+    browser
+        .wait_for(
+            "thumbs up instead",
+            &thumbs_are(true, false, "Thanks for the feedback."),
+        )
+        .await;
+    assert_eq!(vote_of(&rig, chat_id).await, Some((true, None)));
+
+    browser.click(".message.assistant .comment-toggle").await;
+    browser
+        .type_into(".message.assistant .comment-input", "Short and right")
+        .await;
+    browser.click(".message.assistant .comment-save").await;
+    browser
+        .wait_for(
+            "the comment saved",
+            &shows_text(".message.assistant .comment-toggle", "Edit comment"),
+        )
+        .await;
+    assert_eq!(
+        vote_of(&rig, chat_id).await,
+        Some((true, Some("Short and right".to_owned())))
+    );
+
+    // After a reload the page shows the rating as stored.
+    browser.reload().await;
+    browser
+        .wait_for(
+            "the stored rating",
+            "return document.querySelector('.message.assistant .thumb-up')?.getAttribute('aria-pressed') === 'true';",
+        )
+        .await;
+    assert_eq!(
+        browser.texts(".message.assistant .comment-toggle").await,
+        ["Edit comment"]
+    );
+
+    // Pressing the pressed thumb withdraws the rating.
+    browser.click(".message.assistant .thumb-up").await;
+    browser
+        .wait_for(
+            "the rating withdrawn",
+            &thumbs_are(false, false, "Rating withdrawn."),
+        )
+        .await;
+    assert_eq!(vote_of(&rig, chat_id).await, None);
+
+    // Someone reading the shared chat sees no thumbs.
+    rig.db
+        .connect()
+        .await
+        .execute(
+            r#"UPDATE chat."Chat" SET visibility = 'public' WHERE id = $1"#,
+            &[&chat_id],
+        )
+        .await
+        .expect("sharing the chat");
+    let other_host = rig.host_for(OTHER).await;
+    browser.goto(&other_host.url(&chat_path)).await;
+    browser.wait_for_visible("#read-only").await;
+    browser
+        .wait_for(
+            "the shared reply",
+            &shows_text(REPLY, "Answer of Rated answer"),
+        )
+        .await;
+    assert!(
+        !browser.is_visible(".feedback").await,
+        "no thumbs for readers"
+    );
+    browser.quit().await;
+}
+
 #[tokio::test]
 async fn without_a_database_the_page_says_ephemeral_and_still_chats() {
     let upstream = ScriptedUpstream::start().await;

@@ -52,7 +52,10 @@ export async function history({ startingAfter, limit } = {}) {
   return response.status === 204 ? null : response.json();
 }
 
-/** `{data: [{id, role, parts, traceId, createdAt}], source: "live" | "mock"}`. */
+/**
+ * `{data: [{id, role, parts, traceId, createdAt, status, vote}], source:
+ * "live" | "mock", hasMore}`; `vote` is `{isUpvoted, comment}` or null.
+ */
 export async function messages(chatId) {
   return (await send("GET", `/api/messages/${encodeURIComponent(chatId)}`)).json();
 }
@@ -64,6 +67,16 @@ export async function deleteChat(chatId) {
 export async function setVisibility(chatId, visibility) {
   const response = await send("PATCH", `/api/chat/${encodeURIComponent(chatId)}/visibility`, { visibility });
   return (await response.json()).visibility;
+}
+
+/** Rates an assistant reply (again: changes the rating); answers the vote as stored. */
+export async function rate(chatId, messageId, isUpvoted, comment) {
+  const response = await send("PUT", "/api/feedback", { chatId, messageId, isUpvoted, comment });
+  return response.json();
+}
+
+export async function withdrawRating(chatId, messageId) {
+  await send("DELETE", `/api/feedback/${encodeURIComponent(chatId)}/${encodeURIComponent(messageId)}`);
 }
 
 /** The text of a stored message: its text parts, joined. */

@@ -5,6 +5,9 @@ import { h, skeleton, uuid } from "./dom.js";
 /** How close to the bottom (px) still counts as "at the bottom". */
 const FOLLOW_SLACK = 48;
 
+/** The longest feedback comment the server keeps (characters). */
+const MAX_COMMENT = 2000;
+
 export class ChatView {
   /**
    * `started(chatId)` is called when the server accepted a message (the chat
@@ -21,6 +24,7 @@ export class ChatView {
     this.readOnlyNote = document.getElementById("read-only");
     this.chatId = null;
     this.messages = [];
+    this.mayRate = false; // the replies can be rated: the chat is the reader's
     this.streaming = null; // the AbortController of the reply being streamed
     this.follow = true;
     this.loadId = 0;
@@ -60,6 +64,7 @@ export class ChatView {
     this.leave();
     this.chatId = chatId;
     this.messages = [];
+    this.mayRate = false;
     const loadId = ++this.loadId;
     this.composer.hidden = true;
     this.readOnlyNote.hidden = true;
@@ -73,6 +78,7 @@ export class ChatView {
         role: message.role,
         content: api.textOf(message),
         traceId: message.traceId,
+        vote: message.vote ?? null,
       }));
       this.render();
       if (answer.source === "mock") {
@@ -94,9 +100,12 @@ export class ChatView {
     }
   }
 
+  /** A chat one may reply to is one's own: its replies can be rated too. */
   setReadOnly(readOnly) {
     this.composer.hidden = readOnly;
     this.readOnlyNote.hidden = !readOnly;
+    this.mayRate = !readOnly;
+    for (const message of this.messages) this.fill(message);
   }
 
   /** Stops rendering a reply still streaming (the server keeps it anyway). */
@@ -193,35 +202,110 @@ export class ChatView {
     }
     this.list.replaceChildren(...this.messages.map((message) => {
       message.element = h("article", { class: `message ${message.role}` });
-      fill(message);
+      this.fill(message);
       return message.element;
     }));
     this.scrollToEnd();
   }
 
   renderReply(reply) {
-    fill(reply);
+    this.fill(reply);
     this.scrollToEnd();
+  }
+
+  /** Writes a message's text, how its reply is going and its rating into its element. */
+  fill(message) {
+    const element = message.element;
+    if (!element) return;
+    element.classList.toggle("pending", Boolean(message.pending));
+    element.setAttribute("aria-busy", message.pending ? "true" : "false");
+    const body = h("div", { class: "text" }, message.content);
+    const parts = [h("span", { class: "sr-only" }, message.role === "user" ? "You: " : "Assistant: "), body];
+    if (message.pending && !message.content) body.append(h("span", { class: "typing" }, "Thinking…"));
+    if (message.error) {
+      parts.push(h("p", { class: "message-error", role: "alert" }, `The reply failed: ${message.error}`));
+    }
+    if (this.mayRate && message.role === "assistant" && message.id && !message.pending) {
+      parts.push(this.feedbackBar(message));
+    }
+    element.replaceChildren(...parts);
+  }
+
+  /**
+   * Thumbs up and down under a reply (the pressed one withdraws the rating,
+   * the other changes it), a comment once it is rated, and a quiet note of
+   * what happened.
+   */
+  feedbackBar(message) {
+    const vote = message.vote;
+    const busy = Boolean(message.feedbackBusy);
+    const thumb = (up) => h("button", {
+      type: "button",
+      class: `thumb ${up ? "thumb-up" : "thumb-down"}`,
+      "aria-pressed": String(vote?.isUpvoted === up),
+      "aria-label": up ? "Good reply" : "Bad reply",
+      title: vote?.isUpvoted === up ? "Withdraw your rating" : up ? "Good reply" : "Bad reply",
+      disabled: busy,
+      onclick: () => this.rate(message, vote?.isUpvoted === up ? null : up, vote?.comment ?? null),
+    }, up ? "👍" : "👎");
+    const bar = h("div", { class: "feedback" }, thumb(true), thumb(false));
+    if (vote && message.editingComment) {
+      const input = h("input", {
+        type: "text", class: "comment-input", maxlength: String(MAX_COMMENT),
+        "aria-label": "Comment on this reply", placeholder: "What made it good or bad? (optional)",
+        value: vote.comment ?? "",
+      });
+      const form = h("form", {
+        class: "comment-form",
+        onsubmit: (event) => {
+          event.preventDefault();
+          message.editingComment = false;
+          this.rate(message, vote.isUpvoted, input.value);
+        },
+      }, input,
+      h("button", { type: "submit", class: "comment-save", disabled: busy }, "Save"),
+      h("button", {
+        type: "button", class: "comment-cancel",
+        onclick: () => { message.editingComment = false; this.fill(message); },
+      }, "Cancel"));
+      bar.append(form);
+      queueMicrotask(() => input.focus());
+    } else if (vote) {
+      bar.append(h("button", {
+        type: "button", class: "comment-toggle", disabled: busy,
+        onclick: () => { message.editingComment = true; this.fill(message); },
+      }, vote.comment ? "Edit comment" : "Add a comment"));
+    }
+    if (message.feedbackNote) bar.append(h("span", { class: "feedback-note", role: "status" }, message.feedbackNote));
+    return bar;
+  }
+
+  /** Rates the reply (`up`: true or false) or withdraws its rating (null). */
+  async rate(message, up, comment) {
+    const chatId = this.chatId;
+    message.feedbackBusy = true;
+    this.fill(message);
+    try {
+      if (up === null) {
+        await api.withdrawRating(chatId, message.id);
+        message.vote = null;
+        message.feedbackNote = "Rating withdrawn.";
+      } else {
+        const vote = await api.rate(chatId, message.id, up, comment);
+        message.vote = { isUpvoted: vote.isUpvoted, comment: vote.comment };
+        message.feedbackNote = "Thanks for the feedback.";
+      }
+    } catch (error) {
+      message.feedbackNote = `Your rating was not saved: ${error.message}`;
+    } finally {
+      message.feedbackBusy = false;
+    }
+    this.fill(message);
   }
 
   scrollToEnd() {
     if (this.follow) this.list.scrollTop = this.list.scrollHeight;
   }
-}
-
-/** Writes a message's text, and how its reply is going, into its element. */
-function fill(message) {
-  const element = message.element;
-  if (!element) return;
-  element.classList.toggle("pending", Boolean(message.pending));
-  element.setAttribute("aria-busy", message.pending ? "true" : "false");
-  const body = h("div", { class: "text" }, message.content);
-  const parts = [h("span", { class: "sr-only" }, message.role === "user" ? "You: " : "Assistant: "), body];
-  if (message.pending && !message.content) body.append(h("span", { class: "typing" }, "Thinking…"));
-  if (message.error) {
-    parts.push(h("p", { class: "message-error", role: "alert" }, `The reply failed: ${message.error}`));
-  }
-  element.replaceChildren(...parts);
 }
 
 function openFailure(error) {
