@@ -301,7 +301,14 @@ async fn admin_schema_reports_and_migrates_for_token_holders_only() -> Result<()
         .await;
     assert_eq!(
         tables,
-        ["Chat", "Message", "User", "Vote", "schema_migrations"]
+        [
+            "Chat",
+            "FeedbackOutbox",
+            "Message",
+            "User",
+            "Vote",
+            "schema_migrations"
+        ]
     );
 
     let status = with_admin_token(Method::GET, "/admin/schema");
@@ -478,6 +485,63 @@ async fn demo_agent_titles_a_chat_at_once_and_takes_only_posts() -> Result<()> {
         .await?;
     assert_eq!(wrong_method.header("allow"), Some("POST"));
     error_of(wrong_method, 405).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn demo_agent_keeps_the_assessments_it_receives_as_mlflow_does() -> Result<()> {
+    // Each call a fresh instance: what it keeps is in the key-value store.
+    let agent = SoloComponent::new("demo_agent.wasm", "demo-agent")?.key_value_store("default");
+    let traces = "/api/3.0/mlflow/traces/tr-demo-1";
+    let info = async || -> Result<Value> {
+        let answer = ok_json(
+            agent
+                .call(bodiless(Method::GET, &format!("{traces}/info"), None))
+                .await?,
+        )
+        .await?;
+        Ok(answer["trace"]["trace_info"]["assessments"].clone())
+    };
+    assert_eq!(info().await?, json!([]));
+
+    let assessment = json!({"assessment": {
+        "assessment_name": "user_feedback",
+        "source": {"source_type": "HUMAN", "source_id": "ada@example.com"},
+        "feedback": {"value": true},
+    }});
+    let created = ok_json(
+        agent
+            .call(post_json(
+                &format!("{traces}/assessments"),
+                None,
+                &assessment,
+            ))
+            .await?,
+    )
+    .await?;
+    let id = created["assessment"]["assessment_id"]
+        .as_str()
+        .context("an assessment id")?
+        .to_owned();
+    assert_eq!(info().await?[0]["feedback"]["value"], true);
+
+    let mut change = post_json(
+        &format!("{traces}/assessments/{id}"),
+        None,
+        &json!({"assessment": {"feedback": {"value": false}}, "update_mask": "feedback"}),
+    );
+    *change.method_mut() = Method::PATCH;
+    ok_json(agent.call(change).await?).await?;
+    let kept = info().await?;
+    assert_eq!(kept.as_array().map(Vec::len), Some(1));
+    assert_eq!(kept[0]["feedback"]["value"], false);
+    assert_eq!(kept[0]["assessment_id"], id.as_str());
+
+    let delete = bodiless(Method::DELETE, &format!("{traces}/assessments/{id}"), None);
+    ok_json(agent.call(delete).await?).await?;
+    assert_eq!(info().await?, json!([]));
+    let again = bodiless(Method::DELETE, &format!("{traces}/assessments/{id}"), None);
+    assert_eq!(agent.call(again).await?.status, 404);
     Ok(())
 }
 

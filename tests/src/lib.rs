@@ -6,6 +6,7 @@ pub mod contract;
 pub mod database;
 pub mod event_stream;
 pub mod host;
+pub mod mlflow;
 pub mod runtime;
 pub mod solo;
 pub mod sse;

@@ -3,6 +3,8 @@
 //!
 //! Streaming requests (`"stream": true`) take the next reply script, others
 //! (title requests) the next title script; an unscripted request is a 501.
+//! Paths under `/api/3.0/mlflow/` go to the MLflow stand-in
+//! ([`crate::mlflow`]), as a workspace's MLflow shares its origin.
 //! A script can wait for the test client to acknowledge what it received,
 //! which proves causally that nothing between them buffers.
 
@@ -20,6 +22,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+
+use crate::mlflow::{self, MlflowStandIn};
 
 /// The path of the scripted endpoint (any path is answered).
 const INVOCATIONS: &str = "/serving-endpoints/scripted/invocations";
@@ -133,6 +137,8 @@ pub struct ScriptedUpstream {
     pub origin: String,
     scripts: Arc<Mutex<Scripts>>,
     acknowledged: Arc<watch::Sender<usize>>,
+    /// The workspace's MLflow, at the same origin.
+    pub mlflow: Arc<MlflowStandIn>,
     server: JoinHandle<()>,
 }
 
@@ -144,12 +150,19 @@ impl ScriptedUpstream {
         let origin = format!("http://{}", listener.local_addr().unwrap());
         let scripts = Arc::new(Mutex::new(Scripts::default()));
         let acknowledged = Arc::new(watch::Sender::new(0));
-        let server = tokio::spawn(serve(listener, scripts.clone(), acknowledged.clone()));
+        let mlflow = Arc::new(MlflowStandIn::default());
+        let server = tokio::spawn(serve(
+            listener,
+            scripts.clone(),
+            acknowledged.clone(),
+            mlflow.clone(),
+        ));
         Self {
             url: format!("{origin}{INVOCATIONS}"),
             origin,
             scripts,
             acknowledged,
+            mlflow,
             server,
         }
     }
@@ -197,6 +210,7 @@ async fn serve(
     listener: TcpListener,
     scripts: Arc<Mutex<Scripts>>,
     acknowledged: Arc<watch::Sender<usize>>,
+    mlflow: Arc<MlflowStandIn>,
 ) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
@@ -205,8 +219,17 @@ async fn serve(
         };
         let scripts = scripts.clone();
         let acknowledged = acknowledged.clone();
+        let mlflow = mlflow.clone();
         let service = service_fn(move |request: hyper::Request<Incoming>| {
-            answer(request, scripts.clone(), acknowledged.clone())
+            let (scripts, acknowledged, mlflow) =
+                (scripts.clone(), acknowledged.clone(), mlflow.clone());
+            async move {
+                if request.uri().path().starts_with(mlflow::PREFIX) {
+                    answer_mlflow(request, &mlflow).await
+                } else {
+                    answer(request, scripts, acknowledged).await
+                }
+            }
         });
         // Dropped with the server, so a stalled answer ends with the test.
         connections.spawn(async move {
@@ -217,17 +240,61 @@ async fn serve(
     }
 }
 
+/// The whole request body (empty when it broke off).
+async fn collected(body: Incoming) -> Bytes {
+    body.collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default()
+}
+
+/// An MLflow call, answered by the stand-in; a dropped answer closes the
+/// connection without a response.
+async fn answer_mlflow(
+    request: hyper::Request<Incoming>,
+    mlflow: &MlflowStandIn,
+) -> Result<hyper::Response<Body>, std::io::Error> {
+    let (parts, body) = request.into_parts();
+    let body = collected(body).await;
+    let header = |name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|value: &http::HeaderValue| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let call = mlflow::Call {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_owned(),
+        authorization: header(http::header::AUTHORIZATION),
+        declared_length: header(http::header::CONTENT_LENGTH).and_then(|value| value.parse().ok()),
+        body_bytes: body.len(),
+    };
+    match mlflow.answer(call, &body) {
+        mlflow::Answer::Json(status, json) => {
+            let body = http_body_util::Full::new(Bytes::from(json.to_string()))
+                .map_err(|never| match never {})
+                .boxed();
+            let mut response = hyper::Response::new(body);
+            *response.status_mut() = StatusCode::from_u16(status).expect("a valid status");
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            Ok(response)
+        }
+        mlflow::Answer::Hang => std::future::pending().await,
+        mlflow::Answer::Drop => Err(std::io::Error::other("a scripted dropped connection")),
+    }
+}
+
 async fn answer(
     request: hyper::Request<Incoming>,
     scripts: Arc<Mutex<Scripts>>,
     acknowledged: Arc<watch::Sender<usize>>,
-) -> Result<hyper::Response<Body>, std::convert::Infallible> {
+) -> Result<hyper::Response<Body>, std::io::Error> {
     let (parts, body) = request.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = collected(body).await;
     let received = Received {
         headers: parts.headers,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),

@@ -14,6 +14,7 @@ use chat_domain::relay::{DONE_FRAME, MetaEvent, ReplyRelay, data_frame, error_fr
 use chat_domain::routes::{ApiPath, no_route};
 use chat_domain::serving::{self, UpstreamFailure};
 use chat_domain::users;
+use chat_guest::deadline::within;
 use chat_guest::request::{Request, allow_only, identify, read_body};
 use chat_guest::response::{self, EventSender, HttpResponse};
 use chat_guest::{Failure, log, store};
@@ -25,7 +26,7 @@ use spin_sdk::wit_bindgen::spawn;
 use std::pin::pin;
 use std::time::{Duration, Instant};
 use transcript::Transcript;
-use upstream::{Endpoint, within};
+use upstream::Endpoint;
 use uuid::Uuid;
 
 /// The most of a title answer that is read.

@@ -4,13 +4,12 @@
 use bytes::Bytes;
 use chat_domain::serving::{self, UpstreamFailure};
 use chat_guest::config;
+use chat_guest::deadline::within;
 use chat_guest::log;
-use futures::future::{Either, select};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use http_body_util::{BodyExt, Full};
 use spin_sdk::http::{Response, send};
 use spin_sdk::wasip3::http::types::ErrorCode;
-use std::pin::pin;
 use std::time::Duration;
 
 const SERVING_ENDPOINT_URL: &str = "serving_endpoint_url";
@@ -141,14 +140,5 @@ impl Endpoint {
                 UpstreamFailure::Unreachable
             }
         }
-    }
-}
-
-/// `work`'s outcome, or `None` when it takes longer than `limit` (it is then
-/// dropped, which cancels it).
-pub async fn within<T>(limit: Duration, work: impl Future<Output = T>) -> Option<T> {
-    match select(pin!(work), pin!(spin_sdk::time::sleep(limit))).await {
-        Either::Left((outcome, _)) => Some(outcome),
-        Either::Right(_) => None,
     }
 }

@@ -1,12 +1,16 @@
 //! The demo-agent component: a local stand-in for a model-serving endpoint
-//! (see `chat_domain::demo_agent`), so the app chats with no cloud. Its route
-//! is private: chat-stream reaches it by service chaining, at
-//! `http://demo-agent.spin.internal/...`; any path is the endpoint.
+//! (see `chat_domain::demo_agent`), so the app chats with no cloud, and for
+//! its workspace's MLflow assessments API (`chat_domain::demo_mlflow`), so
+//! ratings reach an "MLflow" too. Its route is private: chat-stream and
+//! feedback reach it by service chaining, at
+//! `http://demo-agent.spin.internal/...`; any path but the MLflow ones is
+//! the endpoint.
 
 use chat_domain::demo_agent::{self, Invocation, ReplyFormat, WORD_INTERVAL};
-use chat_guest::Failure;
+use chat_domain::demo_mlflow::{self, Route};
 use chat_guest::request::{Request, allow_only, read_body};
 use chat_guest::response::{self, HttpResponse};
+use chat_guest::{Failure, store};
 use spin_sdk::http::StatusCode;
 use spin_sdk::wit_bindgen::spawn;
 use uuid::Uuid;
@@ -19,6 +23,9 @@ async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
 /// A streaming invocation gets the reply word by word; any other (such as
 /// the title request) a short title at once.
 async fn route(request: Request) -> Result<HttpResponse, Failure> {
+    if request.uri().path().starts_with(demo_mlflow::PREFIX) {
+        return mlflow(request).await;
+    }
     allow_only(request.method(), "POST")?;
     let format = ReplyFormat::from_query(request.uri().query().unwrap_or(""));
     let (request, body) = request.into_parts();
@@ -43,4 +50,49 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
         }
     });
     Ok(response)
+}
+
+/// An MLflow assessments call, carried out on the trace's assessments in
+/// the key-value store (a demo: two calls on one trace at the same moment
+/// may overwrite each other).
+async fn mlflow(request: Request) -> Result<HttpResponse, Failure> {
+    let no_such_call = || {
+        let error =
+            serde_json::json!({"error_code": "ENDPOINT_NOT_FOUND", "message": "No such call."});
+        response::json(StatusCode::NOT_FOUND, &error)
+    };
+    let Some(route) = Route::parse(request.method().as_str(), request.uri().path()) else {
+        return Ok(no_such_call());
+    };
+    let (request, body) = request.into_parts();
+    let body = read_body(&request.headers, body).await?;
+    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    let Some(store) = store::open().await else {
+        return Err(Failure::Rejected(
+            chat_domain::ApiError::service_unavailable(
+                "The demo MLflow keeps assessments in the key-value store `default`, which it cannot open.",
+            ),
+        ));
+    };
+    let key = demo_mlflow::store_key(route.trace_id());
+    let stored = match store.get(&key).await {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let new_id = format!("demo-{}", Uuid::new_v4().simple());
+    let (status, answer, changed) = route.apply(&body, stored, new_id);
+    if let Some(assessments) = changed {
+        let bytes = serde_json::to_vec(&assessments).expect("JSON values serialise");
+        if let Err(error) = store.set(&key, &bytes).await {
+            let error = format!("{error:?}");
+            chat_guest::log::failure("the demo MLflow: storing assessments", &error);
+            return Err(Failure::Rejected(
+                chat_domain::ApiError::service_unavailable(
+                    "The demo MLflow could not store the assessment.",
+                ),
+            ));
+        }
+    }
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    Ok(response::json(status, &answer))
 }

@@ -33,7 +33,7 @@ const RATING_EXAMPLE: &str = r#"{"chatId":"…","messageId":"…","isUpvoted":tr
 macro_rules! rated_message {
     () => {
         r#"WITH target AS (
-  SELECT chat."userId", chat.visibility, message.role
+  SELECT chat."userId", chat.visibility, message.role, message."traceId"
   FROM chat."Chat" AS chat
   LEFT JOIN chat."Message" AS message ON message.id = $2 AND message."chatId" = chat.id
   WHERE chat.id = $1
@@ -41,8 +41,37 @@ macro_rules! rated_message {
     };
 }
 
-/// Records the vote ($4, comment $5), replacing the message's earlier one.
-/// Selects, in order: "userId", visibility, role.
+/// Queues for MLflow (assessment.rs) the state a traced reply's assessment
+/// should have, `$upvoted` and `$comment`, when `$condition` holds:
+/// a newer revision, due at once, not refused.
+macro_rules! queue_for_mlflow {
+    ($upvoted:literal, $comment:literal, $email:literal, $condition:literal) => {
+        concat!(
+            r#", queued AS (
+  INSERT INTO chat."FeedbackOutbox" ("messageId", "traceId", "userEmail", "isUpvoted", comment)
+  SELECT $2, "traceId", "#,
+            $email,
+            ", ",
+            $upvoted,
+            ", ",
+            $comment,
+            r#" FROM target
+  WHERE "userId" = $3 AND role = 'assistant' AND "traceId" IS NOT NULL"#,
+            $condition,
+            r#"
+  ON CONFLICT ("messageId") DO UPDATE
+  SET "traceId" = EXCLUDED."traceId", "userEmail" = EXCLUDED."userEmail",
+      "isUpvoted" = EXCLUDED."isUpvoted", comment = EXCLUDED.comment,
+      revision = chat."FeedbackOutbox".revision + 1, pending = true, attempts = 0,
+      "nextAttemptAt" = CURRENT_TIMESTAMP, "lastError" = NULL, "failedAt" = NULL
+)"#
+        )
+    };
+}
+
+/// Records the vote ($4, comment $5), replacing the message's earlier one,
+/// and queues it for MLflow under the caller's email ($6). Selects, in
+/// order: "userId", visibility, role.
 const RATE: &str = concat!(
     rated_message!(),
     r#", voted AS (
@@ -51,12 +80,15 @@ const RATE: &str = concat!(
   WHERE "userId" = $3 AND role = 'assistant'
   ON CONFLICT ("chatId", "messageId")
   DO UPDATE SET "isUpvoted" = EXCLUDED."isUpvoted", comment = EXCLUDED.comment
-)
+)"#,
+    queue_for_mlflow!("$4::text::boolean", "$5::text", "$6::text", ""),
+    r#"
 SELECT "userId", visibility, role FROM target"#
 );
 
-/// Withdraws the message's vote. Selects, in order: "userId", visibility,
-/// role, whether there was a vote.
+/// Withdraws the message's vote, and queues the assessment's removal under
+/// the caller's email ($4) when there was one. Selects, in order: "userId",
+/// visibility, role, whether there was a vote.
 const WITHDRAW: &str = concat!(
     rated_message!(),
     r#", withdrawn AS (
@@ -64,7 +96,14 @@ const WITHDRAW: &str = concat!(
   WHERE "chatId" = $1 AND "messageId" = $2
     AND EXISTS (SELECT 1 FROM target WHERE "userId" = $3 AND role = 'assistant')
   RETURNING 1
-)
+)"#,
+    queue_for_mlflow!(
+        "NULL::boolean",
+        "NULL::text",
+        "$4::text",
+        " AND EXISTS (SELECT 1 FROM withdrawn)"
+    ),
+    r#"
 SELECT "userId", visibility, role, EXISTS (SELECT 1 FROM withdrawn) FROM target"#
 );
 
@@ -117,7 +156,9 @@ impl Rating {
         })
     }
 
-    pub fn statement(&self, caller: &str) -> Statement {
+    /// The caller's user id and email, as the gateway gave them (the email
+    /// is the assessment's source in MLflow).
+    pub fn statement(&self, caller: &str, email: &str) -> Statement {
         Statement::new(
             RATE,
             vec![
@@ -126,6 +167,7 @@ impl Rating {
                 SqlParam::Text(caller.to_owned()),
                 SqlParam::Text(self.is_upvoted.to_string()),
                 SqlParam::optional_text(self.comment.as_deref()),
+                SqlParam::Text(email.to_owned()),
             ],
         )
     }
@@ -156,13 +198,14 @@ fn checked_comment(text: String) -> Result<Option<String>, ApiError> {
     Ok((!text.is_empty()).then(|| text.to_owned()))
 }
 
-pub fn withdraw_statement(chat_id: Uuid, message_id: Uuid, caller: &str) -> Statement {
+pub fn withdraw_statement(chat_id: Uuid, message_id: Uuid, caller: &str, email: &str) -> Statement {
     Statement::new(
         WITHDRAW,
         vec![
             SqlParam::Uuid(chat_id),
             SqlParam::Uuid(message_id),
             SqlParam::Text(caller.to_owned()),
+            SqlParam::Text(email.to_owned()),
         ],
     )
 }
@@ -338,7 +381,9 @@ mod tests {
 
     #[test]
     fn the_vote_is_written_only_for_the_owners_assistant_reply() {
-        let statement = rating(json!({"comment": "Good"})).unwrap().statement(OWNER);
+        let statement = rating(json!({"comment": "Good"}))
+            .unwrap()
+            .statement(OWNER, "owner@mail.example");
         assert_eq!(
             statement.params,
             vec![
@@ -347,7 +392,14 @@ mod tests {
                 SqlParam::Text(OWNER.into()),
                 SqlParam::Text("true".into()),
                 SqlParam::Text("Good".into()),
+                SqlParam::Text("owner@mail.example".into()),
             ]
+        );
+        assert!(
+            statement
+                .sql
+                .contains(r#"INSERT INTO chat."FeedbackOutbox""#),
+            "queued for MLflow in the same statement"
         );
         assert!(
             statement
@@ -359,7 +411,12 @@ mod tests {
                 .sql
                 .contains(r#"ON CONFLICT ("chatId", "messageId")"#)
         );
-        let withdraw = withdraw_statement(Uuid::nil(), Uuid::nil(), OWNER);
+        let withdraw = withdraw_statement(Uuid::nil(), Uuid::nil(), OWNER, OWNER);
+        assert!(
+            withdraw
+                .sql
+                .contains("AND EXISTS (SELECT 1 FROM withdrawn)")
+        );
         assert!(
             withdraw
                 .sql

@@ -4,12 +4,14 @@
 
 pub mod access;
 pub mod admin;
+pub mod assessment;
 pub mod chat;
 pub mod chat_request;
 pub mod circuit;
 pub mod conversation;
 pub mod csrf;
 pub mod demo_agent;
+pub mod demo_mlflow;
 pub mod error;
 pub mod feedback;
 pub mod gateway;

@@ -120,6 +120,31 @@ pub const MIGRATIONS: &[Migration] = &[
         // rows have none.
         statements: &[r#"ALTER TABLE chat."Vote" ADD COLUMN IF NOT EXISTS comment TEXT"#],
     },
+    Migration {
+        version: 8,
+        name: "feedback outbox for MLflow",
+        // What MLflow should hold for each rated reply with a trace id, until
+        // it does (assessment.rs). It goes with the message (and so with the
+        // chat); an assessment already in MLflow stays there.
+        statements: &[
+            r#"CREATE TABLE IF NOT EXISTS chat."FeedbackOutbox" (
+  "messageId" UUID PRIMARY KEY REFERENCES chat."Message"(id) ON DELETE CASCADE,
+  "traceId" TEXT NOT NULL,
+  "userEmail" VARCHAR(64) NOT NULL,
+  "isUpvoted" BOOLEAN,
+  comment TEXT,
+  "assessmentId" TEXT,
+  revision BIGINT NOT NULL DEFAULT 1,
+  pending BOOLEAN NOT NULL DEFAULT true,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  "nextAttemptAt" TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
+  "leasedUntil" TIMESTAMP,
+  "lastError" TEXT,
+  "failedAt" TIMESTAMP
+)"#,
+            r#"CREATE INDEX IF NOT EXISTS idx_feedback_outbox_due ON chat."FeedbackOutbox" ("nextAttemptAt") WHERE pending"#,
+        ],
+    },
 ];
 
 /// The key of the transaction-scoped advisory lock that serialises migration

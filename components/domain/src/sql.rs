@@ -69,6 +69,8 @@ pub trait Row {
     fn boolean(&self, column: usize) -> Result<bool, Self::Error>;
     /// A BOOLEAN column that may be NULL.
     fn optional_boolean(&self, column: usize) -> Result<Option<bool>, Self::Error>;
+    /// A BIGINT column.
+    fn int64(&self, column: usize) -> Result<i64, Self::Error>;
 }
 
 /// Rows for the decoders' unit tests.
@@ -85,6 +87,7 @@ pub mod fake {
         Uuid(Uuid),
         Timestamp(UtcDateTime),
         Boolean(bool),
+        Int64(i64),
     }
 
     /// A row whose columns are laid out as a SELECT lists them, each filled
@@ -117,10 +120,19 @@ pub mod fake {
 
     /// The expressions between the main SELECT (the first outside any
     /// parentheses, so after a WITH clause) and its FROM (the first outside
-    /// any parentheses, so after subqueries), split at top-level commas.
+    /// any parentheses, so after subqueries), or after the RETURNING of a
+    /// statement that writes, split at top-level commas.
     fn select_list(sql: &str) -> Vec<String> {
-        let start = main_select(sql) + "SELECT".len();
-        let end = start + top_level(&sql[start..], "FROM").expect("a FROM");
+        let (start, end) = match top_level(sql, "RETURNING") {
+            Some(at) => (at + "RETURNING".len(), sql.len()),
+            None => {
+                let start = main_select(sql) + "SELECT".len();
+                (
+                    start,
+                    start + top_level(&sql[start..], "FROM").expect("a FROM"),
+                )
+            }
+        };
         let mut expressions = vec![String::new()];
         let mut depth = 0;
         for c in sql[start..end].chars() {
@@ -213,6 +225,13 @@ pub mod fake {
             match self.value(column)? {
                 Value::Null => Ok(None),
                 _ => self.boolean(column).map(Some),
+            }
+        }
+
+        fn int64(&self, column: usize) -> Result<i64, String> {
+            match self.value(column)? {
+                Value::Int64(n) => Ok(*n),
+                other => Err(wrong(column, "a BIGINT", other)),
             }
         }
     }

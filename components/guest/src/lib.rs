@@ -15,6 +15,7 @@ pub mod config;
 /// [`postgres`] client in the breaker, the retry policy, the schema check
 /// and the journal replay.
 pub mod database;
+pub mod deadline;
 pub mod failure;
 pub mod journal;
 pub mod log;

@@ -344,6 +344,13 @@ impl Row for DbRow {
             _ => self.boolean(column).map(Some),
         }
     }
+
+    fn int64(&self, column: usize) -> Result<i64, DbError> {
+        match self.value(column)? {
+            DbValue::Int64(n) => Ok(*n),
+            other => Err(unexpected(column, "a BIGINT", other)),
+        }
+    }
 }
 
 impl DbRow {

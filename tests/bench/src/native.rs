@@ -205,6 +205,10 @@ impl chat_domain::sql::Row for NativeRow<'_> {
     fn optional_boolean(&self, column: usize) -> Result<Option<bool>> {
         Ok(self.0.try_get(column)?)
     }
+
+    fn int64(&self, column: usize) -> Result<i64> {
+        Ok(self.0.try_get(column)?)
+    }
 }
 
 /// TIMESTAMP columns hold UTC without a zone, as the components read them.
