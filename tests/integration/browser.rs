@@ -581,6 +581,16 @@ fn thumbs_are(up: bool, down: bool, note: &str) -> String {
 async fn the_owner_rates_a_reply_changes_and_comments_it_and_the_rating_survives_a_reload() {
     let rig = Rig::start().await;
     let chat_id = rig.seed_chat(OWNER, "Rated answer", 1).await;
+    // A traced reply, so its rating goes to MLflow (the stand-in) too.
+    rig.db
+        .connect()
+        .await
+        .execute(
+            r#"UPDATE chat."Message" SET "traceId" = 'tr-rated' WHERE "chatId" = $1 AND role = 'assistant'"#,
+            &[&chat_id],
+        )
+        .await
+        .expect("tracing the reply");
     let chat_path = format!("/chat/{chat_id}");
     let browser = Browser::start().await;
     browser.goto(&rig.host.url(&chat_path)).await;
@@ -638,6 +648,16 @@ async fn the_owner_rates_a_reply_changes_and_comments_it_and_the_rating_survives
         browser.texts(".message.assistant .comment-toggle").await,
         ["Edit comment"]
     );
+    // MLflow got one assessment, with the final rating.
+    let final_value = json!({"value": true});
+    let mlflow = &rig.upstream.mlflow;
+    wait_for_row("MLflow to hold the final rating", || async {
+        let assessments = mlflow.assessments();
+        assessments.len() == 1
+            && assessments[0]["feedback"] == final_value
+            && assessments[0]["rationale"] == "Short and right"
+    })
+    .await;
 
     // Pressing the pressed thumb withdraws the rating.
     browser.click(".message.assistant .thumb-up").await;
@@ -648,6 +668,10 @@ async fn the_owner_rates_a_reply_changes_and_comments_it_and_the_rating_survives
         )
         .await;
     assert_eq!(vote_of(&rig, chat_id).await, None);
+    wait_for_row("MLflow to drop the assessment", || async {
+        rig.upstream.mlflow.assessments().is_empty()
+    })
+    .await;
 
     // Someone reading the shared chat sees no thumbs.
     rig.db
