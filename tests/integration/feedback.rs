@@ -5,10 +5,10 @@
 //! feedback requests; every wait is on what the stand-in or the database
 //! shows.
 
-use chat_tests::database::TestDatabase;
+use chat_tests::database::{ControlledDatabase, TestDatabase};
 use chat_tests::host::{HostConfig, TestHost};
 use chat_tests::mlflow::Failure;
-use chat_tests::upstream::ScriptedUpstream;
+use chat_tests::upstream::{Script, ScriptedUpstream, Step};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -320,12 +320,7 @@ async fn with_zero_configuration_a_rating_reaches_the_demo_agents_mlflow() {
         .text()
         .await
         .unwrap();
-    let meta: Value = events
-        .lines()
-        .filter_map(|line| line.strip_prefix("data: "))
-        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
-        .find(|event| event["type"] == "meta")
-        .expect("the reply's meta event");
+    let meta = meta_of(&events);
     let reply = meta["assistantMessageId"].as_str().unwrap();
     assert!(meta["traceId"].is_string(), "{meta}");
 
@@ -353,4 +348,148 @@ async fn with_zero_configuration_a_rating_reaches_the_demo_agents_mlflow() {
     })
     .await;
     assert!(assessment_id.starts_with("demo-"), "{assessment_id}");
+}
+
+/// How long a recovering database may take to be used again (the breaker's
+/// cool-down, then a probe).
+const RECOVERY: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_database_a_kept_reply_is_rated_into_mlflow_and_its_vote_waits_in_the_journal()
+{
+    let mut server = ControlledDatabase::start().await;
+    let upstream = ScriptedUpstream::start().await;
+    let config = HostConfig::new(&server.db.url)
+        .variable("serving_endpoint_url", &upstream.url)
+        .variable("serving_endpoint_origin", &upstream.origin)
+        .variable("serving_token", APP_TOKEN);
+    let host = TestHost::launch(config).await;
+    server.cluster.stop().unwrap();
+
+    // A reply streamed in ephemeral mode: its record is kept for feedback.
+    let chunk = json!({
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": {"content": "Offline answer."}}],
+        "databricks_output": {"trace": {"info": {"trace_id": "tr-offline"}}},
+    });
+    upstream.expect_reply(Script::stream(vec![
+        Step::Send(format!("data: {chunk}\n\n")),
+        Step::Send("data: [DONE]\n\n".to_owned()),
+    ]));
+    let chat = Uuid::new_v4();
+    let events = reqwest::Client::new()
+        .post(host.url("/api/chat"))
+        .header("x-forwarded-email", OWNER)
+        .json(&json!({"id": chat, "messages": [{"role": "user", "content": "Still there?"}]}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let reply = meta_of(&events)["assistantMessageId"]
+        .as_str()
+        .map(|id| Uuid::parse_str(id).unwrap())
+        .expect("meta names the reply");
+    let rated = Rated {
+        chat,
+        reply,
+        trace_id: "tr-offline".to_owned(),
+    };
+    let put = |email: &str, message: Uuid| {
+        reqwest::Client::new()
+            .put(host.url("/api/feedback"))
+            .header("x-forwarded-email", email)
+            .json(&json!({"chatId": chat, "messageId": message, "isUpvoted": true, "comment": "Right"}))
+            .send()
+    };
+
+    // Rated: 200, and MLflow has it at once.
+    assert_eq!(put(OWNER, reply).await.unwrap().status(), StatusCode::OK);
+    let mlflow = &upstream.mlflow;
+    let assessment = chat_tests::eventually("MLflow has the rating", PATIENCE, async || {
+        let mut found = mlflow.assessments();
+        found.retain(|assessment| assessment["trace_id"] == rated.trace_id.as_str());
+        (found.len() == 1).then(|| found.remove(0))
+    })
+    .await;
+    assert_eq!(value_of(&assessment), (&json!(true), &json!("Right")));
+    // Someone else's rating is refused; a reply without a kept record
+    // cannot be checked: 503, nothing kept.
+    assert_eq!(
+        put("other@example.com", reply).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        put(OWNER, Uuid::new_v4()).await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+
+    // The database is back: the journal replays the vote, and the outbox
+    // finds the assessment already made instead of making a second.
+    let server = tokio::task::spawn_blocking(move || {
+        server.cluster.start_again().expect("starting PostgreSQL");
+        server
+    })
+    .await
+    .unwrap();
+    chat_tests::eventually("the vote replayed", RECOVERY, async || {
+        let _ = reqwest::Client::new()
+            .get(host.url("/api/history"))
+            .header("x-forwarded-email", OWNER)
+            .send()
+            .await;
+        let client = tokio_postgres::connect(&server.db.url, tokio_postgres::NoTls)
+            .await
+            .ok()
+            .map(|(client, connection)| {
+                tokio::spawn(connection);
+                client
+            })?;
+        let rows = client
+            .query(
+                r#"SELECT "isUpvoted" FROM chat."Vote" WHERE "messageId" = $1"#,
+                &[&reply],
+            )
+            .await
+            .ok()?;
+        rows.first()
+            .map(|row| row.get::<_, bool>(0))
+            .filter(|up| *up)
+    })
+    .await;
+    chat_tests::eventually("the outbox delivered", PATIENCE, async || {
+        let _ = reqwest::Client::new()
+            .get(host.url(&format!("/api/feedback/{chat}")))
+            .header("x-forwarded-email", OWNER)
+            .send()
+            .await;
+        let rows = server
+            .db
+            .connect()
+            .await
+            .query(
+                r#"SELECT 1 FROM chat."FeedbackOutbox"
+                   WHERE "messageId" = $1 AND NOT pending AND "failedAt" IS NULL"#,
+                &[&reply],
+            )
+            .await
+            .unwrap();
+        (!rows.is_empty()).then_some(())
+    })
+    .await;
+    let mut assessments = mlflow.assessments();
+    assessments.retain(|assessment| assessment["trace_id"] == "tr-offline");
+    assert_eq!(assessments.len(), 1, "exactly one: {assessments:?}");
+    assert_eq!(assessments[0]["assessment_id"], assessment["assessment_id"]);
+}
+
+/// The stream's meta event.
+fn meta_of(events: &str) -> Value {
+    events
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .find(|event| event["type"] == "meta")
+        .unwrap_or_else(|| panic!("no meta event in {events}"))
 }

@@ -660,7 +660,9 @@ async fn a_dropped_table_is_a_clear_error_tried_once() {
     rig.first_turn(chat_id, "hello").await;
     db.connect()
         .await
-        .batch_execute(r#"DROP TABLE chat."Vote"; DROP TABLE chat."Message""#)
+        .batch_execute(
+            r#"DROP TABLE chat."FeedbackOutbox"; DROP TABLE chat."Vote"; DROP TABLE chat."Message""#,
+        )
         .await
         .unwrap();
 
@@ -726,10 +728,14 @@ async fn the_journal_in_a_durable_store_survives_a_host_crash() {
     let reply_id = turn.reply_id.expect("meta named the reply");
     let kept = kept_in_store(&store_dir.join("kv.db"));
     assert_eq!(journal_entries(&kept), 3, "{kept:?}");
-    assert!(
-        kept.contains(&(format!("trace/{reply_id}"), TRACE_ID.to_owned())),
-        "the trace id is kept for feedback: {kept:?}"
-    );
+    let reply_record = |kept: &[(String, String)]| {
+        kept.iter()
+            .find(|(key, _)| *key == format!("reply/{reply_id}"))
+            .map(|(_, value)| serde_json::from_str::<Value>(value).expect("a JSON record"))
+    };
+    let record = reply_record(&kept).expect("the reply's record is kept for feedback");
+    assert_eq!(record["trace_id"], TRACE_ID, "{record}");
+    assert_eq!(record["chat_id"], chat_id.to_string(), "{record}");
 
     let server = tokio::task::spawn_blocking(move || {
         server.cluster.start_again().expect("starting PostgreSQL");
@@ -754,9 +760,12 @@ async fn the_journal_in_a_durable_store_survives_a_host_crash() {
     drop(rig);
     let left = kept_in_store(&store_dir.join("kv.db"));
     assert!(
-        left.iter()
-            .all(|(key, _)| !key.starts_with("journal/") && !key.starts_with("trace/")),
+        left.iter().all(|(key, _)| !key.starts_with("journal/")),
         "written entries leave the store: {left:?}"
+    );
+    assert!(
+        reply_record(&left).is_some(),
+        "the reply's record stays, to rate it in a later outage: {left:?}"
     );
     println!(
         "1 turn journaled, host killed, database started, new host: both messages stored once"

@@ -162,6 +162,9 @@ impl Reply {
             }
         };
         if ends_with_meta {
+            if let Some(trace_id) = relay.trace_id() {
+                self.transcript.keep_for_feedback(self.id, trace_id).await;
+            }
             let meta = MetaEvent::new(self.id, relay.trace_id(), self.server_made_chat_id);
             self.events.send(data_frame(&meta));
             self.events.send(DONE_FRAME);

@@ -7,6 +7,7 @@
 use chat_domain::access::{self, ChatAction};
 use chat_domain::chat_request::ChatRequest;
 use chat_domain::conversation::MessageStatus;
+use chat_domain::feedback::ReplyRecord;
 use chat_domain::identity::Identity;
 use chat_domain::journal::ConversationWrite;
 use chat_domain::serving::fallback_title;
@@ -109,8 +110,8 @@ pub async fn open(
 impl Transcript {
     /// Writes the reply as it is now (`started_at`: when it began, its
     /// place in the conversation). One attempt: when the database is out of
-    /// reach the reply is journaled, with its trace id kept for feedback. A
-    /// failure is logged, not raised: the reply still reaches the user.
+    /// reach the reply is journaled. A failure is logged, not raised: the
+    /// reply still reaches the user.
     pub async fn save_reply(
         &self,
         message_id: Uuid,
@@ -142,9 +143,18 @@ impl Transcript {
             }
         }
         journal::keep(write, started_at).await;
-        if let Some(trace_id) = trace_id {
-            journal::keep_trace(message_id, trace_id).await;
-        }
+    }
+
+    /// Keeps the record of a reply sent with a trace id, so it can be rated
+    /// even while the database is out of reach.
+    pub async fn keep_for_feedback(&self, message_id: Uuid, trace_id: &str) {
+        let record = ReplyRecord {
+            chat_id: self.chat_id,
+            owner: self.owner.clone(),
+            trace_id: trace_id.to_owned(),
+            kept_at: store::now_ms(),
+        };
+        journal::keep_reply(message_id, &record).await;
     }
 }
 

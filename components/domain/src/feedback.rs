@@ -14,8 +14,9 @@ use crate::access::{self, ChatAccess, ChatAction};
 use crate::json_body::JsonObject;
 use crate::sql::{Row, SqlParam, Statement};
 use crate::validate::parse_uuid;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// The longest comment kept, in characters.
@@ -252,6 +253,67 @@ pub fn was_withdrawn<R: Row>(row: &R) -> Result<bool, R::Error> {
     row.boolean(3)
 }
 
+/// How long a reply's record is kept for rating it without the database.
+pub const REPLY_RECORD_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What is kept about every reply sent with a trace id, in the key-value
+/// store under [`reply_key`] (and left there when the journal is replayed),
+/// so that while the database is out of reach a rating can still be checked
+/// (whose reply, in which chat) and logged to MLflow. Kept for
+/// [`REPLY_RECORD_LIFETIME`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyRecord {
+    pub chat_id: Uuid,
+    pub owner: String,
+    pub trace_id: String,
+    /// Milliseconds since the Unix epoch.
+    pub kept_at: u64,
+}
+
+impl ReplyRecord {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a reply record always serialises")
+    }
+
+    /// `None` for bytes that are no record.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
+/// Where the record of a reply is kept.
+pub fn reply_key(message_id: Uuid) -> String {
+    format!("reply/{message_id}")
+}
+
+/// Whether `caller` may rate the reply while the database is out of reach,
+/// from its kept record (`None`: none kept): it must be a live record of a
+/// reply in the chat the rating names, and the chat the caller's. Without
+/// such a record nobody can tell whose it is: 503, nothing written.
+pub fn decide_without_database(
+    record: Option<&ReplyRecord>,
+    chat_id: Uuid,
+    caller: &str,
+    now_ms: u64,
+) -> Result<(), ApiError> {
+    let lifetime = REPLY_RECORD_LIFETIME.as_millis() as u64;
+    let record = record
+        .filter(|record| record.chat_id == chat_id)
+        .filter(|record| now_ms.saturating_sub(record.kept_at) <= lifetime)
+        .ok_or_else(|| {
+            ApiError::service_unavailable(
+                "The chat history is unavailable right now, so whose reply this is cannot be \
+                 checked; nothing was rated. Try again shortly.",
+            )
+        })?;
+    if record.owner != caller {
+        return Err(ApiError::forbidden(
+            "This chat belongs to someone else: only its owner can rate its replies.",
+        ));
+    }
+    Ok(())
+}
+
 /// One vote as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Vote {
@@ -454,6 +516,46 @@ mod tests {
             assert_eq!(decide(None, OWNER).unwrap_err().status, 404);
         }
         assert!(was_withdrawn(&target(WITHDRAW, OWNER, Some("assistant"))).unwrap());
+    }
+
+    #[test]
+    fn without_the_database_only_a_live_record_of_ones_own_reply_lets_one_rate() {
+        let chat = Uuid::parse_str(CHAT).unwrap();
+        let record = ReplyRecord {
+            chat_id: chat,
+            owner: OWNER.into(),
+            trace_id: "tr-1".into(),
+            kept_at: 1_000,
+        };
+        assert_eq!(
+            ReplyRecord::from_bytes(&record.to_bytes()),
+            Some(record.clone())
+        );
+        assert_eq!(ReplyRecord::from_bytes(b"tr-1"), None);
+        let lifetime = REPLY_RECORD_LIFETIME.as_millis() as u64;
+        let status = |record: Option<&ReplyRecord>, chat, caller, now| {
+            decide_without_database(record, chat, caller, now)
+                .err()
+                .map(|error| error.status)
+        };
+        assert_eq!(status(Some(&record), chat, OWNER, 2_000), None);
+        assert_eq!(status(Some(&record), chat, OWNER, 1_000 + lifetime), None);
+        assert_eq!(
+            status(Some(&record), chat, OWNER, 1_001 + lifetime),
+            Some(503),
+            "expired"
+        );
+        assert_eq!(status(None, chat, OWNER, 2_000), Some(503));
+        assert_eq!(
+            status(Some(&record), Uuid::nil(), OWNER, 2_000),
+            Some(503),
+            "another chat"
+        );
+        assert_eq!(
+            status(Some(&record), chat, "other@example.com", 2_000),
+            Some(403)
+        );
+        assert_eq!(reply_key(chat), format!("reply/{CHAT}"));
     }
 
     #[test]

@@ -54,16 +54,29 @@ pub enum ConversationWrite {
         owner: String,
         title: String,
     },
+    /// A rating of a reply in `owner`'s chat (`is_upvoted: None`: the
+    /// rating withdrawn), made while the database was out of reach; its
+    /// ownership was checked against the reply's kept record
+    /// (`feedback::ReplyRecord`) and is checked again when it is replayed.
+    Vote {
+        chat_id: Uuid,
+        message_id: Uuid,
+        owner: String,
+        email: String,
+        is_upvoted: Option<bool>,
+        comment: Option<String>,
+    },
 }
 
 impl ConversationWrite {
     /// Replay order among writes stamped with the same millisecond: the user's
-    /// message, then the reply, then the title.
+    /// message, then the reply, then the title, then a rating.
     fn rank(&self) -> u8 {
         match self {
             Self::UserMessage { .. } => 0,
             Self::Reply { .. } => 1,
             Self::Title { .. } => 2,
+            Self::Vote { .. } => 3,
         }
     }
 
@@ -71,7 +84,9 @@ impl ConversationWrite {
     /// checkpoint of a reply) replaces its entry.
     fn subject(&self) -> Uuid {
         match self {
-            Self::UserMessage { message_id, .. } | Self::Reply { message_id, .. } => *message_id,
+            Self::UserMessage { message_id, .. }
+            | Self::Reply { message_id, .. }
+            | Self::Vote { message_id, .. } => *message_id,
             Self::Title { chat_id, .. } => *chat_id,
         }
     }
@@ -130,6 +145,11 @@ impl JournalEntry {
             ConversationWrite::Title { chat_id, title, .. } => {
                 format!("the title of chat {chat_id}, {} bytes", title.len())
             }
+            ConversationWrite::Vote {
+                chat_id,
+                message_id,
+                ..
+            } => format!("a rating of message {message_id} in chat {chat_id}"),
         };
         format!("{} ({what})", self.key())
     }
@@ -168,12 +188,6 @@ pub fn unlock_replay_statement() -> Statement {
         "SELECT pg_advisory_unlock($1)",
         vec![SqlParam::Int64(REPLAY_LOCK_KEY)],
     )
-}
-
-/// Where the trace id of a reply that could not be stored is kept, so that
-/// feedback on that message can still find its trace.
-pub fn trace_key(assistant_message_id: Uuid) -> String {
-    format!("trace/{assistant_message_id}")
 }
 
 #[cfg(test)]
@@ -242,6 +256,30 @@ mod tests {
     }
 
     #[test]
+    fn a_rating_is_journaled_after_its_reply_and_logged_without_its_comment() {
+        let vote = JournalEntry::new(
+            7,
+            ConversationWrite::Vote {
+                chat_id: id(1),
+                message_id: id(3),
+                owner: "ada".into(),
+                email: "ada@example.com".into(),
+                is_upvoted: Some(false),
+                comment: Some("secret words".into()),
+            },
+        );
+        assert_eq!(JournalEntry::from_bytes(&vote.to_bytes()).unwrap(), vote);
+        let reply = JournalEntry::new(7, reply(3, "Hi"));
+        assert!(reply.key() < vote.key(), "a rating replays after its reply");
+        let summary = vote.summary();
+        assert!(summary.contains("a rating of message"), "{summary}");
+        assert!(
+            !summary.contains("secret") && !summary.contains("ada@"),
+            "{summary}"
+        );
+    }
+
+    #[test]
     fn key_order_is_the_order_the_writes_happened() {
         let later_user = JournalEntry::new(10_000, user_message(4)).key();
         let reply_same_ms = JournalEntry::new(9_000, reply(3, "Hi")).key();
@@ -270,14 +308,6 @@ mod tests {
             JournalEntry::new(5, reply(4, "Hel")).key(),
             first.key(),
             "another reply has an entry of its own"
-        );
-    }
-
-    #[test]
-    fn trace_ids_are_kept_under_the_message_id() {
-        assert_eq!(
-            trace_key(id(3)),
-            "trace/00000000-0000-0000-0000-000000000003"
         );
     }
 }

@@ -1,9 +1,12 @@
 //! The feedback component: the chat's owner rates the assistant's replies.
 //! `PUT /api/feedback` rates one (or changes its rating),
 //! `DELETE /api/feedback/:chatId/:messageId` withdraws a rating and
-//! `GET /api/feedback/:chatId` lists the chat's ratings. Without the
-//! database nothing is written and the answer is 503: whose chat it is
-//! cannot be checked.
+//! `GET /api/feedback/:chatId` lists the chat's ratings.
+//!
+//! Without the database, a rating (or its withdrawal) of a reply whose
+//! record was kept in the key-value store when it was sent is checked
+//! against that record, waits in the write-behind journal and goes to MLflow
+//! at once; any other is 503, nothing written, and the list is 503.
 //!
 //! A rating of a traced reply is queued for MLflow in the same statement;
 //! every feedback request then delivers due ratings ([`mlflow`]) after its
@@ -12,16 +15,16 @@
 mod mlflow;
 
 use chat_domain::access::{self, ChatAction};
-use chat_domain::feedback::{self, Rating, Target, Vote, Withdrawn};
+use chat_domain::assessment::Delivery;
+use chat_domain::feedback::{self, Rating, Vote, Withdrawn};
 use chat_domain::identity::Identity;
+use chat_domain::journal::ConversationWrite;
 use chat_domain::routes::{ApiPath, no_route};
-use chat_domain::sql::Statement;
 use chat_domain::users;
-use chat_guest::Failure;
 use chat_guest::database::with_database;
-use chat_guest::postgres::{Db, DbRow};
 use chat_guest::request::{Request, allow_only, identify, read_body};
 use chat_guest::response::{self, HttpResponse};
+use chat_guest::{Failure, journal, log, store, writes};
 use spin_sdk::http::StatusCode;
 use spin_sdk::wit_bindgen::spawn;
 use uuid::Uuid;
@@ -55,7 +58,21 @@ async fn rate(request: Request) -> Result<(HttpResponse, Identity), Failure> {
     let identity = identify(&request.headers).await?;
     users::check_storable(&identity)?;
     let statement = rating.statement(&identity.user_id, &identity.email);
-    with_database(async |db| write_if_allowed(db, &statement, &identity.user_id).await).await?;
+    let stored =
+        with_database(async |db| writes::rate(db, &statement, &identity.user_id).await).await;
+    match stored {
+        Ok(_) => {}
+        Err(failure) if failure.is_unreachable() => {
+            let change = Change {
+                chat_id: rating.chat_id,
+                message_id: rating.message_id,
+                is_upvoted: Some(rating.is_upvoted),
+                comment: rating.comment.clone(),
+            };
+            without_database(&identity, change, failure).await?;
+        }
+        Err(failure) => return Err(failure),
+    }
     Ok((
         response::json(StatusCode::OK, &Vote::from(rating)),
         identity,
@@ -72,10 +89,25 @@ async fn withdraw(
     let statement =
         feedback::withdraw_statement(chat_id, message_id, &identity.user_id, &identity.email);
     let withdrawn = with_database(async |db| {
-        let row = write_if_allowed(db, &statement, &identity.user_id).await?;
+        let row = writes::rate(db, &statement, &identity.user_id).await?;
         Ok(feedback::was_withdrawn(&row)?)
     })
-    .await?;
+    .await;
+    let withdrawn = match withdrawn {
+        Ok(withdrawn) => withdrawn,
+        Err(failure) if failure.is_unreachable() => {
+            let change = Change {
+                chat_id,
+                message_id,
+                is_upvoted: None,
+                comment: None,
+            };
+            without_database(&identity, change, failure).await?;
+            // Whether there was a rating is not known; there is none now.
+            true
+        }
+        Err(failure) => return Err(failure),
+    };
     let response = response::json(
         StatusCode::OK,
         &Withdrawn {
@@ -84,6 +116,59 @@ async fn withdraw(
         },
     );
     Ok((response, identity))
+}
+
+/// A rating or its withdrawal (`is_upvoted: None`).
+struct Change {
+    chat_id: Uuid,
+    message_id: Uuid,
+    is_upvoted: Option<bool>,
+    comment: Option<String>,
+}
+
+/// With the database out of reach (`unreachable`, answered when nothing
+/// else can be said): the reply's kept record says whose it is; the change
+/// waits in the write-behind journal and goes to MLflow at once.
+async fn without_database(
+    identity: &Identity,
+    change: Change,
+    unreachable: Failure,
+) -> Result<(), Failure> {
+    let record = journal::kept_reply(change.message_id).await;
+    let now = store::now_ms();
+    if let Err(refusal) =
+        feedback::decide_without_database(record.as_ref(), change.chat_id, &identity.user_id, now)
+    {
+        if refusal.status == 503 {
+            log::failure(
+                "PUT or DELETE /api/feedback (nothing written)",
+                &unreachable,
+            );
+        }
+        return Err(refusal.into());
+    }
+    let record = record.expect("a record allowed the change");
+    let vote = ConversationWrite::Vote {
+        chat_id: change.chat_id,
+        message_id: change.message_id,
+        owner: identity.user_id.clone(),
+        email: identity.email.clone(),
+        is_upvoted: change.is_upvoted,
+        comment: change.comment.clone(),
+    };
+    journal::keep(vote, now).await;
+    let delivery = Delivery {
+        message_id: change.message_id,
+        trace_id: record.trace_id,
+        user_email: identity.email.clone(),
+        is_upvoted: change.is_upvoted,
+        comment: change.comment,
+        assessment_id: None,
+        revision: 0,
+        attempts: 0,
+    };
+    spawn(mlflow::deliver_now(delivery, identity.clone()));
+    Ok(())
 }
 
 async fn list(request: &Request, chat_id: Uuid) -> Result<(HttpResponse, Identity), Failure> {
@@ -96,13 +181,4 @@ async fn list(request: &Request, chat_id: Uuid) -> Result<(HttpResponse, Identit
     })
     .await?;
     Ok((response::json(StatusCode::OK, &votes), identity))
-}
-
-/// Runs a rating write, which writes only what [`feedback::decide`] allows,
-/// and answers its row, or the refusal (nothing was written).
-async fn write_if_allowed(db: &Db, statement: &Statement, caller: &str) -> Result<DbRow, Failure> {
-    let row = db.query(statement).await?.into_iter().next();
-    let target = row.as_ref().map(Target::from_row).transpose()?;
-    feedback::decide(target.as_ref(), caller)?;
-    Ok(row.expect("a rated message has a row"))
 }

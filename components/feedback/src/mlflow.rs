@@ -78,6 +78,27 @@ pub async fn deliver_due(caller: Identity) {
     }
 }
 
+/// Delivers a rating made while the database is out of reach straight to
+/// MLflow; its journaled vote, once replayed, is delivered again through
+/// the outbox, which finds and updates this assessment (or makes it, if
+/// this failed).
+pub async fn deliver_now(delivery: Delivery, caller: Identity) {
+    let workspace = match workspace(&caller).await {
+        Ok((workspace, _)) => workspace,
+        Err(problem) => {
+            log::failure("feedback for MLflow: the workspace's settings", &problem);
+            return;
+        }
+    };
+    match deliver(&workspace, &delivery).await {
+        Outcome::Delivered(_) => {}
+        Outcome::Retry(problem, _) | Outcome::Refused(problem) => log::failure(
+            "feedback for MLflow (database out of reach; the outbox delivers it later)",
+            &problem,
+        ),
+    }
+}
+
 /// The workspace, and whose rows alone may be delivered (`None`: everyone's).
 async fn workspace(caller: &Identity) -> Result<(Workspace, Option<String>), String> {
     let origin = config::variable(SERVING_ENDPOINT_ORIGIN)

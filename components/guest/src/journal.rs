@@ -6,6 +6,7 @@ use crate::Failure;
 use crate::postgres::Db;
 use crate::store::{self, Remembered};
 use crate::{log, writes};
+use chat_domain::feedback::{self, ReplyRecord};
 use chat_domain::journal::{self, ConversationWrite, JournalEntry, PENDING_KEY};
 use chat_domain::sql::Row;
 use spin_sdk::key_value::Store;
@@ -42,13 +43,35 @@ pub async fn keep(write: ConversationWrite, written_at: u64) {
     }
 }
 
-/// Keeps the trace id of a reply that could not be stored, under its
-/// message id, so feedback on it can still find the trace.
-pub async fn keep_trace(message_id: Uuid, trace_id: &str) {
+/// Keeps the record of a reply sent with a trace id (see
+/// `chat_domain::feedback::ReplyRecord`), so it can be rated while the
+/// database is out of reach.
+pub async fn keep_reply(message_id: Uuid, record: &ReplyRecord) {
     if let Some(store) = store::open().await
-        && let Err(error) = store.set(journal::trace_key(message_id), trace_id).await
+        && let Err(error) = store
+            .set(&feedback::reply_key(message_id), &record.to_bytes())
+            .await
     {
-        log::failure("keeping a reply's trace id", &format!("{error:?}"));
+        log::failure(
+            "keeping a reply's record for feedback",
+            &format!("{error:?}"),
+        );
+    }
+}
+
+/// The kept record of a reply, if any.
+pub async fn kept_reply(message_id: Uuid) -> Option<ReplyRecord> {
+    let store = store::open().await?;
+    match store.get(&feedback::reply_key(message_id)).await {
+        Ok(Some(bytes)) => ReplyRecord::from_bytes(&bytes),
+        Ok(None) => None,
+        Err(error) => {
+            log::failure(
+                "reading a reply's record for feedback",
+                &format!("{error:?}"),
+            );
+            None
+        }
     }
 }
 
@@ -112,10 +135,7 @@ async fn replay_locked(db: &Db, store: &Store) -> Result<(), Failure> {
         };
         match entry {
             Ok(entry) => match writes::apply(db, &entry.write, Some(entry.written_at)).await {
-                Ok(_) => {
-                    written += 1;
-                    forget_kept_trace(store, &entry.write).await;
-                }
+                Ok(_) => written += 1,
                 Err(failure) if failure.is_unreachable() => {
                     restore_marker(store).await;
                     log::note(&format!(
@@ -143,20 +163,6 @@ async fn replay_locked(db: &Db, store: &Store) -> Result<(), Failure> {
         ));
     }
     Ok(())
-}
-
-/// A reply in the database carries its trace id; the copy kept for
-/// feedback while it waited is not needed any more.
-async fn forget_kept_trace(store: &Store, write: &ConversationWrite) {
-    if let ConversationWrite::Reply {
-        message_id,
-        trace_id: Some(_),
-        ..
-    } = write
-        && let Err(error) = store.delete(journal::trace_key(*message_id)).await
-    {
-        log::failure("deleting a kept trace id", &format!("{error:?}"));
-    }
 }
 
 /// Sets the marker, for every instance, and remembers it for this one.

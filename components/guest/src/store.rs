@@ -1,6 +1,6 @@
 //! The app's key-value store (`default`, which Spin always provides): the
-//! circuit breaker's state, the write-behind journal, and the trace ids of
-//! replies that could not be stored yet.
+//! circuit breaker's state, the write-behind journal, and the record of each
+//! traced reply, for rating it without the database.
 
 use chat_domain::snapshot::Snapshot;
 use spin_sdk::key_value::Store;

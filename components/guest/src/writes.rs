@@ -2,9 +2,11 @@
 //! now or are replayed from the write-behind journal after an outage.
 
 use crate::failure::Failure;
-use crate::postgres::{Db, DbError};
+use crate::postgres::{Db, DbError, DbRow};
 use chat_domain::conversation::{self, ReplyRow, TurnOutcome, UserTurn};
+use chat_domain::feedback::{self, Rating, Target};
 use chat_domain::journal::ConversationWrite;
+use chat_domain::sql::Statement;
 
 /// What a write found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +68,29 @@ pub async fn apply(
                 chat_created: false,
             })
         }
+        ConversationWrite::Vote {
+            chat_id,
+            message_id,
+            owner,
+            email,
+            is_upvoted,
+            comment,
+        } => {
+            let statement = match is_upvoted {
+                Some(is_upvoted) => Rating {
+                    chat_id: *chat_id,
+                    message_id: *message_id,
+                    is_upvoted: *is_upvoted,
+                    comment: comment.clone(),
+                }
+                .statement(owner, email),
+                None => feedback::withdraw_statement(*chat_id, *message_id, owner, email),
+            };
+            rate(db, &statement, owner).await?;
+            Ok(Applied {
+                chat_created: false,
+            })
+        }
         ConversationWrite::Title {
             chat_id,
             owner,
@@ -118,4 +143,14 @@ async fn store_user_turn(
         ),
     }
     .into())
+}
+
+/// Runs a rating write (`feedback`'s rate or withdraw statement), which
+/// writes only what `feedback::decide` allows, and answers its row, or the
+/// refusal (nothing was written).
+pub async fn rate(db: &Db, statement: &Statement, caller: &str) -> Result<DbRow, Failure> {
+    let row = db.query(statement).await?.into_iter().next();
+    let target = row.as_ref().map(Target::from_row).transpose()?;
+    feedback::decide(target.as_ref(), caller)?;
+    Ok(row.expect("a rated message has a row"))
 }
