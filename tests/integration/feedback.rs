@@ -310,17 +310,7 @@ async fn with_zero_configuration_a_rating_reaches_the_demo_agents_mlflow() {
     // No serving settings: the built-in demo agent answers, for MLflow too.
     let host = TestHost::launch(HostConfig::new(&db.url)).await;
     let chat = Uuid::new_v4();
-    let events = reqwest::Client::new()
-        .post(host.url("/api/chat"))
-        .header("x-forwarded-email", OWNER)
-        .json(&json!({"id": chat, "messages": [{"role": "user", "content": "Hello"}]}))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let meta = meta_of(&events);
+    let meta = ask(&host, chat, "Hello").await;
     let reply = meta["assistantMessageId"].as_str().unwrap();
     assert!(meta["traceId"].is_string(), "{meta}");
 
@@ -377,17 +367,7 @@ async fn without_the_database_a_kept_reply_is_rated_into_mlflow_and_its_vote_wai
         Step::Send("data: [DONE]\n\n".to_owned()),
     ]));
     let chat = Uuid::new_v4();
-    let events = reqwest::Client::new()
-        .post(host.url("/api/chat"))
-        .header("x-forwarded-email", OWNER)
-        .json(&json!({"id": chat, "messages": [{"role": "user", "content": "Still there?"}]}))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let reply = meta_of(&events)["assistantMessageId"]
+    let reply = ask(&host, chat, "Still there?").await["assistantMessageId"]
         .as_str()
         .map(|id| Uuid::parse_str(id).unwrap())
         .expect("meta names the reply");
@@ -484,12 +464,22 @@ async fn without_the_database_a_kept_reply_is_rated_into_mlflow_and_its_vote_wai
     assert_eq!(assessments[0]["assessment_id"], assessment["assessment_id"]);
 }
 
-/// The stream's meta event.
-fn meta_of(events: &str) -> Value {
+/// Asks `question` in `chat` as the owner and answers the reply's meta event.
+async fn ask(host: &TestHost, chat: Uuid, question: &str) -> Value {
+    let events = reqwest::Client::new()
+        .post(host.url("/api/chat"))
+        .header("x-forwarded-email", OWNER)
+        .json(&json!({"id": chat, "messages": [{"role": "user", "content": question}]}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     events
         .lines()
         .filter_map(|line| line.strip_prefix("data: "))
         .filter_map(|data| serde_json::from_str::<Value>(data).ok())
         .find(|event| event["type"] == "meta")
-        .unwrap_or_else(|| panic!("no meta event in {events}"))
+        .unwrap_or_else(|| panic!("no meta event in {events:?}"))
 }
