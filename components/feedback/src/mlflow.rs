@@ -54,6 +54,8 @@ pub async fn deliver_due(caller: Identity) {
         let delivery = match claimed {
             Ok(Some(delivery)) => delivery,
             Ok(None) => return,
+            // The outage is logged where it is found; the rows wait for it.
+            Err(failure) if failure.is_unreachable() => return,
             Err(failure) => {
                 log::failure("feedback for MLflow: claiming a due rating", &failure);
                 return;
