@@ -17,7 +17,7 @@ use chat_domain::users;
 use chat_guest::deadline::within;
 use chat_guest::request::{Request, allow_only, identify, read_body};
 use chat_guest::response::{self, EventSender, HttpResponse};
-use chat_guest::{Failure, log, store};
+use chat_guest::{Failure, journal, log, store};
 use futures::FutureExt;
 use futures::channel::oneshot;
 use futures::future::{Either, LocalBoxFuture, select};
@@ -168,6 +168,11 @@ impl Reply {
             let meta = MetaEvent::new(self.id, relay.trace_id(), self.server_made_chat_id);
             self.events.send(data_frame(&meta));
             self.events.send(DONE_FRAME);
+        }
+        let traced = relay.trace_id().is_some();
+        drop(self); // ends the response
+        if traced {
+            journal::prune_expired_replies().await;
         }
     }
 

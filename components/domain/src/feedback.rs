@@ -255,6 +255,13 @@ pub fn was_withdrawn<R: Row>(row: &R) -> Result<bool, R::Error> {
 
 /// How long a reply's record is kept for rating it without the database.
 pub const REPLY_RECORD_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Expired records are removed from the store at most this often (by the
+/// first reply after it, across every instance: [`PRUNED_AT_KEY`]).
+pub const REPLY_RECORD_PRUNE_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// When expired reply records were last removed (milliseconds, as text).
+pub const PRUNED_AT_KEY: &str = "reply-records-pruned-at";
+/// Prefix of every reply record's key.
+pub const REPLY_PREFIX: &str = "reply/";
 
 /// What is kept about every reply sent with a trace id, in the key-value
 /// store under [`reply_key`] (and left there when the journal is replayed),
@@ -279,11 +286,33 @@ impl ReplyRecord {
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         serde_json::from_slice(bytes).ok()
     }
+
+    /// Whether the record outlived [`REPLY_RECORD_LIFETIME`] at `now_ms`.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        now_ms.saturating_sub(self.kept_at) > REPLY_RECORD_LIFETIME.as_millis() as u64
+    }
 }
 
 /// Where the record of a reply is kept.
 pub fn reply_key(message_id: Uuid) -> String {
-    format!("reply/{message_id}")
+    format!("{REPLY_PREFIX}{message_id}")
+}
+
+/// Whether expired records are due to be removed, given the stored time of
+/// the last removal (its bytes, if any).
+pub fn prune_due(pruned_at: Option<&[u8]>, now_ms: u64) -> bool {
+    match pruned_at.and_then(|bytes| std::str::from_utf8(bytes).ok()?.parse::<u64>().ok()) {
+        Some(last) => now_ms.saturating_sub(last) >= REPLY_RECORD_PRUNE_INTERVAL.as_millis() as u64,
+        None => true,
+    }
+}
+
+/// Whether a stored entry under [`REPLY_PREFIX`] should go: expired, or no
+/// record at all.
+pub fn prunable(record: Option<&[u8]>, now_ms: u64) -> bool {
+    record
+        .and_then(ReplyRecord::from_bytes)
+        .is_none_or(|record| record.expired(now_ms))
 }
 
 /// Whether `caller` may rate the reply while the database is out of reach,
@@ -296,10 +325,9 @@ pub fn decide_without_database(
     caller: &str,
     now_ms: u64,
 ) -> Result<(), ApiError> {
-    let lifetime = REPLY_RECORD_LIFETIME.as_millis() as u64;
     let record = record
         .filter(|record| record.chat_id == chat_id)
-        .filter(|record| now_ms.saturating_sub(record.kept_at) <= lifetime)
+        .filter(|record| !record.expired(now_ms))
         .ok_or_else(|| {
             ApiError::service_unavailable(
                 "The chat history is unavailable right now, so whose reply this is cannot be \
@@ -556,6 +584,26 @@ mod tests {
             Some(403)
         );
         assert_eq!(reply_key(chat), format!("reply/{CHAT}"));
+    }
+
+    #[test]
+    fn expired_records_are_pruned_once_a_day() {
+        let day = REPLY_RECORD_PRUNE_INTERVAL.as_millis() as u64;
+        assert!(prune_due(None, 5));
+        assert!(prune_due(Some(b"not a time"), 5));
+        assert!(!prune_due(Some(b"1000"), 1000 + day - 1));
+        assert!(prune_due(Some(b"1000"), 1000 + day));
+        let record = ReplyRecord {
+            chat_id: Uuid::nil(),
+            owner: OWNER.into(),
+            trace_id: "tr-1".into(),
+            kept_at: 1_000,
+        };
+        let lifetime = REPLY_RECORD_LIFETIME.as_millis() as u64;
+        assert!(!prunable(Some(&record.to_bytes()), 1_000 + lifetime));
+        assert!(prunable(Some(&record.to_bytes()), 1_001 + lifetime));
+        assert!(prunable(Some(b"garbage"), 0));
+        assert!(prunable(None, 0));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use chat_domain::feedback::{self, ReplyRecord};
 use chat_domain::journal::{self, ConversationWrite, JournalEntry, PENDING_KEY};
 use chat_domain::sql::Row;
 use spin_sdk::key_value::Store;
+use std::sync::atomic::{AtomicU64, Ordering};
 use uuid::Uuid;
 
 /// Whether this instance last saw the journal marker set: while it saw none
@@ -56,6 +57,60 @@ pub async fn keep_reply(message_id: Uuid, record: &ReplyRecord) {
             "keeping a reply's record for feedback",
             &format!("{error:?}"),
         );
+    }
+}
+
+/// The earliest time (milliseconds) this instance looks again at whether
+/// expired reply records are due to be removed: once an hour at most, so a
+/// reply costs nothing more on most instances.
+static NEXT_PRUNE_LOOK_MS: AtomicU64 = AtomicU64::new(0);
+const PRUNE_LOOK_INTERVAL_MS: u64 = 3_600_000;
+
+/// Removes expired reply records from the store, when the last removal (by
+/// any instance) is a day old: a listing of the store and a read of each
+/// record, so it runs after a reply has been answered.
+pub async fn prune_expired_replies() {
+    let now = store::now_ms();
+    if now < NEXT_PRUNE_LOOK_MS.load(Ordering::Relaxed) {
+        return;
+    }
+    NEXT_PRUNE_LOOK_MS.store(now + PRUNE_LOOK_INTERVAL_MS, Ordering::Relaxed);
+    let Some(store) = store::open().await else {
+        return;
+    };
+    let pruned_at = store.get(feedback::PRUNED_AT_KEY).await.ok().flatten();
+    if !feedback::prune_due(pruned_at.as_deref(), now) {
+        return;
+    }
+    // Claimed first, so other instances do not scan too.
+    if let Err(error) = store
+        .set(feedback::PRUNED_AT_KEY, now.to_string().as_bytes())
+        .await
+    {
+        log::failure("pruning reply records", &format!("{error:?}"));
+        return;
+    }
+    let keys = match store.get_keys().await.collect().await {
+        Ok(keys) => keys,
+        Err(error) => {
+            log::failure("listing reply records", &format!("{error:?}"));
+            return;
+        }
+    };
+    let mut removed = 0;
+    for key in keys
+        .iter()
+        .filter(|key| key.starts_with(feedback::REPLY_PREFIX))
+    {
+        let record = store.get(key).await.ok().flatten();
+        if feedback::prunable(record.as_deref(), now) && store.delete(key).await.is_ok() {
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        log::note(&format!(
+            "removed {removed} expired reply records from the key-value store"
+        ));
     }
 }
 
