@@ -19,6 +19,13 @@ const APP_TOKEN: &str = "app-serving-token";
 /// Long enough for anything the tests wait for on a busy 2-core machine.
 const PATIENCE: Duration = Duration::from_secs(20);
 
+/// Starts a host, and the CPU hog when asked (this is a fault suite: it
+/// runs again with every core busy, as tests/run.sh does).
+async fn launch(config: HostConfig) -> TestHost {
+    chat_tests::start_cpu_hog_if_asked();
+    TestHost::launch(config).await
+}
+
 struct Rig {
     db: TestDatabase,
     upstream: ScriptedUpstream,
@@ -42,7 +49,7 @@ impl Rig {
             .variable("serving_token", APP_TOKEN)
             // A hung MLflow call gives up soon.
             .variable("serving_timeout_seconds", "2");
-        let host = TestHost::launch(config).await;
+        let host = launch(config).await;
         Self { db, upstream, host }
     }
 
@@ -308,7 +315,7 @@ async fn a_reply_without_a_trace_is_rated_without_mlflow() {
 async fn with_zero_configuration_a_rating_reaches_the_demo_agents_mlflow() {
     let db = TestDatabase::create().await;
     // No serving settings: the built-in demo agent answers, for MLflow too.
-    let host = TestHost::launch(HostConfig::new(&db.url)).await;
+    let host = launch(HostConfig::new(&db.url)).await;
     let chat = Uuid::new_v4();
     let meta = ask(&host, chat, "Hello").await;
     let reply = meta["assistantMessageId"].as_str().unwrap();
@@ -353,7 +360,7 @@ async fn without_the_database_a_kept_reply_is_rated_into_mlflow_and_its_vote_wai
         .variable("serving_endpoint_url", &upstream.url)
         .variable("serving_endpoint_origin", &upstream.origin)
         .variable("serving_token", APP_TOKEN);
-    let host = TestHost::launch(config).await;
+    let host = launch(config).await;
     server.cluster.stop().unwrap();
 
     // A reply streamed in ephemeral mode: its record is kept for feedback.
@@ -505,7 +512,7 @@ async fn expired_reply_records_are_removed_from_the_store() {
     // A first host opens the store, so its file and table exist; the
     // records below are written while no host runs (chat-host reads the
     // file when it starts).
-    let first = TestHost::launch(config()).await;
+    let first = launch(config()).await;
     let history = reqwest::Client::new()
         .get(first.url("/api/history"))
         .header("x-forwarded-email", OWNER)
@@ -536,7 +543,7 @@ async fn expired_reply_records_are_removed_from_the_store() {
         }
     }
 
-    let host = TestHost::launch(config()).await;
+    let host = launch(config()).await;
 
     // A traced reply: kept, and the stale record removed after it.
     let chunk = json!({
