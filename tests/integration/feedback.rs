@@ -239,7 +239,7 @@ async fn a_rating_made_while_mlflow_fails_reaches_it_exactly_once_when_it_answer
     // Each way MLflow can fail: an error status, no answer at all, the
     // connection dropped, and the work done but its answer lost.
     for (n, failure) in [
-        Failure::Status(503),
+        Failure::Status(500),
         Failure::Hang,
         Failure::Drop,
         Failure::DoThenDrop,
