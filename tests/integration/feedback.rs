@@ -6,6 +6,7 @@
 //! shows.
 
 use chat_tests::database::{ControlledDatabase, TestDatabase};
+use chat_tests::file_store::FileStore;
 use chat_tests::host::{HostConfig, TestHost};
 use chat_tests::mlflow::Failure;
 use chat_tests::upstream::{Script, ScriptedUpstream, Step};
@@ -493,25 +494,17 @@ async fn ask(host: &TestHost, chat: Uuid, question: &str) -> Value {
 
 #[tokio::test]
 async fn expired_reply_records_are_removed_from_the_store() {
-    let store_dir = std::env::temp_dir().join(format!("chat-kv-{}", Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&store_dir).unwrap();
-    let runtime_config = store_dir.join("runtime-config.toml");
-    std::fs::write(
-        &runtime_config,
-        "[key_value_store.default]\ntype = \"spin\"\npath = \"kv.db\"\n",
-    )
-    .unwrap();
+    let store = FileStore::new();
     let db = TestDatabase::create().await;
     let upstream = ScriptedUpstream::start().await;
     let config = || {
         HostConfig::new(&db.url)
             .variable("serving_endpoint_url", &upstream.url)
             .variable("serving_endpoint_origin", &upstream.origin)
-            .runtime_config_file(&runtime_config)
+            .runtime_config_file(store.runtime_config())
     };
     // A first host opens the store, so its file and table exist; the
-    // records below are written while no host runs (chat-host reads the
-    // file when it starts).
+    // records below are written while no host runs.
     let first = launch(config()).await;
     let history = reqwest::Client::new()
         .get(first.url("/api/history"))
@@ -521,28 +514,15 @@ async fn expired_reply_records_are_removed_from_the_store() {
         .unwrap();
     assert_eq!(history.status(), StatusCode::OK);
     drop(first);
-    let store_file = store_dir.join("kv.db");
     let (stale, fresh) = (Uuid::new_v4(), Uuid::new_v4());
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64;
-    let record = |kept_at: u64| {
-        json!({"chat_id": Uuid::new_v4(), "owner": OWNER, "trace_id": "tr-old", "kept_at": kept_at})
-            .to_string()
-    };
-    {
-        let store = rusqlite::Connection::open(&store_file).unwrap();
-        for (id, kept_at) in [(stale, 0), (fresh, now_ms)] {
-            store
-                .execute(
-                    "INSERT INTO spin_key_value (store, key, value) VALUES ('default', ?1, ?2)",
-                    (format!("reply/{id}"), record(kept_at).into_bytes()),
-                )
-                .unwrap();
-        }
+    for (id, kept_at) in [(stale, 0), (fresh, now_ms)] {
+        let record = json!({"chat_id": Uuid::new_v4(), "owner": OWNER, "trace_id": "tr-old", "kept_at": kept_at});
+        store.insert(&format!("reply/{id}"), record.to_string().as_bytes());
     }
-
     let host = launch(config()).await;
 
     // A traced reply: kept, and the stale record removed after it.
@@ -559,16 +539,7 @@ async fn expired_reply_records_are_removed_from_the_store() {
         .as_str()
         .unwrap()
         .to_owned();
-    let keys = || {
-        let store = rusqlite::Connection::open(&store_file).unwrap();
-        let mut rows = store
-            .prepare("SELECT key FROM spin_key_value WHERE store = 'default'")
-            .unwrap();
-        rows.query_map([], |row| row.get::<_, String>(0))
-            .unwrap()
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap()
-    };
+    let keys = || -> Vec<String> { store.entries().into_iter().map(|(key, _)| key).collect() };
     let left = chat_tests::eventually("the stale record removed", PATIENCE, async || {
         let left = keys();
         (!left.contains(&format!("reply/{stale}"))).then_some(left)
@@ -581,5 +552,4 @@ async fn expired_reply_records_are_removed_from_the_store() {
         "{left:?}"
     );
     drop(host);
-    std::fs::remove_dir_all(store_dir).unwrap();
 }

@@ -11,6 +11,7 @@
 use chat_tests::database::{ControlledDatabase, TestDatabase};
 use chat_tests::event_stream::EventStream;
 use chat_tests::eventually;
+use chat_tests::file_store::FileStore;
 use chat_tests::host::{HostConfig, TestHost};
 use chat_tests::runtime::Runtime;
 use chat_tests::upstream::{Script, ScriptedUpstream, Step};
@@ -217,21 +218,6 @@ async fn assert_every_turn_stored(db: &TestDatabase, turns: &[Turn]) {
         seen.len(),
         "the database holds exactly the messages the client saw"
     );
-}
-
-/// The keys and values of the `default` store in a durable store file.
-fn kept_in_store(file: &std::path::Path) -> Vec<(String, String)> {
-    let store = rusqlite::Connection::open(file).expect("opening the store file");
-    let mut rows = store
-        .prepare("SELECT key, value FROM spin_key_value WHERE store = 'default'")
-        .unwrap();
-    rows.query_map([], |row| {
-        let value: Vec<u8> = row.get(1)?;
-        Ok((row.get(0)?, String::from_utf8_lossy(&value).into_owned()))
-    })
-    .unwrap()
-    .collect::<Result<_, _>>()
-    .unwrap()
 }
 
 /// Sessions of the database waiting for a lock (held by the test).
@@ -693,15 +679,8 @@ async fn a_dropped_table_is_a_clear_error_tried_once() {
 async fn the_journal_in_a_durable_store_survives_a_host_crash() {
     let mut server = ControlledDatabase::start().await;
     server.cluster.stop().unwrap();
-    let store_dir = std::env::temp_dir().join(format!("chat-kv-{}", Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&store_dir).unwrap();
-    let runtime_config = store_dir.join("runtime-config.toml");
-    std::fs::write(
-        &runtime_config,
-        "[key_value_store.default]\ntype = \"spin\"\npath = \"kv.db\"\n",
-    )
-    .unwrap();
-
+    let store = FileStore::new();
+    let runtime_config = store.runtime_config();
     let mut rig = Rig::start_with(&server.db, |config| {
         config.runtime_config_file(&runtime_config)
     })
@@ -721,12 +700,12 @@ async fn the_journal_in_a_durable_store_survives_a_host_crash() {
     eventually(
         "the message, the reply and the title wait in the journal",
         RECOVERY,
-        async || (journal_entries(&kept_in_store(&store_dir.join("kv.db"))) == 3).then_some(()),
+        async || (journal_entries(&store.entries()) == 3).then_some(()),
     )
     .await;
     rig.host.kill();
     let reply_id = turn.reply_id.expect("meta named the reply");
-    let kept = kept_in_store(&store_dir.join("kv.db"));
+    let kept = store.entries();
     assert_eq!(journal_entries(&kept), 3, "{kept:?}");
     let reply_record = |kept: &[(String, String)]| {
         kept.iter()
@@ -758,7 +737,7 @@ async fn the_journal_in_a_durable_store_survives_a_host_crash() {
         .await;
     assert_eq!(traces, [Some(TRACE_ID.to_owned())]);
     drop(rig);
-    let left = kept_in_store(&store_dir.join("kv.db"));
+    let left = store.entries();
     assert!(
         left.iter().all(|(key, _)| !key.starts_with("journal/")),
         "written entries leave the store: {left:?}"
@@ -770,5 +749,4 @@ async fn the_journal_in_a_durable_store_survives_a_host_crash() {
     println!(
         "1 turn journaled, host killed, database started, new host: both messages stored once"
     );
-    std::fs::remove_dir_all(store_dir).unwrap();
 }

@@ -5,6 +5,7 @@ pub mod browser;
 pub mod contract;
 pub mod database;
 pub mod event_stream;
+pub mod file_store;
 pub mod host;
 pub mod mlflow;
 pub mod runtime;

@@ -4,11 +4,12 @@
 //! test tells it to (an error status, a hang, a dropped connection, or the
 //! work done and the connection dropped before the answer).
 
+use chat_domain::demo_mlflow::Route;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
-pub const PREFIX: &str = "/api/3.0/mlflow/";
+pub use chat_domain::demo_mlflow::PREFIX;
 
 /// How the next calls fail, one failure per call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,8 +35,8 @@ pub struct Call {
 
 #[derive(Default)]
 struct State {
-    /// By assessment id.
-    assessments: BTreeMap<String, Value>,
+    /// Each trace's assessments, oldest first.
+    by_trace: BTreeMap<String, Vec<Value>>,
     created: usize,
     /// One entry per coming call; `None`: that call is answered.
     failures: VecDeque<Option<Failure>>,
@@ -50,6 +51,8 @@ pub enum Answer {
     Drop,
 }
 
+/// Keeps assessments the way the demo agent's MLflow does
+/// (`chat_domain::demo_mlflow`, in memory here), and fails on demand.
 #[derive(Default)]
 pub struct MlflowStandIn {
     state: Mutex<State>,
@@ -62,12 +65,10 @@ impl MlflowStandIn {
         self.state.lock().unwrap().failures.extend(failures);
     }
 
-    /// Every assessment it holds, oldest first.
+    /// Every assessment it holds.
     pub fn assessments(&self) -> Vec<Value> {
         let state = self.state.lock().unwrap();
-        let mut all: Vec<Value> = state.assessments.values().cloned().collect();
-        all.sort_by_key(|assessment| assessment["create_order"].as_u64());
-        all
+        state.by_trace.values().flatten().cloned().collect()
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -76,7 +77,7 @@ impl MlflowStandIn {
 
     pub fn answer(&self, call: Call, body: &[u8]) -> Answer {
         let mut state = self.state.lock().unwrap();
-        let (method, path) = (call.method.clone(), call.path.clone());
+        let route = Route::parse(&call.method, &call.path);
         state.calls.push(call);
         let failure = state.failures.pop_front().flatten();
         match failure {
@@ -90,57 +91,21 @@ impl MlflowStandIn {
             Some(Failure::Drop) => return Answer::Drop,
             Some(Failure::DoThenDrop) | None => {}
         }
-        let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        let segments: Vec<&str> = path.trim_start_matches(PREFIX).split('/').collect();
-        let answer = match (method.as_str(), segments.as_slice()) {
-            ("GET", ["traces", trace, "info"]) => {
-                let assessments: Vec<Value> = state
-                    .assessments
-                    .values()
-                    .filter(|assessment| assessment["trace_id"] == *trace)
-                    .cloned()
-                    .collect();
-                Answer::Json(
-                    200,
-                    json!({"trace": {"trace_info": {"trace_id": trace, "assessments": assessments}}}),
-                )
-            }
-            ("POST", ["traces", trace, "assessments"]) => {
-                state.created += 1;
-                let id = format!("a-{}", state.created);
-                let mut assessment = body["assessment"].clone();
-                assessment["assessment_id"] = json!(id);
-                assessment["trace_id"] = json!(trace);
-                assessment["create_order"] = json!(state.created);
-                state.assessments.insert(id, assessment.clone());
-                Answer::Json(200, json!({"assessment": assessment}))
-            }
-            ("PATCH", ["traces", _, "assessments", id]) => match state.assessments.get_mut(*id) {
-                Some(assessment) => {
-                    let mask = body["update_mask"].as_str().unwrap_or_default();
-                    for field in mask.split(',').filter(|field| !field.is_empty()) {
-                        assessment[field] = body["assessment"][field].clone();
-                    }
-                    Answer::Json(200, json!({"assessment": assessment.clone()}))
-                }
-                None => not_found(),
-            },
-            ("DELETE", ["traces", _, "assessments", id]) => match state.assessments.remove(*id) {
-                Some(_) => Answer::Json(200, json!({})),
-                None => not_found(),
-            },
-            _ => not_found(),
+        let Some(route) = route else {
+            return Answer::Json(404, json!({"error_code": "ENDPOINT_NOT_FOUND"}));
         };
+        let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let trace = route.trace_id().to_owned();
+        let stored = state.by_trace.get(&trace).cloned().unwrap_or_default();
+        state.created += 1;
+        let new_id = format!("a-{}", state.created);
+        let (status, answer, changed) = route.apply(&body, stored, new_id);
+        if let Some(assessments) = changed {
+            state.by_trace.insert(trace, assessments);
+        }
         if failure == Some(Failure::DoThenDrop) {
             return Answer::Drop;
         }
-        answer
+        Answer::Json(status, answer)
     }
-}
-
-fn not_found() -> Answer {
-    Answer::Json(
-        404,
-        json!({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "not found"}),
-    )
 }
