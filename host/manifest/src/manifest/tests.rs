@@ -67,20 +67,22 @@ fn project_manifest_is_read_completely() {
             "admin-schema",
             "chat-stream",
             "demo-agent",
+            "feedback",
             "history",
             "messages",
             "ui"
         ]
     );
-    assert_eq!(
-        manifest.components["chat-stream"].allowed_outbound_hosts,
-        ["postgres://*:*", "{{ serving_endpoint_origin }}"]
-    );
-    assert!(
-        manifest.components["demo-agent"]
-            .allowed_outbound_hosts
-            .is_empty()
-    );
+    for calls_the_workspace in ["chat-stream", "feedback"] {
+        assert_eq!(
+            manifest.components[calls_the_workspace].allowed_outbound_hosts,
+            ["postgres://*:*", "{{ serving_endpoint_origin }}"],
+            "{calls_the_workspace}"
+        );
+    }
+    let demo_agent = &manifest.components["demo-agent"];
+    assert!(demo_agent.allowed_outbound_hosts.is_empty());
+    assert_eq!(demo_agent.key_value_stores, ["default"]);
     let history = &manifest.components["history"];
     assert_eq!(
         history.source,
@@ -121,6 +123,8 @@ fn project_manifest_is_read_completely() {
             (HttpRoute::Path("/api/chat".into()), "chat-stream"),
             (HttpRoute::Path("/api/chat/...".into()), "history"),
             (HttpRoute::Path("/api/messages/...".into()), "messages"),
+            (HttpRoute::Path("/api/feedback".into()), "feedback"),
+            (HttpRoute::Path("/api/feedback/...".into()), "feedback"),
             (HttpRoute::Path("/admin/...".into()), "admin-schema"),
             (HttpRoute::Path("/".into()), "ui"),
             (HttpRoute::Path("/chat/...".into()), "ui"),
@@ -153,6 +157,14 @@ fn project_manifest_routes_requests() {
     assert_eq!(
         route("/admin/schema"),
         Some(("admin-schema".into(), "/schema".into()))
+    );
+    assert_eq!(
+        route("/api/feedback"),
+        Some(("feedback".into(), String::new()))
+    );
+    assert_eq!(
+        route("/api/feedback/a/b"),
+        Some(("feedback".into(), "/a/b".into()))
     );
     assert_eq!(
         route("/admin/schema/migrate"),
