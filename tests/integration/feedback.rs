@@ -525,7 +525,7 @@ async fn expired_reply_records_are_removed_from_the_store() {
     }
     let host = launch(config()).await;
 
-    // A traced reply: kept, and the stale record removed after it.
+    // A traced reply: kept, and the stale record removed beside it.
     let chunk = json!({
         "object": "chat.completion.chunk",
         "choices": [{"index": 0, "delta": {"content": "Fresh."}}],

@@ -93,6 +93,8 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
         events,
     };
     spawn(reply.relay(upstream));
+    // Expired reply records go (at most hourly per instance; see journal).
+    spawn(journal::prune_expired_replies());
     Ok(response)
 }
 
@@ -168,11 +170,6 @@ impl Reply {
             let meta = MetaEvent::new(self.id, relay.trace_id(), self.server_made_chat_id);
             self.events.send(data_frame(&meta));
             self.events.send(DONE_FRAME);
-        }
-        let traced = relay.trace_id().is_some();
-        drop(self); // ends the response
-        if traced {
-            journal::prune_expired_replies().await;
         }
     }
 

@@ -68,7 +68,8 @@ const PRUNE_LOOK_INTERVAL_MS: u64 = 3_600_000;
 
 /// Removes expired reply records from the store, when the last removal (by
 /// any instance) is a day old: a listing of the store and a read of each
-/// record, so it runs after a reply has been answered.
+/// record, so it runs as a task of its own beside a request, never in the
+/// way of its answer.
 pub async fn prune_expired_replies() {
     let now = store::now_ms();
     if now < NEXT_PRUNE_LOOK_MS.load(Ordering::Relaxed) {
