@@ -12,6 +12,9 @@ use chat_tests::contract::target::Target;
 use serde_json::json;
 use uuid::Uuid;
 
+/// The title the rename cases ask for.
+const RENAMED: &str = "Renamed by the matrix";
+
 #[derive(Debug, Clone, Copy)]
 enum Who {
     Owner,
@@ -31,6 +34,7 @@ enum Action {
     Read,
     Delete,
     ChangeVisibility,
+    Rename,
     /// Rate the reply down (the seeded vote is up).
     Rate,
     Withdraw,
@@ -47,7 +51,7 @@ fn expected_status(who: Who, chat: Chat, action: Action) -> u16 {
         (Who::Other, Chat::Private, Action::Read) => 403,
         // A refused delete looks like a missing chat: it reveals nothing.
         (Who::Other, _, Action::Delete) => 404,
-        (Who::Other, _, Action::ChangeVisibility) => 403,
+        (Who::Other, _, Action::ChangeVisibility | Action::Rename) => 403,
         // A chat's feedback is its owner's, public or not.
         (Who::Other, _, Action::Rate | Action::Withdraw | Action::ReadVotes) => 403,
     }
@@ -77,6 +81,7 @@ async fn nobody_reads_changes_or_deletes_what_is_not_theirs() {
                 Action::Read,
                 Action::Delete,
                 Action::ChangeVisibility,
+                Action::Rename,
                 Action::Rate,
                 Action::Withdraw,
                 Action::ReadVotes,
@@ -116,6 +121,10 @@ async fn run_case(target: &Target, seeder: &Seeder, owner: &Caller, caller: &Cal
             .api
             .patch(&format!("/api/chat/{chat_id}/visibility"))
             .json(&json!({"visibility": wanted.as_str()})),
+        Action::Rename => target
+            .api
+            .patch(&format!("/api/chat/{chat_id}/title"))
+            .json(&json!({"title": RENAMED})),
         Action::Rate => target.api.put("/api/feedback").json(&json!({
             "chatId": chat_id, "messageId": reply_id, "isUpvoted": false, "comment": "Wrong"
         })),
@@ -155,6 +164,14 @@ async fn run_case(target: &Target, seeder: &Seeder, owner: &Caller, caller: &Cal
             let (before, after) = (before.unwrap(), after.unwrap());
             assert_eq!(after.visibility, wanted.as_str(), "{}", case.label());
             assert_eq!((after.owner, after.title), (before.owner, before.title));
+        }
+        (Action::Rename, 200) => {
+            let (before, after) = (before.unwrap(), after.unwrap());
+            assert_eq!(after.title, RENAMED, "{}", case.label());
+            assert_eq!(
+                (after.owner, after.visibility),
+                (before.owner, before.visibility)
+            );
         }
         (Action::Rate | Action::Withdraw | Action::ReadVotes, 200) => {
             let expected_votes = match case.action {

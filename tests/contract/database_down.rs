@@ -18,6 +18,8 @@ async fn without_its_database_the_app_fails_closed() {
     let delete = format!("/api/chat/{chat}");
     let visibility = format!("/api/chat/{chat}/visibility");
     let public = json!({"visibility": "public"});
+    let title = format!("/api/chat/{chat}/title");
+    let renamed = json!({"title": "Offline plans"});
     let hello = json!({"id": chat, "messages": [{"role": "user", "content": "Hello"}]});
     let votes = format!("/api/feedback/{chat}");
     let vote = format!("/api/feedback/{chat}/{}", Uuid::new_v4());
@@ -42,6 +44,7 @@ async fn without_its_database_the_app_fails_closed() {
         // Writes and admin work refuse.
         (api.delete(&delete).caller(&user), 503),
         (api.patch(&visibility).caller(&user).json(&public), 503),
+        (api.patch(&title).caller(&user).json(&renamed), 503),
         // Whose chat it is cannot be checked: no vote is written or shown.
         (api.put("/api/feedback").caller(&user).json(&rating), 503),
         (api.delete(&vote).caller(&user), 503),
@@ -53,6 +56,7 @@ async fn without_its_database_the_app_fails_closed() {
         (api.get(&messages), 401),
         (api.delete(&delete), 401),
         (api.patch(&visibility).json(&public), 401),
+        (api.patch(&title).json(&renamed), 401),
         (api.post("/api/chat").json(&hello), 401),
         (api.put("/api/feedback").json(&rating), 401),
         (
@@ -74,6 +78,10 @@ async fn without_its_database_the_app_fails_closed() {
             api.patch(&visibility)
                 .caller(&user)
                 .json(&json!({"visibility": "all"})),
+            400,
+        ),
+        (
+            api.patch(&title).caller(&user).json(&json!({"title": " "})),
             400,
         ),
     ])

@@ -246,6 +246,86 @@ async fn visibility_changes_only_for_a_well_formed_body() {
 }
 
 #[tokio::test]
+async fn a_rename_takes_only_a_well_formed_title() {
+    let (target, seeder) = target_and_seeder().await;
+    let api = &target.api;
+    let owner = new_user("renamer");
+    let chat = seeder.chat(user_id(&owner), Visibility::Public).await;
+    let path = format!("/api/chat/{}/title", chat.id);
+    let before = seeder.chat_state(chat.id).await.unwrap();
+
+    let too_long = format!(r#"{{"title":"{}"}}"#, "t".repeat(201));
+    let refused: [&[u8]; 13] = [
+        br#"{"title":""}"#,
+        br#"{"title":"   "}"#,
+        br#"{"title":"two\nlines"}"#,
+        br#"{"title":"tab\there"}"#,
+        br#"{"title":"nul\u0000"}"#,
+        too_long.as_bytes(),
+        br#"{"title":1}"#,
+        br#"{"title":null}"#,
+        br#"{}"#,
+        br#"{"title":"a","extra":1}"#,
+        br#"{"title":"a","title":"b"}"#,
+        br#"{"title":"a""#,
+        b"{\"title\":\"bad \xff byte\"}",
+    ];
+    let json_patch = |path: &str| {
+        api.patch(path)
+            .caller(&owner)
+            .header("content-type", "application/json")
+    };
+    expect_statuses(refused.map(|body| (json_patch(&path).body(body.to_vec()), 400))).await;
+    let oversized = format!(r#"{{"title":"{}"}}"#, "t".repeat(ONE_MIB));
+    json_patch(&path)
+        .body(oversized)
+        .send()
+        .await
+        .expect_status(413);
+    let title = json!({"title": "Renamed"});
+    let malformed = MALFORMED_IDS.map(|id| {
+        let request = json_patch(&format!("/api/chat/{id}/title"));
+        (request.json(&title), 400)
+    });
+    expect_statuses(malformed).await;
+    let unknown = format!("/api/chat/{}/title", Uuid::new_v4());
+    expect_statuses([
+        (api.patch(&path).json(&title), 401),
+        (
+            api.patch(&path).caller(&new_user("stranger")).json(&title),
+            403,
+        ),
+        (json_patch(&unknown).json(&title), 404),
+    ])
+    .await;
+    let reply = api.post(&path).caller(&owner).json(&title).send().await;
+    reply.expect_only_allowed("PATCH");
+    assert_eq!(seeder.chat_state(chat.id).await.unwrap(), before);
+
+    // Trimmed; 200 characters of any script, markup kept as text.
+    let longest = "\u{e9}".repeat(200);
+    for (asked, stored) in [
+        ("  Trip <b>planning</b>\u{a0}", "Trip <b>planning</b>"),
+        (longest.as_str(), longest.as_str()),
+    ] {
+        let reply = json_patch(&path)
+            .json(&json!({"title": asked}))
+            .send()
+            .await;
+        reply.expect_status(200);
+        assert_eq!(reply.json(), json!({"success": true, "title": stored}));
+        let state = seeder.chat_state(chat.id).await.unwrap();
+        assert_eq!(state.title, stored);
+        assert_eq!(
+            (&state.owner, &state.visibility, &state.messages),
+            (&before.owner, &before.visibility, &before.messages)
+        );
+        let history = api.get("/api/history").caller(&owner).send().await;
+        assert_eq!(history.json()["data"][0]["title"], stored);
+    }
+}
+
+#[tokio::test]
 async fn feedback_rates_the_owners_replies_and_refuses_everything_else_unchanged() {
     let (target, seeder) = target_and_seeder().await;
     let api = &target.api;
@@ -449,7 +529,7 @@ async fn unlisted_paths_are_json_404s() {
         "/api/chat/".to_owned(),
         "/api/messages/".to_owned(),
         format!("/api/messages/{chat}/extra"),
-        format!("/api/chat/{chat}/title"),
+        format!("/api/chat/{chat}/name"),
     ];
     expect_statuses(
         paths

@@ -105,6 +105,16 @@ impl Rig {
         chat_id
     }
 
+    async fn title(&self, chat_id: Uuid) -> String {
+        self.db
+            .column::<String>(
+                r#"SELECT title FROM chat."Chat" WHERE id = $1"#,
+                &[&chat_id],
+            )
+            .await
+            .remove(0)
+    }
+
     async fn chat_count(&self, chat_id: Uuid) -> i64 {
         self.db
             .column::<i64>(
@@ -423,6 +433,61 @@ async fn load_more_pages_through_older_chats_grouped_by_age() {
     .unwrap();
     let seeded: Vec<String> = newest_first.iter().map(Uuid::to_string).collect();
     assert_eq!(ids, seeded);
+    browser.quit().await;
+}
+
+#[tokio::test]
+async fn a_chat_is_renamed_in_place_and_escape_keeps_its_title() {
+    let rig = Rig::start().await;
+    let chat_id = rig.seed_chat(OWNER, "Old name", 1).await;
+    let browser = Browser::start().await;
+    browser
+        .goto(&rig.host.url(&format!("/chat/{chat_id}")))
+        .await;
+    browser
+        .wait_for("the chat", &shows_text(REPLY, "Answer of Old name"))
+        .await;
+    let row = chat_row(chat_id);
+    let rename = format!("{row} .rename");
+    let input = format!("{row} .rename-input");
+    let link_shows = |title: &str| {
+        format!(
+            "return document.querySelector({})?.textContent === {};",
+            json!(format!("{row} .chat-link")),
+            json!(title)
+        )
+    };
+
+    // Escape leaves the title as it was.
+    browser.click(&rename).await;
+    browser
+        .type_into(&input, &format!("Discarded{}", keys::ESCAPE))
+        .await;
+    browser
+        .wait_for("the old title back", &link_shows("Old name"))
+        .await;
+    assert_eq!(rig.title(chat_id).await, "Old name");
+
+    // The field starts selected, so typing replaces the title; Enter saves it.
+    browser.click(&rename).await;
+    browser
+        .type_into(&input, &format!("  Trip to Lisbon {}", keys::ENTER))
+        .await;
+    browser
+        .wait_for("the new title", &link_shows("Trip to Lisbon"))
+        .await;
+    assert_eq!(rig.title(chat_id).await, "Trip to Lisbon");
+    browser
+        .wait_for(
+            "the header to follow",
+            "return document.querySelector('#chat-title').textContent === 'Trip to Lisbon';",
+        )
+        .await;
+    // And it stays after a reload.
+    browser.reload().await;
+    browser
+        .wait_for("the title after a reload", &link_shows("Trip to Lisbon"))
+        .await;
     browser.quit().await;
 }
 

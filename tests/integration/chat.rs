@@ -884,15 +884,21 @@ async fn posting_to_someone_elses_chat_is_refused_and_changes_nothing() {
     assert_eq!(owners, [OWNER]);
 }
 
-/// Waits until a user's turn statement (it begins `WITH existing AS`) waits
-/// for a row lock that another transaction holds.
-async fn until_a_turn_waits_on_a_lock(db: &TestDatabase) {
-    eventually("the turn's statement waits on the lock", || async {
+/// The start of the user's turn statement.
+const TURN_STATEMENT: &str = "WITH existing AS";
+/// The start of the generated title's statement.
+const TITLE_STATEMENT: &str = r#"UPDATE chat."Chat" SET title = $3 WHERE"#;
+
+/// Waits until a statement that begins with `start` waits for a row lock
+/// that another transaction holds.
+async fn until_a_statement_waits_on_a_lock(db: &TestDatabase, start: &str) {
+    let pattern = format!("{start}%");
+    eventually(&format!("{start}… waits on the lock"), || async {
         let waiting: i64 = db
             .column(
                 "SELECT count(*) FROM pg_stat_activity \
-                 WHERE wait_event_type = 'Lock' AND query LIKE 'WITH existing AS%'",
-                &[],
+                 WHERE wait_event_type = 'Lock' AND query LIKE $1",
+                &[&pattern],
             )
             .await[0];
         (waiting > 0).then_some(())
@@ -922,7 +928,7 @@ async fn a_turn_that_races_the_chats_creation_follows_whoever_created_it() {
         }
         let body = json!({"id": chat, "messages": [user_message("Me too", question)]});
         let post = tokio::spawn(rig.post(OWNER, &body).send());
-        until_a_turn_waits_on_a_lock(&rig.db).await;
+        until_a_statement_waits_on_a_lock(&rig.db, TURN_STATEMENT).await;
         creation.commit().await.unwrap();
 
         let response = post.await.unwrap().expect("POST /api/chat");
@@ -967,7 +973,7 @@ async fn a_message_id_taken_while_the_turn_ran_is_a_409_that_leaves_no_chat() {
         .unwrap();
     let body = json!({"id": chat, "messages": [user_message("Same id", question)]});
     let post = tokio::spawn(rig.post(OWNER, &body).send());
-    until_a_turn_waits_on_a_lock(&rig.db).await;
+    until_a_statement_waits_on_a_lock(&rig.db, TURN_STATEMENT).await;
     other_turn.commit().await.unwrap();
 
     let response = post.await.unwrap().expect("POST /api/chat");
@@ -983,6 +989,51 @@ async fn a_message_id_taken_while_the_turn_ran_is_a_409_that_leaves_no_chat() {
         "the chat the turn created before its message was refused is gone"
     );
     assert_eq!(rig.conversation(theirs).await, ["user: First"]);
+}
+
+#[tokio::test]
+async fn a_title_the_owner_chose_is_kept_when_the_generated_one_comes_later() {
+    let rig = Rig::start().await;
+    rig.upstream.expect_reply(reply_of(&[chat_chunk("Sure.")]));
+    let generated =
+        json!({"choices": [{"message": {"role": "assistant", "content": "Generated"}}]});
+    rig.upstream
+        .expect_title(Script::json_after(vec![Step::AwaitAck(1)], &generated));
+    let chat = Uuid::new_v4();
+    let body = json!({"id": chat, "messages": [user_message("Plan a trip", Uuid::new_v4())]});
+    meta_of(&rig.chat(OWNER, &body).await);
+
+    let renamed = reqwest::Client::new()
+        .patch(rig.host.url(&format!("/api/chat/{chat}/title")))
+        .header("x-forwarded-email", OWNER)
+        .json(&json!({"title": "  Lisbon in May "}))
+        .send()
+        .await
+        .expect("PATCH");
+    assert_eq!(renamed.status(), StatusCode::OK);
+    assert_eq!(
+        renamed.json::<Value>().await.unwrap(),
+        json!({"success": true, "title": "Lisbon in May"})
+    );
+
+    // The generated title's statement has run once a session shows it as
+    // its last statement and is idle again (nothing else runs meanwhile).
+    rig.upstream.acknowledge(1);
+    let pattern = format!("{TITLE_STATEMENT}%");
+    eventually("the generated title's statement ran", || async {
+        let ran: i64 = rig
+            .db
+            .column(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle' AND query LIKE $1",
+                &[&pattern],
+            )
+            .await[0];
+        (ran > 0).then_some(())
+    })
+    .await;
+    assert_eq!(rig.title_of(chat).await.as_deref(), Some("Lisbon in May"));
+    let history = rig.get("/api/history", OWNER).await;
+    assert_eq!(history["data"][0]["title"], "Lisbon in May");
 }
 
 #[tokio::test]

@@ -22,6 +22,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// WebDriver's codes for special keys, as typed by [`Browser::type_into`].
 pub mod keys {
     pub const ENTER: char = '\u{E007}';
+    pub const ESCAPE: char = '\u{E00C}';
     /// Held down until [`RELEASE`].
     pub const SHIFT: char = '\u{E008}';
     /// Releases the modifier keys held down.

@@ -62,6 +62,7 @@ pub enum ChatAction {
     ReadMessages,
     Delete,
     ChangeVisibility,
+    Rename,
     /// Continuing the conversation (`POST /api/chat` with the chat's id).
     AddMessages,
     /// Rating its replies, withdrawing a rating or reading the ratings.
@@ -76,7 +77,7 @@ pub enum ChatAction {
 /// - anyone may read a public chat; a private one is 403;
 /// - deleting someone else's chat is 404, as if it did not exist, so a failed
 ///   delete reveals nothing;
-/// - changing someone else's chat's visibility, adding messages to it or
+/// - changing someone else's chat's visibility or title, adding messages to it or
 ///   rating its replies (public or not), is 403.
 pub fn decide(
     access: Option<&ChatAccess>,
@@ -98,6 +99,7 @@ pub fn decide(
         ChatAction::ChangeVisibility => Err(ApiError::forbidden(
             "Only the chat's owner can change its visibility.",
         )),
+        ChatAction::Rename => Err(ApiError::forbidden("Only the chat's owner can rename it.")),
         ChatAction::AddMessages => Err(ApiError::forbidden(
             "This chat belongs to someone else: only its owner can add messages to it.",
         )),
@@ -131,10 +133,11 @@ mod tests {
 
     const OWNER: &str = "owner@example.com";
     const OTHER: &str = "other@example.com";
-    const ACTIONS: [ChatAction; 5] = [
+    const ACTIONS: [ChatAction; 6] = [
         ChatAction::ReadMessages,
         ChatAction::Delete,
         ChatAction::ChangeVisibility,
+        ChatAction::Rename,
         ChatAction::AddMessages,
         ChatAction::Rate,
     ];
@@ -204,6 +207,7 @@ mod tests {
             );
             assert_eq!(status(Some(&access), OTHER, ChatAction::AddMessages), 403);
             assert_eq!(status(Some(&access), OTHER, ChatAction::Rate), 403);
+            assert_eq!(status(Some(&access), OTHER, ChatAction::Rename), 403);
         }
     }
 

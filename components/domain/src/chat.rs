@@ -1,5 +1,5 @@
-//! The owner's writes to a chat: `DELETE /api/chat/:chatId` and
-//! `PATCH /api/chat/:chatId/visibility`.
+//! The owner's writes to a chat: `DELETE /api/chat/:chatId`,
+//! `PATCH /api/chat/:chatId/visibility` and `PATCH /api/chat/:chatId/title`.
 //!
 //! Each runs after [`crate::access::decide`] allowed it, and its statement
 //! repeats the owner condition: a chat deleted in between changes zero rows,
@@ -19,8 +19,17 @@ const DELETE_OWNED_CHAT: &str = r#"DELETE FROM chat."Chat" WHERE id = $1 AND "us
 const SET_VISIBILITY_OF_OWNED_CHAT: &str =
     r#"UPDATE chat."Chat" SET visibility = $3 WHERE id = $1 AND "userId" = $2"#;
 
+/// `"renamedAt"` marks a title the owner chose, which a generated title
+/// arriving later leaves alone (`conversation::set_title_statement`).
+const RENAME_OWNED_CHAT: &str = r#"UPDATE chat."Chat" SET title = $3, "renamedAt" = CURRENT_TIMESTAMP WHERE id = $1 AND "userId" = $2"#;
+
+/// The longest title a user may give a chat, in characters.
+pub const MAX_TITLE_CHARS: usize = 200;
+
 const VISIBILITY: &str = "visibility";
 const VISIBILITY_EXAMPLE: &str = r#"{"visibility":"public"}"#;
+const TITLE: &str = "title";
+const TITLE_EXAMPLE: &str = r#"{"title":"Trip to Lisbon"}"#;
 
 pub fn delete_statement(chat_id: Uuid, owner: &str) -> Statement {
     Statement::new(
@@ -38,6 +47,47 @@ pub fn set_visibility_statement(chat_id: Uuid, owner: &str, visibility: Visibili
             SqlParam::Text(visibility.as_str().to_owned()),
         ],
     )
+}
+
+pub fn rename_statement(chat_id: Uuid, owner: &str, title: &str) -> Statement {
+    Statement::new(
+        RENAME_OWNED_CHAT,
+        vec![
+            SqlParam::Uuid(chat_id),
+            SqlParam::Text(owner.to_owned()),
+            SqlParam::Text(title.to_owned()),
+        ],
+    )
+}
+
+/// The title a `PATCH /api/chat/:chatId/title` body asks for: exactly
+/// `{"title": "..."}`, trimmed, 1 to [`MAX_TITLE_CHARS`] characters, none
+/// of them a control character (a title is one line of the sidebar).
+pub fn requested_title(body: &[u8]) -> Result<String, ApiError> {
+    let mut object = JsonObject::parse(body, &[TITLE], TITLE_EXAMPLE)?;
+    let Value::String(title) = object.take_required(TITLE)? else {
+        return Err(ApiError::bad_request(format!(
+            "title must be a string, such as {TITLE_EXAMPLE}."
+        )));
+    };
+    let title = title.trim();
+    let chars = title.chars().count();
+    if chars == 0 {
+        return Err(ApiError::bad_request(
+            "title is empty; give the chat a name.",
+        ));
+    }
+    if chars > MAX_TITLE_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "title has {chars} characters; at most {MAX_TITLE_CHARS} are allowed."
+        )));
+    }
+    if title.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "title holds a control character (a line break, a tab or the like); a title is one line of text.",
+        ));
+    }
+    Ok(title.to_owned())
 }
 
 /// The visibility a `PATCH /api/chat/:chatId/visibility` body asks for:
@@ -62,6 +112,13 @@ pub struct Deleted {
 pub struct VisibilityChanged {
     pub success: bool,
     pub visibility: Visibility,
+}
+
+/// `{"success": true, "title": "..."}`: the title as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Renamed {
+    pub success: bool,
+    pub title: String,
 }
 
 #[cfg(test)]
@@ -91,6 +148,64 @@ mod tests {
             ]
         );
         assert!(update.sql.contains(r#"AND "userId" = $2"#));
+        let rename = rename_statement(chat_id(), "ada", "Plans");
+        assert_eq!(
+            rename.params,
+            vec![
+                SqlParam::Uuid(chat_id()),
+                SqlParam::Text("ada".into()),
+                SqlParam::Text("Plans".into())
+            ]
+        );
+        assert!(rename.sql.contains(r#"AND "userId" = $2"#));
+        assert!(rename.sql.contains(r#""renamedAt" = CURRENT_TIMESTAMP"#));
+    }
+
+    #[test]
+    fn reads_the_requested_title_trimmed() {
+        assert_eq!(
+            requested_title(br#"{"title":"  Trip to Lisbon \u00a0"}"#),
+            Ok("Trip to Lisbon".to_owned())
+        );
+        let longest = "\u{e9}".repeat(MAX_TITLE_CHARS);
+        assert_eq!(
+            requested_title(json!({ "title": longest }).to_string().as_bytes()),
+            Ok(longest)
+        );
+        assert_eq!(
+            requested_title("{\"title\":\"Caf\u{e9} \u{1f600} <b>\"}".as_bytes()),
+            Ok("Caf\u{e9} \u{1f600} <b>".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_bad_title_is_refused_saying_why() {
+        let too_long = json!({ "title": "x".repeat(MAX_TITLE_CHARS + 1) }).to_string();
+        let cases = [
+            (r#"{"title":""}"#, "title is empty"),
+            (r#"{"title":" \n\t "}"#, "title is empty"),
+            (r#"{"title":"a\nb"}"#, "title holds a control character"),
+            (r#"{"title":"a\u0000b"}"#, "title holds a control character"),
+            (r#"{"title":"a\u007fb"}"#, "title holds a control character"),
+            (too_long.as_str(), "title has 201 characters; at most 200"),
+            (r#"{"title":1}"#, "title must be a string"),
+            (r#"{"title":null}"#, "title must be a string"),
+            (r#"{"title":["a"]}"#, "title must be a string"),
+            ("{}", "The field `title` is missing."),
+            (
+                r#"{"title":"a","visibility":"public"}"#,
+                "Unknown field `visibility`",
+            ),
+        ];
+        for (body, start) in cases {
+            let error = requested_title(body.as_bytes()).unwrap_err();
+            assert_eq!(error.status, 400, "{body}");
+            assert!(
+                error.message.starts_with(start),
+                "{body}: {}",
+                error.message
+            );
+        }
     }
 
     #[test]
@@ -168,6 +283,14 @@ mod tests {
             })
             .unwrap(),
             json!({"success": true, "visibility": "private"})
+        );
+        assert_eq!(
+            serde_json::to_value(Renamed {
+                success: true,
+                title: "Plans".into()
+            })
+            .unwrap(),
+            json!({"success": true, "title": "Plans"})
         );
     }
 }

@@ -90,7 +90,9 @@ ON CONFLICT (id) DO UPDATE
 SET parts = EXCLUDED.parts, "traceId" = EXCLUDED."traceId", status = EXCLUDED.status
 WHERE chat."Message"."chatId" = EXCLUDED."chatId" AND chat."Message".role = 'assistant'"#;
 
-const SET_TITLE: &str = r#"UPDATE chat."Chat" SET title = $3 WHERE id = $1 AND "userId" = $2"#;
+/// A title the owner gave the chat (`"renamedAt"` set) is theirs to keep.
+const SET_TITLE: &str =
+    r#"UPDATE chat."Chat" SET title = $3 WHERE id = $1 AND "userId" = $2 AND "renamedAt" IS NULL"#;
 
 /// How much of the reply a stored assistant message holds (the `status`
 /// column of migration 4).
@@ -253,7 +255,7 @@ pub fn save_assistant_message_statement(
     )
 }
 
-/// Gives the owner's chat its generated title.
+/// Gives the owner's chat its generated title, unless they renamed it first.
 pub fn set_title_statement(chat_id: Uuid, owner: &str, title: &str) -> Statement {
     Statement::new(
         SET_TITLE,

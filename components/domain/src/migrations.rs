@@ -145,6 +145,13 @@ pub const MIGRATIONS: &[Migration] = &[
             r#"CREATE INDEX IF NOT EXISTS idx_feedback_outbox_due ON chat."FeedbackOutbox" ("nextAttemptAt") WHERE pending"#,
         ],
     },
+    Migration {
+        version: 9,
+        name: "when the owner renamed a chat",
+        // Set by a rename (chat.rs), so a generated title that arrives later
+        // does not replace the one the owner chose.
+        statements: &[r#"ALTER TABLE chat."Chat" ADD COLUMN IF NOT EXISTS "renamedAt" TIMESTAMP"#],
+    },
 ];
 
 /// The key of the transaction-scoped advisory lock that serialises migration

@@ -23,6 +23,8 @@ pub enum ApiPath {
     Chat(Uuid),
     /// `/api/chat/:chatId/visibility`
     ChatVisibility(Uuid),
+    /// `/api/chat/:chatId/title`: rename the chat.
+    ChatTitle(Uuid),
     /// `/api/messages/:chatId`
     Messages(Uuid),
     /// `/api/feedback`: rate a reply.
@@ -48,6 +50,7 @@ impl ApiPath {
             ["chat"] => Ok(Self::ChatStream),
             ["chat", id] if !id.is_empty() => chat_id(id).map(Self::Chat),
             ["chat", id, "visibility"] if !id.is_empty() => chat_id(id).map(Self::ChatVisibility),
+            ["chat", id, "title"] if !id.is_empty() => chat_id(id).map(Self::ChatTitle),
             ["messages", id] if !id.is_empty() => chat_id(id).map(Self::Messages),
             ["feedback"] => Ok(Self::Feedback),
             ["feedback", id] if !id.is_empty() => chat_id(id).map(Self::ChatFeedback),
@@ -64,7 +67,7 @@ impl ApiPath {
             Self::Session | Self::History | Self::Messages(_) | Self::ChatFeedback(_) => "GET",
             Self::ChatStream => "POST",
             Self::Chat(_) | Self::MessageFeedback(..) => "DELETE",
-            Self::ChatVisibility(_) => "PATCH",
+            Self::ChatVisibility(_) | Self::ChatTitle(_) => "PATCH",
             Self::Feedback => "PUT",
         }
     }
@@ -99,6 +102,11 @@ mod tests {
             (
                 format!("/api/chat/{CHAT}/visibility"),
                 ApiPath::ChatVisibility(chat_id()),
+                "PATCH",
+            ),
+            (
+                format!("/api/chat/{CHAT}/title"),
+                ApiPath::ChatTitle(chat_id()),
                 "PATCH",
             ),
             (
@@ -163,7 +171,7 @@ mod tests {
             "/api/chat/",
             "/api/chat//visibility",
             &format!("/api/chat/{CHAT}/"),
-            &format!("/api/chat/{CHAT}/title"),
+            &format!("/api/chat/{CHAT}/name"),
             &format!("/api/chat/{CHAT}/visibility/x"),
             "/api/messages",
             "/api/messages/",

@@ -1,9 +1,10 @@
 //! The history component: `GET /api/session`, `GET /api/history`,
-//! `DELETE /api/chat/:chatId` and `PATCH /api/chat/:chatId/visibility`.
+//! `DELETE /api/chat/:chatId`, `PATCH /api/chat/:chatId/visibility` and
+//! `PATCH /api/chat/:chatId/title`.
 
 use chat_domain::access;
 use chat_domain::access::ChatAction;
-use chat_domain::chat::{self, Deleted, VisibilityChanged};
+use chat_domain::chat::{self, Deleted, Renamed, VisibilityChanged};
 use chat_domain::history::{self, HistoryPage, HistoryQuery, finish_page};
 use chat_domain::identity::Identity;
 use chat_domain::routes::{ApiPath, no_route};
@@ -31,6 +32,7 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
         ApiPath::History => history(&request).await,
         ApiPath::Chat(chat_id) => delete_chat(&request, chat_id).await,
         ApiPath::ChatVisibility(chat_id) => change_visibility(request, chat_id).await,
+        ApiPath::ChatTitle(chat_id) => rename(request, chat_id).await,
         ApiPath::Messages(_)
         | ApiPath::ChatStream
         | ApiPath::Feedback
@@ -117,6 +119,23 @@ async fn change_visibility(request: Request, chat_id: Uuid) -> Result<HttpRespon
         &VisibilityChanged {
             success: true,
             visibility,
+        },
+    ))
+}
+
+/// Gives one of the caller's chats the title they chose; a title generated
+/// later leaves it as it is. The body is checked in full first.
+async fn rename(request: Request, chat_id: Uuid) -> Result<HttpResponse, Failure> {
+    let (request, body) = request.into_parts();
+    let title = chat::requested_title(&read_body(&request.headers, body).await?)?;
+    let identity = identify(&request.headers).await?;
+    let update = chat::rename_statement(chat_id, &identity.user_id, &title);
+    write_owned_chat(chat_id, &identity, ChatAction::Rename, &update).await?;
+    Ok(response::json(
+        StatusCode::OK,
+        &Renamed {
+            success: true,
+            title,
         },
     ))
 }

@@ -69,6 +69,12 @@ export async function setVisibility(chatId, visibility) {
   return (await response.json()).visibility;
 }
 
+/** Renames one of the caller's chats; answers the title as stored (trimmed). */
+export async function renameChat(chatId, title) {
+  const response = await send("PATCH", `/api/chat/${encodeURIComponent(chatId)}/title`, { title });
+  return (await response.json()).title;
+}
+
 /** Rates an assistant reply (again: changes the rating); answers the vote as stored. */
 export async function rate(chatId, messageId, isUpvoted, comment) {
   const response = await send("PUT", "/api/feedback", { chatId, messageId, isUpvoted, comment });

@@ -18,6 +18,9 @@ const sidebar = new Sidebar({
   deleted: (chatId) => {
     if (chatId === chat.chatId) navigate("/");
   },
+  renamed: (summary) => {
+    if (summary.id === chat.chatId) showHeader(summary);
+  },
 });
 
 const chat = new ChatView({

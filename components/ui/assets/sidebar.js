@@ -1,10 +1,12 @@
 // The history sidebar: the caller's chats, newest first, grouped by age,
-// one page at a time.
+// one page at a time; each can be renamed in place or deleted.
 import * as api from "./api.js";
 import { h, skeleton } from "./dom.js";
 
 /** The server's default page size. */
 const PAGE_SIZE = 20;
+/** The longest title the server takes. */
+const MAX_TITLE_CHARS = 200;
 const GROUPS = ["Today", "Yesterday", "Previous 7 days", "Older"];
 
 /** Which group a chat created at `createdAt` belongs to, seen from `now`. */
@@ -20,11 +22,13 @@ export function groupOf(createdAt, now = new Date()) {
 export class Sidebar {
   /**
    * `open(chatId)` is called when the user picks a chat, `deleted(chatId)`
-   * after one of them was deleted.
+   * after one of them was deleted, `renamed(chat)` after one was renamed.
    */
-  constructor({ open, deleted }) {
+  constructor({ open, deleted, renamed }) {
     this.open = open;
     this.deleted = deleted;
+    this.renamed = renamed;
+    this.renamingId = null;
     this.list = document.getElementById("history");
     this.banner = document.getElementById("ephemeral");
     this.dialog = document.getElementById("confirm-delete");
@@ -131,6 +135,10 @@ export class Sidebar {
   row(chat) {
     const active = chat.id === this.activeId;
     const title = chat.title || "Untitled chat";
+    const rowClass = active ? "chat active" : "chat";
+    if (chat.id === this.renamingId) {
+      return h("li", { class: rowClass, "data-chat-id": chat.id }, this.renameForm(chat));
+    }
     const link = h("a", {
       href: `/chat/${chat.id}`,
       class: "chat-link",
@@ -146,13 +154,70 @@ export class Sidebar {
     const visibility = chat.visibility === "public"
       ? h("span", { class: "public-mark", title: "Public" }, "Public")
       : "";
+    const rename = h("button", {
+      type: "button",
+      class: "row-action rename",
+      "aria-label": `Rename chat: ${title}`,
+      title: "Rename",
+      onclick: () => this.startRename(chat.id),
+    }, "✎");
     const remove = h("button", {
       type: "button",
-      class: "delete",
+      class: "row-action delete",
       "aria-label": `Delete chat: ${title}`,
       onclick: () => this.confirmDelete(chat),
     }, "×");
-    return h("li", { class: active ? "chat active" : "chat", "data-chat-id": chat.id }, link, visibility, remove);
+    return h("li", { class: rowClass, "data-chat-id": chat.id }, link, visibility, rename, remove);
+  }
+
+  startRename(chatId) {
+    this.renamingId = chatId;
+    this.render();
+    this.list.querySelector(".rename-input")?.select();
+  }
+
+  /**
+   * The title as a text field: Enter (or leaving the field) saves it,
+   * Escape keeps the old one.
+   */
+  renameForm(chat) {
+    const input = h("input", {
+      type: "text",
+      class: "rename-input",
+      value: chat.title,
+      maxlength: String(MAX_TITLE_CHARS),
+      "aria-label": "New title",
+    });
+    let finished = false;
+    const finish = async (save) => {
+      if (finished) return;
+      finished = true;
+      this.renamingId = null;
+      const title = input.value.trim();
+      if (save && title && title !== chat.title) {
+        try {
+          chat.title = await api.renameChat(chat.id, title);
+          this.error = null;
+          this.renamed(chat);
+        } catch (error) {
+          this.error = `The chat could not be renamed: ${error.message}`;
+        }
+      }
+      this.render();
+    };
+    input.addEventListener("keydown", (event) => {
+      if (event.key !== "Escape") return;
+      event.preventDefault();
+      finish(false);
+    });
+    input.addEventListener("blur", () => finish(true));
+    return h("form", {
+      class: "rename-form",
+      onsubmit: (event) => {
+        event.preventDefault();
+        finish(true);
+      },
+    }, input);
   }
 
   confirmDelete(chat) {
