@@ -35,6 +35,7 @@ enum Action {
     Delete,
     ChangeVisibility,
     Rename,
+    Stop,
     /// Rate the reply down (the seeded vote is up).
     Rate,
     Withdraw,
@@ -46,12 +47,13 @@ fn expected_status(who: Who, chat: Chat, action: Action) -> u16 {
     match (who, chat, action) {
         (Who::Nobody, _, _) => 401,
         (_, Chat::Unknown, _) => 404,
+        (Who::Owner, _, Action::Stop) => 202,
         (Who::Owner, _, _) => 200,
         (Who::Other, Chat::Public, Action::Read) => 200,
         (Who::Other, Chat::Private, Action::Read) => 403,
         // A refused delete looks like a missing chat: it reveals nothing.
         (Who::Other, _, Action::Delete) => 404,
-        (Who::Other, _, Action::ChangeVisibility | Action::Rename) => 403,
+        (Who::Other, _, Action::ChangeVisibility | Action::Rename | Action::Stop) => 403,
         // A chat's feedback is its owner's, public or not.
         (Who::Other, _, Action::Rate | Action::Withdraw | Action::ReadVotes) => 403,
     }
@@ -82,6 +84,7 @@ async fn nobody_reads_changes_or_deletes_what_is_not_theirs() {
                 Action::Delete,
                 Action::ChangeVisibility,
                 Action::Rename,
+                Action::Stop,
                 Action::Rate,
                 Action::Withdraw,
                 Action::ReadVotes,
@@ -125,6 +128,7 @@ async fn run_case(target: &Target, seeder: &Seeder, owner: &Caller, caller: &Cal
             .api
             .patch(&format!("/api/chat/{chat_id}/title"))
             .json(&json!({"title": RENAMED})),
+        Action::Stop => target.api.post(&format!("/api/chat/{chat_id}/stop")),
         Action::Rate => target.api.put("/api/feedback").json(&json!({
             "chatId": chat_id, "messageId": reply_id, "isUpvoted": false, "comment": "Wrong"
         })),
@@ -172,6 +176,9 @@ async fn run_case(target: &Target, seeder: &Seeder, owner: &Caller, caller: &Cal
                 (after.owner, after.visibility),
                 (before.owner, before.visibility)
             );
+        }
+        (Action::Stop, 202) => {
+            assert_eq!(after, before, "{}: a stop changed the chat", case.label());
         }
         (Action::Rate | Action::Withdraw | Action::ReadVotes, 200) => {
             let expected_votes = match case.action {

@@ -19,6 +19,7 @@ async fn without_its_database_the_app_fails_closed() {
     let visibility = format!("/api/chat/{chat}/visibility");
     let public = json!({"visibility": "public"});
     let title = format!("/api/chat/{chat}/title");
+    let stop = format!("/api/chat/{chat}/stop");
     let renamed = json!({"title": "Offline plans"});
     let hello = json!({"id": chat, "messages": [{"role": "user", "content": "Hello"}]});
     let votes = format!("/api/feedback/{chat}");
@@ -45,6 +46,7 @@ async fn without_its_database_the_app_fails_closed() {
         (api.delete(&delete).caller(&user), 503),
         (api.patch(&visibility).caller(&user).json(&public), 503),
         (api.patch(&title).caller(&user).json(&renamed), 503),
+        (api.post(&stop).caller(&user), 503),
         // Whose chat it is cannot be checked: no vote is written or shown.
         (api.put("/api/feedback").caller(&user).json(&rating), 503),
         (api.delete(&vote).caller(&user), 503),
@@ -57,6 +59,7 @@ async fn without_its_database_the_app_fails_closed() {
         (api.delete(&delete), 401),
         (api.patch(&visibility).json(&public), 401),
         (api.patch(&title).json(&renamed), 401),
+        (api.post(&stop), 401),
         (api.post("/api/chat").json(&hello), 401),
         (api.put("/api/feedback").json(&rating), 401),
         (

@@ -8,6 +8,7 @@ use crate::support::{
 use chat_tests::contract::client::{EMAIL_HEADER, USER_HEADER};
 use chat_tests::contract::seed::Visibility;
 use chat_tests::contract::target::Target;
+use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -323,6 +324,56 @@ async fn a_rename_takes_only_a_well_formed_title() {
         let history = api.get("/api/history").caller(&owner).send().await;
         assert_eq!(history.json()["data"][0]["title"], stored);
     }
+}
+
+#[tokio::test]
+async fn a_stop_is_a_bodiless_post_that_changes_nothing_stored() {
+    let (target, seeder) = target_and_seeder().await;
+    let api = &target.api;
+    let owner = new_user("stopper");
+    let chat = seeder.chat(user_id(&owner), Visibility::Private).await;
+    let path = format!("/api/chat/{}/stop", chat.id);
+    let before = seeder.chat_state(chat.id).await.unwrap();
+
+    let malformed = MALFORMED_IDS.map(|id| {
+        let request = api.post(&format!("/api/chat/{id}/stop")).caller(&owner);
+        (request, 400)
+    });
+    expect_statuses(malformed).await;
+    expect_statuses([
+        (api.post(&path), 401),
+        (api.post(&path).caller(&new_user("stranger")), 403),
+        (
+            api.post(&format!("/api/chat/{}/stop", Uuid::new_v4()))
+                .caller(&owner),
+            404,
+        ),
+        // A browser form cannot ask for it: a body must be JSON.
+        (
+            api.post(&path)
+                .caller(&owner)
+                .header("content-type", "text/plain")
+                .body("stop"),
+            415,
+        ),
+    ])
+    .await;
+    for method in [Method::GET, Method::PATCH, Method::DELETE] {
+        let reply = api.request(method, &path).caller(&owner).send().await;
+        reply.expect_only_allowed("POST");
+    }
+    api.post(&path)
+        .caller(&owner)
+        .body(vec![b' '; 2 * ONE_MIB])
+        .send()
+        .await
+        .expect_status(413);
+
+    // Nothing streams in the chat: the stop is accepted and changes nothing.
+    let reply = api.post(&path).caller(&owner).send().await;
+    reply.expect_status(202);
+    assert_eq!(reply.json(), json!({"success": true}));
+    assert_eq!(seeder.chat_state(chat.id).await.unwrap(), before);
 }
 
 #[tokio::test]

@@ -549,7 +549,7 @@ async fn wrong_methods_ids_and_paths_get_json_errors() {
         "/api/messages/".to_owned(),
         format!("/api/messages/{chat}/more"),
         "/api/chat/".to_owned(),
-        format!("/api/chat/{chat}/title"),
+        format!("/api/chat/{chat}/name"),
         format!("/api/chat/{chat}/visibility/"),
     ] {
         let answer = get(&host, &path, Some(OWNER)).await;

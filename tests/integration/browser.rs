@@ -340,6 +340,68 @@ async fn a_reply_streams_in_and_the_chat_is_kept_in_the_sidebar() {
 }
 
 #[tokio::test]
+async fn stop_ends_a_streaming_reply_and_keeps_what_came() {
+    let rig = Rig::start().await;
+    rig.upstream.expect_title(title_answer("Endless"));
+    rig.upstream
+        .expect_reply(Script::stream(vec![chunk("On and on"), Step::Stall]));
+    let browser = Browser::start().await;
+    browser.goto(&rig.host.url("/")).await;
+    browser.wait_for_visible(SIDEBAR_READY).await;
+    browser
+        .type_into("#input", &format!("Talk forever{}", keys::ENTER))
+        .await;
+    browser
+        .wait_for("the reply streaming", &shows_text(REPLY, "On and on"))
+        .await;
+    assert!(
+        !browser.is_visible("#send").await,
+        "Stop takes Send's place"
+    );
+
+    browser.click("#stop").await;
+    browser
+        .wait_for(
+            "the reply marked stopped",
+            "return document.querySelector('.message.assistant:not(.pending) .message-stopped') !== null;",
+        )
+        .await;
+    browser.wait_for_visible("#send").await;
+    assert!(!browser.is_visible("#stop").await);
+    assert_eq!(browser.texts(REPLY).await, ["On and on"]);
+    let path = browser.path().await;
+    let chat_id: Uuid = path
+        .strip_prefix("/chat/")
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("the address names the chat: {path}"));
+    let statuses = rig
+        .db
+        .column::<String>(
+            r#"SELECT status FROM chat."Message" WHERE "chatId" = $1 AND role = 'assistant'"#,
+            &[&chat_id],
+        )
+        .await;
+    assert_eq!(statuses, ["stopped"]);
+    chat_tests::eventually("the model's request closed", PATIENCE, async || {
+        (rig.upstream.hung_up() == 1).then_some(())
+    })
+    .await;
+
+    // A reload shows it stopped, as stored.
+    browser.reload().await;
+    browser
+        .wait_for(
+            "the stored reply, marked stopped",
+            &format!(
+                "return {} && document.querySelector('.message-stopped') !== null;",
+                text_is(REPLY, "On and on")
+            ),
+        )
+        .await;
+    browser.quit().await;
+}
+
+#[tokio::test]
 async fn failures_are_shown_inline_and_keep_what_was_typed() {
     let rig = Rig::start().await;
     rig.upstream.expect_title(title_answer("Unlucky"));

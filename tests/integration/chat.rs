@@ -509,6 +509,102 @@ async fn a_client_that_leaves_mid_stream_still_gets_the_whole_reply_stored() {
     );
 }
 
+/// Asks to stop the replies streaming in the chat, as `email`.
+async fn stop(host: &TestHost, chat: Uuid, email: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(host.url(&format!("/api/chat/{chat}/stop")))
+        .header("x-forwarded-email", email)
+        .send()
+        .await
+        .expect("POST stop")
+}
+
+#[tokio::test]
+async fn a_stopped_reply_ends_at_once_keeps_what_arrived_and_closes_the_models_request() {
+    let rig = Rig::start().await;
+    rig.upstream.expect_reply(Script::stream(vec![
+        Step::Send(frame(&chat_chunk("Once upon "))),
+        Step::Send(frame(&chat_chunk("a time"))),
+        Step::Stall,
+    ]));
+    let chat = Uuid::new_v4();
+    let body = json!({"id": chat, "messages": [user_message("Tell me a story", Uuid::new_v4())]});
+    let mut events = events_of(rig.post(OWNER, &body)).await;
+    for _ in 0..2 {
+        assert!(events.next().await.is_some());
+    }
+
+    // Someone else cannot stop it.
+    let refused = stop(&rig.host, chat, OTHER).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let stopped = stop(&rig.host, chat, OWNER).await;
+    assert_eq!(stopped.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        stopped.json::<Value>().await.unwrap(),
+        json!({"success": true})
+    );
+
+    let rest = tokio::time::timeout(PATIENCE, events.rest())
+        .await
+        .expect("the stopped stream ends");
+    assert_eq!(rest.len(), 2, "{rest:?}");
+    let meta = meta_of(&rest);
+    assert_eq!(meta["stopped"], true, "{meta}");
+    // Stored as stopped before the client was told, with what arrived.
+    let reply = rig
+        .db
+        .stored_messages(chat)
+        .await
+        .into_iter()
+        .find(|message| message.role == "assistant")
+        .expect("the reply is stored before [DONE]");
+    assert_eq!(
+        (reply.status.as_str(), reply.text.as_str()),
+        ("stopped", "Once upon a time")
+    );
+    assert_eq!(reply.id.to_string(), meta["assistantMessageId"]);
+    eventually("the model's request closed", || async {
+        (rig.upstream.hung_up() == 1).then_some(())
+    })
+    .await;
+
+    // The stop was for that reply: the next one in the chat runs to its end.
+    rig.upstream
+        .expect_reply(reply_of(&[chat_chunk("The end.")]));
+    let next = json!({"id": chat, "messages": [user_message("And then?", Uuid::new_v4())]});
+    let meta = meta_of(&rig.chat(OWNER, &next).await);
+    assert!(meta.get("stopped").is_none(), "{meta}");
+    reply_with_status(&rig.db, chat, "complete").await;
+}
+
+#[tokio::test]
+async fn a_model_that_has_not_answered_yet_can_be_stopped() {
+    let rig = Rig::start().await;
+    rig.upstream.expect_reply(Script::silent());
+    let chat = Uuid::new_v4();
+    let body = json!({"id": chat, "messages": [user_message("Anyone there?", Uuid::new_v4())]});
+    let events = events_of(rig.post(OWNER, &body)).await;
+    eventually("the model was asked", || async {
+        (!rig.upstream.received().is_empty()).then_some(())
+    })
+    .await;
+
+    assert_eq!(
+        stop(&rig.host, chat, OWNER).await.status(),
+        StatusCode::ACCEPTED
+    );
+    let rest = tokio::time::timeout(PATIENCE, events.rest())
+        .await
+        .expect("the stopped stream ends");
+    assert_eq!(meta_of(&rest)["stopped"], true, "{rest:?}");
+    let reply = reply_with_status(&rig.db, chat, "stopped").await;
+    assert_eq!(reply.text, "");
+    eventually("the model's request closed", || async {
+        (rig.upstream.hung_up() == 1).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_failing_endpoint_ends_the_stream_with_an_error_and_keeps_what_arrived() {
     let rig = Rig::start_with(|config| config.variable("serving_timeout_seconds", "1")).await;

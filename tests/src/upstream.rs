@@ -127,6 +127,18 @@ struct Scripts {
     replies_finished: usize,
     /// Scripts waiting at an [`Step::AwaitAck`] right now.
     awaiting_ack: usize,
+    /// Answers the app closed while they stalled or had not begun.
+    hung_up: usize,
+}
+
+/// Held by an answer that never comes, and dropped (counting a hang-up)
+/// when hyper drops that answer because its connection closed.
+struct HangUpCounter(Arc<Mutex<Scripts>>);
+
+impl Drop for HangUpCounter {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().hung_up += 1;
+    }
 }
 
 /// The endpoint, serving on a loopback port until dropped.
@@ -190,6 +202,12 @@ impl ScriptedUpstream {
     /// How many scripts are waiting at an [`Step::AwaitAck`] right now.
     pub fn awaiting_ack(&self) -> usize {
         self.scripts.lock().unwrap().awaiting_ack
+    }
+
+    /// How many answers the app closed while they stalled (or, for a
+    /// silent one, before its head).
+    pub fn hung_up(&self) -> usize {
+        self.scripts.lock().unwrap().hung_up
     }
 
     /// How many reply scripts sent everything and ended their body.
@@ -313,6 +331,7 @@ async fn answer(
     };
     let script = script.unwrap_or_else(|| Script::failing(501, r#"{"error":"unscripted"}"#));
     let Some(status) = script.status else {
+        let _counted_when_dropped = HangUpCounter(scripts.clone());
         std::future::pending::<()>().await;
         unreachable!("a silent answer never comes");
     };
@@ -343,6 +362,7 @@ async fn answer(
                 }
                 Step::Stall => {
                     frames.closed().await;
+                    scripts.lock().unwrap().hung_up += 1;
                     return;
                 }
             }

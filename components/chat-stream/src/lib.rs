@@ -3,8 +3,9 @@
 //! client as server-sent events while storing it, and names a new chat, all
 //! without losing the reply: the endpoint is read to its end even when the
 //! client leaves, text is checkpointed while it streams, and a failed reply
-//! keeps what arrived.
+//! keeps what arrived. `POST /api/chat/:chatId/stop` ends a reply early.
 
+mod stop;
 mod transcript;
 mod upstream;
 
@@ -25,6 +26,7 @@ use http_body_util::BodyExt;
 use spin_sdk::wit_bindgen::spawn;
 use std::pin::pin;
 use std::time::{Duration, Instant};
+use stop::StopWatch;
 use transcript::Transcript;
 use upstream::Endpoint;
 use uuid::Uuid;
@@ -51,10 +53,20 @@ type Upstream = Result<(spin_sdk::http::Response, Duration), UpstreamFailure>;
 /// (the message id is another message's) cancels the call.
 async fn route(request: Request) -> Result<HttpResponse, Failure> {
     let path = ApiPath::parse(request.uri().path())?;
-    if path != ApiPath::ChatStream {
-        return Err(no_route(request.uri().path()).into());
+    match path {
+        ApiPath::ChatStream => {
+            allow_only(request.method(), path.method())?;
+            chat(request).await
+        }
+        ApiPath::ChatStop(chat_id) => {
+            allow_only(request.method(), path.method())?;
+            stop::request(&request, chat_id).await
+        }
+        _ => Err(no_route(request.uri().path()).into()),
     }
-    allow_only(request.method(), path.method())?;
+}
+
+async fn chat(request: Request) -> Result<HttpResponse, Failure> {
     let (request, body) = request.into_parts();
     let chat = ChatRequest::parse(&read_body(&request.headers, body).await?)?;
     let identity = identify(&request.headers).await?;
@@ -85,16 +97,19 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
             first_message,
         ));
     }
+    let started_at = store::now_ms();
     let reply = Reply {
         id: Uuid::new_v4(),
-        started_at: store::now_ms(),
+        started_at,
         server_made_chat_id: chat.chat_id.is_none().then_some(chat_id),
         transcript: opened.transcript,
         events,
+        stop: StopWatch::new(chat_id, started_at),
     };
     spawn(reply.relay(upstream));
-    // Expired reply records go (at most hourly per instance; see journal).
-    spawn(journal::prune_expired_replies());
+    // Expired reply records and stop signals go (at most hourly per
+    // instance; see journal).
+    spawn(journal::prune_expired_records());
     Ok(response)
 }
 
@@ -127,6 +142,16 @@ struct Reply {
     server_made_chat_id: Option<Uuid>,
     transcript: Transcript,
     events: EventSender,
+    stop: StopWatch,
+}
+
+/// How a reply that did not fail ended.
+#[derive(PartialEq)]
+enum Ending {
+    /// The endpoint finished it.
+    Complete,
+    /// Its owner stopped it; the endpoint's request was closed.
+    Stopped,
 }
 
 impl Reply {
@@ -135,15 +160,25 @@ impl Reply {
     /// the chat right after `[DONE]` finds it.
     async fn relay(self, upstream: LocalBoxFuture<'static, Upstream>) {
         let mut relay = ReplyRelay::new();
-        let outcome = match upstream.await {
-            Ok((response, timeout)) => self.stream(response, timeout, &mut relay).await,
-            Err(failure) => Err(failure),
+        // A model that has not answered yet can be stopped too; dropping
+        // its call closes the request.
+        let answered = match select(upstream, pin!(self.stop.until_requested())).await {
+            Either::Left((answered, _)) => Some(answered),
+            Either::Right(_) => None,
+        };
+        let outcome = match answered {
+            None => Ok(Ending::Stopped),
+            Some(Ok((response, timeout))) => self.stream(response, timeout, &mut relay).await,
+            Some(Err(failure)) => Err(failure),
         };
         if relay.skipped() > 0 {
             let skipped = format!("{} events whose data was not JSON", relay.skipped());
             log::failure("POST /api/chat: the model endpoint's stream had", &skipped);
         }
-        let status = MessageStatus::of_ended_reply(outcome.is_ok(), relay.text());
+        let status = match outcome {
+            Ok(Ending::Stopped) => MessageStatus::Stopped,
+            _ => MessageStatus::of_ended_reply(outcome.is_ok(), relay.text()),
+        };
         self.transcript
             .save_reply(
                 self.id,
@@ -156,7 +191,7 @@ impl Reply {
         // A truncated reply is told as an error, and still ends as a reply
         // does: the part that came is stored (incomplete) under its id.
         let ends_with_meta = match &outcome {
-            Ok(()) => true,
+            Ok(_) => true,
             Err(failure) => {
                 log::failure("POST /api/chat: the reply failed", &failure.message());
                 self.events.send(error_frame(failure));
@@ -168,6 +203,10 @@ impl Reply {
                 self.transcript.keep_for_feedback(self.id, trace_id).await;
             }
             let meta = MetaEvent::new(self.id, relay.trace_id(), self.server_made_chat_id);
+            let meta = match outcome {
+                Ok(Ending::Stopped) => meta.stopped(),
+                _ => meta,
+            };
             self.events.send(data_frame(&meta));
             self.events.send(DONE_FRAME);
         }
@@ -176,18 +215,23 @@ impl Reply {
     /// Forwards each event the moment its bytes are in, and checkpoints the
     /// text at most every [`CHECKPOINT_INTERVAL`](chat_domain::conversation::CHECKPOINT_INTERVAL)
     /// while it streams. A client that left changes nothing: the endpoint is
-    /// read to its end all the same, so the whole reply is stored.
+    /// read to its end all the same, so the whole reply is stored. Between
+    /// frames (never during a checkpoint's write) it looks for a stop on the
+    /// watch's timer; stopping drops the body, which closes the request.
     async fn stream(
         &self,
         response: spin_sdk::http::Response,
         timeout: Duration,
         relay: &mut ReplyRelay,
-    ) -> Result<(), UpstreamFailure> {
+    ) -> Result<Ending, UpstreamFailure> {
         let mut body = response.into_body();
         let mut last_heard = Instant::now();
         let mut last_checkpoint = Instant::now();
         let mut checkpointed_len = 0;
         loop {
+            if self.stop.stop_requested().await {
+                return Ok(Ending::Stopped);
+            }
             let due = checkpoint_due_in(
                 relay.text().len() > checkpointed_len,
                 last_checkpoint.elapsed(),
@@ -207,20 +251,22 @@ impl Reply {
                 continue;
             }
             let silence_left = timeout.saturating_sub(last_heard.elapsed());
-            let wait = due.map_or(silence_left, |due| due.min(silence_left));
+            let wait = due
+                .map_or(silence_left, |due| due.min(silence_left))
+                .min(self.stop.next_look_in());
             let frame = match within(wait, body.frame()).await {
                 Some(frame) => frame,
                 None if last_heard.elapsed() >= timeout => {
                     return Err(UpstreamFailure::TimedOut);
                 }
-                None => continue, // a checkpoint is due
+                None => continue, // a checkpoint or a look for a stop is due
             };
             last_heard = Instant::now();
             match frame {
                 None => {
                     self.forward(relay.end_of_body());
                     return if relay.is_complete() {
-                        Ok(())
+                        Ok(Ending::Complete)
                     } else {
                         Err(UpstreamFailure::Truncated)
                     };
@@ -233,7 +279,7 @@ impl Reply {
                     if let Ok(data) = frame.into_data() {
                         self.forward(relay.receive(&data)?);
                         if relay.upstream_done() {
-                            return Ok(());
+                            return Ok(Ending::Complete);
                         }
                     }
                 }

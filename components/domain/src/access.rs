@@ -63,6 +63,8 @@ pub enum ChatAction {
     Delete,
     ChangeVisibility,
     Rename,
+    /// Stopping the reply that streams in it.
+    Stop,
     /// Continuing the conversation (`POST /api/chat` with the chat's id).
     AddMessages,
     /// Rating its replies, withdrawing a rating or reading the ratings.
@@ -77,7 +79,8 @@ pub enum ChatAction {
 /// - anyone may read a public chat; a private one is 403;
 /// - deleting someone else's chat is 404, as if it did not exist, so a failed
 ///   delete reveals nothing;
-/// - changing someone else's chat's visibility or title, adding messages to it or
+/// - changing someone else's chat's visibility or title, stopping its
+///   reply, adding messages to it or
 ///   rating its replies (public or not), is 403.
 pub fn decide(
     access: Option<&ChatAccess>,
@@ -100,6 +103,9 @@ pub fn decide(
             "Only the chat's owner can change its visibility.",
         )),
         ChatAction::Rename => Err(ApiError::forbidden("Only the chat's owner can rename it.")),
+        ChatAction::Stop => Err(ApiError::forbidden(
+            "Only the chat's owner can stop its replies.",
+        )),
         ChatAction::AddMessages => Err(ApiError::forbidden(
             "This chat belongs to someone else: only its owner can add messages to it.",
         )),
@@ -133,13 +139,14 @@ mod tests {
 
     const OWNER: &str = "owner@example.com";
     const OTHER: &str = "other@example.com";
-    const ACTIONS: [ChatAction; 6] = [
+    const ACTIONS: [ChatAction; 7] = [
         ChatAction::ReadMessages,
         ChatAction::Delete,
         ChatAction::ChangeVisibility,
         ChatAction::Rename,
         ChatAction::AddMessages,
         ChatAction::Rate,
+        ChatAction::Stop,
     ];
 
     fn chat(visibility: Visibility) -> ChatAccess {
@@ -208,6 +215,7 @@ mod tests {
             assert_eq!(status(Some(&access), OTHER, ChatAction::AddMessages), 403);
             assert_eq!(status(Some(&access), OTHER, ChatAction::Rate), 403);
             assert_eq!(status(Some(&access), OTHER, ChatAction::Rename), 403);
+            assert_eq!(status(Some(&access), OTHER, ChatAction::Stop), 403);
         }
     }
 

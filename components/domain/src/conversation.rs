@@ -108,6 +108,9 @@ pub enum MessageStatus {
     /// The endpoint failed before any text arrived: the message records that
     /// this turn got no reply.
     Error,
+    /// The owner stopped the reply (`POST /api/chat/:chatId/stop`); the text
+    /// is what arrived before, maybe none.
+    Stopped,
 }
 
 impl MessageStatus {
@@ -116,6 +119,7 @@ impl MessageStatus {
             Self::Complete => "complete",
             Self::Incomplete => "incomplete",
             Self::Error => "error",
+            Self::Stopped => "stopped",
         }
     }
 

@@ -31,6 +31,7 @@ pub mod snapshot;
 pub mod sql;
 pub mod sqlstate;
 pub mod sse;
+pub mod stop;
 pub mod timestamp;
 pub mod users;
 pub mod validate;

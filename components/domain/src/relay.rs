@@ -133,6 +133,9 @@ pub struct MetaEvent {
     pub trace_id: Option<String>,
     #[serde(rename = "chatId", skip_serializing_if = "Option::is_none")]
     pub chat_id: Option<Uuid>,
+    /// `"stopped": true` when the owner stopped the reply; absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
 }
 
 impl MetaEvent {
@@ -147,6 +150,15 @@ impl MetaEvent {
             assistant_message_id,
             trace_id: trace_id.map(str::to_owned),
             chat_id: server_made_chat_id,
+            stopped: false,
+        }
+    }
+
+    /// The same event for a reply its owner stopped.
+    pub fn stopped(self) -> Self {
+        Self {
+            stopped: true,
+            ..self
         }
     }
 }
@@ -295,6 +307,11 @@ mod tests {
         assert_eq!(
             value,
             json!({"type": "meta", "assistantMessageId": message, "traceId": null, "chatId": chat})
+        );
+        let stopped = serde_json::to_value(MetaEvent::new(message, None, None).stopped()).unwrap();
+        assert_eq!(
+            stopped,
+            json!({"type": "meta", "assistantMessageId": message, "traceId": null, "stopped": true})
         );
     }
 

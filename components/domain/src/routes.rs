@@ -25,6 +25,8 @@ pub enum ApiPath {
     ChatVisibility(Uuid),
     /// `/api/chat/:chatId/title`: rename the chat.
     ChatTitle(Uuid),
+    /// `/api/chat/:chatId/stop`: stop the reply streaming in the chat.
+    ChatStop(Uuid),
     /// `/api/messages/:chatId`
     Messages(Uuid),
     /// `/api/feedback`: rate a reply.
@@ -51,6 +53,7 @@ impl ApiPath {
             ["chat", id] if !id.is_empty() => chat_id(id).map(Self::Chat),
             ["chat", id, "visibility"] if !id.is_empty() => chat_id(id).map(Self::ChatVisibility),
             ["chat", id, "title"] if !id.is_empty() => chat_id(id).map(Self::ChatTitle),
+            ["chat", id, "stop"] if !id.is_empty() => chat_id(id).map(Self::ChatStop),
             ["messages", id] if !id.is_empty() => chat_id(id).map(Self::Messages),
             ["feedback"] => Ok(Self::Feedback),
             ["feedback", id] if !id.is_empty() => chat_id(id).map(Self::ChatFeedback),
@@ -65,7 +68,7 @@ impl ApiPath {
     pub fn method(self) -> &'static str {
         match self {
             Self::Session | Self::History | Self::Messages(_) | Self::ChatFeedback(_) => "GET",
-            Self::ChatStream => "POST",
+            Self::ChatStream | Self::ChatStop(_) => "POST",
             Self::Chat(_) | Self::MessageFeedback(..) => "DELETE",
             Self::ChatVisibility(_) | Self::ChatTitle(_) => "PATCH",
             Self::Feedback => "PUT",
@@ -108,6 +111,11 @@ mod tests {
                 format!("/api/chat/{CHAT}/title"),
                 ApiPath::ChatTitle(chat_id()),
                 "PATCH",
+            ),
+            (
+                format!("/api/chat/{CHAT}/stop"),
+                ApiPath::ChatStop(chat_id()),
+                "POST",
             ),
             (
                 format!("/api/messages/{CHAT}"),

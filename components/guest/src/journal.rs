@@ -9,6 +9,7 @@ use crate::{log, writes};
 use chat_domain::feedback::{self, ReplyRecord};
 use chat_domain::journal::{self, ConversationWrite, JournalEntry, PENDING_KEY};
 use chat_domain::sql::Row;
+use chat_domain::stop;
 use spin_sdk::key_value::Store;
 use std::sync::atomic::{AtomicU64, Ordering};
 use uuid::Uuid;
@@ -61,16 +62,16 @@ pub async fn keep_reply(message_id: Uuid, record: &ReplyRecord) {
 }
 
 /// The earliest time (milliseconds) this instance looks again at whether
-/// expired reply records are due to be removed: once an hour at most, so a
-/// reply costs nothing more on most instances.
+/// expired records are due to be removed: once an hour at most, so a reply
+/// costs nothing more on most instances.
 static NEXT_PRUNE_LOOK_MS: AtomicU64 = AtomicU64::new(0);
 const PRUNE_LOOK_INTERVAL_MS: u64 = 3_600_000;
 
-/// Removes expired reply records from the store, when the last removal (by
-/// any instance) is a day old: a listing of the store and a read of each
-/// record, so it runs as a task of its own beside a request, never in the
-/// way of its answer.
-pub async fn prune_expired_replies() {
+/// Removes expired reply records and old stop signals from the store, when
+/// the last removal (by any instance) is a day old: a listing of the store
+/// and a read of each record, so it runs as a task of its own beside a
+/// request, never in the way of its answer.
+pub async fn prune_expired_records() {
     let now = store::now_ms();
     if now < NEXT_PRUNE_LOOK_MS.load(Ordering::Relaxed) {
         return;
@@ -99,18 +100,22 @@ pub async fn prune_expired_replies() {
         }
     };
     let mut removed = 0;
-    for key in keys
-        .iter()
-        .filter(|key| key.starts_with(feedback::REPLY_PREFIX))
-    {
+    for key in &keys {
+        let prunable: fn(Option<&[u8]>, u64) -> bool = if key.starts_with(feedback::REPLY_PREFIX) {
+            feedback::prunable
+        } else if key.starts_with(stop::STOP_PREFIX) {
+            stop::prunable
+        } else {
+            continue;
+        };
         let record = store.get(key).await.ok().flatten();
-        if feedback::prunable(record.as_deref(), now) && store.delete(key).await.is_ok() {
+        if prunable(record.as_deref(), now) && store.delete(key).await.is_ok() {
             removed += 1;
         }
     }
     if removed > 0 {
         log::note(&format!(
-            "removed {removed} expired reply records from the key-value store"
+            "removed {removed} expired reply records and stop signals from the key-value store"
         ));
     }
 }

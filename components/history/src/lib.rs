@@ -35,6 +35,7 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
         ApiPath::ChatTitle(chat_id) => rename(request, chat_id).await,
         ApiPath::Messages(_)
         | ApiPath::ChatStream
+        | ApiPath::ChatStop(_)
         | ApiPath::Feedback
         | ApiPath::ChatFeedback(_)
         | ApiPath::MessageFeedback(..) => Err(no_route(request.uri().path()).into()),

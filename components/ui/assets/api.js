@@ -75,6 +75,11 @@ export async function renameChat(chatId, title) {
   return (await response.json()).title;
 }
 
+/** Asks the server to stop the reply streaming in the chat. */
+export async function stopReply(chatId) {
+  await send("POST", `/api/chat/${encodeURIComponent(chatId)}/stop`);
+}
+
 /** Rates an assistant reply (again: changes the rating); answers the vote as stored. */
 export async function rate(chatId, messageId, isUpvoted, comment) {
   const response = await send("PUT", "/api/feedback", { chatId, messageId, isUpvoted, comment });

@@ -20,6 +20,7 @@ export class ChatView {
     this.composer = document.getElementById("composer");
     this.input = document.getElementById("input");
     this.sendButton = document.getElementById("send");
+    this.stopButton = document.getElementById("stop");
     this.notice = document.getElementById("notice");
     this.readOnlyNote = document.getElementById("read-only");
     this.chatId = null;
@@ -29,6 +30,7 @@ export class ChatView {
     this.follow = true;
     this.loadId = 0;
 
+    this.stopButton.addEventListener("click", () => this.stop());
     this.composer.addEventListener("submit", (event) => {
       event.preventDefault();
       this.send();
@@ -79,6 +81,7 @@ export class ChatView {
         content: api.textOf(message),
         traceId: message.traceId,
         vote: message.vote ?? null,
+        stopped: message.status === "stopped",
       }));
       this.render();
       if (answer.source === "mock") {
@@ -145,11 +148,13 @@ export class ChatView {
         if (event.type === "open") {
           accepted = true;
           this.started(chatId);
+          this.stopButton.hidden = false;
         } else if (event.type === "delta") {
           reply.content += event.text;
         } else if (event.type === "meta") {
           reply.id = event.assistantMessageId;
           reply.traceId = event.traceId;
+          reply.stopped = event.stopped === true;
         } else if (event.type === "error") {
           reply.error = event.error;
         }
@@ -183,6 +188,28 @@ export class ChatView {
   setBusy(busy) {
     this.sendButton.disabled = busy;
     this.sendButton.textContent = busy ? "Replying…" : "Send";
+    this.sendButton.hidden = false;
+    this.stopButton.hidden = true;
+    this.stopButton.disabled = false;
+    this.stopButton.textContent = "Stop";
+    if (busy) this.sendButton.hidden = true;
+  }
+
+  /**
+   * Asks the server to stop the reply being streamed; the stream then ends
+   * on its own (with what came so far), as any reply does.
+   */
+  async stop() {
+    if (!this.streaming || this.stopButton.disabled) return;
+    this.stopButton.disabled = true;
+    this.stopButton.textContent = "Stopping…";
+    try {
+      await api.stopReply(this.chatId);
+    } catch (error) {
+      this.stopButton.disabled = false;
+      this.stopButton.textContent = "Stop";
+      this.showNotice(`The reply could not be stopped: ${error.message}`);
+    }
   }
 
   showNotice(text) {
@@ -225,6 +252,7 @@ export class ChatView {
     if (message.error) {
       parts.push(h("p", { class: "message-error", role: "alert" }, `The reply failed: ${message.error}`));
     }
+    if (message.stopped) parts.push(h("p", { class: "message-stopped" }, "Stopped"));
     if (this.mayRate && message.role === "assistant" && message.id && !message.pending) {
       parts.push(this.feedbackBar(message));
     }

@@ -121,6 +121,7 @@ fn project_manifest_is_read_completely() {
             (HttpRoute::Path("/api/session".into()), "history"),
             (HttpRoute::Path("/api/history".into()), "history"),
             (HttpRoute::Path("/api/chat".into()), "chat-stream"),
+            (HttpRoute::Path("/api/chat/:chat_id/stop".into()), "chat-stream"),
             (HttpRoute::Path("/api/chat/...".into()), "history"),
             (HttpRoute::Path("/api/messages/...".into()), "messages"),
             (HttpRoute::Path("/api/feedback".into()), "feedback"),
@@ -178,6 +179,15 @@ fn project_manifest_routes_requests() {
     assert_eq!(
         route(&format!("/api/chat/{chat}/visibility")),
         Some(("history".into(), format!("/{chat}/visibility")))
+    );
+    // A parameter outranks the wildcard: a stop is chat-stream's.
+    assert_eq!(
+        route(&format!("/api/chat/{chat}/stop")),
+        Some(("chat-stream".into(), String::new()))
+    );
+    assert_eq!(
+        route(&format!("/api/chat/{chat}/title")),
+        Some(("history".into(), format!("/{chat}/title")))
     );
     // The exact route outranks the wildcard, which would take the bare prefix.
     assert_eq!(
