@@ -9,7 +9,7 @@ mod stop;
 mod transcript;
 mod upstream;
 
-use chat_domain::chat_request::ChatRequest;
+use chat_domain::chat_request::{ChatMessage, ChatRequest};
 use chat_domain::conversation::{MessageStatus, checkpoint_due_in};
 use chat_domain::relay::{DONE_FRAME, MetaEvent, ReplyRelay, data_frame, error_frame};
 use chat_domain::routes::{ApiPath, no_route};
@@ -76,11 +76,7 @@ async fn chat(request: Request) -> Result<HttpResponse, Failure> {
     let endpoint = Endpoint::configured(identity.access_token.as_deref()).await;
 
     let (cleared, on_cleared) = oneshot::channel();
-    let call = call_model(
-        endpoint.clone(),
-        serving::reply_request_body(&chat.messages),
-        on_cleared,
-    );
+    let call = call_model(endpoint.clone(), on_cleared);
     let write = transcript::open(&identity, &chat, chat_id, message_id, cleared);
     let (opened, upstream) = match select(pin!(write), call).await {
         Either::Left((opened, call)) => (opened?, call),
@@ -113,19 +109,20 @@ async fn chat(request: Request) -> Result<HttpResponse, Failure> {
     Ok(response)
 }
 
-/// Calls the model once `cleared` says the chat is the caller's; the call
-/// never starts when the write refused the message first.
+/// Calls the model once `cleared` says the chat is the caller's, with the
+/// conversation it tells; the call never starts when the write refused the
+/// message first.
 fn call_model(
     endpoint: Result<Endpoint, UpstreamFailure>,
-    body: Vec<u8>,
-    cleared: oneshot::Receiver<()>,
+    cleared: oneshot::Receiver<Vec<ChatMessage>>,
 ) -> LocalBoxFuture<'static, Upstream> {
     async move {
         let endpoint = endpoint?;
-        if cleared.await.is_err() {
+        let Ok(context) = cleared.await else {
             // Only a refused write drops the signal, and then this call is dropped too.
-            std::future::pending::<()>().await;
-        }
+            return std::future::pending().await;
+        };
+        let body = serving::reply_request_body(&context);
         let response = endpoint.post(body, "text/event-stream").await?;
         Ok((response, endpoint.timeout))
     }

@@ -5,7 +5,8 @@
 //! write-behind journal and reaches the database when it is back.
 
 use chat_domain::access::{self, ChatAction};
-use chat_domain::chat_request::ChatRequest;
+use chat_domain::chat_request::{ChatMessage, ChatRequest};
+use chat_domain::context;
 use chat_domain::conversation::MessageStatus;
 use chat_domain::feedback::ReplyRecord;
 use chat_domain::identity::Identity;
@@ -39,26 +40,32 @@ pub struct Opened {
 /// journaled instead (its chat's owner is checked when it is replayed) and
 /// the chat counts as new if this is its first turn.
 ///
-/// `cleared` is told as soon as nothing but the write itself can refuse the
-/// message: a chat the client named has been read and is the caller's (or
-/// does not exist yet), or the database is out of reach. The model is
-/// called from then on, while the write runs. Someone else's chat is refused
-/// before that, so their chat never reaches the model.
+/// `cleared` is told the conversation to ask the model with
+/// (`chat_domain::context`) as soon as nothing but the write itself can
+/// refuse the message: a chat the client named has been read and is the
+/// caller's (or does not exist yet), or the database is out of reach. The
+/// model is called from then on, while the write runs. Someone else's chat
+/// is refused before that, so their chat never reaches the model.
 pub async fn open(
     identity: &Identity,
     request: &ChatRequest,
     chat_id: Uuid,
     message_id: Uuid,
-    cleared: oneshot::Sender<()>,
+    cleared: oneshot::Sender<Vec<ChatMessage>>,
 ) -> Result<Opened, Failure> {
     let cleared = RefCell::new(Some(cleared));
-    let clear = || {
+    let clear = |context: Vec<ChatMessage>| {
         if let Some(cleared) = cleared.borrow_mut().take() {
-            let _ = cleared.send(());
+            let _ = cleared.send(context);
         }
     };
+    let new_message = ChatMessage {
+        id: Some(message_id),
+        ..request.new_message().clone()
+    };
     if request.chat_id.is_none() {
-        clear(); // a chat id the server just made is nobody else's
+        // A chat id the server just made is nobody else's, and new.
+        clear(context::from_stored(None, &new_message));
     }
     let message = ConversationWrite::UserMessage {
         user_id: identity.user_id.clone(),
@@ -75,12 +82,16 @@ pub async fn open(
     };
     let stored = with_database(async |db| {
         if request.chat_id.is_some() {
-            let rows = db.query(&access::access_statement(chat_id)).await?;
-            if let Some(row) = rows.first() {
-                let chat = access::chat_access(row)?;
-                access::decide(Some(&chat), &identity.user_id, ChatAction::AddMessages)?;
-            }
-            clear();
+            let rows = db.query(&context::statement(chat_id)).await?;
+            let recent = match rows.first() {
+                Some(row) => {
+                    let (chat, recent) = context::stored_chat(row)?;
+                    access::decide(Some(&chat), &identity.user_id, ChatAction::AddMessages)?;
+                    recent
+                }
+                None => None,
+            };
+            clear(context::from_stored(recent.as_deref(), &new_message));
         }
         writes::apply(db, &message, None).await
     })
@@ -91,7 +102,7 @@ pub async fn open(
             chat_is_new: applied.chat_created,
         }),
         Err(failure) if failure.is_unreachable() => {
-            clear();
+            clear(context::from_client(&request.messages));
             log::failure(
                 "POST /api/chat (streaming the reply; the conversation waits in the journal)",
                 &failure,

@@ -8,6 +8,7 @@ pub mod assessment;
 pub mod chat;
 pub mod chat_request;
 pub mod circuit;
+pub mod context;
 pub mod conversation;
 pub mod csrf;
 pub mod demo_agent;
