@@ -8,6 +8,7 @@ use chat_tests::database::TestDatabase;
 use chat_tests::host::{HostConfig, TestHost};
 use chat_tests::upstream::{Script, ScriptedUpstream, Step};
 use serde_json::{Value, json};
+use sha2::Digest;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -398,6 +399,129 @@ async fn stop_ends_a_streaming_reply_and_keeps_what_came() {
             ),
         )
         .await;
+    browser.quit().await;
+}
+
+/// Hostile and ordinary Markdown, cut mid-token between chunks.
+const MARKDOWN_REPLY: [&str; 3] = [
+    "# Plan\n\nHere is **bo",
+    "ld** text and `co",
+    concat!(
+        "de`.\n\n- one\n- two\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n",
+        "```rust\nfn main() {}\n```\n\n",
+        "[site](https://example.com/page) and [bad](javascript:window.pwned=1)\n\n",
+        "<script>window.pwned=2</script>\n\n",
+        "<img src=x onerror=\"window.pwned=3\">\n\n",
+        "Text with <b onclick=\"window.pwned=4\">raw</b> html."
+    ),
+];
+
+#[tokio::test]
+async fn replies_render_as_safe_markdown_while_they_stream() {
+    let rig = Rig::start().await;
+    rig.upstream.expect_title(title_answer("Markdown"));
+    let huge_table: String = std::iter::once("| n | square |\n|---|---|\n".to_owned())
+        .chain((0..2000).map(|n| format!("| {n} | {} |\n", n * n)))
+        .collect();
+    rig.upstream.expect_reply(Script::stream(vec![
+        chunk(MARKDOWN_REPLY[0]),
+        Step::AwaitAck(1),
+        chunk(MARKDOWN_REPLY[1]),
+        chunk(MARKDOWN_REPLY[2]),
+        Step::Send(UPSTREAM_DONE.to_owned()),
+    ]));
+    rig.upstream.expect_reply(Script::stream(vec![
+        chunk(&huge_table),
+        Step::Send(UPSTREAM_DONE.to_owned()),
+    ]));
+    let browser = Browser::start().await;
+    browser.goto(&rig.host.url("/")).await;
+    browser.wait_for_visible(SIDEBAR_READY).await;
+    browser
+        .type_into("#input", &format!("Show me markdown{}", keys::ENTER))
+        .await;
+
+    // Half a bold mark is text until its other half comes.
+    browser
+        .wait_for(
+            "the first piece",
+            "return document.querySelector('.message.assistant .text')?.textContent === 'PlanHere is **bo';",
+        )
+        .await;
+    rig.upstream.acknowledge(1);
+    browser
+        .wait_for(
+            "the whole reply",
+            "return document.querySelector('.message.assistant:not(.pending) .copy-message') !== null;",
+        )
+        .await;
+    let reply = ".message.assistant .markdown";
+    let facts = browser
+        .eval(&format!(
+            r#"const reply = document.querySelector({reply});
+            const link = reply.querySelector('a[href="https://example.com/page"]');
+            return {{
+              heading: reply.querySelector('h1')?.textContent,
+              bold: reply.querySelector('strong')?.textContent,
+              code: reply.querySelector('p code')?.textContent,
+              items: reply.querySelectorAll('ul li').length,
+              cells: [...reply.querySelectorAll('.table-scroll table th, .table-scroll table td')].map((c) => c.textContent),
+              block: reply.querySelector('.code-block pre code')?.textContent,
+              codeCopy: reply.querySelectorAll('.code-block .copy-code').length,
+              target: link?.getAttribute('target'),
+              rel: link?.getAttribute('rel'),
+              hrefs: [...reply.querySelectorAll('a')].map((a) => a.getAttribute('href')),
+              dangerous: reply.querySelectorAll('script, img, iframe, style, [onclick], [onerror], b').length,
+              text: reply.textContent,
+              pwned: window.pwned === undefined ? null : window.pwned,
+            }};"#,
+            reply = json!(reply)
+        ))
+        .await;
+    assert_eq!(facts["heading"], "Plan", "{facts}");
+    assert_eq!(facts["bold"], "bold", "{facts}");
+    assert_eq!(facts["code"], "code", "{facts}");
+    assert_eq!(facts["items"], 2, "{facts}");
+    assert_eq!(facts["cells"], json!(["a", "b", "1", "2"]), "{facts}");
+    assert_eq!(facts["block"], "fn main() {}\n", "{facts}");
+    assert_eq!(facts["codeCopy"], 1, "{facts}");
+    assert_eq!(facts["target"], "_blank", "{facts}");
+    assert_eq!(facts["rel"], "noopener noreferrer", "{facts}");
+    // The javascript: link keeps its text and loses its address.
+    assert_eq!(
+        facts["hrefs"],
+        json!(["https://example.com/page", null]),
+        "{facts}"
+    );
+    assert_eq!(facts["dangerous"], 0, "{facts}");
+    assert_eq!(facts["pwned"], Value::Null, "{facts}");
+    let text = facts["text"].as_str().unwrap();
+    for shown in [
+        "<script>window.pwned=2</script>",
+        "<img src=x onerror=\"window.pwned=3\">",
+        "<b onclick=\"window.pwned=4\">",
+    ] {
+        assert!(
+            text.contains(shown),
+            "raw HTML is shown as text: {shown} in {text}"
+        );
+    }
+
+    // A huge table scrolls inside the message instead of widening the page.
+    browser
+        .type_into("#input", &format!("A big table{}", keys::ENTER))
+        .await;
+    browser
+        .wait_for(
+            "the table",
+            "const tables = document.querySelectorAll('.message.assistant .table-scroll table'); \
+             return tables.length === 2 && tables[1].querySelectorAll('tbody tr').length === 2000;",
+        )
+        .await;
+    let overflow = browser
+        .eval("const list = document.querySelector('#messages'); return list.scrollWidth <= list.clientWidth;")
+        .await;
+    assert_eq!(overflow, true, "the page does not scroll sideways");
     browser.quit().await;
 }
 
@@ -936,6 +1060,7 @@ async fn the_ui_component_serves_the_page_and_its_files_and_refuses_the_rest() {
         ("chat.js", "text/javascript; charset=utf-8"),
         ("sidebar.js", "text/javascript; charset=utf-8"),
         ("dom.js", "text/javascript; charset=utf-8"),
+        ("markdown.js", "text/javascript; charset=utf-8"),
         ("style.css", "text/css; charset=utf-8"),
     ] {
         let answer = get(&format!("/assets/{asset}")).await.unwrap();
@@ -947,6 +1072,27 @@ async fn the_ui_component_serves_the_page_and_its_files_and_refuses_the_rest() {
             !text.contains("http://") && !text.contains("https://"),
             "{asset} names another site"
         );
+    }
+    // The vendored libraries are served as pinned (assets/vendor/README.md).
+    for (asset, sha256) in [
+        (
+            "vendor/marked.esm.js",
+            "5371fea86fd0656b4fc7bea7c94c663109d82789b69433eeee78d42895aa44de",
+        ),
+        (
+            "vendor/purify.es.mjs",
+            "5e8c53cd086a012531fc754ee6a7ad7a02e8a06fc4dadd805b912e128c3f6c58",
+        ),
+    ] {
+        let answer = get(&format!("/assets/{asset}")).await.unwrap();
+        assert_eq!(answer.status(), 200, "{asset}");
+        assert_eq!(
+            answer.headers()["content-type"],
+            "text/javascript; charset=utf-8"
+        );
+        let digest = sha2::Sha256::digest(answer.bytes().await.unwrap());
+        let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+        assert_eq!(hex, sha256, "{asset}");
     }
     let icon = get("/assets/icon.svg").await.unwrap();
     assert_eq!(icon.headers()["content-type"], "image/svg+xml");

@@ -1,6 +1,7 @@
 // The chat page: the conversation, the composer and the streaming reply.
 import * as api from "./api.js";
-import { h, skeleton, uuid } from "./dom.js";
+import { copyText, h, skeleton, uuid } from "./dom.js";
+import { renderMarkdown } from "./markdown.js";
 
 /** How close to the bottom (px) still counts as "at the bottom". */
 const FOLLOW_SLACK = 48;
@@ -246,13 +247,20 @@ export class ChatView {
     if (!element) return;
     element.classList.toggle("pending", Boolean(message.pending));
     element.setAttribute("aria-busy", message.pending ? "true" : "false");
-    const body = h("div", { class: "text" }, message.content);
+    const body = message.role === "assistant"
+      ? h("div", { class: "text markdown" }, renderMarkdown(message.content))
+      : h("div", { class: "text" }, message.content);
     const parts = [h("span", { class: "sr-only" }, message.role === "user" ? "You: " : "Assistant: "), body];
     if (message.pending && !message.content) body.append(h("span", { class: "typing" }, "Thinking…"));
     if (message.error) {
       parts.push(h("p", { class: "message-error", role: "alert" }, `The reply failed: ${message.error}`));
     }
     if (message.stopped) parts.push(h("p", { class: "message-stopped" }, "Stopped"));
+    if (message.content && !message.pending) {
+      const copy = h("button", { type: "button", class: "copy copy-message", "aria-label": "Copy message" }, "Copy");
+      copy.addEventListener("click", () => copyText(message.content, copy));
+      parts.push(copy);
+    }
     if (this.mayRate && message.role === "assistant" && message.id && !message.pending) {
       parts.push(this.feedbackBar(message));
     }

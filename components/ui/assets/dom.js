@@ -12,6 +12,29 @@ export function h(tag, attributes = {}, ...children) {
   return element;
 }
 
+/**
+ * Copies `text` to the clipboard and says so on `button` for a moment. The
+ * Clipboard API exists only in secure contexts; on plain http (a LAN
+ * address) a selected, hidden text area is copied instead.
+ */
+export async function copyText(text, button) {
+  let copied = false;
+  try {
+    await navigator.clipboard.writeText(text);
+    copied = true;
+  } catch {
+    const area = h("textarea", { class: "sr-only", readonly: true });
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    copied = document.execCommand("copy");
+    area.remove();
+  }
+  const label = button.textContent;
+  button.textContent = copied ? "Copied" : "Copy failed";
+  setTimeout(() => { button.textContent = label; }, 1500);
+}
+
 /** Placeholder bars shown while something loads. */
 export function skeleton(count, className) {
   return Array.from({ length: count }, () => h("div", { class: `skeleton ${className}` }));

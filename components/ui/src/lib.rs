@@ -50,13 +50,17 @@ macro_rules! asset {
 }
 
 /// The files under `/assets/`, by name.
-const ASSETS: [(&str, Asset); 7] = [
+const ASSETS: [(&str, Asset); 10] = [
     asset!("style.css", CSS),
     asset!("app.js", JAVASCRIPT),
     asset!("api.js", JAVASCRIPT),
     asset!("sidebar.js", JAVASCRIPT),
     asset!("chat.js", JAVASCRIPT),
     asset!("dom.js", JAVASCRIPT),
+    asset!("markdown.js", JAVASCRIPT),
+    // Vendored, unchanged (assets/vendor/README.md).
+    asset!("vendor/marked.esm.js", JAVASCRIPT),
+    asset!("vendor/purify.es.mjs", JAVASCRIPT),
     asset!("icon.svg", SVG),
 ];
 
