@@ -144,6 +144,20 @@ impl Seeder {
         id
     }
 
+    /// A chat of `owner` titled `title`, created `seconds` after 2026-01-01.
+    async fn titled_chat(&self, owner: &str, title: &str, seconds: f64) -> Uuid {
+        let id = self.chat(owner, "private").await;
+        self.client
+            .execute(
+                r#"UPDATE chat."Chat" SET title = $2,
+                   "createdAt" = TIMESTAMP '2026-01-01' + make_interval(secs => $3) WHERE id = $1"#,
+                &[&id, &title, &seconds],
+            )
+            .await
+            .unwrap();
+        id
+    }
+
     /// A message created `seconds` after 2026-01-01 00:00 UTC.
     async fn message(
         &self,
@@ -213,6 +227,86 @@ impl Seeder {
             self.rows_of("Vote", chat).await,
         ]
     }
+}
+
+/// The ids of a history page's chats, in order.
+fn chat_ids(page: &Value) -> Vec<Uuid> {
+    page["data"]
+        .as_array()
+        .expect("a page")
+        .iter()
+        .map(|chat| chat["id"].as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn search_finds_the_callers_chats_by_title_or_message_words_newest_first() {
+    let db = TestDatabase::create().await;
+    let host = TestHost::start(HostConfig::new(&db.url));
+    let seed = Seeder::new(&db).await;
+    let trip = seed.titled_chat(OWNER, "Trip to Lisbon", 1.0).await;
+    seed.message(trip, "user", "We should book the flights soon", None, 1.5)
+        .await;
+    let groceries = seed.titled_chat(OWNER, "Groceries", 2.0).await;
+    seed.message(groceries, "user", "Apples, bread and cheese", None, 2.5)
+        .await;
+    let work = seed.titled_chat(OWNER, "Work notes", 3.0).await;
+    seed.message(work, "user", "Plan the week", None, 3.2).await;
+    seed.message(
+        work,
+        "assistant",
+        "Your flight was delayed, so...",
+        None,
+        3.5,
+    )
+    .await;
+    let cheap = seed.titled_chat(OWNER, "Cheap flights", 4.0).await;
+    let theirs = seed.titled_chat(OTHER, "Flight plans", 5.0).await;
+    seed.message(theirs, "user", "flight flight flight", None, 5.5)
+        .await;
+
+    let search = async |query: &str| {
+        let answer = get(&host, &format!("/api/history?{query}"), Some(OWNER)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{query}: {:?}", answer.body);
+        answer.body
+    };
+    // English stems: "flight" finds "flights" and "flight", in titles and
+    // in any message; the other user's chat is never found.
+    let page = search("q=flight").await;
+    assert_eq!(chat_ids(&page), [cheap, work, trip]);
+    assert_eq!(page["hasMore"], false);
+    // Keyset pages of a search, both ways.
+    let first = search("q=flight&limit=2").await;
+    assert_eq!(chat_ids(&first), [cheap, work]);
+    assert_eq!(first["hasMore"], true);
+    let older = search(&format!("q=flight&limit=2&starting_after={work}")).await;
+    assert_eq!(chat_ids(&older), [trip]);
+    assert_eq!(older["hasMore"], false);
+    let newer = search(&format!("q=flight&limit=2&ending_before={trip}")).await;
+    assert_eq!(chat_ids(&newer), [cheap, work]);
+    // Several words must all be there (title or messages of one chat).
+    assert_eq!(chat_ids(&search("q=lisbon+trip").await), [trip]);
+    assert_eq!(chat_ids(&search("q=%22book+the+flights%22").await), [trip]);
+    assert_eq!(
+        chat_ids(&search("q=cheese+or+week").await),
+        [work, groceries]
+    );
+    for nothing in ["q=submarine", "q=the", "q=%27%22%26%7C%21%28%29%3A%2A%5C"] {
+        let page = search(nothing).await;
+        assert_eq!(chat_ids(&page), Vec::<Uuid>::new(), "{nothing}");
+        assert_eq!(page["hasMore"], false);
+    }
+    // Blank is no search at all.
+    assert_eq!(
+        chat_ids(&search("q=++").await),
+        [cheap, work, groceries, trip]
+    );
+    let too_long = format!("/api/history?q={}", "w".repeat(201));
+    assert_error(
+        &get(&host, &too_long, Some(OWNER)).await,
+        StatusCode::BAD_REQUEST,
+        "a search of 201 characters",
+    );
 }
 
 #[tokio::test]

@@ -678,6 +678,56 @@ async fn a_chat_is_renamed_in_place_and_escape_keeps_its_title() {
 }
 
 #[tokio::test]
+async fn the_sidebar_search_finds_chats_by_title_and_message_text() {
+    let rig = Rig::start().await;
+    let trip = rig.seed_chat(OWNER, "Trip to Lisbon", 3).await;
+    let groceries = rig.seed_chat(OWNER, "Groceries", 2).await;
+    let work = rig.seed_chat(OWNER, "Work notes", 1).await;
+    let browser = Browser::start().await;
+    browser.goto(&rig.host.url("/")).await;
+    browser.wait_for_visible(&chat_row(work)).await;
+    let listed = |ids: &[Uuid]| {
+        format!(
+            "return JSON.stringify([...document.querySelectorAll('.chat')].map((e) => e.dataset.chatId)) === {};",
+            json!(json!(ids.iter().map(Uuid::to_string).collect::<Vec<_>>()).to_string())
+        )
+    };
+
+    // By title, by a word of a message ("Answer of Groceries"), stemmed.
+    browser.type_into("#search", "lisbon").await;
+    browser.wait_for("only the trip", &listed(&[trip])).await;
+    browser
+        .eval("document.querySelector('#search').value = '';")
+        .await;
+    browser.type_into("#search", "answers").await;
+    browser
+        .wait_for(
+            "every chat, newest first",
+            &listed(&[work, groceries, trip]),
+        )
+        .await;
+    browser
+        .eval("document.querySelector('#search').value = '';")
+        .await;
+    browser.type_into("#search", "submarine").await;
+    browser
+        .wait_for(
+            "the empty result",
+            "return document.querySelector('#history').textContent.includes('No chats match “submarine”');",
+        )
+        .await;
+    // Cleared, the whole list is back.
+    browser
+        .eval("document.querySelector('#search').value = '';")
+        .await;
+    browser.type_into("#search", " ").await;
+    browser
+        .wait_for("every chat again", &listed(&[work, groceries, trip]))
+        .await;
+    browser.quit().await;
+}
+
+#[tokio::test]
 async fn deleting_asks_first_then_removes_the_chat() {
     let rig = Rig::start().await;
     let kept = rig.seed_chat(OWNER, "Keep me", 2).await;

@@ -4,6 +4,11 @@
 //! Pages are ordered newest first by `("createdAt", id)`, so the order is total
 //! and stays stable when chats share a `createdAt`. A cursor is a chat id; the
 //! statements look its `("createdAt", id)` up among the caller's own chats.
+//!
+//! With `q`, only the chats whose title or any message's text matches are
+//! listed, in the same order and pages: PostgreSQL full-text search with
+//! English word stems (`websearch_to_tsquery('english', q)`: words, "quoted
+//! phrases", `or`, `-excluded`), on the GIN indexes of migration 10.
 
 use crate::ApiError;
 use crate::identity::Identity;
@@ -20,21 +25,75 @@ pub const MAX_LIMIT: u32 = 100;
 
 const STARTING_AFTER: &str = "starting_after";
 const ENDING_BEFORE: &str = "ending_before";
+const SEARCH: &str = "q";
+/// The longest search text, in characters.
+pub const MAX_SEARCH_CHARS: usize = 200;
 
 // Every page also records the caller in `chat."User"` (as the seed does on
 // each history read), in the same statement: one round trip, not two. A
 // cursor page records them only when the cursor is one of their chats, so a
 // bad cursor changes nothing. Parameters: $1 user id, $2 email, then the
-// cursor (when there is one) and the limit.
+// cursor (when there is one), the search (when there is one) and the limit.
+// A search has statements of its own rather than a condition that a NULL
+// turns off, so the plain pages keep their plans.
 
-/// Newest first. Selects, in order: id, title, "createdAt", visibility.
-const FIRST_PAGE: &str = r#"WITH recorded_caller AS (
+macro_rules! record_caller {
+    () => {
+        r#"WITH recorded_caller AS (
   INSERT INTO chat."User" (id, email) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING)
-SELECT id, title, "createdAt", visibility
+"#
+    };
+}
+
+/// The caller's chats. Selects, in order: id, title, "createdAt", visibility.
+macro_rules! callers_chats {
+    () => {
+        r#"SELECT id, title, "createdAt", visibility
 FROM chat."Chat"
-WHERE "userId" = $1
-ORDER BY "createdAt" DESC, id DESC
-LIMIT $3"#;
+WHERE "userId" = $1"#
+    };
+}
+
+/// Keeps the chats whose title or a message of which matches the search in
+/// parameter `$search`; each side is one GIN index scan (migration 10).
+macro_rules! matching {
+    ($search:literal) => {
+        concat!(
+            r#"
+  AND id IN (
+    SELECT id FROM chat."Chat"
+    WHERE to_tsvector('english', title) @@ websearch_to_tsquery('english', "#,
+            $search,
+            r#")
+    UNION
+    SELECT "chatId" FROM chat."Message"
+    WHERE to_tsvector('english', chat.message_text(parts)) @@ websearch_to_tsquery('english', "#,
+            $search,
+            r#"))"#
+        )
+    };
+}
+
+macro_rules! newest_first {
+    ($limit:literal) => {
+        concat!("\nORDER BY \"createdAt\" DESC, id DESC\nLIMIT ", $limit)
+    };
+}
+
+macro_rules! nearest_first {
+    ($limit:literal) => {
+        concat!("\nORDER BY \"createdAt\" ASC, id ASC\nLIMIT ", $limit)
+    };
+}
+
+/// Newest first.
+const FIRST_PAGE: &str = concat!(record_caller!(), callers_chats!(), newest_first!("$3"));
+const FIRST_PAGE_MATCHING: &str = concat!(
+    record_caller!(),
+    callers_chats!(),
+    matching!("$3"),
+    newest_first!("$4")
+);
 
 macro_rules! record_caller_if_cursor_is_theirs {
     () => {
@@ -46,34 +105,48 @@ macro_rules! record_caller_if_cursor_is_theirs {
     };
 }
 
+/// Where the cursor chat ($3) sits among the caller's chats.
+macro_rules! cursor_position {
+    () => {
+        r#"(
+    SELECT anchor."createdAt", anchor.id FROM chat."Chat" AS anchor
+    WHERE anchor.id = $3 AND anchor."userId" = $1)"#
+    };
+}
+
 /// Chats strictly older than the cursor, newest first. A cursor that is not
 /// one of the caller's chats makes the row comparison NULL: no rows.
-const OLDER_THAN_CURSOR: &str = concat!(
-    record_caller_if_cursor_is_theirs!(),
-    r#"SELECT id, title, "createdAt", visibility
-FROM chat."Chat"
-WHERE "userId" = $1
-  AND ("createdAt", id) < (
-    SELECT anchor."createdAt", anchor.id FROM chat."Chat" AS anchor
-    WHERE anchor.id = $3 AND anchor."userId" = $1)
-ORDER BY "createdAt" DESC, id DESC
-LIMIT $4"#
-);
+macro_rules! older_than_cursor {
+    () => {
+        concat!(
+            record_caller_if_cursor_is_theirs!(),
+            callers_chats!(),
+            "\n  AND (\"createdAt\", id) < ",
+            cursor_position!()
+        )
+    };
+}
 
 /// Chats strictly newer than the cursor, NEAREST first (ascending), so that
 /// `LIMIT` keeps the page adjacent to the cursor; [`finish_page`] drops the
 /// extra farthest row and turns the page newest first.
-const NEWER_THAN_CURSOR: &str = concat!(
-    record_caller_if_cursor_is_theirs!(),
-    r#"SELECT id, title, "createdAt", visibility
-FROM chat."Chat"
-WHERE "userId" = $1
-  AND ("createdAt", id) > (
-    SELECT anchor."createdAt", anchor.id FROM chat."Chat" AS anchor
-    WHERE anchor.id = $3 AND anchor."userId" = $1)
-ORDER BY "createdAt" ASC, id ASC
-LIMIT $4"#
-);
+macro_rules! newer_than_cursor {
+    () => {
+        concat!(
+            record_caller_if_cursor_is_theirs!(),
+            callers_chats!(),
+            "\n  AND (\"createdAt\", id) > ",
+            cursor_position!()
+        )
+    };
+}
+
+const OLDER_THAN_CURSOR: &str = concat!(older_than_cursor!(), newest_first!("$4"));
+const NEWER_THAN_CURSOR: &str = concat!(newer_than_cursor!(), nearest_first!("$4"));
+const OLDER_THAN_CURSOR_MATCHING: &str =
+    concat!(older_than_cursor!(), matching!("$4"), newest_first!("$5"));
+const NEWER_THAN_CURSOR_MATCHING: &str =
+    concat!(newer_than_cursor!(), matching!("$4"), nearest_first!("$5"));
 
 const CURSOR_IS_CALLERS_CHAT: &str =
     r#"SELECT EXISTS (SELECT 1 FROM chat."Chat" WHERE id = $1 AND "userId" = $2)"#;
@@ -123,17 +196,21 @@ impl Cursor {
 }
 
 /// A validated `GET /api/history` query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryQuery {
     /// Page size, already clamped to `MIN_LIMIT..=MAX_LIMIT`.
     pub limit: u32,
     pub cursor: Option<Cursor>,
+    /// Only chats matching this text (trimmed, never empty).
+    pub search: Option<String>,
 }
 
 impl HistoryQuery {
-    /// Parses `limit`, `starting_after` and `ending_before`; other parameters are
-    /// ignored. `limit` defaults to 20 and is clamped to 1..=100; it must be a
-    /// whole number. The cursors must be UUIDs and are mutually exclusive.
+    /// Parses `limit`, `starting_after`, `ending_before` and `q`; other
+    /// parameters are ignored. `limit` defaults to 20 and is clamped to
+    /// 1..=100; it must be a whole number. The cursors must be UUIDs and are
+    /// mutually exclusive. `q` is trimmed (blank: no search) and at most
+    /// [`MAX_SEARCH_CHARS`] characters.
     pub fn from_query(query: &str) -> Result<Self, ApiError> {
         let params = QueryParams::parse(query);
         let limit = match params.single("limit")? {
@@ -152,7 +229,23 @@ impl HistoryQuery {
             (None, Some(id)) => Some(Cursor::EndingBefore(parse_uuid(ENDING_BEFORE, &id)?)),
             (None, None) => None,
         };
-        Ok(Self { limit, cursor })
+        let search = params
+            .single(SEARCH)?
+            .map(|text| text.trim().to_owned())
+            .filter(|text| !text.is_empty());
+        if let Some(text) = &search {
+            let chars = text.chars().count();
+            if chars > MAX_SEARCH_CHARS {
+                return Err(ApiError::bad_request(format!(
+                    "{SEARCH} has {chars} characters; search with at most {MAX_SEARCH_CHARS}"
+                )));
+            }
+        }
+        Ok(Self {
+            limit,
+            cursor,
+            search,
+        })
     }
 
     /// The page statement, which also records the caller (400 when their
@@ -165,15 +258,20 @@ impl HistoryQuery {
             SqlParam::Text(caller.user_id.clone()),
             SqlParam::Text(caller.email.clone()),
         ];
-        let sql = match self.cursor {
-            None => FIRST_PAGE,
-            Some(cursor) => {
-                params.push(SqlParam::Uuid(cursor.chat_id()));
-                match cursor {
-                    Cursor::StartingAfter(_) => OLDER_THAN_CURSOR,
-                    Cursor::EndingBefore(_) => NEWER_THAN_CURSOR,
-                }
-            }
+        if let Some(cursor) = self.cursor {
+            params.push(SqlParam::Uuid(cursor.chat_id()));
+        }
+        if let Some(search) = &self.search {
+            params.push(SqlParam::Text(search.clone()));
+        }
+        let searching = self.search.is_some();
+        let sql = match (self.cursor, searching) {
+            (None, false) => FIRST_PAGE,
+            (None, true) => FIRST_PAGE_MATCHING,
+            (Some(Cursor::StartingAfter(_)), false) => OLDER_THAN_CURSOR,
+            (Some(Cursor::StartingAfter(_)), true) => OLDER_THAN_CURSOR_MATCHING,
+            (Some(Cursor::EndingBefore(_)), false) => NEWER_THAN_CURSOR,
+            (Some(Cursor::EndingBefore(_)), true) => NEWER_THAN_CURSOR_MATCHING,
         };
         params.push(SqlParam::Int64(i64::from(self.limit) + 1));
         Ok(Statement::new(sql, params))
@@ -231,14 +329,25 @@ mod tests {
     }
 
     fn query(limit: u32, cursor: Option<Cursor>) -> HistoryQuery {
-        HistoryQuery { limit, cursor }
+        HistoryQuery {
+            limit,
+            cursor,
+            search: None,
+        }
     }
 
     #[test]
     fn rows_of_every_page_statement_decode_as_their_select_lists_them() {
         use crate::sql::fake::{FakeRow, Value};
         let at = UtcDateTime::from_parts(2024, 5, 1, 12, 0, 0, 0).unwrap();
-        for sql in [FIRST_PAGE, OLDER_THAN_CURSOR, NEWER_THAN_CURSOR] {
+        for sql in [
+            FIRST_PAGE,
+            OLDER_THAN_CURSOR,
+            NEWER_THAN_CURSOR,
+            FIRST_PAGE_MATCHING,
+            OLDER_THAN_CURSOR_MATCHING,
+            NEWER_THAN_CURSOR_MATCHING,
+        ] {
             let row = FakeRow::laid_out_by(
                 sql,
                 &[
@@ -402,6 +511,78 @@ mod tests {
         assert!(OLDER_THAN_CURSOR.contains(r#"("createdAt", id) < ("#));
         assert!(NEWER_THAN_CURSOR.contains(r#"("createdAt", id) > ("#));
         assert!(NEWER_THAN_CURSOR.contains(r#"ORDER BY "createdAt" ASC, id ASC"#));
+    }
+
+    #[test]
+    fn a_search_binds_its_text_before_the_limit_in_statements_of_its_own() {
+        let searching = |cursor| HistoryQuery {
+            search: Some("trip lisbon".into()),
+            ..query(5, cursor)
+        };
+        let user = || {
+            vec![
+                SqlParam::Text("ada".into()),
+                SqlParam::Text("ada@example.com".into()),
+            ]
+        };
+        let search = SqlParam::Text("trip lisbon".into());
+        let first = searching(None).page_statement(&ada()).unwrap();
+        assert_eq!(first.sql, FIRST_PAGE_MATCHING);
+        assert_eq!(
+            first.params,
+            [user(), vec![search.clone(), SqlParam::Int64(6)]].concat()
+        );
+        assert!(first.sql.contains("websearch_to_tsquery('english', $3)"));
+        assert!(first.sql.ends_with("LIMIT $4"));
+        for (cursor, sql) in [
+            (Cursor::StartingAfter(chat_id()), OLDER_THAN_CURSOR_MATCHING),
+            (Cursor::EndingBefore(chat_id()), NEWER_THAN_CURSOR_MATCHING),
+        ] {
+            let statement = searching(Some(cursor)).page_statement(&ada()).unwrap();
+            assert_eq!(statement.sql, sql);
+            assert_eq!(
+                statement.params,
+                [
+                    user(),
+                    vec![
+                        SqlParam::Uuid(chat_id()),
+                        search.clone(),
+                        SqlParam::Int64(6)
+                    ]
+                ]
+                .concat()
+            );
+            assert!(
+                statement
+                    .sql
+                    .contains("websearch_to_tsquery('english', $4)")
+            );
+            assert!(statement.sql.ends_with("LIMIT $5"));
+        }
+        // Both sides of the match are the index expressions of migration 10.
+        for index in crate::migrations::SEARCH_INDEX_EXPRESSIONS {
+            assert!(FIRST_PAGE_MATCHING.contains(index), "{index}");
+        }
+        // Without a search the plain statements serve, plans and all.
+        assert!(!FIRST_PAGE.contains("tsquery") && !OLDER_THAN_CURSOR.contains("tsquery"));
+    }
+
+    #[test]
+    fn the_search_text_is_trimmed_and_bounded() {
+        let parsed = |raw: &str| HistoryQuery::from_query(raw).map(|query| query.search);
+        assert_eq!(
+            parsed("q=+trip%20to+Lisbon+"),
+            Ok(Some("trip to Lisbon".into()))
+        );
+        assert_eq!(parsed("q=%20%20"), Ok(None));
+        assert_eq!(parsed("q="), Ok(None));
+        assert_eq!(parsed("limit=5"), Ok(None));
+        let longest = "\u{e9}".repeat(MAX_SEARCH_CHARS);
+        assert_eq!(parsed(&format!("q={longest}")), Ok(Some(longest.clone())));
+        let error = parsed(&format!("q={longest}x")).unwrap_err();
+        assert_eq!(error.status, 400);
+        assert!(error.message.contains("at most 200"), "{}", error.message);
+        assert_eq!(parsed("q=a&q=b").unwrap_err().status, 400);
     }
 
     #[test]

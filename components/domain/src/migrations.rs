@@ -152,6 +152,52 @@ pub const MIGRATIONS: &[Migration] = &[
         // does not replace the one the owner chose.
         statements: &[r#"ALTER TABLE chat."Chat" ADD COLUMN IF NOT EXISTS "renamedAt" TIMESTAMP"#],
     },
+    Migration {
+        version: 10,
+        name: "full-text search of titles and messages",
+        // `GET /api/history?q=` (history.rs): English stems of each chat's
+        // title and of each message's text parts, in GIN indexes. A
+        // message's text is its `parts`' text items joined, by a function
+        // (immutable, so an index may use it). Building the message index
+        // reads the whole table once, under a lock that holds writes back
+        // while it runs.
+        statements: &[
+            r#"CREATE OR REPLACE FUNCTION chat.message_text(parts json) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $body$
+  SELECT coalesce(string_agg(part->>'text', ' '), '')
+  FROM json_array_elements(CASE WHEN json_typeof(parts) = 'array' THEN parts ELSE '[]'::json END) AS part
+  WHERE json_typeof(part) = 'object' AND part->>'type' = 'text'
+$body$"#,
+            concat!(
+                "CREATE INDEX IF NOT EXISTS idx_chat_title_search ON chat.\"Chat\" USING gin (",
+                search_index_expression!(title),
+                ")"
+            ),
+            concat!(
+                "CREATE INDEX IF NOT EXISTS idx_message_text_search ON chat.\"Message\" USING gin (",
+                search_index_expression!(message),
+                ")"
+            ),
+        ],
+    },
+];
+
+/// The expressions the search indexes hold, which the search's statements
+/// must repeat exactly for PostgreSQL to use them.
+macro_rules! search_index_expression {
+    (title) => {
+        "to_tsvector('english', title)"
+    };
+    (message) => {
+        "to_tsvector('english', chat.message_text(parts))"
+    };
+}
+use search_index_expression;
+
+pub const SEARCH_INDEX_EXPRESSIONS: [&str; 2] = [
+    search_index_expression!(title),
+    search_index_expression!(message),
 ];
 
 /// The key of the transaction-scoped advisory lock that serialises migration
@@ -271,6 +317,7 @@ mod tests {
             for (index, statement) in migration.statements.iter().enumerate() {
                 assert!(
                     statement.contains("IF NOT EXISTS")
+                        || statement.starts_with("CREATE OR REPLACE FUNCTION")
                         || statement.contains("DROP CONSTRAINT IF EXISTS")
                         || replaces_a_dropped_constraint(statement, &migration.statements[..index]),
                     "{statement}"

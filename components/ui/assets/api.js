@@ -44,10 +44,11 @@ export async function session() {
  * One page of the caller's chats, newest first: `{data, hasMore}`, or
  * `null` in ephemeral mode (the database is unavailable: 204).
  */
-export async function history({ startingAfter, limit } = {}) {
+export async function history({ startingAfter, limit, search } = {}) {
   const query = new URLSearchParams();
   if (startingAfter) query.set("starting_after", startingAfter);
   if (limit) query.set("limit", String(limit));
+  if (search) query.set("q", search);
   const response = await send("GET", `/api/history?${query}`);
   return response.status === 204 ? null : response.json();
 }

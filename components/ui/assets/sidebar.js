@@ -1,5 +1,6 @@
 // The history sidebar: the caller's chats, newest first, grouped by age,
-// one page at a time; each can be renamed in place or deleted.
+// one page at a time, or those matching a search; each can be renamed in
+// place or deleted.
 import * as api from "./api.js";
 import { h, skeleton } from "./dom.js";
 
@@ -7,6 +8,8 @@ import { h, skeleton } from "./dom.js";
 const PAGE_SIZE = 20;
 /** The longest title the server takes. */
 const MAX_TITLE_CHARS = 200;
+/** How long typing may pause before the search runs (ms). */
+const SEARCH_DELAY = 250;
 const GROUPS = ["Today", "Yesterday", "Previous 7 days", "Older"];
 
 /** Which group a chat created at `createdAt` belongs to, seen from `now`. */
@@ -29,6 +32,14 @@ export class Sidebar {
     this.deleted = deleted;
     this.renamed = renamed;
     this.renamingId = null;
+    this.search = ""; // the words the list is filtered by, trimmed
+    this.latestRequest = 0; // answers to older requests are dropped
+    const searchBox = document.getElementById("search");
+    let pending;
+    searchBox.addEventListener("input", () => {
+      clearTimeout(pending);
+      pending = setTimeout(() => this.searchFor(searchBox.value.trim()), SEARCH_DELAY);
+    });
     this.list = document.getElementById("history");
     this.banner = document.getElementById("ephemeral");
     this.dialog = document.getElementById("confirm-delete");
@@ -40,15 +51,30 @@ export class Sidebar {
     this.loading = true; // until the first page came
   }
 
+  /** Shows only the chats matching `search` (all of them when it is empty). */
+  async searchFor(search) {
+    if (search === this.search) return;
+    this.search = search;
+    this.chats = [];
+    this.hasMore = false;
+    await this.refresh();
+  }
+
   /** Loads the chats again: as many as are shown (at least a page, at most 100). */
   async refresh() {
+    const request = ++this.latestRequest;
     try {
-      const page = await api.history({ limit: Math.min(100, Math.max(PAGE_SIZE, this.chats.length)) });
+      const page = await api.history({
+        limit: Math.min(100, Math.max(PAGE_SIZE, this.chats.length)),
+        search: this.search,
+      });
+      if (request !== this.latestRequest) return;
       this.ephemeral = page === null;
       this.chats = page?.data ?? [];
       this.hasMore = page?.hasMore ?? false;
       this.error = null;
     } catch (error) {
+      if (request !== this.latestRequest) return;
       this.error = error.message;
     }
     this.loading = false;
@@ -56,8 +82,10 @@ export class Sidebar {
   }
 
   async loadMore() {
+    const request = ++this.latestRequest;
     try {
-      const page = await api.history({ startingAfter: this.chats.at(-1)?.id });
+      const page = await api.history({ startingAfter: this.chats.at(-1)?.id, search: this.search });
+      if (request !== this.latestRequest) return;
       if (page) {
         const known = new Set(this.chats.map((chat) => chat.id));
         this.chats.push(...page.data.filter((chat) => !known.has(chat.id)));
@@ -67,6 +95,7 @@ export class Sidebar {
       }
       this.error = null;
     } catch (error) {
+      if (request !== this.latestRequest) return;
       this.error = error.message;
     }
     this.render();
@@ -114,7 +143,8 @@ export class Sidebar {
     const children = [];
     if (this.error) children.push(h("p", { class: "sidebar-error", role: "alert" }, this.error));
     if (!this.ephemeral && !this.error && this.chats.length === 0) {
-      children.push(h("p", { class: "muted" }, "No conversations yet"));
+      children.push(h("p", { class: "muted" },
+        this.search ? `No chats match “${this.search}”` : "No conversations yet"));
     }
     const now = new Date();
     for (const group of GROUPS) {
