@@ -36,6 +36,7 @@ enum Action {
     ChangeVisibility,
     Rename,
     Stop,
+    Regenerate,
     /// Rate the reply down (the seeded vote is up).
     Rate,
     Withdraw,
@@ -53,7 +54,11 @@ fn expected_status(who: Who, chat: Chat, action: Action) -> u16 {
         (Who::Other, Chat::Private, Action::Read) => 403,
         // A refused delete looks like a missing chat: it reveals nothing.
         (Who::Other, _, Action::Delete) => 404,
-        (Who::Other, _, Action::ChangeVisibility | Action::Rename | Action::Stop) => 403,
+        (
+            Who::Other,
+            _,
+            Action::ChangeVisibility | Action::Rename | Action::Stop | Action::Regenerate,
+        ) => 403,
         // A chat's feedback is its owner's, public or not.
         (Who::Other, _, Action::Rate | Action::Withdraw | Action::ReadVotes) => 403,
     }
@@ -85,6 +90,7 @@ async fn nobody_reads_changes_or_deletes_what_is_not_theirs() {
                 Action::ChangeVisibility,
                 Action::Rename,
                 Action::Stop,
+                Action::Regenerate,
                 Action::Rate,
                 Action::Withdraw,
                 Action::ReadVotes,
@@ -129,6 +135,7 @@ async fn run_case(target: &Target, seeder: &Seeder, owner: &Caller, caller: &Cal
             .patch(&format!("/api/chat/{chat_id}/title"))
             .json(&json!({"title": RENAMED})),
         Action::Stop => target.api.post(&format!("/api/chat/{chat_id}/stop")),
+        Action::Regenerate => target.api.post(&format!("/api/chat/{chat_id}/regenerate")),
         Action::Rate => target.api.put("/api/feedback").json(&json!({
             "chatId": chat_id, "messageId": reply_id, "isUpvoted": false, "comment": "Wrong"
         })),
@@ -176,6 +183,12 @@ async fn run_case(target: &Target, seeder: &Seeder, owner: &Caller, caller: &Cal
                 (after.owner, after.visibility),
                 (before.owner, before.visibility)
             );
+        }
+        (Action::Regenerate, 200) => {
+            // The reply is rewritten in place; its rating went with its text.
+            let (before, after) = (before.unwrap(), after.unwrap());
+            assert_eq!(after.messages, before.messages, "{}", case.label());
+            assert_eq!(after.votes, "", "{}: {}", case.label(), after.votes);
         }
         (Action::Stop, 202) => {
             assert_eq!(after, before, "{}: a stop changed the chat", case.label());

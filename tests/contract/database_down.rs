@@ -20,6 +20,7 @@ async fn without_its_database_the_app_fails_closed() {
     let public = json!({"visibility": "public"});
     let title = format!("/api/chat/{chat}/title");
     let stop = format!("/api/chat/{chat}/stop");
+    let regenerate = format!("/api/chat/{chat}/regenerate");
     let renamed = json!({"title": "Offline plans"});
     let hello = json!({"id": chat, "messages": [{"role": "user", "content": "Hello"}]});
     let votes = format!("/api/feedback/{chat}");
@@ -47,6 +48,8 @@ async fn without_its_database_the_app_fails_closed() {
         (api.patch(&visibility).caller(&user).json(&public), 503),
         (api.patch(&title).caller(&user).json(&renamed), 503),
         (api.post(&stop).caller(&user), 503),
+        // Without the stored conversation there is nothing to regenerate.
+        (api.post(&regenerate).caller(&user), 503),
         // Whose chat it is cannot be checked: no vote is written or shown.
         (api.put("/api/feedback").caller(&user).json(&rating), 503),
         (api.delete(&vote).caller(&user), 503),
@@ -60,6 +63,7 @@ async fn without_its_database_the_app_fails_closed() {
         (api.patch(&visibility).json(&public), 401),
         (api.patch(&title).json(&renamed), 401),
         (api.post(&stop), 401),
+        (api.post(&regenerate), 401),
         (api.post("/api/chat").json(&hello), 401),
         (api.put("/api/feedback").json(&rating), 401),
         (

@@ -526,6 +526,48 @@ async fn replies_render_as_safe_markdown_while_they_stream() {
 }
 
 #[tokio::test]
+async fn the_last_reply_can_be_regenerated_in_place() {
+    let rig = Rig::start().await;
+    let chat_id = rig.seed_chat(OWNER, "Jokes", 1).await;
+    rig.upstream.expect_reply(Script::stream(vec![
+        chunk("A better answer"),
+        Step::Send(UPSTREAM_DONE.to_owned()),
+    ]));
+    let browser = Browser::start().await;
+    browser
+        .goto(&rig.host.url(&format!("/chat/{chat_id}")))
+        .await;
+    browser
+        .wait_for("the stored reply", &shows_text(REPLY, "Answer of Jokes"))
+        .await;
+    browser.click(".message.assistant .regenerate").await;
+    wait_for_whole_reply(&browser, "A better answer").await;
+    let replies = rig
+        .db
+        .column::<String>(
+            r#"SELECT parts::text FROM chat."Message" WHERE "chatId" = $1 AND role = 'assistant'"#,
+            &[&chat_id],
+        )
+        .await;
+    let replies: Vec<Value> = replies
+        .iter()
+        .map(|parts| serde_json::from_str(parts).unwrap())
+        .collect();
+    assert_eq!(
+        replies,
+        [json!([{"type": "text", "text": "A better answer"}])]
+    );
+    let asked = &rig.upstream.received()[0].body["messages"];
+    assert_eq!(
+        asked,
+        &json!([{"role": "user", "content": "Question of Jokes"}])
+    );
+    // Only the last reply offers it.
+    assert_eq!(browser.texts(".regenerate").await.len(), 1);
+    browser.quit().await;
+}
+
+#[tokio::test]
 async fn failures_are_shown_inline_and_keep_what_was_typed() {
     let rig = Rig::start().await;
     rig.upstream.expect_title(title_answer("Unlucky"));

@@ -633,6 +633,124 @@ async fn a_stopped_reply_ends_at_once_keeps_what_arrived_and_closes_the_models_r
     reply_with_status(&rig.db, chat, "complete").await;
 }
 
+/// `POST /api/chat/:chatId/regenerate` as `email`.
+fn regenerate(host: &TestHost, chat: Uuid, email: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(host.url(&format!("/api/chat/{chat}/regenerate")))
+        .header("x-forwarded-email", email)
+}
+
+#[tokio::test]
+async fn regenerating_replaces_the_last_reply_with_one_asked_from_the_stored_conversation() {
+    let rig = Rig::start().await;
+    let chat = Uuid::new_v4();
+    let traced = |text: &str, trace: &str| json!({"choices": [{"delta": {"content": text}}], "trace_id": trace});
+    rig.upstream
+        .expect_reply(reply_of(&[traced("A bad joke", "tr-1")]));
+    let body = json!({"id": chat, "messages": [user_message("Tell me a joke", Uuid::new_v4())]});
+    let first = meta_of(&rig.chat(OWNER, &body).await);
+    let reply = first["assistantMessageId"].as_str().unwrap().to_owned();
+    let rated = reqwest::Client::new()
+        .put(rig.host.url("/api/feedback"))
+        .header("x-forwarded-email", OWNER)
+        .json(&json!({"chatId": chat, "messageId": reply, "isUpvoted": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rated.status(), StatusCode::OK);
+
+    // Someone else may not; an unknown chat is not found.
+    let refused = regenerate(&rig.host, chat, OTHER).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let unknown = regenerate(&rig.host, Uuid::new_v4(), OWNER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+
+    rig.upstream
+        .expect_reply(reply_of(&[traced("A better joke", "tr-2")]));
+    let events = events_of(regenerate(&rig.host, chat, OWNER))
+        .await
+        .rest()
+        .await;
+    let meta = meta_of(&events);
+    assert_eq!(
+        meta["assistantMessageId"],
+        reply.as_str(),
+        "rewritten in place"
+    );
+    assert_eq!(meta["traceId"], "tr-2");
+    assert_eq!(
+        rig.conversation(chat).await,
+        ["user: Tell me a joke", "assistant: A better joke"]
+    );
+    let stored = reply_with_status(&rig.db, chat, "complete").await;
+    assert_eq!(stored.trace_id.as_deref(), Some("tr-2"));
+    // The rating was of the old text: it is gone with it.
+    let votes = rig.get(&format!("/api/feedback/{chat}"), OWNER).await;
+    assert_eq!(votes["data"], json!([]));
+    let asked: Vec<Value> = rig
+        .upstream
+        .received()
+        .into_iter()
+        .filter(Received::is_streaming)
+        .map(|request| request.body["messages"].clone())
+        .collect();
+    assert_eq!(
+        asked[1],
+        json!([{"role": "user", "content": "Tell me a joke"}])
+    );
+}
+
+#[tokio::test]
+async fn regenerating_answers_a_question_left_without_reply_and_refuses_an_empty_chat() {
+    let rig = Rig::start().await;
+    let client = rig.db.connect().await;
+    let (answered, empty, question) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    client
+        .execute(
+            r#"INSERT INTO chat."User" (id, email) VALUES ($1, $1::text)"#,
+            &[&OWNER],
+        )
+        .await
+        .unwrap();
+    for chat in [answered, empty] {
+        client
+            .execute(
+                r#"INSERT INTO chat."Chat" (id, title, "userId") VALUES ($1, 'Seeded', $2)"#,
+                &[&chat, &OWNER],
+            )
+            .await
+            .unwrap();
+    }
+    client
+        .execute(
+            r#"INSERT INTO chat."Message" (id, "chatId", role, parts)
+               VALUES ($1, $2, 'user', '[{"type":"text","text":"Still there?"}]')"#,
+            &[&question, &answered],
+        )
+        .await
+        .unwrap();
+
+    rig.upstream.expect_reply(reply_of(&[chat_chunk("Yes.")]));
+    meta_of(
+        &events_of(regenerate(&rig.host, answered, OWNER))
+            .await
+            .rest()
+            .await,
+    );
+    assert_eq!(
+        rig.conversation(answered).await,
+        ["user: Still there?", "assistant: Yes."]
+    );
+
+    let refused = regenerate(&rig.host, empty, OWNER).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    assert!(rig.db.stored_messages(empty).await.is_empty());
+    assert_eq!(rig.upstream.received().len(), 1, "the model was not asked");
+}
+
 #[tokio::test]
 async fn a_model_that_has_not_answered_yet_can_be_stopped() {
     let rig = Rig::start().await;

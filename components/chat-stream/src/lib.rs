@@ -62,6 +62,10 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
             allow_only(request.method(), path.method())?;
             stop::request(&request, chat_id).await
         }
+        ApiPath::ChatRegenerate(chat_id) => {
+            allow_only(request.method(), path.method())?;
+            regenerate(&request, chat_id).await
+        }
         _ => Err(no_route(request.uri().path()).into()),
     }
 }
@@ -83,7 +87,6 @@ async fn chat(request: Request) -> Result<HttpResponse, Failure> {
         Either::Right((answered, write)) => (write.await?, async { answered }.boxed_local()),
     };
 
-    let (events, response) = response::event_stream();
     if let (true, Ok(endpoint)) = (opened.chat_is_new, &endpoint) {
         let first_message = chat.first_user_message().content.clone();
         spawn(name_chat(
@@ -93,20 +96,58 @@ async fn chat(request: Request) -> Result<HttpResponse, Failure> {
             first_message,
         ));
     }
+    let server_made_chat_id = chat.chat_id.is_none().then_some(chat_id);
+    Ok(stream_reply(
+        Uuid::new_v4(),
+        server_made_chat_id,
+        opened.transcript,
+        upstream,
+    ))
+}
+
+/// Replaces the chat's last reply by a new one, asked with the stored
+/// conversation up to the user's last message and streamed as `POST
+/// /api/chat` streams; the replaced reply's rating goes with its text.
+async fn regenerate(request: &Request, chat_id: Uuid) -> Result<HttpResponse, Failure> {
+    let identity = identify(request.headers()).await?;
+    users::check_storable(&identity)?;
+    let endpoint = Endpoint::configured(identity.access_token.as_deref()).await;
+    let regeneration = transcript::prepare_regeneration(&identity, chat_id).await?;
+    let (cleared, on_cleared) = oneshot::channel();
+    let _ = cleared.send(regeneration.context);
+    let upstream = call_model(endpoint, on_cleared);
+    Ok(stream_reply(
+        regeneration.replaced.unwrap_or_else(Uuid::new_v4),
+        None,
+        Transcript::of(chat_id, identity.user_id),
+        upstream,
+    ))
+}
+
+/// Answers with the event stream of reply `id`, which a task of its own
+/// relays from `upstream` and stores.
+fn stream_reply(
+    id: Uuid,
+    server_made_chat_id: Option<Uuid>,
+    transcript: Transcript,
+    upstream: LocalBoxFuture<'static, Upstream>,
+) -> HttpResponse {
+    let (events, response) = response::event_stream();
     let started_at = store::now_ms();
+    let stop = StopWatch::new(transcript.chat_id(), started_at);
     let reply = Reply {
-        id: Uuid::new_v4(),
+        id,
         started_at,
-        server_made_chat_id: chat.chat_id.is_none().then_some(chat_id),
-        transcript: opened.transcript,
+        server_made_chat_id,
+        transcript,
         events,
-        stop: StopWatch::new(chat_id, started_at),
+        stop,
     };
     spawn(reply.relay(upstream));
     // Expired reply records and stop signals go (at most hourly per
     // instance; see journal).
     spawn(journal::prune_expired_records());
-    Ok(response)
+    response
 }
 
 /// Calls the model once `cleared` says the chat is the caller's, with the

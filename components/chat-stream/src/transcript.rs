@@ -6,8 +6,9 @@
 
 use chat_domain::access::{self, ChatAction};
 use chat_domain::chat_request::{ChatMessage, ChatRequest};
-use chat_domain::context;
+use chat_domain::context::{self, Regeneration};
 use chat_domain::conversation::MessageStatus;
+use chat_domain::feedback;
 use chat_domain::feedback::ReplyRecord;
 use chat_domain::identity::Identity;
 use chat_domain::journal::ConversationWrite;
@@ -118,7 +119,47 @@ pub async fn open(
     }
 }
 
+/// Reads the chat, checks it is the caller's and what its last reply is,
+/// and withdraws that reply's rating (its text is about to be replaced).
+/// Needs the database: without it the answer is 503.
+pub async fn prepare_regeneration(
+    identity: &Identity,
+    chat_id: Uuid,
+) -> Result<Regeneration, Failure> {
+    with_database(async |db| {
+        let rows = db.query(&context::statement(chat_id)).await?;
+        let stored = rows.first().map(context::stored_chat).transpose()?;
+        access::decide(
+            stored.as_ref().map(|(chat, _)| chat),
+            &identity.user_id,
+            ChatAction::Regenerate,
+        )?;
+        let recent = stored.and_then(|(_, recent)| recent);
+        let regeneration = context::for_regeneration(recent.as_deref())?;
+        if let Some(replaced) = regeneration.replaced {
+            let withdraw =
+                feedback::withdraw_statement(chat_id, replaced, &identity.user_id, &identity.email);
+            db.query(&withdraw).await?;
+        }
+        Ok(regeneration)
+    })
+    .await
+}
+
 impl Transcript {
+    /// The transcript of a chat already stored as `owner`'s.
+    pub fn of(chat_id: Uuid, owner: String) -> Self {
+        Self {
+            chat_id,
+            owner,
+            journaled: Cell::new(false),
+        }
+    }
+
+    pub fn chat_id(&self) -> Uuid {
+        self.chat_id
+    }
+
     /// Writes the reply as it is now (`started_at`: when it began, its
     /// place in the conversation). One attempt: when the database is out of
     /// reach the reply is journaled. A failure is logged, not raised: the

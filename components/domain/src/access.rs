@@ -65,6 +65,8 @@ pub enum ChatAction {
     Rename,
     /// Stopping the reply that streams in it.
     Stop,
+    /// Replacing its last reply by a new one.
+    Regenerate,
     /// Continuing the conversation (`POST /api/chat` with the chat's id).
     AddMessages,
     /// Rating its replies, withdrawing a rating or reading the ratings.
@@ -79,8 +81,8 @@ pub enum ChatAction {
 /// - anyone may read a public chat; a private one is 403;
 /// - deleting someone else's chat is 404, as if it did not exist, so a failed
 ///   delete reveals nothing;
-/// - changing someone else's chat's visibility or title, stopping its
-///   reply, adding messages to it or
+/// - changing someone else's chat's visibility or title, stopping or
+///   regenerating its reply, adding messages to it or
 ///   rating its replies (public or not), is 403.
 pub fn decide(
     access: Option<&ChatAccess>,
@@ -105,6 +107,9 @@ pub fn decide(
         ChatAction::Rename => Err(ApiError::forbidden("Only the chat's owner can rename it.")),
         ChatAction::Stop => Err(ApiError::forbidden(
             "Only the chat's owner can stop its replies.",
+        )),
+        ChatAction::Regenerate => Err(ApiError::forbidden(
+            "Only the chat's owner can regenerate its replies.",
         )),
         ChatAction::AddMessages => Err(ApiError::forbidden(
             "This chat belongs to someone else: only its owner can add messages to it.",
@@ -139,7 +144,7 @@ mod tests {
 
     const OWNER: &str = "owner@example.com";
     const OTHER: &str = "other@example.com";
-    const ACTIONS: [ChatAction; 7] = [
+    const ACTIONS: [ChatAction; 8] = [
         ChatAction::ReadMessages,
         ChatAction::Delete,
         ChatAction::ChangeVisibility,
@@ -147,6 +152,7 @@ mod tests {
         ChatAction::AddMessages,
         ChatAction::Rate,
         ChatAction::Stop,
+        ChatAction::Regenerate,
     ];
 
     fn chat(visibility: Visibility) -> ChatAccess {
@@ -216,6 +222,7 @@ mod tests {
             assert_eq!(status(Some(&access), OTHER, ChatAction::Rate), 403);
             assert_eq!(status(Some(&access), OTHER, ChatAction::Rename), 403);
             assert_eq!(status(Some(&access), OTHER, ChatAction::Stop), 403);
+            assert_eq!(status(Some(&access), OTHER, ChatAction::Regenerate), 403);
         }
     }
 

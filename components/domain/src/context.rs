@@ -11,6 +11,7 @@
 //! (there is nothing else), without its system messages. The read is the
 //! one that checks whose chat it is, so this costs no round trip.
 
+use crate::ApiError;
 use crate::access::{self, ChatAccess};
 use crate::chat_request::{ChatMessage, Role};
 use crate::sql::{Row, SqlParam, Statement};
@@ -73,6 +74,49 @@ pub fn from_stored(recent: Option<&str>, new_message: &ChatMessage) -> Vec<ChatM
     let mut context = newest_within_budget(earlier);
     context.push(new_message.clone());
     context
+}
+
+/// What regenerating a chat's last reply (`POST /api/chat/:chatId/regenerate`)
+/// asks the model with, and where the new reply goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Regeneration {
+    /// The reply that is replaced (the last one after the user's last
+    /// message), rewritten in place under its id; `None` when that message
+    /// has no reply stored, and a new one is added.
+    pub replaced: Option<Uuid>,
+    /// The stored conversation up to the user's last message, within the
+    /// budget (that message always).
+    pub context: Vec<ChatMessage>,
+}
+
+/// Regenerates the reply to the user's last message of a stored chat
+/// (`recent`, as [`stored_chat`] decoded it); 409 when the chat has no
+/// message of the user's.
+pub fn for_regeneration(recent: Option<&str>) -> Result<Regeneration, ApiError> {
+    let stored: Vec<Value> = recent
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default();
+    let last_question = stored
+        .iter()
+        .rposition(|item| item[1] == "user")
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "This chat has no message of yours to answer yet: send one with POST /api/chat.",
+            )
+        })?;
+    let replaced = stored[last_question + 1..]
+        .iter()
+        .rev()
+        .find(|item| item[1] == "assistant")
+        .and_then(|item| Uuid::parse_str(item[0].as_str()?).ok());
+    let mut turns: Vec<ChatMessage> = stored[..=last_question]
+        .iter()
+        .filter_map(stored_turn)
+        .collect();
+    let question = turns.pop().filter(|turn| turn.role == Role::User);
+    let mut context = newest_within_budget(turns);
+    context.extend(question);
+    Ok(Regeneration { replaced, context })
 }
 
 /// The context while the database is out of reach: the client's messages,
@@ -242,6 +286,49 @@ mod tests {
             turns(&from_client(&messages)),
             ["user: Hi", "assistant: Ahoy", "user: Bye"]
         );
+    }
+
+    #[test]
+    fn regenerating_replaces_the_last_reply_and_asks_with_what_came_before() {
+        let recent = stored(&[
+            (1, "user", "Hi"),
+            (2, "assistant", "Hello!"),
+            (3, "user", "A joke?"),
+            (4, "assistant", "A bad joke"),
+        ]);
+        let regeneration = for_regeneration(Some(&recent)).unwrap();
+        assert_eq!(regeneration.replaced, Some(Uuid::from_u128(4)));
+        assert_eq!(
+            turns(&regeneration.context),
+            ["user: Hi", "assistant: Hello!", "user: A joke?"]
+        );
+    }
+
+    #[test]
+    fn a_question_without_a_stored_reply_gets_a_new_one() {
+        let recent = stored(&[
+            (1, "user", "Hi"),
+            (2, "assistant", "Hello!"),
+            (3, "user", "More?"),
+        ]);
+        let regeneration = for_regeneration(Some(&recent)).unwrap();
+        assert_eq!(regeneration.replaced, None);
+        assert_eq!(
+            turns(&regeneration.context),
+            ["user: Hi", "assistant: Hello!", "user: More?"]
+        );
+    }
+
+    #[test]
+    fn nothing_to_regenerate_without_a_question() {
+        for recent in [
+            None,
+            Some("[]".to_owned()),
+            Some(stored(&[(1, "assistant", "Hi")])),
+        ] {
+            let error = for_regeneration(recent.as_deref()).unwrap_err();
+            assert_eq!(error.status, 409, "{recent:?}");
+        }
     }
 
     #[test]

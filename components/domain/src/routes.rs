@@ -27,6 +27,8 @@ pub enum ApiPath {
     ChatTitle(Uuid),
     /// `/api/chat/:chatId/stop`: stop the reply streaming in the chat.
     ChatStop(Uuid),
+    /// `/api/chat/:chatId/regenerate`: replace the chat's last reply.
+    ChatRegenerate(Uuid),
     /// `/api/messages/:chatId`
     Messages(Uuid),
     /// `/api/feedback`: rate a reply.
@@ -54,6 +56,7 @@ impl ApiPath {
             ["chat", id, "visibility"] if !id.is_empty() => chat_id(id).map(Self::ChatVisibility),
             ["chat", id, "title"] if !id.is_empty() => chat_id(id).map(Self::ChatTitle),
             ["chat", id, "stop"] if !id.is_empty() => chat_id(id).map(Self::ChatStop),
+            ["chat", id, "regenerate"] if !id.is_empty() => chat_id(id).map(Self::ChatRegenerate),
             ["messages", id] if !id.is_empty() => chat_id(id).map(Self::Messages),
             ["feedback"] => Ok(Self::Feedback),
             ["feedback", id] if !id.is_empty() => chat_id(id).map(Self::ChatFeedback),
@@ -68,7 +71,7 @@ impl ApiPath {
     pub fn method(self) -> &'static str {
         match self {
             Self::Session | Self::History | Self::Messages(_) | Self::ChatFeedback(_) => "GET",
-            Self::ChatStream | Self::ChatStop(_) => "POST",
+            Self::ChatStream | Self::ChatStop(_) | Self::ChatRegenerate(_) => "POST",
             Self::Chat(_) | Self::MessageFeedback(..) => "DELETE",
             Self::ChatVisibility(_) | Self::ChatTitle(_) => "PATCH",
             Self::Feedback => "PUT",
@@ -115,6 +118,11 @@ mod tests {
             (
                 format!("/api/chat/{CHAT}/stop"),
                 ApiPath::ChatStop(chat_id()),
+                "POST",
+            ),
+            (
+                format!("/api/chat/{CHAT}/regenerate"),
+                ApiPath::ChatRegenerate(chat_id()),
                 "POST",
             ),
             (

@@ -36,6 +36,7 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
         ApiPath::Messages(_)
         | ApiPath::ChatStream
         | ApiPath::ChatStop(_)
+        | ApiPath::ChatRegenerate(_)
         | ApiPath::Feedback
         | ApiPath::ChatFeedback(_)
         | ApiPath::MessageFeedback(..) => Err(no_route(request.uri().path()).into()),

@@ -106,7 +106,16 @@ export function textOf(message) {
  * when `signal` aborts.
  */
 export async function streamChat(body, onEvent, signal) {
-  const response = await send("POST", "/api/chat", body, signal);
+  await streamReply("/api/chat", body, onEvent, signal);
+}
+
+/** Replaces the chat's last reply by a new one, streamed as `streamChat` streams. */
+export async function regenerateReply(chatId, onEvent, signal) {
+  await streamReply(`/api/chat/${encodeURIComponent(chatId)}/regenerate`, undefined, onEvent, signal);
+}
+
+async function streamReply(path, body, onEvent, signal) {
+  const response = await send("POST", path, body, signal);
   onEvent({ type: "open" });
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffered = "";

@@ -145,22 +145,12 @@ export class ChatView {
     let accepted = false;
     try {
       const asked = { id: question.id, role: question.role, content: question.content };
-      await api.streamChat({ id: chatId, messages: [...earlier, asked] }, (event) => {
-        if (event.type === "open") {
-          accepted = true;
-          this.started(chatId);
-          this.stopButton.hidden = false;
-        } else if (event.type === "delta") {
-          reply.content += event.text;
-        } else if (event.type === "meta") {
-          reply.id = event.assistantMessageId;
-          reply.traceId = event.traceId;
-          reply.stopped = event.stopped === true;
-        } else if (event.type === "error") {
-          reply.error = event.error;
-        }
-        this.renderReply(reply);
-      }, controller.signal);
+      const opened = () => {
+        accepted = true;
+        this.started(chatId);
+      };
+      await api.streamChat({ id: chatId, messages: [...earlier, asked] },
+        this.replyEvents(reply, opened), controller.signal);
     } catch (error) {
       if (controller.signal.aborted) return;
       if (accepted) {
@@ -184,6 +174,64 @@ export class ChatView {
     reply.pending = false;
     this.renderReply(reply);
     if (accepted) this.finished(chatId, isNew);
+  }
+
+  /**
+   * Renders a reply's events as they arrive; `opened` is called once the
+   * server accepted the request (the stream began).
+   */
+  replyEvents(reply, opened) {
+    return (event) => {
+      if (event.type === "open") {
+        opened();
+        this.stopButton.hidden = false;
+      } else if (event.type === "delta") {
+        reply.content += event.text;
+      } else if (event.type === "meta") {
+        reply.id = event.assistantMessageId;
+        reply.traceId = event.traceId;
+        reply.stopped = event.stopped === true;
+      } else if (event.type === "error") {
+        reply.error = event.error;
+      }
+      this.renderReply(reply);
+    };
+  }
+
+  /**
+   * Replaces the last reply by a new one, streamed into its place. Refused
+   * before anything streamed, the old reply stays as it was.
+   */
+  async regenerate(reply) {
+    if (this.streaming) return;
+    const before = { ...reply };
+    const controller = new AbortController();
+    this.streaming = controller;
+    Object.assign(reply, { content: "", pending: true, error: null, stopped: false, vote: null, feedbackNote: null });
+    this.hideNotice();
+    this.setBusy(true);
+    this.follow = true;
+    this.renderReply(reply);
+    let accepted = false;
+    try {
+      await api.regenerateReply(this.chatId, this.replyEvents(reply, () => { accepted = true; }), controller.signal);
+    } catch (error) {
+      if (controller.signal.aborted) return;
+      if (accepted) {
+        reply.error = error.message;
+      } else {
+        Object.assign(reply, before);
+        this.showNotice(`The reply was not regenerated: ${error.message}`);
+      }
+    } finally {
+      if (this.streaming === controller) {
+        this.streaming = null;
+        this.setBusy(false);
+      }
+    }
+    if (controller.signal.aborted) return;
+    reply.pending = false;
+    this.renderReply(reply);
   }
 
   setBusy(busy) {
@@ -263,6 +311,12 @@ export class ChatView {
     }
     if (this.mayRate && message.role === "assistant" && message.id && !message.pending) {
       parts.push(this.feedbackBar(message));
+    }
+    if (this.mayRate && message.role === "assistant" && !message.pending && !this.streaming
+        && this.messages.at(-1) === message) {
+      parts.push(h("button", {
+        type: "button", class: "regenerate", onclick: () => this.regenerate(message),
+      }, "↻ Regenerate"));
     }
     element.replaceChildren(...parts);
   }

@@ -122,6 +122,10 @@ fn project_manifest_is_read_completely() {
             (HttpRoute::Path("/api/history".into()), "history"),
             (HttpRoute::Path("/api/chat".into()), "chat-stream"),
             (HttpRoute::Path("/api/chat/:chat_id/stop".into()), "chat-stream"),
+            (
+                HttpRoute::Path("/api/chat/:chat_id/regenerate".into()),
+                "chat-stream"
+            ),
             (HttpRoute::Path("/api/chat/...".into()), "history"),
             (HttpRoute::Path("/api/messages/...".into()), "messages"),
             (HttpRoute::Path("/api/feedback".into()), "feedback"),
@@ -183,6 +187,10 @@ fn project_manifest_routes_requests() {
     // A parameter outranks the wildcard: a stop is chat-stream's.
     assert_eq!(
         route(&format!("/api/chat/{chat}/stop")),
+        Some(("chat-stream".into(), String::new()))
+    );
+    assert_eq!(
+        route(&format!("/api/chat/{chat}/regenerate")),
         Some(("chat-stream".into(), String::new()))
     );
     assert_eq!(
