@@ -44,6 +44,8 @@ impl Plan {
 
 pub struct HotStatements {
     pub history_user: String,
+    /// Whose history is searched for [`crate::seed::SEARCH_WORD`].
+    pub search_user: String,
     pub deep_cursor: Uuid,
     pub conversation: Uuid,
 }
@@ -52,10 +54,12 @@ pub async fn explain(db: &Client, hot: &HotStatements) -> Result<Vec<Plan>> {
     let first = HistoryQuery {
         limit: 20,
         cursor: None,
+        search: None,
     };
     let deep = HistoryQuery {
         limit: 20,
         cursor: Some(Cursor::StartingAfter(hot.deep_cursor)),
+        search: None,
     };
     // The caller exists already: recording them again changes nothing.
     let caller = Identity {
@@ -65,9 +69,20 @@ pub async fn explain(db: &Client, hot: &HotStatements) -> Result<Vec<Plan>> {
         authenticated: true,
         access_token: None,
     };
+    let search = HistoryQuery {
+        limit: 20,
+        cursor: None,
+        search: Some(crate::seed::SEARCH_WORD.to_owned()),
+    };
+    let searcher = Identity {
+        user_id: hot.search_user.clone(),
+        email: hot.search_user.clone(),
+        ..caller.clone()
+    };
     let statements = [
         ("history first page", first.page_statement(&caller)?),
         ("history deep page", deep.page_statement(&caller)?),
+        ("history search", search.page_statement(&searcher)?),
         (
             "chat messages",
             messages::MessagesQuery::from_query("")

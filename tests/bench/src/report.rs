@@ -124,6 +124,18 @@ pub struct HttpRow {
     pub candidate: Option<Measured>,
 }
 
+/// `GET /api/history?q=` for [`crate::seed::SEARCH_WORD`], one connection.
+pub struct SearchRow {
+    /// Messages holding the word, and all messages.
+    pub matching: i64,
+    pub messages: i64,
+    pub host: Measured,
+    pub native: Measured,
+}
+
+/// Issue 15's target for a search's p50 (ms).
+const SEARCH_P50_TARGET_MS: f64 = 20.0;
+
 pub struct ScalingRow {
     pub chats: i64,
     pub host_first: Measured,
@@ -191,6 +203,7 @@ pub struct Report {
     pub settings: Settings,
     pub http: Vec<HttpRow>,
     pub scaling: Vec<ScalingRow>,
+    pub search: SearchRow,
     pub plans: Vec<Plan>,
     pub streams: Vec<StreamRow>,
     pub host_memory: Memory,
@@ -265,6 +278,7 @@ impl Report {
         );
         self.http_table(&mut out);
         self.scaling_table(&mut out);
+        self.search_table(&mut out);
         self.plans_table(&mut out);
         self.streams_table(&mut out);
         self.spin_streams_table(&mut out);
@@ -433,6 +447,35 @@ impl Report {
             );
         }
         out.push('\n');
+    }
+
+    fn search_table(&self, out: &mut String) {
+        let search = &self.search;
+        let _ = writeln!(
+            out,
+            "### Search: `GET /api/history?q={}` as {}\n\n{} chats of {} messages each; the word is in {} of all {} messages ({:.2} %). One connection, {:?} per server.\n",
+            crate::seed::SEARCH_WORD,
+            crate::seed::THOUSAND_CHATS_USER,
+            crate::seed::THOUSAND_CHATS,
+            crate::seed::SEARCHED_MESSAGES_PER_CHAT,
+            search.matching,
+            search.messages,
+            100.0 * search.matching as f64 / search.messages.max(1) as f64,
+            self.settings.scaling_measure
+        );
+        let p50 = search.host.latencies.quantile_ms(0.5);
+        let _ = writeln!(
+            out,
+            "| chat-host p50 / p99 ms | p50 target < {SEARCH_P50_TARGET_MS} ms | native p50 / p99 ms |"
+        );
+        let _ = writeln!(out, "|---:|---|---:|");
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |\n",
+            p50_p99(&search.host.latencies),
+            verdict(p50 < SEARCH_P50_TARGET_MS),
+            p50_p99(&search.native.latencies)
+        );
     }
 
     fn plans_table(&self, out: &mut String) {

@@ -6,8 +6,8 @@ use crate::appkit::{self, AppKitUnderTest};
 use crate::load::{self, Get, Measured, Server};
 use crate::plans::{self, HotStatements};
 use crate::report::{
-    self, AppKitColumn, HttpRow, Machine, Memory, ProxiedStreams, Report, ScalingRow, SpinColumn,
-    StreamRow,
+    self, AppKitColumn, HttpRow, Machine, Memory, ProxiedStreams, Report, ScalingRow, SearchRow,
+    SpinColumn, StreamRow,
 };
 use crate::seed::{self, Scale};
 use crate::streams::{self, ReplyShape, Route, Upstream};
@@ -315,9 +315,37 @@ pub async fn run(options: Options) -> Result<()> {
         });
     }
 
+    println!(
+        "search: one connection, GET /api/history?q={}",
+        seed::SEARCH_WORD
+    );
+    let search_get = Get::as_user(
+        format!("/api/history?limit=20&q={}", seed::SEARCH_WORD),
+        seed::THOUSAND_CHATS_USER,
+    );
+    let pair = [native_server, host_server];
+    load::expect_same_answer(&pair, &search_get).await?;
+    let one_connection = Settings {
+        measure: settings.scaling_measure,
+        rounds: 1,
+        ..settings
+    };
+    let searched = by_server(
+        &pair,
+        side_by_side(&one_connection, &pair, &search_get, 1).await?,
+    );
+    let (matching, messages) = seed::search_word_share(&db).await?;
+    let search = SearchRow {
+        matching,
+        messages,
+        host: searched.host,
+        native: searched.native,
+    };
+
     let plans = plans::explain(
         &db,
         &HotStatements {
+            search_user: seed::THOUSAND_CHATS_USER.to_owned(),
             history_user: seed::HUGE_HISTORY_USER.to_owned(),
             deep_cursor: huge_deep,
             conversation: seeded.conversation,
@@ -398,6 +426,7 @@ pub async fn run(options: Options) -> Result<()> {
         settings,
         http: http_rows,
         scaling: scaling_rows,
+        search,
         plans,
         streams: stream_rows,
         host_memory: Memory::of(host.pid())?,

@@ -15,6 +15,37 @@ pub const HUGE_HISTORY_USER: &str = "huge@bench.example";
 
 pub const CONVERSATION_MESSAGES: i32 = 50;
 pub const THOUSAND_CHATS: i64 = 1_000;
+/// Messages in each chat of [`THOUSAND_CHATS_USER`], whose history is searched.
+pub const SEARCHED_MESSAGES_PER_CHAT: i64 = 20;
+/// A word of [`WORD_LIST`], searched for: like every word of the list, it is
+/// in about 1 % of the messages.
+pub const SEARCH_WORD: &str = "rusavo";
+
+/// 1,000 made-up words (three of ten syllables each) from which every
+/// seeded message draws [`WORDS_PER_MESSAGE`], so that texts vary and each
+/// word is in about 1 % of the messages (1 - (1 - 1/1000)^10).
+const WORD_LIST: &str = "ARRAY(SELECT a || b || c FROM \
+    unnest(ARRAY['ka','lo','mi','ne','ru','sa','ti','vo','we','zu']) AS a, \
+    unnest(ARRAY['ka','lo','mi','ne','ru','sa','ti','vo','we','zu']) AS b, \
+    unnest(ARRAY['ka','lo','mi','ne','ru','sa','ti','vo','we','zu']) AS c)";
+const WORDS_PER_MESSAGE: i64 = 10;
+
+/// Messages `1..=$1` for every chat `chats` selects (as `c`), each with
+/// [`WORDS_PER_MESSAGE`] words of [`WORD_LIST`] picked by a hash of the
+/// chat, the message and the word's place: varied, and the same in every
+/// run.
+fn messages_of_random_words(chats: &str) -> String {
+    format!(
+        r#"WITH list AS (SELECT {WORD_LIST} AS words)
+INSERT INTO chat."Message" ("chatId", role, parts, "createdAt")
+SELECT c.id, CASE WHEN m % 2 = 1 THEN 'user' ELSE 'assistant' END,
+       json_build_array(json_build_object('type', 'text', 'text',
+           (SELECT string_agg(list.words[1 + abs(hashtext(c.id || ':' || m || ':' || w)) % 1000], ' ')
+            FROM generate_series(1, {WORDS_PER_MESSAGE}) AS w))),
+       c."createdAt" + m * interval '1 second'
+FROM ({chats}) AS c CROSS JOIN generate_series(1, $1::bigint) AS m CROSS JOIN list"#
+    )
+}
 
 /// How much to generate.
 #[derive(Clone, Copy, Debug)]
@@ -83,12 +114,7 @@ pub async fn seed(db: &Client, scale: Scale) -> Result<Seeded> {
             chats * scale.messages_per_chat,
             scale.messages_per_chat
         ),
-        r#"INSERT INTO chat."Message" ("chatId", role, parts, "createdAt")
-           SELECT c.id, CASE WHEN m % 2 = 1 THEN 'user' ELSE 'assistant' END,
-                  json_build_array(json_build_object('type', 'text',
-                      'text', 'Message ' || m || ' of a seeded chat, long enough to look like a sentence.')),
-                  c."createdAt" + m * interval '1 second'
-           FROM chat."Chat" AS c CROSS JOIN generate_series(1, $1::bigint) AS m"#,
+        &messages_of_random_words(r#"SELECT id, "createdAt" FROM chat."Chat""#),
         &[&scale.messages_per_chat],
     )
     .await?;
@@ -109,6 +135,15 @@ pub async fn seed(db: &Client, scale: Scale) -> Result<Seeded> {
         )
         .await?;
     }
+    step(
+        db,
+        &format!("{SEARCHED_MESSAGES_PER_CHAT} messages in each chat of {THOUSAND_CHATS_USER}"),
+        &messages_of_random_words(&format!(
+            r#"SELECT id, "createdAt" FROM chat."Chat" WHERE "userId" = '{THOUSAND_CHATS_USER}'"#
+        )),
+        &[&SEARCHED_MESSAGES_PER_CHAT],
+    )
+    .await?;
     let vacuum = Instant::now();
     db.batch_execute(r#"VACUUM ANALYZE chat."User", chat."Chat", chat."Message""#)
         .await
@@ -145,6 +180,20 @@ async fn seed_conversation(db: &Client) -> Result<Uuid> {
     )
     .await?;
     Ok(chat)
+}
+
+/// How many messages hold [`SEARCH_WORD`], and how many there are.
+pub async fn search_word_share(db: &Client) -> Result<(i64, i64)> {
+    let row = db
+        .query_one(
+            r#"SELECT count(*) FILTER (WHERE to_tsvector('english', chat.message_text(parts)) @@ to_tsquery('english', $1)),
+                      count(*)
+               FROM chat."Message""#,
+            &[&SEARCH_WORD],
+        )
+        .await
+        .context("counting the searched word")?;
+    Ok((row.get(0), row.get(1)))
 }
 
 async fn step(
