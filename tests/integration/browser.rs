@@ -1099,6 +1099,14 @@ async fn on_a_narrow_screen_the_sidebar_opens_on_demand() {
 
     browser.click("#toggle-sidebar").await;
     browser.wait_for_visible("#sidebar").await;
+    // It slides in: a click while it moves can land beside the link (on
+    // the scrim, which closes it), so wait until it is in place.
+    browser
+        .wait_for(
+            "the sidebar in place",
+            "return getComputedStyle(document.querySelector('#sidebar')).transform === 'none';",
+        )
+        .await;
     browser.click(".chat-link").await;
     browser
         .wait_for("the chat", &shows_text(REPLY, "Answer of Pocket chat"))

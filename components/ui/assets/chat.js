@@ -131,31 +131,15 @@ export class ChatView {
       .map(({ role, content }) => ({ role, content }));
     const question = { id: uuid(), role: "user", content: text };
     const reply = { role: "assistant", content: "", pending: true, error: null };
-    const controller = new AbortController();
+    const asked = { id: question.id, role: question.role, content: question.content };
 
     this.chatId = chatId;
-    this.streaming = controller;
     this.messages.push(question, reply);
     this.input.value = "";
-    this.hideNotice();
-    this.setBusy(true);
-    this.follow = true;
-    this.render();
-
-    let accepted = false;
-    try {
-      const asked = { id: question.id, role: question.role, content: question.content };
-      const opened = () => {
-        accepted = true;
-        this.started(chatId);
-      };
-      await api.streamChat({ id: chatId, messages: [...earlier, asked] },
-        this.replyEvents(reply, opened), controller.signal);
-    } catch (error) {
-      if (controller.signal.aborted) return;
-      if (accepted) {
-        reply.error = error.message;
-      } else {
+    const accepted = await this.streamInto(reply, {
+      start: (onEvent, signal) => api.streamChat({ id: chatId, messages: [...earlier, asked] }, onEvent, signal),
+      opened: () => this.started(chatId),
+      refused: (error) => {
         // Refused before anything was stored: take the message back and
         // give its text back to the composer, so nothing typed is lost.
         this.messages.splice(this.messages.indexOf(question), 2);
@@ -163,17 +147,45 @@ export class ChatView {
         if (!this.input.value) this.input.value = text;
         this.render();
         this.showNotice(`Your message was not sent: ${error.message}`);
-      }
+      },
+    });
+    if (accepted) this.finished(chatId, isNew);
+  }
+
+  /**
+   * Streams a reply into `reply` (already in the conversation): `start(onEvent,
+   * signal)` sends the request, `opened()` is told when the server accepted
+   * it, `refused(error)` when it refused before anything streamed. Answers
+   * whether it was accepted; a view that left the chat meanwhile answers
+   * false and renders nothing.
+   */
+  async streamInto(reply, { start, opened = () => {}, refused }) {
+    const controller = new AbortController();
+    this.streaming = controller;
+    this.hideNotice();
+    this.setBusy(true);
+    this.follow = true;
+    this.render();
+    let accepted = false;
+    try {
+      await start(this.replyEvents(reply, () => {
+        accepted = true;
+        opened();
+      }), controller.signal);
+    } catch (error) {
+      if (controller.signal.aborted) return false;
+      if (accepted) reply.error = error.message;
+      else refused(error);
     } finally {
       if (this.streaming === controller) {
         this.streaming = null;
         this.setBusy(false);
       }
     }
-    if (controller.signal.aborted) return;
+    if (controller.signal.aborted) return false;
     reply.pending = false;
     this.renderReply(reply);
-    if (accepted) this.finished(chatId, isNew);
+    return accepted;
   }
 
   /**
@@ -205,33 +217,14 @@ export class ChatView {
   async regenerate(reply) {
     if (this.streaming) return;
     const before = { ...reply };
-    const controller = new AbortController();
-    this.streaming = controller;
     Object.assign(reply, { content: "", pending: true, error: null, stopped: false, vote: null, feedbackNote: null });
-    this.hideNotice();
-    this.setBusy(true);
-    this.follow = true;
-    this.renderReply(reply);
-    let accepted = false;
-    try {
-      await api.regenerateReply(this.chatId, this.replyEvents(reply, () => { accepted = true; }), controller.signal);
-    } catch (error) {
-      if (controller.signal.aborted) return;
-      if (accepted) {
-        reply.error = error.message;
-      } else {
+    await this.streamInto(reply, {
+      start: (onEvent, signal) => api.regenerateReply(this.chatId, onEvent, signal),
+      refused: (error) => {
         Object.assign(reply, before);
         this.showNotice(`The reply was not regenerated: ${error.message}`);
-      }
-    } finally {
-      if (this.streaming === controller) {
-        this.streaming = null;
-        this.setBusy(false);
-      }
-    }
-    if (controller.signal.aborted) return;
-    reply.pending = false;
-    this.renderReply(reply);
+      },
+    });
   }
 
   setBusy(busy) {
