@@ -51,6 +51,56 @@ async fn session_names_the_gateway_user_or_answers_401() {
 }
 
 #[tokio::test]
+async fn history_search_finds_only_the_callers_matching_chats() {
+    let (target, seeder) = target_and_seeder().await;
+    let api = &target.api;
+    let owner = new_user("searcher");
+    let first = seeder.chat(user_id(&owner), Visibility::Private).await;
+    let second = seeder.chat(user_id(&owner), Visibility::Public).await;
+    let theirs = seeder
+        .chat(user_id(&new_user("else")), Visibility::Public)
+        .await;
+    let search = async |query: &str| {
+        let reply = api
+            .get(&format!("/api/history?{query}"))
+            .caller(&owner)
+            .send()
+            .await;
+        reply.expect_status(200);
+        let mut ids = ids_of(&reply.json());
+        ids.sort();
+        ids
+    };
+    // Each seeded title ends with a token of its own id; every seeded
+    // question asks "What is 2 + 2?".
+    let token = |chat: &chat_tests::contract::seed::SeededChat| {
+        chat.title.rsplit(' ').next().unwrap().to_owned()
+    };
+    assert_eq!(
+        search(&format!("q={}", token(&first))).await,
+        [first.id.to_string()]
+    );
+    assert_eq!(
+        search(&format!("q={}", token(&theirs))).await,
+        Vec::<String>::new()
+    );
+    let mut both = vec![first.id.to_string(), second.id.to_string()];
+    both.sort();
+    assert_eq!(search("q=contract+chats").await, both, "stems, in titles");
+    assert_eq!(
+        search("q=%222+%2B+2%22").await,
+        both,
+        "a phrase, in messages"
+    );
+    let reply = api
+        .get(&format!("/api/history?q={}", "x".repeat(201)))
+        .caller(&owner)
+        .send()
+        .await;
+    reply.expect_status(400);
+}
+
+#[tokio::test]
 async fn history_lists_only_the_callers_chats_and_refuses_bad_queries() {
     let (target, seeder) = target_and_seeder().await;
     let api = &target.api;
