@@ -37,6 +37,8 @@ enum Action {
     Rename,
     Stop,
     Regenerate,
+    /// Follow the reply being written (none is: 204).
+    Follow,
     /// Rate the reply down (the seeded vote is up).
     Rate,
     Withdraw,
@@ -49,6 +51,9 @@ fn expected_status(who: Who, chat: Chat, action: Action) -> u16 {
         (Who::Nobody, _, _) => 401,
         (_, Chat::Unknown, _) => 404,
         (Who::Owner, _, Action::Stop) => 202,
+        (Who::Owner, _, Action::Follow) => 204,
+        (Who::Other, Chat::Public, Action::Follow) => 204,
+        (Who::Other, Chat::Private, Action::Follow) => 403,
         (Who::Owner, _, _) => 200,
         (Who::Other, Chat::Public, Action::Read) => 200,
         (Who::Other, Chat::Private, Action::Read) => 403,
@@ -91,6 +96,7 @@ async fn nobody_reads_changes_or_deletes_what_is_not_theirs() {
                 Action::Rename,
                 Action::Stop,
                 Action::Regenerate,
+                Action::Follow,
                 Action::Rate,
                 Action::Withdraw,
                 Action::ReadVotes,
@@ -136,6 +142,7 @@ async fn run_case(target: &Target, seeder: &Seeder, owner: &Caller, caller: &Cal
             .json(&json!({"title": RENAMED})),
         Action::Stop => target.api.post(&format!("/api/chat/{chat_id}/stop")),
         Action::Regenerate => target.api.post(&format!("/api/chat/{chat_id}/regenerate")),
+        Action::Follow => target.api.get(&format!("/api/chat/{chat_id}/stream")),
         Action::Rate => target.api.put("/api/feedback").json(&json!({
             "chatId": chat_id, "messageId": reply_id, "isUpvoted": false, "comment": "Wrong"
         })),
@@ -190,7 +197,7 @@ async fn run_case(target: &Target, seeder: &Seeder, owner: &Caller, caller: &Cal
             assert_eq!(after.messages, before.messages, "{}", case.label());
             assert_eq!(after.votes, "", "{}: {}", case.label(), after.votes);
         }
-        (Action::Stop, 202) => {
+        (Action::Stop, 202) | (Action::Follow, 204) => {
             assert_eq!(after, before, "{}: a stop changed the chat", case.label());
         }
         (Action::Rate | Action::Withdraw | Action::ReadVotes, 200) => {

@@ -21,6 +21,7 @@ async fn without_its_database_the_app_fails_closed() {
     let title = format!("/api/chat/{chat}/title");
     let stop = format!("/api/chat/{chat}/stop");
     let regenerate = format!("/api/chat/{chat}/regenerate");
+    let follow = format!("/api/chat/{chat}/stream");
     let renamed = json!({"title": "Offline plans"});
     let hello = json!({"id": chat, "messages": [{"role": "user", "content": "Hello"}]});
     let votes = format!("/api/feedback/{chat}");
@@ -50,6 +51,8 @@ async fn without_its_database_the_app_fails_closed() {
         (api.post(&stop).caller(&user), 503),
         // Without the stored conversation there is nothing to regenerate.
         (api.post(&regenerate).caller(&user), 503),
+        // Whether the caller may read it cannot be told: nothing is followed.
+        (api.get(&follow).caller(&user), 503),
         // Whose chat it is cannot be checked: no vote is written or shown.
         (api.put("/api/feedback").caller(&user).json(&rating), 503),
         (api.delete(&vote).caller(&user), 503),
@@ -64,6 +67,7 @@ async fn without_its_database_the_app_fails_closed() {
         (api.patch(&title).json(&renamed), 401),
         (api.post(&stop), 401),
         (api.post(&regenerate), 401),
+        (api.get(&follow), 401),
         (api.post("/api/chat").json(&hello), 401),
         (api.put("/api/feedback").json(&rating), 401),
         (

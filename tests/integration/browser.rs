@@ -526,6 +526,76 @@ async fn replies_render_as_safe_markdown_while_they_stream() {
 }
 
 #[tokio::test]
+async fn a_reload_mid_reply_shows_what_came_and_follows_it_to_the_end() {
+    let rig = Rig::start().await;
+    rig.upstream.expect_title(title_answer("Long story"));
+    rig.upstream.expect_reply(Script::stream(vec![
+        chunk("Once upon a time"),
+        Step::AwaitAck(1),
+        chunk(", the end."),
+        Step::Send(UPSTREAM_DONE.to_owned()),
+    ]));
+    let browser = Browser::start().await;
+    browser.goto(&rig.host.url("/")).await;
+    browser.wait_for_visible(SIDEBAR_READY).await;
+    browser
+        .type_into("#input", &format!("Tell me a story{}", keys::ENTER))
+        .await;
+    browser
+        .wait_for(
+            "the reply streaming",
+            &shows_text(REPLY, "Once upon a time"),
+        )
+        .await;
+    let path = browser.path().await;
+    let chat_id: Uuid = path
+        .strip_prefix("/chat/")
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("the address names the chat: {path}"));
+    // Its first checkpoint is what a reloaded page can see.
+    chat_tests::eventually("the first checkpoint", PATIENCE, async || {
+        let statuses = rig
+            .db
+            .column::<String>(
+                r#"SELECT status FROM chat."Message" WHERE "chatId" = $1 AND role = 'assistant'"#,
+                &[&chat_id],
+            )
+            .await;
+        (statuses == ["streaming"]).then_some(())
+    })
+    .await;
+
+    browser.reload().await;
+    browser
+        .wait_for(
+            "the reply so far, still coming",
+            &format!(
+                "return document.querySelector('.message.assistant.pending') !== null && {};",
+                text_is(REPLY, "Once upon a time")
+            ),
+        )
+        .await;
+    rig.upstream.acknowledge(1);
+    wait_for_whole_reply(&browser, "Once upon a time, the end.").await;
+    let stored = rig
+        .db
+        .column::<String>(
+            r#"SELECT parts::text FROM chat."Message" WHERE "chatId" = $1 AND role = 'assistant' AND status = 'complete'"#,
+            &[&chat_id],
+        )
+        .await;
+    let stored: Vec<Value> = stored
+        .iter()
+        .map(|parts| serde_json::from_str(parts).unwrap())
+        .collect();
+    assert_eq!(
+        stored,
+        [json!([{"type": "text", "text": "Once upon a time, the end."}])]
+    );
+    browser.quit().await;
+}
+
+#[tokio::test]
 async fn the_last_reply_can_be_regenerated_in_place() {
     let rig = Rig::start().await;
     let chat_id = rig.seed_chat(OWNER, "Jokes", 1).await;

@@ -633,6 +633,136 @@ async fn a_stopped_reply_ends_at_once_keeps_what_arrived_and_closes_the_models_r
     reply_with_status(&rig.db, chat, "complete").await;
 }
 
+/// `GET /api/chat/:chatId/stream` as `email`.
+fn follow(host: &TestHost, chat: Uuid, email: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .get(host.url(&format!("/api/chat/{chat}/stream")))
+        .header("x-forwarded-email", email)
+}
+
+/// The text a followed stream's chunks carry.
+fn text_of_chunks(events: &[String]) -> String {
+    events
+        .iter()
+        .filter(|event| *event != "[DONE]")
+        .map(|event| parse(event))
+        .filter_map(|event| {
+            event["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_second_client_follows_a_reply_being_written_to_its_end() {
+    let rig = Rig::start().await;
+    rig.upstream.expect_reply(Script::stream(vec![
+        Step::Send(frame(&chat_chunk("Once upon "))),
+        Step::AwaitAck(1),
+        Step::Send(frame(&chat_chunk("a time."))),
+        Step::Send(UPSTREAM_DONE.to_owned()),
+    ]));
+    let chat = Uuid::new_v4();
+    let body = json!({"id": chat, "messages": [user_message("A story", Uuid::new_v4())]});
+    let mut writer = events_of(rig.post(OWNER, &body)).await;
+    assert!(writer.next().await.is_some());
+    // Its first checkpoint shows the reply as being written.
+    let reply = reply_with_status(&rig.db, chat, "streaming").await;
+    assert_eq!(reply.text, "Once upon ");
+
+    let refused = follow(&rig.host, chat, OTHER).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN, "a private chat");
+    let mut follower = events_of(follow(&rig.host, chat, OWNER)).await;
+    let first = follower.next().await.expect("the reply so far");
+    assert_eq!(text_of_chunks(std::slice::from_ref(&first)), "Once upon ");
+    rig.upstream.acknowledge(1);
+    let rest = tokio::time::timeout(PATIENCE, follower.rest())
+        .await
+        .expect("the followed stream ends");
+    let meta = meta_of(&rest);
+    assert_eq!(meta["assistantMessageId"], reply.id.to_string());
+    let followed = format!("{}{}", text_of_chunks(&[first]), text_of_chunks(&rest));
+    let stored = reply_with_status(&rig.db, chat, "complete").await;
+    assert_eq!(followed, stored.text);
+    assert_eq!(stored.text, "Once upon a time.");
+    meta_of(&writer.rest().await);
+
+    // Once it ended there is nothing to follow.
+    let after = follow(&rig.host, chat, OWNER).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn a_follower_waits_for_a_reply_due_and_gives_up_on_an_abandoned_one() {
+    let rig = Rig::start().await;
+    let client = rig.db.connect().await;
+    let (chat, question, reply) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    client
+        .execute(
+            r#"INSERT INTO chat."User" (id, email) VALUES ($1, $1::text)"#,
+            &[&OWNER],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            r#"INSERT INTO chat."Chat" (id, title, "userId", visibility) VALUES ($1, 'Live', $2, 'public')"#,
+            &[&chat, &OWNER],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            r#"INSERT INTO chat."Message" (id, "chatId", role, parts, "createdAt")
+               VALUES ($1, $2, 'user', '[{"type":"text","text":"Hello?"}]', LOCALTIMESTAMP)"#,
+            &[&question, &chat],
+        )
+        .await
+        .unwrap();
+
+    // The user's message is recent and has no reply yet: the follower waits
+    // (anyone may follow a public chat).
+    let mut follower = events_of(follow(&rig.host, chat, OTHER)).await;
+    client
+        .execute(
+            r#"INSERT INTO chat."Message" (id, "chatId", role, parts, status, "heartbeatAt", "createdAt")
+               VALUES ($1, $2, 'assistant', '[{"type":"text","text":"Hi"}]', 'streaming', LOCALTIMESTAMP,
+                       LOCALTIMESTAMP + interval '1 millisecond')"#,
+            &[&reply, &chat],
+        )
+        .await
+        .unwrap();
+    let first = follower.next().await.expect("the reply so far");
+    assert_eq!(text_of_chunks(std::slice::from_ref(&first)), "Hi");
+    let page = rig.get(&format!("/api/messages/{chat}"), OWNER).await;
+    assert_eq!(page["data"][1]["status"], "streaming");
+
+    // Its writer went away: once the heartbeat is old it reads as
+    // incomplete, the follower is told so, and nobody else follows it.
+    client
+        .execute(
+            r#"UPDATE chat."Message" SET "heartbeatAt" = LOCALTIMESTAMP - interval '1 minute' WHERE id = $1"#,
+            &[&reply],
+        )
+        .await
+        .unwrap();
+    let rest = tokio::time::timeout(PATIENCE, follower.rest())
+        .await
+        .expect("the followed stream ends");
+    assert_eq!(parse(&rest[0])["type"], "error", "{rest:?}");
+    meta_of(&rest);
+    let page = rig.get(&format!("/api/messages/{chat}"), OWNER).await;
+    assert_eq!(page["data"][1]["status"], "incomplete");
+    let after = follow(&rig.host, chat, OWNER).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::NO_CONTENT);
+    let unknown = follow(&rig.host, Uuid::new_v4(), OWNER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+}
+
 /// `POST /api/chat/:chatId/regenerate` as `email`.
 fn regenerate(host: &TestHost, chat: Uuid, email: &str) -> reqwest::RequestBuilder {
     reqwest::Client::new()
@@ -989,7 +1119,30 @@ async fn a_host_killed_mid_stream_leaves_the_question_and_the_last_checkpoint() 
         (question, "Talk for a while", "complete")
     );
     let reply = &stored[1];
-    assert_eq!(reply.status, "incomplete");
+    // Stored as being written; readers see it as incomplete once its
+    // heartbeat is older than three checkpoint intervals (aged here rather
+    // than waited for).
+    assert_eq!(reply.status, "streaming");
+    rig.db
+        .connect()
+        .await
+        .execute(
+            r#"UPDATE chat."Message" SET "heartbeatAt" = "heartbeatAt" - interval '1 minute' WHERE id = $1"#,
+            &[&reply.id],
+        )
+        .await
+        .unwrap();
+    let reader = TestHost::launch(HostConfig::new(&rig.db.url)).await;
+    let page = reqwest::Client::new()
+        .get(reader.url(&format!("/api/messages/{chat}")))
+        .header("x-forwarded-email", OWNER)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(page["data"][1]["status"], "incomplete", "{page}");
     let whole = words.concat();
     assert!(
         whole.starts_with(&reply.text),

@@ -3,8 +3,12 @@
 //! client as server-sent events while storing it, and names a new chat, all
 //! without losing the reply: the endpoint is read to its end even when the
 //! client leaves, text is checkpointed while it streams, and a failed reply
-//! keeps what arrived. `POST /api/chat/:chatId/stop` ends a reply early.
+//! keeps what arrived. `POST /api/chat/:chatId/stop` ends a reply early;
+//! `POST /api/chat/:chatId/regenerate` streams a new one into the last
+//! reply's place; `GET /api/chat/:chatId/stream` follows the one being
+//! written, from its checkpoints.
 
+mod follow;
 mod stop;
 mod transcript;
 mod upstream;
@@ -65,6 +69,10 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
         ApiPath::ChatRegenerate(chat_id) => {
             allow_only(request.method(), path.method())?;
             regenerate(&request, chat_id).await
+        }
+        ApiPath::ChatFollow(chat_id) => {
+            allow_only(request.method(), path.method())?;
+            follow::request(&request, chat_id).await
         }
         _ => Err(no_route(request.uri().path()).into()),
     }
@@ -265,13 +273,15 @@ impl Reply {
         let mut body = response.into_body();
         let mut last_heard = Instant::now();
         let mut last_checkpoint = Instant::now();
-        let mut checkpointed_len = 0;
+        // How much text the last checkpoint held; none written yet.
+        let mut checkpointed_len: Option<usize> = None;
         loop {
             if self.stop.stop_requested().await {
                 return Ok(Ending::Stopped);
             }
             let due = checkpoint_due_in(
-                relay.text().len() > checkpointed_len,
+                relay.text().len() > checkpointed_len.unwrap_or(0),
+                checkpointed_len.is_some(),
                 last_checkpoint.elapsed(),
             );
             if due == Some(Duration::ZERO) {
@@ -280,12 +290,12 @@ impl Reply {
                         self.id,
                         relay.text(),
                         relay.trace_id(),
-                        MessageStatus::Incomplete,
+                        MessageStatus::Streaming,
                         self.started_at,
                     )
                     .await;
                 last_checkpoint = Instant::now();
-                checkpointed_len = relay.text().len();
+                checkpointed_len = Some(relay.text().len());
                 continue;
             }
             let silence_left = timeout.saturating_sub(last_heard.elapsed());

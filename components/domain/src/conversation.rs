@@ -23,6 +23,21 @@ use uuid::Uuid;
 /// streams, so a host killed mid-stream loses at most this much of it.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(2);
 
+/// A `streaming` reply whose heartbeat is older than this (three checkpoint
+/// intervals) lost its writer (its host was killed) and reads as
+/// `incomplete`.
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(6);
+
+/// A message's status as readers see it (SQL over `status` and
+/// `"heartbeatAt"`): a `streaming` reply whose heartbeat is older than
+/// [`ABANDONED_AFTER`] is `incomplete`.
+macro_rules! reported_status {
+    () => {
+        r#"CASE WHEN status = 'streaming' AND ("heartbeatAt" IS NULL OR "heartbeatAt" < LOCALTIMESTAMP - interval '6 seconds') THEN 'incomplete' ELSE status END"#
+    };
+}
+pub(crate) use reported_status;
+
 /// The user's turn in one statement (one round trip before the first byte
 /// of the reply): records the caller in "User", creates the chat on first use
 /// and stores the user's message, or writes nothing at all when the chat is
@@ -83,11 +98,11 @@ WHERE id = $1 AND "userId" = $2
 /// the insertion order, after the user's message. Only into a chat of the
 /// reply's owner ($7): a replayed reply whose chat turned out to be someone
 /// else's writes nothing.
-const SAVE_ASSISTANT_MESSAGE: &str = r#"INSERT INTO chat."Message" (id, "chatId", role, parts, "traceId", status, "createdAt")
-SELECT $1, $2, 'assistant', $3::text::json, $4, $5, COALESCE(to_timestamp($6::bigint / 1000.0), CURRENT_TIMESTAMP)
+const SAVE_ASSISTANT_MESSAGE: &str = r#"INSERT INTO chat."Message" (id, "chatId", role, parts, "traceId", status, "createdAt", "heartbeatAt")
+SELECT $1, $2, 'assistant', $3::text::json, $4, $5, COALESCE(to_timestamp($6::bigint / 1000.0), CURRENT_TIMESTAMP), LOCALTIMESTAMP
 WHERE EXISTS (SELECT 1 FROM chat."Chat" WHERE id = $2 AND "userId" = $7)
 ON CONFLICT (id) DO UPDATE
-SET parts = EXCLUDED.parts, "traceId" = EXCLUDED."traceId", status = EXCLUDED.status
+SET parts = EXCLUDED.parts, "traceId" = EXCLUDED."traceId", status = EXCLUDED.status, "heartbeatAt" = EXCLUDED."heartbeatAt"
 WHERE chat."Message"."chatId" = EXCLUDED."chatId" AND chat."Message".role = 'assistant'"#;
 
 /// A title the owner gave the chat (`"renamedAt"` set) is theirs to keep.
@@ -101,10 +116,13 @@ const SET_TITLE: &str =
 pub enum MessageStatus {
     /// The endpoint finished its reply; the text is all of it.
     Complete,
-    /// The text so far of a reply that is still streaming (a checkpoint; if
-    /// the host died, it stays so), or of one that broke off after some text
-    /// arrived.
+    /// The text of a reply that broke off after some text arrived, or of one
+    /// whose writer went away: a `streaming` row whose heartbeat is older
+    /// than [`ABANDONED_AFTER`] is read as `incomplete` ([`reported_status`]).
     Incomplete,
+    /// The text so far of a reply still being written: each checkpoint
+    /// stores it with a fresh heartbeat (`"heartbeatAt"`, migration 11).
+    Streaming,
     /// The endpoint failed before any text arrived: the message records that
     /// this turn got no reply.
     Error,
@@ -120,6 +138,7 @@ impl MessageStatus {
             Self::Incomplete => "incomplete",
             Self::Error => "error",
             Self::Stopped => "stopped",
+            Self::Streaming => "streaming",
         }
     }
 
@@ -276,11 +295,19 @@ pub fn text_parts(text: &str) -> String {
     json!([{ "type": "text", "text": text }]).to_string()
 }
 
-/// How long until the reply's text must be checkpointed: `None` while all of
-/// it is saved, otherwise what is left of [`CHECKPOINT_INTERVAL`] since the
-/// last checkpoint (or since the reply began), zero when it is due now.
-pub fn checkpoint_due_in(unsaved_text: bool, since_last_checkpoint: Duration) -> Option<Duration> {
-    unsaved_text.then(|| CHECKPOINT_INTERVAL.saturating_sub(since_last_checkpoint))
+/// How long until the reply must be checkpointed: what is left of
+/// [`CHECKPOINT_INTERVAL`] since the last checkpoint (or since the reply
+/// began), zero when it is due now; `None` while nothing is owed: no text is
+/// unsaved and no checkpoint was written yet. Once one was, a checkpoint is
+/// also owed for its heartbeat alone, so a reply whose model is silent for a
+/// while does not read as abandoned.
+pub fn checkpoint_due_in(
+    unsaved_text: bool,
+    checkpointed: bool,
+    since_last_checkpoint: Duration,
+) -> Option<Duration> {
+    (unsaved_text || checkpointed)
+        .then(|| CHECKPOINT_INTERVAL.saturating_sub(since_last_checkpoint))
 }
 
 #[cfg(test)]
@@ -522,12 +549,35 @@ mod tests {
     }
 
     #[test]
-    fn checkpoints_come_at_most_every_two_seconds_and_only_for_new_text() {
+    fn checkpoints_come_every_two_seconds_for_new_text_or_the_heartbeat() {
         let ms = Duration::from_millis;
-        assert_eq!(checkpoint_due_in(false, ms(5000)), None);
-        assert_eq!(checkpoint_due_in(true, ms(0)), Some(ms(2000)));
-        assert_eq!(checkpoint_due_in(true, ms(1500)), Some(ms(500)));
-        assert_eq!(checkpoint_due_in(true, ms(2000)), Some(Duration::ZERO));
-        assert_eq!(checkpoint_due_in(true, ms(9000)), Some(Duration::ZERO));
+        assert_eq!(checkpoint_due_in(false, false, ms(5000)), None);
+        assert_eq!(checkpoint_due_in(true, false, ms(0)), Some(ms(2000)));
+        assert_eq!(checkpoint_due_in(true, false, ms(1500)), Some(ms(500)));
+        assert_eq!(
+            checkpoint_due_in(true, true, ms(2000)),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            checkpoint_due_in(true, false, ms(9000)),
+            Some(Duration::ZERO)
+        );
+        // Nothing new, but a checkpoint exists: its heartbeat is kept fresh.
+        assert_eq!(checkpoint_due_in(false, true, ms(500)), Some(ms(1500)));
+        assert_eq!(
+            checkpoint_due_in(false, true, ms(2500)),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn a_streaming_reply_reads_as_incomplete_once_its_heartbeat_is_old() {
+        let status = reported_status!();
+        assert!(
+            status.contains(&format!("interval '{} seconds'", ABANDONED_AFTER.as_secs())),
+            "{status}"
+        );
+        assert_eq!(ABANDONED_AFTER, CHECKPOINT_INTERVAL * 3);
+        assert!(SAVE_ASSISTANT_MESSAGE.contains(r#""heartbeatAt" = EXCLUDED."heartbeatAt""#));
     }
 }

@@ -15,6 +15,7 @@ pub mod demo_agent;
 pub mod demo_mlflow;
 pub mod error;
 pub mod feedback;
+pub mod follow;
 pub mod gateway;
 pub mod history;
 pub mod identity;

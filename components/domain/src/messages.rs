@@ -43,7 +43,9 @@ macro_rules! chat_with_page {
             r#"SELECT chat."userId", chat.visibility, page.id, page.role, page.parts, page."traceId", page."createdAt", page.status, vote."isUpvoted", vote.comment
 FROM chat."Chat" AS chat
 LEFT JOIN LATERAL (
-  SELECT id, role, parts::text AS parts, "traceId", "createdAt", status, "insertionOrder"
+  SELECT id, role, parts::text AS parts, "traceId", "createdAt", "#,
+            crate::conversation::reported_status!(),
+            r#" AS status, "insertionOrder"
   FROM chat."Message"
   WHERE "chatId" = chat.id"#,
             $condition,

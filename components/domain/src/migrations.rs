@@ -181,6 +181,16 @@ $body$"#,
             ),
         ],
     },
+    Migration {
+        version: 11,
+        name: "heartbeat of a reply being written",
+        // Refreshed with each checkpoint of a `streaming` reply; one whose
+        // heartbeat is old lost its writer and reads as incomplete
+        // (conversation.rs).
+        statements: &[
+            r#"ALTER TABLE chat."Message" ADD COLUMN IF NOT EXISTS "heartbeatAt" TIMESTAMP"#,
+        ],
+    },
 ];
 
 /// The expressions the search indexes hold, which the search's statements

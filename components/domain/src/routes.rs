@@ -29,6 +29,8 @@ pub enum ApiPath {
     ChatStop(Uuid),
     /// `/api/chat/:chatId/regenerate`: replace the chat's last reply.
     ChatRegenerate(Uuid),
+    /// `/api/chat/:chatId/stream`: follow the reply being written.
+    ChatFollow(Uuid),
     /// `/api/messages/:chatId`
     Messages(Uuid),
     /// `/api/feedback`: rate a reply.
@@ -57,6 +59,7 @@ impl ApiPath {
             ["chat", id, "title"] if !id.is_empty() => chat_id(id).map(Self::ChatTitle),
             ["chat", id, "stop"] if !id.is_empty() => chat_id(id).map(Self::ChatStop),
             ["chat", id, "regenerate"] if !id.is_empty() => chat_id(id).map(Self::ChatRegenerate),
+            ["chat", id, "stream"] if !id.is_empty() => chat_id(id).map(Self::ChatFollow),
             ["messages", id] if !id.is_empty() => chat_id(id).map(Self::Messages),
             ["feedback"] => Ok(Self::Feedback),
             ["feedback", id] if !id.is_empty() => chat_id(id).map(Self::ChatFeedback),
@@ -70,7 +73,11 @@ impl ApiPath {
     /// The one method the path accepts, as an `Allow` header names it.
     pub fn method(self) -> &'static str {
         match self {
-            Self::Session | Self::History | Self::Messages(_) | Self::ChatFeedback(_) => "GET",
+            Self::Session
+            | Self::History
+            | Self::Messages(_)
+            | Self::ChatFeedback(_)
+            | Self::ChatFollow(_) => "GET",
             Self::ChatStream | Self::ChatStop(_) | Self::ChatRegenerate(_) => "POST",
             Self::Chat(_) | Self::MessageFeedback(..) => "DELETE",
             Self::ChatVisibility(_) | Self::ChatTitle(_) => "PATCH",
@@ -124,6 +131,11 @@ mod tests {
                 format!("/api/chat/{CHAT}/regenerate"),
                 ApiPath::ChatRegenerate(chat_id()),
                 "POST",
+            ),
+            (
+                format!("/api/chat/{CHAT}/stream"),
+                ApiPath::ChatFollow(chat_id()),
+                "GET",
             ),
             (
                 format!("/api/messages/{CHAT}"),

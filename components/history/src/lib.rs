@@ -37,6 +37,7 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
         | ApiPath::ChatStream
         | ApiPath::ChatStop(_)
         | ApiPath::ChatRegenerate(_)
+        | ApiPath::ChatFollow(_)
         | ApiPath::Feedback
         | ApiPath::ChatFeedback(_)
         | ApiPath::MessageFeedback(..) => Err(no_route(request.uri().path()).into()),

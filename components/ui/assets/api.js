@@ -106,16 +106,25 @@ export function textOf(message) {
  * when `signal` aborts.
  */
 export async function streamChat(body, onEvent, signal) {
-  await streamReply("/api/chat", body, onEvent, signal);
+  await streamReply("POST", "/api/chat", body, onEvent, signal);
 }
 
 /** Replaces the chat's last reply by a new one, streamed as `streamChat` streams. */
 export async function regenerateReply(chatId, onEvent, signal) {
-  await streamReply(`/api/chat/${encodeURIComponent(chatId)}/regenerate`, undefined, onEvent, signal);
+  await streamReply("POST", `/api/chat/${encodeURIComponent(chatId)}/regenerate`, undefined, onEvent, signal);
 }
 
-async function streamReply(path, body, onEvent, signal) {
-  const response = await send("POST", path, body, signal);
+/**
+ * Follows the reply being written in the chat, from its start, as
+ * `streamChat` streams; nothing happens (no "open") when none is.
+ */
+export async function followReply(chatId, onEvent, signal) {
+  await streamReply("GET", `/api/chat/${encodeURIComponent(chatId)}/stream`, undefined, onEvent, signal);
+}
+
+async function streamReply(method, path, body, onEvent, signal) {
+  const response = await send(method, path, body, signal);
+  if (response.status === 204) return;
   onEvent({ type: "open" });
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffered = "";

@@ -9,6 +9,9 @@ const FOLLOW_SLACK = 48;
 /** The longest feedback comment the server keeps (characters). */
 const MAX_COMMENT = 2000;
 
+/** How long after the user's last message its reply may still be coming (ms). */
+const REPLY_GRACE = 30_000;
+
 export class ChatView {
   /**
    * `started(chatId)` is called when the server accepted a message (the chat
@@ -92,6 +95,11 @@ export class ChatView {
       }
       this.follow = true;
       this.scrollToEnd();
+      const last = answer.data.at(-1);
+      if (answer.source === "live" && last && (last.status === "streaming"
+          || (last.role === "user" && Date.now() - Date.parse(last.createdAt) < REPLY_GRACE))) {
+        this.resume();
+      }
       return true;
     } catch (error) {
       if (loadId !== this.loadId) return false;
@@ -225,6 +233,36 @@ export class ChatView {
         this.showNotice(`The reply was not regenerated: ${error.message}`);
       },
     });
+  }
+
+  /**
+   * Follows the reply still being written in the open chat (the page was
+   * reloaded, or the chat opened elsewhere): what came so far, then the
+   * rest as it comes. When none is, the conversation stays as loaded.
+   */
+  async resume() {
+    const loadId = this.loadId;
+    const last = this.messages.at(-1);
+    const placeholder = last?.role !== "assistant";
+    const reply = placeholder ? { role: "assistant", content: "", pending: true, error: null } : last;
+    const before = { ...reply };
+    if (placeholder) this.messages.push(reply);
+    reply.pending = true;
+    let followed = false;
+    await this.streamInto(reply, {
+      start: (onEvent, signal) => api.followReply(this.chatId, (event) => {
+        if (event.type === "open") {
+          followed = true;
+          reply.content = ""; // the stream tells the reply from its start
+        }
+        onEvent(event);
+      }, signal),
+      refused: () => {},
+    });
+    if (followed || loadId !== this.loadId) return;
+    if (placeholder) this.messages.splice(this.messages.indexOf(reply), 1);
+    else Object.assign(reply, before);
+    this.render();
   }
 
   setBusy(busy) {

@@ -126,6 +126,10 @@ fn project_manifest_is_read_completely() {
                 HttpRoute::Path("/api/chat/:chat_id/regenerate".into()),
                 "chat-stream"
             ),
+            (
+                HttpRoute::Path("/api/chat/:chat_id/stream".into()),
+                "chat-stream"
+            ),
             (HttpRoute::Path("/api/chat/...".into()), "history"),
             (HttpRoute::Path("/api/messages/...".into()), "messages"),
             (HttpRoute::Path("/api/feedback".into()), "feedback"),
@@ -191,6 +195,10 @@ fn project_manifest_routes_requests() {
     );
     assert_eq!(
         route(&format!("/api/chat/{chat}/regenerate")),
+        Some(("chat-stream".into(), String::new()))
+    );
+    assert_eq!(
+        route(&format!("/api/chat/{chat}/stream")),
         Some(("chat-stream".into(), String::new()))
     );
     assert_eq!(
