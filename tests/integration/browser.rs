@@ -33,6 +33,14 @@ fn title_answer(title: &str) -> Script {
     )
 }
 
+/// The chat the page's address names (`/chat/<id>`).
+async fn chat_in_address(browser: &Browser) -> Uuid {
+    let path = browser.path().await;
+    path.strip_prefix("/chat/")
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("the address names the chat: {path}"))
+}
+
 fn chat_row(chat_id: impl std::fmt::Display) -> String {
     format!(r#".chat[data-chat-id="{chat_id}"]"#)
 }
@@ -104,6 +112,17 @@ impl Rig {
                 .expect("seeding a message");
         }
         chat_id
+    }
+
+    /// The chat's stored replies as `(status, text)`, oldest first.
+    async fn replies(&self, chat_id: Uuid) -> Vec<(String, String)> {
+        self.db
+            .stored_messages(chat_id)
+            .await
+            .into_iter()
+            .filter(|message| message.role == "assistant")
+            .map(|message| (message.status, message.text))
+            .collect()
     }
 
     async fn title(&self, chat_id: Uuid) -> String {
@@ -243,11 +262,7 @@ async fn a_reply_streams_in_and_the_chat_is_kept_in_the_sidebar() {
         asked.body["messages"].as_array().unwrap().last().unwrap()["content"],
         "Hi there\nsecond line"
     );
-    let path = browser.path().await;
-    let chat_id: Uuid = path
-        .strip_prefix("/chat/")
-        .and_then(|id| id.parse().ok())
-        .unwrap_or_else(|| panic!("the address names the chat: {path}"));
+    let chat_id = chat_in_address(&browser).await;
 
     // After its first exchange the chat is in the sidebar, highlighted.
     let row = chat_row(chat_id);
@@ -370,19 +385,9 @@ async fn stop_ends_a_streaming_reply_and_keeps_what_came() {
     browser.wait_for_visible("#send").await;
     assert!(!browser.is_visible("#stop").await);
     assert_eq!(browser.texts(REPLY).await, ["On and on"]);
-    let path = browser.path().await;
-    let chat_id: Uuid = path
-        .strip_prefix("/chat/")
-        .and_then(|id| id.parse().ok())
-        .unwrap_or_else(|| panic!("the address names the chat: {path}"));
-    let statuses = rig
-        .db
-        .column::<String>(
-            r#"SELECT status FROM chat."Message" WHERE "chatId" = $1 AND role = 'assistant'"#,
-            &[&chat_id],
-        )
-        .await;
-    assert_eq!(statuses, ["stopped"]);
+    let chat_id = chat_in_address(&browser).await;
+    let replies = rig.replies(chat_id).await;
+    assert_eq!(replies, [("stopped".to_owned(), "On and on".to_owned())]);
     chat_tests::eventually("the model's request closed", PATIENCE, async || {
         (rig.upstream.hung_up() == 1).then_some(())
     })
@@ -547,21 +552,11 @@ async fn a_reload_mid_reply_shows_what_came_and_follows_it_to_the_end() {
             &shows_text(REPLY, "Once upon a time"),
         )
         .await;
-    let path = browser.path().await;
-    let chat_id: Uuid = path
-        .strip_prefix("/chat/")
-        .and_then(|id| id.parse().ok())
-        .unwrap_or_else(|| panic!("the address names the chat: {path}"));
+    let chat_id = chat_in_address(&browser).await;
     // Its first checkpoint is what a reloaded page can see.
     chat_tests::eventually("the first checkpoint", PATIENCE, async || {
-        let statuses = rig
-            .db
-            .column::<String>(
-                r#"SELECT status FROM chat."Message" WHERE "chatId" = $1 AND role = 'assistant'"#,
-                &[&chat_id],
-            )
-            .await;
-        (statuses == ["streaming"]).then_some(())
+        let replies = rig.replies(chat_id).await;
+        (replies.len() == 1 && replies[0].0 == "streaming").then_some(())
     })
     .await;
 
@@ -577,20 +572,12 @@ async fn a_reload_mid_reply_shows_what_came_and_follows_it_to_the_end() {
         .await;
     rig.upstream.acknowledge(1);
     wait_for_whole_reply(&browser, "Once upon a time, the end.").await;
-    let stored = rig
-        .db
-        .column::<String>(
-            r#"SELECT parts::text FROM chat."Message" WHERE "chatId" = $1 AND role = 'assistant' AND status = 'complete'"#,
-            &[&chat_id],
-        )
-        .await;
-    let stored: Vec<Value> = stored
-        .iter()
-        .map(|parts| serde_json::from_str(parts).unwrap())
-        .collect();
     assert_eq!(
-        stored,
-        [json!([{"type": "text", "text": "Once upon a time, the end."}])]
+        rig.replies(chat_id).await,
+        [(
+            "complete".to_owned(),
+            "Once upon a time, the end.".to_owned()
+        )]
     );
     browser.quit().await;
 }
@@ -612,20 +599,9 @@ async fn the_last_reply_can_be_regenerated_in_place() {
         .await;
     browser.click(".message.assistant .regenerate").await;
     wait_for_whole_reply(&browser, "A better answer").await;
-    let replies = rig
-        .db
-        .column::<String>(
-            r#"SELECT parts::text FROM chat."Message" WHERE "chatId" = $1 AND role = 'assistant'"#,
-            &[&chat_id],
-        )
-        .await;
-    let replies: Vec<Value> = replies
-        .iter()
-        .map(|parts| serde_json::from_str(parts).unwrap())
-        .collect();
     assert_eq!(
-        replies,
-        [json!([{"type": "text", "text": "A better answer"}])]
+        rig.replies(chat_id).await,
+        [("complete".to_owned(), "A better answer".to_owned())]
     );
     let asked = &rig.upstream.received()[0].body["messages"];
     assert_eq!(
