@@ -1,12 +1,12 @@
 //! `GET /api/chat/:chatId/stream`: the reply being written in a chat, from
 //! what its writer checkpointed (the rules are in `chat_domain::follow`).
 
-use chat_domain::access::{self, ChatAction};
+use chat_domain::access::{self, ChatAccess, ChatAction};
 use chat_domain::follow::{self, FOLLOW_INTERVAL, Follower, Progress, Seen};
 use chat_guest::database::{once, with_database};
 use chat_guest::request::{Request, identify};
 use chat_guest::response::{self, EventSender, HttpResponse};
-use chat_guest::{Failure, log};
+use chat_guest::{Db, Failure, log};
 use spin_sdk::wit_bindgen::spawn;
 use uuid::Uuid;
 
@@ -15,11 +15,7 @@ use uuid::Uuid;
 pub async fn request(request: &Request, chat_id: Uuid) -> Result<HttpResponse, Failure> {
     let identity = identify(request.headers()).await?;
     let seen = with_database(async |db| {
-        let rows = db.query(&follow::chat_statement(chat_id)).await?;
-        let found = rows
-            .first()
-            .map(follow::chat_and_last_message)
-            .transpose()?;
+        let found = chat_and_last_message(db, chat_id).await?;
         access::decide(
             found.as_ref().map(|(chat, _)| chat),
             &identity.user_id,
@@ -84,13 +80,21 @@ async fn look(chat_id: Uuid, reply: Option<Uuid>) -> Result<Seen, Failure> {
             Ok(follow::reply(rows.first())?)
         }
         None => {
-            let rows = db.query(&follow::chat_statement(chat_id)).await?;
-            let found = rows
-                .first()
-                .map(follow::chat_and_last_message)
-                .transpose()?;
+            let found = chat_and_last_message(db, chat_id).await?;
             Ok(found.map_or(Seen::Nothing, |(_, seen)| seen))
         }
     })
     .await
+}
+
+/// Who may read the chat and its last message; `None`: no such chat.
+async fn chat_and_last_message(
+    db: &Db,
+    chat_id: Uuid,
+) -> Result<Option<(ChatAccess, Seen)>, Failure> {
+    let rows = db.query(&follow::chat_statement(chat_id)).await?;
+    Ok(rows
+        .first()
+        .map(follow::chat_and_last_message)
+        .transpose()?)
 }

@@ -62,9 +62,7 @@ pub fn stored_chat<R: Row>(row: &R) -> Result<(ChatAccess, Option<String>), R::E
 /// A resent message (its id already stored) is asked about with what came
 /// before it, not with its own earlier reply.
 pub fn from_stored(recent: Option<&str>, new_message: &ChatMessage) -> Vec<ChatMessage> {
-    let stored: Vec<Value> = recent
-        .and_then(|json| serde_json::from_str(json).ok())
-        .unwrap_or_default();
+    let stored = stored_items(recent);
     let new_id = new_message.id.map(|id| id.to_string());
     let earlier = stored
         .iter()
@@ -93,9 +91,7 @@ pub struct Regeneration {
 /// (`recent`, as [`stored_chat`] decoded it); 409 when the chat has no
 /// message of the user's.
 pub fn for_regeneration(recent: Option<&str>) -> Result<Regeneration, ApiError> {
-    let stored: Vec<Value> = recent
-        .and_then(|json| serde_json::from_str(json).ok())
-        .unwrap_or_default();
+    let stored = stored_items(recent);
     let last_question = stored
         .iter()
         .rposition(|item| item[1] == "user")
@@ -134,6 +130,14 @@ pub fn from_client(messages: &[ChatMessage]) -> Vec<ChatMessage> {
     let mut context = newest_within_budget(earlier);
     context.push(new_message.clone());
     context
+}
+
+/// The `[id, role, parts]` items of `recent` (none when it is missing or
+/// not a JSON array).
+fn stored_items(recent: Option<&str>) -> Vec<Value> {
+    recent
+        .and_then(|json| serde_json::from_str(json).ok())
+        .unwrap_or_default()
 }
 
 /// One stored `[id, role, parts]` as a turn, if it is a user's or an
