@@ -57,24 +57,21 @@ type Upstream = Result<(spin_sdk::http::Response, Duration), UpstreamFailure>;
 /// (the message id is another message's) cancels the call.
 async fn route(request: Request) -> Result<HttpResponse, Failure> {
     let path = ApiPath::parse(request.uri().path())?;
+    if !matches!(
+        path,
+        ApiPath::ChatStream
+            | ApiPath::ChatStop(_)
+            | ApiPath::ChatRegenerate(_)
+            | ApiPath::ChatFollow(_)
+    ) {
+        return Err(no_route(request.uri().path()).into());
+    }
+    allow_only(request.method(), path.method())?;
     match path {
-        ApiPath::ChatStream => {
-            allow_only(request.method(), path.method())?;
-            chat(request).await
-        }
-        ApiPath::ChatStop(chat_id) => {
-            allow_only(request.method(), path.method())?;
-            stop::request(&request, chat_id).await
-        }
-        ApiPath::ChatRegenerate(chat_id) => {
-            allow_only(request.method(), path.method())?;
-            regenerate(&request, chat_id).await
-        }
-        ApiPath::ChatFollow(chat_id) => {
-            allow_only(request.method(), path.method())?;
-            follow::request(&request, chat_id).await
-        }
-        _ => Err(no_route(request.uri().path()).into()),
+        ApiPath::ChatStop(chat_id) => stop::request(&request, chat_id).await,
+        ApiPath::ChatRegenerate(chat_id) => regenerate(&request, chat_id).await,
+        ApiPath::ChatFollow(chat_id) => follow::request(&request, chat_id).await,
+        _ => chat(request).await,
     }
 }
 
@@ -192,7 +189,6 @@ struct Reply {
 }
 
 /// How a reply that did not fail ended.
-#[derive(PartialEq)]
 enum Ending {
     /// The endpoint finished it.
     Complete,
@@ -221,9 +217,11 @@ impl Reply {
             let skipped = format!("{} events whose data was not JSON", relay.skipped());
             log::failure("POST /api/chat: the model endpoint's stream had", &skipped);
         }
-        let status = match outcome {
-            Ok(Ending::Stopped) => MessageStatus::Stopped,
-            _ => MessageStatus::of_ended_reply(outcome.is_ok(), relay.text()),
+        let stopped = matches!(outcome, Ok(Ending::Stopped));
+        let status = if stopped {
+            MessageStatus::Stopped
+        } else {
+            MessageStatus::of_ended_reply(outcome.is_ok(), relay.text())
         };
         self.transcript
             .save_reply(
@@ -249,10 +247,7 @@ impl Reply {
                 self.transcript.keep_for_feedback(self.id, trace_id).await;
             }
             let meta = MetaEvent::new(self.id, relay.trace_id(), self.server_made_chat_id);
-            let meta = match outcome {
-                Ok(Ending::Stopped) => meta.stopped(),
-                _ => meta,
-            };
+            let meta = if stopped { meta.stopped() } else { meta };
             self.events.send(data_frame(&meta));
             self.events.send(DONE_FRAME);
         }
