@@ -1,6 +1,6 @@
-//! The loaded application: its routes and, per component, the instances that
-//! serve it. Every request, from the network or from the host itself, goes
-//! through [`LoadedApp::handle`].
+//! The application: compiled once per process ([`CompiledApp`]), served by
+//! one [`LoadedApp`] per serving thread with that thread's instances and
+//! database pools.
 
 use crate::component::{self, ComponentContext};
 use crate::engine;
@@ -8,6 +8,7 @@ use crate::instances::{ComponentInstances, ReusePolicy};
 use crate::key_value::KeyValueStores;
 use crate::postgres::{PoolSettings, Pools};
 use crate::runtime_config::RuntimeConfig;
+use crate::state::HostState;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use chat_manifest::{Manifest, RouteMatch, Router, VariableResolver};
@@ -15,15 +16,16 @@ use http_body_util::{BodyExt, Full};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, Weak};
+use wasmtime::Engine;
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, ProxyHandler};
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 pub struct AppOptions {
     pub manifest: Manifest,
     /// Values the host sets for app variables (they win over the environment).
     pub variable_overrides: BTreeMap<String, String>,
     pub runtime_config: RuntimeConfig,
-    pub postgres: PoolSettings,
     pub reuse: ReusePolicy,
 }
 
@@ -43,14 +45,21 @@ impl AppLink {
     }
 }
 
-pub struct LoadedApp {
-    postgres: Arc<Pools>,
+/// The app as the process loads it once: its manifest, routes, variables,
+/// key-value stores and compiled components. Each serving thread serves a
+/// [`LoadedApp`] made from it.
+pub struct CompiledApp {
+    manifest: Manifest,
     router: Router,
-    components: HashMap<String, ProxyHandler<ComponentInstances>>,
+    variables: Arc<VariableResolver>,
+    key_value: Arc<KeyValueStores>,
+    engine: Engine,
+    components: BTreeMap<String, ServicePre<HostState>>,
+    reuse: ReusePolicy,
 }
 
-impl LoadedApp {
-    pub fn load(options: AppOptions) -> Result<Arc<Self>> {
+impl CompiledApp {
+    pub fn load(options: AppOptions) -> Result<Self> {
         let manifest = options.manifest;
         let variables = Arc::new(VariableResolver::new(
             &manifest,
@@ -63,13 +72,8 @@ impl LoadedApp {
         }
         let engine = engine::engine()?;
         let linker = engine::linker(&engine)?;
-        let postgres = Pools::new(options.postgres);
         let key_value = KeyValueStores::new(&options.runtime_config)?;
-
-        // Components reach each other (service chaining) through the app,
-        // which exists only once they all do.
-        let app_link = AppLink::default();
-        let mut components = HashMap::new();
+        let mut components = BTreeMap::new();
         for (id, declared) in &manifest.components {
             for label in &declared.key_value_stores {
                 if !key_value.labels().any(|known| known == label) {
@@ -78,28 +82,63 @@ impl LoadedApp {
                     );
                 }
             }
-            let context = Arc::new(ComponentContext::declared(
-                id,
-                declared,
-                variables.clone(),
-                postgres.clone(),
-                key_value.clone(),
-                app_link.clone(),
-            )?);
             let pre = component::prepare(&engine, &linker, &declared.source)
                 .with_context(|| format!("component {id}"))?;
-            let instances = ComponentInstances::new(engine.clone(), pre, context, options.reuse);
+            components.insert(id.clone(), pre);
+        }
+        Ok(Self {
+            manifest,
+            router,
+            variables,
+            key_value,
+            engine,
+            components,
+            reuse: options.reuse,
+        })
+    }
+
+    /// A copy of the app for one serving thread: instances and database
+    /// pools of its own, so a request's work stays on that thread; the
+    /// compiled code, variables and key-value stores are shared.
+    pub fn serving_copy(&self, postgres: PoolSettings) -> Result<Arc<LoadedApp>> {
+        let postgres = Pools::new(postgres);
+        // Components reach each other (service chaining) through the app,
+        // which exists only once they all do.
+        let app_link = AppLink::default();
+        let mut components = HashMap::new();
+        for (id, pre) in &self.components {
+            let context = Arc::new(ComponentContext::declared(
+                id,
+                &self.manifest.components[id],
+                self.variables.clone(),
+                postgres.clone(),
+                self.key_value.clone(),
+                app_link.clone(),
+            )?);
+            let instances =
+                ComponentInstances::new(self.engine.clone(), pre.clone(), context, self.reuse);
             components.insert(id.clone(), ProxyHandler::new(instances));
         }
-        let app = Arc::new(Self {
+        let app = Arc::new(LoadedApp {
             postgres,
-            router,
+            router: self.router.clone(),
             components,
         });
         app_link.connect(&app);
         Ok(app)
     }
+}
 
+/// The app as one serving thread runs it; every request that thread
+/// serves, from the network or from the host itself, goes through
+/// [`LoadedApp::handle`].
+pub struct LoadedApp {
+    postgres: Arc<Pools>,
+    router: Router,
+    components: HashMap<String, ProxyHandler<ComponentInstances>>,
+}
+
+impl LoadedApp {
     /// Releases the app's database connections; call once serving stopped.
     pub fn shut_down(&self) {
         crate::instances::begin_shutdown();

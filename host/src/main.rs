@@ -3,6 +3,7 @@ use chat_host::up::UpOptions;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 /// Runs the chat-history Spin app natively: the same components and
@@ -37,6 +38,10 @@ enum Command {
         /// Build the components first (like `spin up --build`).
         #[arg(long)]
         build: bool,
+        /// Serving threads, each with its own listening socket, instances
+        /// and database pool [default: the number of CPUs].
+        #[arg(long)]
+        threads: Option<NonZeroUsize>,
     },
 }
 
@@ -58,15 +63,23 @@ fn main() -> Result<()> {
             listen,
             runtime_config_file,
             build,
+            threads,
         } => {
             if build {
                 chat_host::build_command::build_all(&manifest)?;
             }
-            let runtime = tokio::runtime::Runtime::new()?;
+            let serving_threads = threads
+                .or_else(|| std::thread::available_parallelism().ok())
+                .unwrap_or(NonZeroUsize::MIN);
+            // This thread is the first serving thread; up::run starts the others.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(chat_host::up::run(UpOptions {
                 manifest_path: manifest,
                 listen,
                 runtime_config_file,
+                serving_threads,
             }))
         }
     }

@@ -2,16 +2,18 @@
 //! the managed local database when `db_url` is unset, the start-up schema
 //! migration, and the listener.
 
-use crate::app::{AppOptions, LoadedApp};
+use crate::app::{AppOptions, CompiledApp, LoadedApp};
 use crate::instances::ReusePolicy;
 use crate::local_postgres::{Durability, LocalPostgres};
 use crate::postgres::PoolSettings;
 use crate::runtime_config::RuntimeConfig;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow};
 use chat_manifest::Manifest;
 use http_body_util::{BodyExt, Full};
+use socket2::{Domain, Socket, Type};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,11 +30,14 @@ const SCHEMA_COMPONENT: &str = "admin-schema";
 const MIGRATE_PATH: &str = "/admin/schema/migrate";
 /// The database the managed local cluster keeps the app's data in.
 const LOCAL_DATABASE: &str = "chat_history";
+/// Connections the kernel queues per listening socket until accepted.
+const LISTEN_BACKLOG: i32 = 1024;
 
 pub struct UpOptions {
     pub manifest_path: PathBuf,
     pub listen: SocketAddr,
     pub runtime_config_file: Option<PathBuf>,
+    pub serving_threads: NonZeroUsize,
 }
 
 pub async fn run(options: UpOptions) -> Result<()> {
@@ -68,28 +73,103 @@ pub async fn run(options: UpOptions) -> Result<()> {
     };
 
     let has_schema_component = manifest.components.contains_key(SCHEMA_COMPONENT);
-    let app = LoadedApp::load(AppOptions {
+    let app = CompiledApp::load(AppOptions {
         manifest,
         variable_overrides: overrides,
         runtime_config,
-        postgres: PoolSettings::default(),
         reuse: ReusePolicy::default(),
     })?;
+    let threads = options.serving_threads.get();
+    let pools = PoolSettings::default().shared_by(threads);
+    let copies = (0..threads)
+        .map(|_| app.serving_copy(pools.clone()))
+        .collect::<Result<Vec<_>>>()?;
 
     if has_schema_component {
-        migrate_schema(&app, &admin_token).await;
+        migrate_schema(&copies[0], &admin_token).await;
     }
 
-    let listener = tokio::net::TcpListener::bind(options.listen)
-        .await
+    let listeners = bind_listeners(options.listen, threads)
         .with_context(|| format!("cannot listen on {}", options.listen))?;
-    let address = listener.local_addr()?;
+    let address = listeners[0].local_addr()?;
     println!("Serving http://{address}");
     println!("Available routes:");
-    for (route, component) in app.routes() {
+    for (route, component) in copies[0].routes() {
         println!("  {component}: http://{address}{route}");
     }
-    let served = crate::http_server::serve(app.clone(), listener, shutdown_signal()).await;
+    serve_on_threads(copies.into_iter().zip(listeners).collect()).await
+}
+
+/// One listening socket per serving thread, all on `address` with
+/// `SO_REUSEPORT`, so the kernel spreads new connections over the threads.
+/// The address is first bound once without that option: one that another
+/// process serves is refused here rather than shared with it.
+fn bind_listeners(address: SocketAddr, count: usize) -> Result<Vec<std::net::TcpListener>> {
+    let address = std::net::TcpListener::bind(address)?.local_addr()?;
+    (0..count)
+        .map(|_| {
+            let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
+            socket.set_reuse_address(true)?;
+            socket.set_reuse_port(true)?;
+            socket.set_nonblocking(true)?;
+            socket.bind(&address.into())?;
+            socket.listen(LISTEN_BACKLOG)?;
+            Ok(socket.into())
+        })
+        .collect()
+}
+
+/// Serves each copy of the app on a thread of its own with a
+/// single-threaded runtime (the first on this one) until SIGTERM or Ctrl-C,
+/// then lets every thread finish its open requests.
+async fn serve_on_threads(copies: Vec<(Arc<LoadedApp>, std::net::TcpListener)>) -> Result<()> {
+    let (stop, stopping) = tokio::sync::watch::channel(());
+    let mut copies = copies.into_iter();
+    let (own_app, own_listener) = copies.next().context("no serving thread")?;
+    let mut threads = Vec::new();
+    for (index, (app, listener)) in copies.enumerate() {
+        let stopping = stopping.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("serve-{}", index + 1))
+            .spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("starting a serving thread's runtime")?
+                    .block_on(serve_until_stopped(app, listener, stopping))
+            })
+            .context("starting a serving thread")?;
+        threads.push(thread);
+    }
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stop.send(());
+    };
+    let (served, ()) = tokio::join!(serve_until_stopped(own_app, own_listener, stopping), signal);
+    let others = tokio::task::spawn_blocking(move || {
+        threads
+            .into_iter()
+            .map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow!("a serving thread panicked")))
+            })
+            .collect::<Result<Vec<()>>>()
+    })
+    .await?;
+    served.and(others.map(drop))
+}
+
+async fn serve_until_stopped(
+    app: Arc<LoadedApp>,
+    listener: std::net::TcpListener,
+    mut stopping: tokio::sync::watch::Receiver<()>,
+) -> Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let stopped = async move {
+        let _ = stopping.changed().await;
+    };
+    let served = crate::http_server::serve(app.clone(), listener, stopped).await;
     app.shut_down();
     served
 }

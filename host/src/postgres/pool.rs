@@ -1,4 +1,5 @@
-//! One connection pool per database address, shared by every instance.
+//! One connection pool per database address, shared by every instance a
+//! serving thread runs (each serving thread has its own).
 //!
 //! Guests "open" a connection per request (that is what spin-sdk's API looks
 //! like); here that is a pool checkout, so a request pays no connect cost.
@@ -33,6 +34,17 @@ impl Default for PoolSettings {
             connect_timeout: Duration::from_secs(5),
             checkout_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl PoolSettings {
+    /// The settings for each pool when `threads` serving threads keep one
+    /// of their own: the connection budget is shared out, four at least.
+    pub fn shared_by(&self, threads: usize) -> Self {
+        Self {
+            max_connections: (self.max_connections / threads.max(1)).max(4),
+            ..self.clone()
         }
     }
 }
