@@ -1,7 +1,11 @@
 //! Serves the app over HTTP/1.1 with hyper, and drains in-flight requests on
-//! shutdown.
+//! shutdown: the listener closes at once (new connections are refused, so a
+//! load balancer sends them elsewhere), open requests and streams may finish
+//! until the drain deadline, and what is still running then is cut (a
+//! streamed reply keeps its last checkpoint and reads as incomplete).
 
 use crate::app::LoadedApp;
+use crate::probes::Readiness;
 use anyhow::Result;
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -17,17 +21,20 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// How long open connections may take to finish once shutdown begins.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
 /// How much of a request body nobody read is still received and discarded,
 /// and for how long, so the answer is not lost to a connection reset.
 const UNREAD_BODY_LIMIT: usize = 16 << 20;
 const UNREAD_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long open requests may take to finish once draining begins, unless
+/// `chat-host up --drain-deadline` says otherwise.
+pub const DEFAULT_DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+
 pub async fn serve(
     app: Arc<LoadedApp>,
     listener: TcpListener,
+    readiness: Readiness,
+    drain_deadline: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let graceful = GracefulShutdown::new();
@@ -47,9 +54,14 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let readiness = readiness.clone();
         let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             let app = app.clone();
+            let probe = readiness.answer(request.uri().path());
             async move {
+                if let Some(probe) = probe {
+                    return Ok::<_, Infallible>(probe);
+                }
                 let request = with_absolute_uri(request).map(|body| {
                     DrainOnDrop(Some(body))
                         .map_err(wasmtime_wasi_http::Error::from)
@@ -66,13 +78,18 @@ pub async fn serve(
             }
         });
     }
-    tracing::info!("shutting down: finishing open requests");
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    drop(listener);
+    tracing::info!(
+        "draining: new connections are refused; {} open ones may finish within {drain_deadline:?}",
+        graceful.count()
+    );
+    if tokio::time::timeout(drain_deadline, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!(
-            "some requests were still running after {SHUTDOWN_GRACE:?}; stopping anyway"
+            "requests still running after the drain deadline of {drain_deadline:?} are cut; \
+             a streamed reply keeps its last checkpoint"
         );
     }
     Ok(())

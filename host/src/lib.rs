@@ -12,6 +12,7 @@ pub mod key_value;
 pub mod local_postgres;
 pub mod outbound_http;
 pub mod postgres;
+pub mod probes;
 pub mod runtime_config;
 pub mod state;
 pub mod up;

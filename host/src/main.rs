@@ -1,10 +1,12 @@
 use anyhow::Result;
+use chat_host::http_server::DEFAULT_DRAIN_DEADLINE;
 use chat_host::up::UpOptions;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Runs the chat-history Spin app natively: the same components and
 /// spin.toml as `spin up`, plus a managed local Postgres and pooled,
@@ -42,6 +44,10 @@ enum Command {
         /// and database pool [default: the number of CPUs].
         #[arg(long)]
         threads: Option<NonZeroUsize>,
+        /// Seconds open requests and streams may take to finish after
+        /// SIGTERM or Ctrl-C; new connections are refused from the first.
+        #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_DRAIN_DEADLINE.as_secs())]
+        drain_deadline: u64,
     },
 }
 
@@ -64,6 +70,7 @@ fn main() -> Result<()> {
             runtime_config_file,
             build,
             threads,
+            drain_deadline,
         } => {
             if build {
                 chat_host::build_command::build_all(&manifest)?;
@@ -80,6 +87,7 @@ fn main() -> Result<()> {
                 listen,
                 runtime_config_file,
                 serving_threads,
+                drain_deadline: Duration::from_secs(drain_deadline),
             }))
         }
     }

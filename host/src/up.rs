@@ -6,6 +6,7 @@ use crate::app::{AppOptions, CompiledApp, LoadedApp};
 use crate::instances::ReusePolicy;
 use crate::local_postgres::{Durability, LocalPostgres};
 use crate::postgres::PoolSettings;
+use crate::probes::Readiness;
 use crate::runtime_config::RuntimeConfig;
 use anyhow::{Context, Result, anyhow};
 use chat_manifest::Manifest;
@@ -16,6 +17,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The app variable that holds the Postgres connection string.
 const DB_URL: &str = "db_url";
@@ -38,6 +40,8 @@ pub struct UpOptions {
     pub listen: SocketAddr,
     pub runtime_config_file: Option<PathBuf>,
     pub serving_threads: NonZeroUsize,
+    /// How long open requests may finish once SIGTERM or Ctrl-C came.
+    pub drain_deadline: Duration,
 }
 
 pub async fn run(options: UpOptions) -> Result<()> {
@@ -97,7 +101,18 @@ pub async fn run(options: UpOptions) -> Result<()> {
     for (route, component) in copies[0].routes() {
         println!("  {component}: http://{address}{route}");
     }
-    serve_on_threads(copies.into_iter().zip(listeners).collect()).await
+    let serving = Serving {
+        readiness: Readiness::default(),
+        drain_deadline: options.drain_deadline,
+    };
+    serve_on_threads(copies.into_iter().zip(listeners).collect(), serving).await
+}
+
+/// What every serving thread shares about how it stops.
+#[derive(Clone)]
+struct Serving {
+    readiness: Readiness,
+    drain_deadline: Duration,
 }
 
 /// One listening socket per serving thread, all on `address` with
@@ -122,13 +137,17 @@ fn bind_listeners(address: SocketAddr, count: usize) -> Result<Vec<std::net::Tcp
 /// Serves each copy of the app on a thread of its own with a
 /// single-threaded runtime (the first on this one) until SIGTERM or Ctrl-C,
 /// then lets every thread finish its open requests.
-async fn serve_on_threads(copies: Vec<(Arc<LoadedApp>, std::net::TcpListener)>) -> Result<()> {
+async fn serve_on_threads(
+    copies: Vec<(Arc<LoadedApp>, std::net::TcpListener)>,
+    serving: Serving,
+) -> Result<()> {
     let (stop, stopping) = tokio::sync::watch::channel(());
     let mut copies = copies.into_iter();
     let (own_app, own_listener) = copies.next().context("no serving thread")?;
     let mut threads = Vec::new();
     for (index, (app, listener)) in copies.enumerate() {
         let stopping = stopping.clone();
+        let serving = serving.clone();
         let thread = std::thread::Builder::new()
             .name(format!("serve-{}", index + 1))
             .spawn(move || {
@@ -136,16 +155,21 @@ async fn serve_on_threads(copies: Vec<(Arc<LoadedApp>, std::net::TcpListener)>) 
                     .enable_all()
                     .build()
                     .context("starting a serving thread's runtime")?
-                    .block_on(serve_until_stopped(app, listener, stopping))
+                    .block_on(serve_until_stopped(app, listener, serving, stopping))
             })
             .context("starting a serving thread")?;
         threads.push(thread);
     }
+    let readiness = serving.readiness.clone();
     let signal = async move {
         shutdown_signal().await;
+        readiness.begin_draining();
         let _ = stop.send(());
     };
-    let (served, ()) = tokio::join!(serve_until_stopped(own_app, own_listener, stopping), signal);
+    let (served, ()) = tokio::join!(
+        serve_until_stopped(own_app, own_listener, serving, stopping),
+        signal
+    );
     let others = tokio::task::spawn_blocking(move || {
         threads
             .into_iter()
@@ -163,13 +187,21 @@ async fn serve_on_threads(copies: Vec<(Arc<LoadedApp>, std::net::TcpListener)>) 
 async fn serve_until_stopped(
     app: Arc<LoadedApp>,
     listener: std::net::TcpListener,
+    serving: Serving,
     mut stopping: tokio::sync::watch::Receiver<()>,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let stopped = async move {
         let _ = stopping.changed().await;
     };
-    let served = crate::http_server::serve(app.clone(), listener, stopped).await;
+    let served = crate::http_server::serve(
+        app.clone(),
+        listener,
+        serving.readiness,
+        serving.drain_deadline,
+        stopped,
+    )
+    .await;
     app.shut_down();
     served
 }

@@ -1087,28 +1087,31 @@ async fn an_endpoint_outside_the_allowed_hosts_is_refused_by_the_host() {
     );
 }
 
-#[tokio::test]
-async fn a_host_killed_mid_stream_leaves_the_question_and_the_last_checkpoint() {
-    let mut rig = Rig::start().await;
-    // 60 words, one every 100 ms: six seconds of reply.
-    let words: Vec<String> = (1..=60).map(|n| format!("w{n} ")).collect();
+/// A reply of `count` words, one every 100 ms, then the upstream's end;
+/// with the whole text.
+fn slow_reply(count: usize) -> (String, Script) {
+    let words: Vec<String> = (1..=count).map(|n| format!("w{n} ")).collect();
     let mut steps = Vec::new();
     for word in &words {
         steps.push(Step::Send(frame(&chat_chunk(word))));
         steps.push(Step::Pause(Duration::from_millis(100)));
     }
-    rig.upstream.expect_reply(Script::stream(steps));
-    let (chat, question) = (Uuid::new_v4(), Uuid::new_v4());
-    let body = json!({"id": chat, "messages": [user_message("Talk for a while", question)]});
+    steps.push(Step::Send(UPSTREAM_DONE.to_owned()));
+    (words.concat(), Script::stream(steps))
+}
 
-    let mut events = events_of(rig.post(OWNER, &body)).await;
-    // Past the first checkpoint (two seconds in), well before the second.
-    for _ in 0..30 {
-        events.next().await.expect("a chunk");
-    }
-    rig.host.kill();
-
-    let stored = rig.db.stored_messages(chat).await;
+/// Checks what a host that went away mid-reply left: the question, and a
+/// prefix of the reply of at least the first checkpoint (two seconds, ten
+/// words or more) stored as `streaming`, which readers see as incomplete
+/// once its heartbeat is older than three checkpoint intervals (aged here
+/// rather than waited for). Answers how many words were kept.
+async fn assert_cut_reply_kept_its_checkpoint(
+    db: &TestDatabase,
+    chat: Uuid,
+    question: (Uuid, &str),
+    whole: &str,
+) -> usize {
+    let stored = db.stored_messages(chat).await;
     assert_eq!(stored.len(), 2, "{stored:?}");
     assert_eq!(
         (
@@ -1116,15 +1119,18 @@ async fn a_host_killed_mid_stream_leaves_the_question_and_the_last_checkpoint() 
             stored[0].text.as_str(),
             stored[0].status.as_str()
         ),
-        (question, "Talk for a while", "complete")
+        (question.0, question.1, "complete")
     );
     let reply = &stored[1];
-    // Stored as being written; readers see it as incomplete once its
-    // heartbeat is older than three checkpoint intervals (aged here rather
-    // than waited for).
     assert_eq!(reply.status, "streaming");
-    rig.db
-        .connect()
+    assert!(
+        whole.starts_with(&reply.text),
+        "a prefix of the reply: {:?}",
+        reply.text
+    );
+    let kept = reply.text.split_whitespace().count();
+    assert!(kept >= 10, "the first checkpoint is kept: {kept} words");
+    db.connect()
         .await
         .execute(
             r#"UPDATE chat."Message" SET "heartbeatAt" = "heartbeatAt" - interval '1 minute' WHERE id = $1"#,
@@ -1132,7 +1138,7 @@ async fn a_host_killed_mid_stream_leaves_the_question_and_the_last_checkpoint() 
         )
         .await
         .unwrap();
-    let reader = TestHost::launch(HostConfig::new(&rig.db.url)).await;
+    let reader = TestHost::launch(HostConfig::new(&db.url)).await;
     let page = reqwest::Client::new()
         .get(reader.url(&format!("/api/messages/{chat}")))
         .header("x-forwarded-email", OWNER)
@@ -1143,15 +1149,29 @@ async fn a_host_killed_mid_stream_leaves_the_question_and_the_last_checkpoint() 
         .await
         .unwrap();
     assert_eq!(page["data"][1]["status"], "incomplete", "{page}");
-    let whole = words.concat();
+    kept
+}
+
+#[tokio::test]
+async fn a_host_killed_mid_stream_leaves_the_question_and_the_last_checkpoint() {
+    let mut rig = Rig::start().await;
+    // Six seconds of reply.
+    let (whole, script) = slow_reply(60);
+    rig.upstream.expect_reply(script);
+    let (chat, question) = (Uuid::new_v4(), Uuid::new_v4());
+    let body = json!({"id": chat, "messages": [user_message("Talk for a while", question)]});
+
+    let mut events = events_of(rig.post(OWNER, &body)).await;
+    // Past the first checkpoint (two seconds in), well before the second.
+    for _ in 0..30 {
+        events.next().await.expect("a chunk");
+    }
+    rig.host.kill();
+
+    let question = (question, "Talk for a while");
+    let kept = assert_cut_reply_kept_its_checkpoint(&rig.db, chat, question, &whole).await;
     assert!(
-        whole.starts_with(&reply.text),
-        "a prefix of the reply: {:?}",
-        reply.text
-    );
-    let kept = reply.text.split_whitespace().count();
-    assert!(
-        (10..=32).contains(&kept),
+        kept <= 32,
         "the checkpoint holds the first two seconds: {kept} words"
     );
 }
@@ -1590,4 +1610,94 @@ async fn a_client_that_stops_reading_is_dropped_and_the_reply_is_stored_whole() 
         received.len()
     );
     assert!(!String::from_utf8_lossy(&received).contains("[DONE]"));
+}
+
+mod chat_host_only {
+    use super::*;
+
+    fn require_chat_host() {
+        assert_eq!(
+            Runtime::selected(),
+            Runtime::ChatHost,
+            "this scenario tests chat-host's drain on SIGTERM; under Spin run with --skip chat_host_only::"
+        );
+    }
+
+    fn address_of(host: &TestHost) -> String {
+        host.base_url.trim_start_matches("http://").to_owned()
+    }
+
+    #[tokio::test]
+    async fn on_sigterm_open_streams_finish_new_connections_are_refused_and_the_host_exits_0() {
+        require_chat_host();
+        let mut rig = Rig::start().await;
+        let ready = reqwest::get(rig.host.url("/.well-known/chat-host/ready"))
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), StatusCode::OK);
+        // Five seconds of reply, well within the default 30 s deadline.
+        let (whole, script) = slow_reply(50);
+        rig.upstream.expect_reply(script);
+        let chat = Uuid::new_v4();
+        let body = json!({"id": chat, "messages": [user_message("Keep talking", Uuid::new_v4())]});
+        let mut events = events_of(rig.post(OWNER, &body)).await;
+        let first = events.next().await.expect("a first chunk");
+
+        rig.host.terminate();
+        let address = address_of(&rig.host);
+        eventually("new connections refused", || async {
+            tokio::net::TcpStream::connect(&address)
+                .await
+                .is_err()
+                .then_some(())
+        })
+        .await;
+        let stored = rig.db.stored_messages(chat).await;
+        assert!(
+            stored
+                .iter()
+                .all(|message| message.role == "user" || message.status != "complete"),
+            "the listener closed while the reply was still being written: {stored:?}"
+        );
+        let mut rest = events.rest().await;
+        meta_of(&rest);
+        rest.insert(0, first);
+        assert_eq!(
+            text_of_chunks(&rest),
+            whole,
+            "the whole reply reached the client"
+        );
+        let status = rig.host.exited(PATIENCE).await;
+        assert!(status.success(), "exited with {status}");
+        assert!(rig.host.log().contains("draining"), "{}", rig.host.log());
+        let reply = reply_with_status(&rig.db, chat, "complete").await;
+        assert_eq!(reply.text, whole);
+    }
+
+    #[tokio::test]
+    async fn a_stream_still_open_at_the_drain_deadline_is_cut_and_keeps_its_last_checkpoint() {
+        require_chat_host();
+        let mut rig = Rig::start_with(|config| config.host_args(&["--drain-deadline", "1"])).await;
+        // Ten seconds of reply: far past the one-second deadline.
+        let (whole, script) = slow_reply(100);
+        rig.upstream.expect_reply(script);
+        let (chat, question) = (Uuid::new_v4(), Uuid::new_v4());
+        let body = json!({"id": chat, "messages": [user_message("Talk for long", question)]});
+        let mut events = events_of(rig.post(OWNER, &body)).await;
+        // Past the first checkpoint (two seconds in).
+        for _ in 0..25 {
+            events.next().await.expect("a chunk");
+        }
+
+        rig.host.terminate();
+        let status = rig.host.exited(PATIENCE).await;
+        assert!(status.success(), "exited with {status}");
+        assert!(
+            rig.host.log().contains("after the drain deadline"),
+            "{}",
+            rig.host.log()
+        );
+        assert_cut_reply_kept_its_checkpoint(&rig.db, chat, (question, "Talk for long"), &whole)
+            .await;
+    }
 }

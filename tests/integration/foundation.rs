@@ -571,6 +571,17 @@ fn every_component_that_identifies_callers_gets_the_gateway_secret() {
 
 /// What only `chat-host up` does; the Spin pass skips these
 /// (`--skip chat_host_only::`).
+#[tokio::test]
+async fn the_health_route_answers_ok_as_spin_does() {
+    let db = TestDatabase::create().await;
+    let host = start(&db).await;
+    let response = reqwest::get(host.url("/.well-known/spin/health"))
+        .await
+        .expect("GET the health route");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "OK");
+}
+
 mod chat_host_only {
     use super::*;
     use std::net::Ipv4Addr;

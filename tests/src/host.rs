@@ -29,6 +29,8 @@ pub struct HostConfig {
     /// The address the host listens on (its port is always a free one);
     /// loopback unless the test says otherwise. Tests reach it over loopback.
     pub listen_ip: std::net::IpAddr,
+    /// More `chat-host up` options (chat-host only: Spin has none of them).
+    pub host_args: Vec<String>,
 }
 
 impl HostConfig {
@@ -38,7 +40,15 @@ impl HostConfig {
             variables: BTreeMap::from([("db_url".to_owned(), db_url.to_owned())]),
             runtime_config_file: None,
             listen_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+            host_args: Vec::new(),
         }
+    }
+
+    /// Adds `chat-host up` options, such as `--drain-deadline 1`.
+    pub fn host_args(mut self, args: &[&str]) -> Self {
+        self.host_args
+            .extend(args.iter().map(|arg| (*arg).to_owned()));
+        self
     }
 
     pub fn variable(mut self, name: &str, value: &str) -> Self {
@@ -105,6 +115,7 @@ impl TestHost {
         let mut command = Command::new(binary);
         command
             .arg("up")
+            .args(&config.host_args)
             .env("RUST_LOG", "info,tokio_postgres=warn");
         // Each host gets its own stores: by default in memory, so no test
         // replays another's journal from a shared file.
@@ -117,6 +128,11 @@ impl TestHost {
     /// schema migrations through the admin route (chat-host does that itself
     /// at start-up; under Spin the first request that needs the schema would).
     pub fn start_spin(spin: &Path, mut config: HostConfig) -> Self {
+        assert!(
+            config.host_args.is_empty(),
+            "chat-host options {:?} given to spin up",
+            config.host_args
+        );
         let launch = Launch::new("spin");
         let state_dir = launch.log_path.with_extension("state");
         std::fs::create_dir_all(&state_dir).expect("creating Spin's state directory");
@@ -227,6 +243,32 @@ impl TestHost {
         // child leads (see `process_group(0)` in `Launch::spawn`).
         unsafe { libc::kill(-group, libc::SIGKILL) };
         self.child.wait().expect("reaping the host");
+    }
+
+    /// Sends SIGTERM to the host process alone, as Kubernetes or a process
+    /// manager asks it to stop.
+    pub fn terminate(&self) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid fits pid_t");
+        // SAFETY: kill(2) only sends a signal to the child we started.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+
+    /// Waits for the host to exit on its own and answers how it exited;
+    /// panics (with its log) if it still runs after `limit`.
+    pub async fn exited(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the host's status") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still runs {limit:?} after being asked to stop:\n{}",
+                self.runtime.name(),
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 }
 
