@@ -13,8 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash host/install-prerequisites.sh
-# Chromium and chromedriver, for the browser suite.
-bash tests/install-browser.sh
+# Chromium and chromedriver (the browser suite), redis-server (shared stores).
+bash tests/install-test-tools.sh
 
 # The chat-host binary the integration suites start, built with the same
 # members (and so the same features) as `cargo test` below, so nothing is

@@ -16,6 +16,16 @@ use std::time::Duration;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written to stderr: `text` for people, `json` for
+    /// a log collector (one JSON object per line).
+    #[arg(long, global = true, value_enum, env = "CHAT_HOST_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -53,15 +63,16 @@ enum Command {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // tokio-postgres reports server NOTICEs ("already exists, skipping") at info.
-                .unwrap_or_else(|_| "info,tokio_postgres=warn,wasmtime=warn,cranelift=warn".into()),
-        )
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        // tokio-postgres reports server NOTICEs ("already exists, skipping") at info.
+        .unwrap_or_else(|_| "info,tokio_postgres=warn,wasmtime=warn,cranelift=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
     match cli.command {
         Command::Build { manifest } => chat_host::build_command::build_all(&manifest),
         Command::Up {

@@ -31,6 +31,9 @@ pub enum KeyValueStoreConfig {
     /// are resolved against the runtime config file's folder), which
     /// survives restarts; in memory when there is no path.
     Spin { path: Option<PathBuf> },
+    /// Spin's Redis store: every key as it is, in the database `url` names
+    /// (`redis://[user:password@]host:port[/db]`), shared by every replica.
+    Redis { url: String },
 }
 
 /// Only the in-memory default store: for embedding the host in tests.
@@ -138,10 +141,31 @@ mod tests {
     }
 
     #[test]
+    fn a_redis_store_is_read_as_spin_writes_it() {
+        let config = RuntimeConfig::parse(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://cache:6379/2\"\n",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(
+            config.key_value_store["default"],
+            KeyValueStoreConfig::Redis {
+                url: "redis://cache:6379/2".to_owned()
+            }
+        );
+    }
+
+    #[test]
     fn unsupported_settings_are_refused_by_name() {
+        let error = RuntimeConfig::parse(
+            "[key_value_store.x]\ntype = \"azure_cosmos\"\n",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(format!("{error:#}").contains("azure_cosmos"), "{error:#}");
         let error = RuntimeConfig::parse("[key_value_store.x]\ntype = \"redis\"\n", Path::new("."))
             .unwrap_err();
-        assert!(format!("{error:#}").contains("redis"), "{error:#}");
+        assert!(format!("{error:#}").contains("url"), "{error:#}");
         let error =
             RuntimeConfig::parse("[llm_compute]\ntype = \"spin\"\n", Path::new(".")).unwrap_err();
         assert!(format!("{error:#}").contains("llm_compute"), "{error:#}");

@@ -6,6 +6,7 @@
 use chat_tests::database::{StoredMessage, TestDatabase};
 use chat_tests::event_stream::EventStream;
 use chat_tests::host::{HostConfig, TestHost};
+use chat_tests::redis_server::TestRedis;
 use chat_tests::runtime::Runtime;
 use chat_tests::upstream::{Received, Script, ScriptedUpstream, Step};
 use futures_util::StreamExt;
@@ -54,6 +55,13 @@ struct Rig {
     host: TestHost,
 }
 
+fn host_config(db: &TestDatabase, upstream: &ScriptedUpstream) -> HostConfig {
+    HostConfig::new(&db.url)
+        .variable("serving_endpoint_url", &upstream.url)
+        .variable("serving_endpoint_origin", &upstream.origin)
+        .variable("serving_token", APP_TOKEN)
+}
+
 impl Rig {
     async fn start() -> Self {
         Self::start_with(|config| config).await
@@ -62,12 +70,13 @@ impl Rig {
     async fn start_with(configure: impl FnOnce(HostConfig) -> HostConfig) -> Self {
         let db = TestDatabase::create().await;
         let upstream = ScriptedUpstream::start().await;
-        let config = HostConfig::new(&db.url)
-            .variable("serving_endpoint_url", &upstream.url)
-            .variable("serving_endpoint_origin", &upstream.origin)
-            .variable("serving_token", APP_TOKEN);
-        let host = TestHost::launch(configure(config)).await;
+        let host = TestHost::launch(configure(host_config(&db, &upstream))).await;
         Self { db, upstream, host }
+    }
+
+    /// Another host on the same database and endpoint, as a second replica.
+    async fn replica(&self, configure: impl FnOnce(HostConfig) -> HostConfig) -> TestHost {
+        TestHost::launch(configure(host_config(&self.db, &self.upstream))).await
     }
 
     fn post(&self, email: &str, body: &Value) -> reqwest::RequestBuilder {
@@ -631,6 +640,35 @@ async fn a_stopped_reply_ends_at_once_keeps_what_arrived_and_closes_the_models_r
     let meta = meta_of(&rig.chat(OWNER, &next).await);
     assert!(meta.get("stopped").is_none(), "{meta}");
     reply_with_status(&rig.db, chat, "complete").await;
+}
+
+#[tokio::test]
+async fn a_stop_given_to_one_replica_ends_the_reply_another_streams() {
+    let redis = TestRedis::start();
+    let rig = Rig::start_with(|config| config.runtime_config_file(redis.runtime_config())).await;
+    let other = rig
+        .replica(|config| config.runtime_config_file(redis.runtime_config()))
+        .await;
+    rig.upstream.expect_reply(Script::stream(vec![
+        Step::Send(frame(&chat_chunk("Far "))),
+        Step::Send(frame(&chat_chunk("away"))),
+        Step::Stall,
+    ]));
+    let chat = Uuid::new_v4();
+    let body = json!({"id": chat, "messages": [user_message("Tell me more", Uuid::new_v4())]});
+    let mut events = events_of(rig.post(OWNER, &body)).await;
+    for _ in 0..2 {
+        assert!(events.next().await.is_some());
+    }
+
+    let stopped = stop(&other, chat, OWNER).await;
+    assert_eq!(stopped.status(), StatusCode::ACCEPTED);
+    let rest = tokio::time::timeout(PATIENCE, events.rest())
+        .await
+        .expect("the reply streamed by the first replica ends");
+    assert_eq!(meta_of(&rest)["stopped"], true, "{rest:?}");
+    let reply = reply_with_status(&rig.db, chat, "stopped").await;
+    assert_eq!(reply.text, "Far away");
 }
 
 /// `GET /api/chat/:chatId/stream` as `email`.

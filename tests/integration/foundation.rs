@@ -622,6 +622,42 @@ mod chat_host_only {
     }
 
     #[tokio::test]
+    async fn with_json_logs_every_log_line_is_one_json_object() {
+        let db = TestDatabase::create().await;
+        let config = HostConfig::new(&db.url)
+            .variable("admin_token", ADMIN_TOKEN)
+            .host_args(&["--log-format", "json"]);
+        let host = TestHost::launch(config).await;
+        // What chat-host printed besides its logs: the address and routes.
+        let log = host.log();
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|line| {
+                !line.starts_with("Serving http://")
+                    && !line.starts_with("Available routes:")
+                    && !line.starts_with("  ")
+            })
+            .collect();
+        assert!(!lines.is_empty(), "{log}");
+        for line in &lines {
+            let entry: Value = serde_json::from_str(line)
+                .unwrap_or_else(|_| panic!("not a JSON log line: {line:?}"));
+            assert!(entry["timestamp"].is_string(), "{entry}");
+            assert!(entry["level"].is_string(), "{entry}");
+        }
+        let schema = lines
+            .iter()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .find(|entry| {
+                entry["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|message| message.starts_with("chat schema initialised"))
+            })
+            .unwrap_or_else(|| panic!("the start-up migration is logged: {log}"));
+        assert_eq!(schema["level"], "INFO", "{schema}");
+    }
+
+    #[tokio::test]
     async fn the_automatic_dev_identity_needs_a_loopback_listener() {
         let on_loopback = AppCopy::new();
         let host = TestHost::launch(on_loopback.config()).await;

@@ -13,6 +13,7 @@ use chat_tests::event_stream::EventStream;
 use chat_tests::eventually;
 use chat_tests::file_store::FileStore;
 use chat_tests::host::{HostConfig, TestHost};
+use chat_tests::redis_server::TestRedis;
 use chat_tests::runtime::Runtime;
 use chat_tests::upstream::{Script, ScriptedUpstream, Step};
 use reqwest::StatusCode;
@@ -512,6 +513,51 @@ async fn down_at_start_the_app_chats_ephemerally_and_catches_up_when_the_databas
 /// breaker and its checkout wait. Spin's Postgres pool has none of these
 /// (see README, "What each runtime gives the app"), so the Spin pass skips
 /// this module.
+/// Two replicas on one database and one Redis store: a turn journaled
+/// through the first while the database is down is written by the second
+/// once it is back, while the first stands by untouched.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_journal_in_redis_written_through_one_replica_is_replayed_by_another() {
+    let mut server = ControlledDatabase::start().await;
+    server.cluster.stop().unwrap();
+    let redis = TestRedis::start();
+    let runtime_config = redis.runtime_config();
+    let first = Rig::start_with(&server.db, |config| {
+        config.runtime_config_file(&runtime_config)
+    })
+    .await;
+    let chat_id = Uuid::new_v4();
+    first.upstream.expect_title(title());
+    first.upstream.expect_reply(reply(3, Duration::ZERO));
+    let turn = first.chat(chat_id, "journaled in Redis").await;
+    assert_eq!(turn.status, StatusCode::OK, "{}", turn.text);
+    eventually(
+        "the message, the reply and the title wait in Redis",
+        RECOVERY,
+        async || (redis.keys("journal/").len() == 3).then_some(()),
+    )
+    .await;
+
+    let server = tokio::task::spawn_blocking(move || {
+        server.cluster.start_again().expect("starting PostgreSQL");
+        server
+    })
+    .await
+    .unwrap();
+    let second = Rig::start_with(&server.db, |config| {
+        config.runtime_config_file(&runtime_config)
+    })
+    .await;
+    wait_for_live_history(&second).await;
+    assert_every_turn_stored(&server.db, std::slice::from_ref(&turn)).await;
+    eventually("the journal emptied", RECOVERY, async || {
+        redis.keys("journal/").is_empty().then_some(())
+    })
+    .await;
+    drop(first);
+    println!("1 turn journaled in Redis through one replica, written by the other");
+}
+
 mod chat_host_only {
     use super::*;
 
@@ -519,7 +565,59 @@ mod chat_host_only {
         assert_eq!(
             Runtime::selected(),
             Runtime::ChatHost,
-            "this scenario tests chat-host's pool timeouts; under Spin run with --skip chat_host_only::"
+            "this scenario tests what only chat-host provides (pool and Redis timeouts); under Spin run with --skip chat_host_only::"
+        );
+    }
+
+    /// Redis stopped and started again while requests come: every request
+    /// still succeeds (the components go on without their shared state) and
+    /// every turn is stored; chat-host says so once per outage. Not under
+    /// Spin 4.1: its Redis store has no deadline, and with Redis stopped a
+    /// reply stream waited on it past the client's 90 s.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn with_redis_stopped_and_started_again_requests_succeed_and_nothing_is_lost() {
+        require_chat_host();
+        let server = ControlledDatabase::start().await;
+        let mut redis = TestRedis::start();
+        let runtime_config = redis.runtime_config();
+        let rig = Rig::start_with(&server.db, |config| {
+            config.runtime_config_file(&runtime_config)
+        })
+        .await;
+        let mut turns = vec![rig.first_turn(Uuid::new_v4(), "before").await];
+
+        redis.stop();
+        for n in 0..3 {
+            turns.push(
+                rig.first_turn(Uuid::new_v4(), &format!("without Redis {n}"))
+                    .await,
+            );
+            assert_eq!(rig.history().await.0, StatusCode::OK);
+        }
+        redis.start_again();
+        for n in 0..3 {
+            turns.push(
+                rig.first_turn(Uuid::new_v4(), &format!("Redis back {n}"))
+                    .await,
+            );
+            assert_eq!(rig.history().await.0, StatusCode::OK);
+        }
+        // Turns go on until one finds Redis answering again (for a second
+        // after a failure, operations do not try).
+        eventually("the log says Redis answers again", RECOVERY, async || {
+            if rig.host.log().contains("answers again") {
+                return Some(());
+            }
+            turns.push(rig.first_turn(Uuid::new_v4(), "until Redis answers").await);
+            None
+        })
+        .await;
+        let outages = rig.host.log_lines_containing("is out of reach (");
+        assert_eq!(outages.len(), 1, "logged once per outage: {outages:?}");
+        assert_every_turn_stored(&server.db, &turns).await;
+        println!(
+            "{} turns, 3 of them with Redis stopped: all stored once",
+            turns.len()
         );
     }
 

@@ -1,5 +1,5 @@
 //! A real headless Chromium, driven over WebDriver through its chromedriver
-//! (Debian's `chromium` and `chromium-driver`; `tests/install-browser.sh`
+//! (Debian's `chromium` and `chromium-driver`; `tests/install-test-tools.sh`
 //! installs them).
 //!
 //! Each [`Browser`] runs a chromedriver of its own on a free port, with a
@@ -53,7 +53,7 @@ impl Chromedriver {
             // browser it started, even when a test panics mid-session.
             .process_group(0)
             .spawn()
-            .expect("starting chromedriver (run tests/install-browser.sh to install it)");
+            .expect("starting chromedriver (run tests/install-test-tools.sh to install it)");
         Self {
             child,
             port,
