@@ -1,5 +1,6 @@
 use anyhow::Result;
 use chat_host::http_server::DEFAULT_DRAIN_DEADLINE;
+use chat_host::postgres::PasswordSource;
 use chat_host::up::UpOptions;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -58,6 +59,19 @@ enum Command {
         /// SIGTERM or Ctrl-C; new connections are refused from the first.
         #[arg(long, value_name = "SECONDS", default_value_t = DEFAULT_DRAIN_DEADLINE.as_secs())]
         drain_deadline: u64,
+        /// Read the database password from this file for every new
+        /// connection (it may change while the app runs, as Lakebase's
+        /// OAuth tokens do); it replaces any password in `db_url`.
+        #[arg(
+            long,
+            env = "CHAT_HOST_DB_PASSWORD_FILE",
+            conflicts_with = "db_password_command"
+        )]
+        db_password_file: Option<PathBuf>,
+        /// Run this command (with `sh -c`) for every new connection and use
+        /// what it prints as the database password.
+        #[arg(long, env = "CHAT_HOST_DB_PASSWORD_COMMAND")]
+        db_password_command: Option<String>,
     },
 }
 
@@ -82,6 +96,8 @@ fn main() -> Result<()> {
             build,
             threads,
             drain_deadline,
+            db_password_file,
+            db_password_command,
         } => {
             if build {
                 chat_host::build_command::build_all(&manifest)?;
@@ -99,6 +115,9 @@ fn main() -> Result<()> {
                 runtime_config_file,
                 serving_threads,
                 drain_deadline: Duration::from_secs(drain_deadline),
+                db_password: db_password_file
+                    .map(PasswordSource::File)
+                    .or(db_password_command.map(PasswordSource::Command)),
             }))
         }
     }

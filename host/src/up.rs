@@ -5,7 +5,7 @@
 use crate::app::{AppOptions, CompiledApp, LoadedApp};
 use crate::instances::ReusePolicy;
 use crate::local_postgres::{Durability, LocalPostgres};
-use crate::postgres::PoolSettings;
+use crate::postgres::{PasswordSource, PoolSettings};
 use crate::probes::Readiness;
 use crate::runtime_config::RuntimeConfig;
 use anyhow::{Context, Result, anyhow};
@@ -42,6 +42,8 @@ pub struct UpOptions {
     pub serving_threads: NonZeroUsize,
     /// How long open requests may finish once SIGTERM or Ctrl-C came.
     pub drain_deadline: Duration,
+    /// Where new database connections get their password, if not from `db_url`.
+    pub db_password: Option<PasswordSource>,
 }
 
 pub async fn run(options: UpOptions) -> Result<()> {
@@ -84,7 +86,11 @@ pub async fn run(options: UpOptions) -> Result<()> {
         reuse: ReusePolicy::default(),
     })?;
     let threads = options.serving_threads.get();
-    let pools = PoolSettings::default().shared_by(threads);
+    let pools = PoolSettings {
+        password: options.db_password,
+        ..PoolSettings::default()
+    }
+    .shared_by(threads);
     let copies = (0..threads)
         .map(|_| app.serving_copy(pools.clone()))
         .collect::<Result<Vec<_>>>()?;

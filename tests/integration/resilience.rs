@@ -574,6 +574,82 @@ mod chat_host_only {
     /// every turn is stored; chat-host says so once per outage. Not under
     /// Spin 4.1: its Redis store has no deadline, and with Redis stopped a
     /// reply stream waited on it past the client's 90 s.
+    /// A database password that changes while the app runs (Lakebase's
+    /// tokens do, hourly): read from a file, or printed by a command, for
+    /// every new connection. The old password stops working the moment it
+    /// changes, so the turns after it prove the new one was read.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_password_that_rotates_is_read_again_for_each_new_connection() {
+        require_chat_host();
+        let server = ControlledDatabase::start().await;
+        let admin = server.db.connect().await;
+        admin
+            .batch_execute(
+                "CREATE ROLE rotating LOGIN PASSWORD 'first'; ALTER DATABASE chat OWNER TO rotating;",
+            )
+            .await
+            .unwrap();
+        server.require_password_for("rotating").await;
+        let dir = std::env::temp_dir().join(format!("chat-pw-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let password_file = dir.join("password");
+        std::fs::write(&password_file, "first\n").unwrap();
+        let url = server
+            .db
+            .url
+            .replacen("postgres://postgres@", "postgres://rotating@", 1);
+        let as_rotating = TestDatabase {
+            name: server.db.name.clone(),
+            url,
+        };
+        let wrong = as_rotating
+            .url
+            .replacen("postgres://rotating@", "postgres://rotating:wrong@", 1);
+        assert!(
+            tokio_postgres::connect(&wrong, tokio_postgres::NoTls)
+                .await
+                .is_err(),
+            "the server checks the role's password"
+        );
+        let password_option = password_file.display().to_string();
+        let rig = Rig::start_with(&as_rotating, |config| {
+            config.host_args(&["--db-password-file", &password_option])
+        })
+        .await;
+        let mut turns = vec![rig.first_turn(Uuid::new_v4(), "first password").await];
+
+        let rotate = async |password: &str| {
+            admin
+                .execute(&format!("ALTER ROLE rotating PASSWORD '{password}'"), &[])
+                .await
+                .unwrap();
+            std::fs::write(&password_file, format!("{password}\n")).unwrap();
+            // Open connections keep working; new ones must use the new password.
+            admin
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'rotating'",
+                    &[],
+                )
+                .await
+                .unwrap();
+        };
+        rotate("second").await;
+        turns.push(rig.first_turn(Uuid::new_v4(), "second password").await);
+        assert_eq!(rig.history().await.0, StatusCode::OK);
+        drop(rig);
+
+        let command = format!("cat '{}'", password_file.display());
+        let rig = Rig::start_with(&as_rotating, |config| {
+            config.host_args(&["--db-password-command", &command])
+        })
+        .await;
+        rotate("third").await;
+        turns.push(rig.first_turn(Uuid::new_v4(), "third password").await);
+        assert_every_turn_stored(&server.db, &turns).await;
+        std::fs::remove_dir_all(dir).unwrap();
+        println!("3 turns across two password changes, from a file and from a command");
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn with_redis_stopped_and_started_again_requests_succeed_and_nothing_is_lost() {
         require_chat_host();

@@ -68,6 +68,28 @@ impl ControlledDatabase {
     }
 }
 
+impl ControlledDatabase {
+    /// Makes `role`'s connections over loopback TCP prove its password
+    /// (the test cluster trusts everyone else), and applies that at once.
+    pub async fn require_password_for(&self, role: &str) {
+        let hba = self.dir.join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).expect("reading pg_hba.conf");
+        std::fs::write(
+            &hba,
+            format!(
+                "host all {role} 127.0.0.1/32 scram-sha-256\nhost all {role} ::1/128 scram-sha-256\n{rules}"
+            ),
+        )
+        .expect("writing pg_hba.conf");
+        self.db
+            .connect()
+            .await
+            .execute("SELECT pg_reload_conf()", &[])
+            .await
+            .expect("reloading the server's configuration");
+    }
+}
+
 impl Drop for ControlledDatabase {
     fn drop(&mut self) {
         let _ = self.cluster.stop();

@@ -9,10 +9,12 @@
 
 mod failure;
 mod lease;
+mod password;
 mod pool;
 mod session;
 mod values;
 
+pub use password::PasswordSource;
 pub use pool::{PoolSettings, Pools};
 
 use crate::component::ComponentContext;

@@ -7,6 +7,7 @@
 //! out of reach, checkouts fail at once instead of waiting on it.
 
 use super::failure::CheckoutFailure;
+use super::password::{PasswordSource, RotatingPassword};
 use chat_domain::circuit::{Admission, Circuit};
 use chat_domain::retry::{COLD_START_RETRY_POLICY, NextStep};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
@@ -25,6 +26,9 @@ pub struct PoolSettings {
     pub checkout_timeout: Duration,
     /// How long one statement may go without an answer.
     pub statement_timeout: Duration,
+    /// Where each new connection's password comes from, when not from the
+    /// address.
+    pub password: Option<PasswordSource>,
 }
 
 impl Default for PoolSettings {
@@ -34,6 +38,7 @@ impl Default for PoolSettings {
             connect_timeout: Duration::from_secs(5),
             checkout_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(30),
+            password: None,
         }
     }
 }
@@ -124,15 +129,18 @@ impl Database {
             .parse()
             .map_err(|e: tokio_postgres::Error| CheckoutFailure::InvalidAddress(e.to_string()))?;
         config.connect_timeout(settings.connect_timeout);
-        let manager = Manager::from_config(
-            config,
-            MakeRustlsConnect::new(tls_config(ca_root)?),
-            ManagerConfig {
-                // A connection the server closed while it sat in the pool is
-                // noticed here and replaced, at no cost to the request.
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let tls = MakeRustlsConnect::new(tls_config(ca_root)?);
+        let manager_config = ManagerConfig {
+            // A connection the server closed while it sat in the pool is
+            // noticed here and replaced, at no cost to the request.
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match settings.password.clone() {
+            Some(source) => {
+                Manager::from_connect(config, RotatingPassword { source, tls }, manager_config)
+            }
+            None => Manager::from_config(config, tls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(settings.max_connections)
             .wait_timeout(Some(settings.checkout_timeout))
