@@ -602,9 +602,10 @@ mod chat_host_only {
             name: server.db.name.clone(),
             url,
         };
-        let wrong = as_rotating
-            .url
-            .replacen("postgres://rotating@", "postgres://rotating:wrong@", 1);
+        let wrong =
+            as_rotating
+                .url
+                .replacen("postgres://rotating@", "postgres://rotating:wrong@", 1);
         assert!(
             tokio_postgres::connect(&wrong, tokio_postgres::NoTls)
                 .await
