@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the programs the integration suites start beside the app, from the
 # Debian packages: a headless Chromium and its chromedriver (the browser
-# suite), and redis-server (the shared key-value store of several replicas).
+# suite), redis-server (the shared key-value store of several replicas) and
+# nginx (the load balancer in front of them).
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 
@@ -9,6 +10,7 @@ missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi

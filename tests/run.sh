@@ -27,10 +27,10 @@ target/debug/chat-host build --from spin.toml
 target/debug/chat-host build --from tests/fixtures/probe.spin.toml
 # Default members: the natively testable crates (see Cargo.toml).
 cargo test "$@"
-# The fault scenarios (database and MLflow failures) once more with every
+# The fault scenarios (database, MLflow and replica failures) once more with every
 # core kept busy by the harness, as on a loaded CI machine: they wait on
 # events, not on time, so they must pass there too.
-CHAT_TEST_CPU_HOG="$(nproc)" cargo test -p chat-tests --test resilience --test feedback "$@"
+CHAT_TEST_CPU_HOG="$(nproc)" cargo test -p chat-tests --test resilience --test feedback --test cluster "$@"
 
 # The Spin pass: every suite that starts the app, under `spin up`, minus the
 # scenarios only chat-host can play (modules named chat_host_only: Spin's

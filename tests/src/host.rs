@@ -22,6 +22,7 @@ pub struct TestHost {
 }
 
 /// How to start the host: app variables (as `SPIN_VARIABLE_*`) and the manifest.
+#[derive(Clone)]
 pub struct HostConfig {
     pub manifest: PathBuf,
     pub variables: BTreeMap<String, String>,
@@ -31,6 +32,8 @@ pub struct HostConfig {
     pub listen_ip: std::net::IpAddr,
     /// More `chat-host up` options (chat-host only: Spin has none of them).
     pub host_args: Vec<String>,
+    /// The port to listen on; a free one when `None`.
+    pub port: Option<u16>,
 }
 
 impl HostConfig {
@@ -41,7 +44,14 @@ impl HostConfig {
             runtime_config_file: None,
             listen_ip: std::net::Ipv4Addr::LOCALHOST.into(),
             host_args: Vec::new(),
+            port: None,
         }
+    }
+
+    /// Listens on this port (say, to start a replica again where it was).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
     }
 
     /// Adds `chat-host up` options, such as `--drain-deadline 1`.
@@ -111,7 +121,7 @@ impl TestHost {
 
     /// Starts this `chat-host` binary (the benchmarks run a release build).
     pub fn start_binary(binary: &Path, config: HostConfig) -> Self {
-        let launch = Launch::new("chat-host");
+        let launch = Launch::new("chat-host", config.port);
         let mut command = Command::new(binary);
         command
             .arg("up")
@@ -133,7 +143,7 @@ impl TestHost {
             "chat-host options {:?} given to spin up",
             config.host_args
         );
-        let launch = Launch::new("spin");
+        let launch = Launch::new("spin", config.port);
         let state_dir = launch.log_path.with_extension("state");
         std::fs::create_dir_all(&state_dir).expect("creating Spin's state directory");
         let admin_token = config
@@ -296,12 +306,13 @@ struct Launch {
 }
 
 impl Launch {
-    fn new(runtime: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let log_path = std::env::temp_dir().join(format!("chat-{runtime}-test-{port}.log"));
+    fn new(runtime: &str, port: Option<u16>) -> Self {
+        let port = port.unwrap_or_else(free_port);
+        // Unique even for a host started again on the same port.
+        let log_path = std::env::temp_dir().join(format!(
+            "chat-{runtime}-test-{port}-{}.log",
+            uuid::Uuid::new_v4().simple()
+        ));
         Self { port, log_path }
     }
 
@@ -379,4 +390,12 @@ fn post_without_body(base_url: &str, path: &str, token: &str) -> std::io::Result
     let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
     let status = head.split(' ').nth(1).unwrap_or_default().to_owned();
     Ok((status, body.to_owned()))
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
 }

@@ -8,6 +8,7 @@ pub mod event_stream;
 pub mod file_store;
 pub mod host;
 pub mod mlflow;
+pub mod nginx;
 pub mod redis_server;
 pub mod runtime;
 pub mod solo;
