@@ -1106,6 +1106,31 @@ async fn an_unreachable_endpoint_ends_the_stream_with_an_error() {
 }
 
 #[tokio::test]
+async fn an_endpoint_named_on_its_workspace_is_called_at_its_invocations_url() {
+    // The full-URL setting points elsewhere: the name must win over it.
+    let rig = Rig::start_with(|config| {
+        config
+            .variable("serving_endpoint_url", "http://unused.invalid/x")
+            .variable("serving_endpoint_name", "my-agent")
+    })
+    .await;
+    rig.upstream
+        .expect_reply(reply_of(&[chat_chunk("Named and found.")]));
+    let chat = Uuid::new_v4();
+    let body = json!({"id": chat, "messages": [user_message("Who are you?", Uuid::new_v4())]});
+    meta_of(&rig.chat(OWNER, &body).await);
+    let received = rig.upstream.received();
+    assert!(!received.is_empty());
+    for request in &received {
+        assert_eq!(request.path, "/serving-endpoints/my-agent/invocations");
+    }
+    assert_eq!(
+        reply_with_status(&rig.db, chat, "complete").await.text,
+        "Named and found."
+    );
+}
+
+#[tokio::test]
 async fn an_endpoint_outside_the_allowed_hosts_is_refused_by_the_host() {
     let db = TestDatabase::create().await;
     let upstream = ScriptedUpstream::start().await;

@@ -93,6 +93,8 @@ impl Script {
 /// A request the endpoint received.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The request's path, as the endpoint saw it.
+    pub path: String,
     pub headers: HeaderMap,
     pub body: Value,
     /// How many body bytes arrived.
@@ -314,6 +316,7 @@ async fn answer(
     let (parts, body) = request.into_parts();
     let body = collected(body).await;
     let received = Received {
+        path: parts.uri.path().to_owned(),
         headers: parts.headers,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         body_bytes: body.len(),

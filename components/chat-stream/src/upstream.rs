@@ -13,6 +13,8 @@ use spin_sdk::wasip3::http::types::ErrorCode;
 use std::time::Duration;
 
 const SERVING_ENDPOINT_URL: &str = "serving_endpoint_url";
+const SERVING_ENDPOINT_ORIGIN: &str = "serving_endpoint_origin";
+const SERVING_ENDPOINT_NAME: &str = "serving_endpoint_name";
 const SERVING_TOKEN: &str = "serving_token";
 const SERVING_TIMEOUT_SECONDS: &str = "serving_timeout_seconds";
 
@@ -40,8 +42,15 @@ impl Endpoint {
         let setting = |name| async move { config::variable(name).await };
         let url = setting(SERVING_ENDPOINT_URL)
             .await
-            .map_err(|error| misconfigured(&error))?
-            .ok_or_else(|| misconfigured(&"serving_endpoint_url is empty"))?;
+            .map_err(|error| misconfigured(&error))?;
+        let origin = setting(SERVING_ENDPOINT_ORIGIN)
+            .await
+            .map_err(|error| misconfigured(&error))?;
+        let name = setting(SERVING_ENDPOINT_NAME)
+            .await
+            .map_err(|error| misconfigured(&error))?;
+        let url = serving::endpoint_url(url.as_deref(), origin.as_deref(), name.as_deref())
+            .map_err(|error| misconfigured(&error))?;
         let app_token = setting(SERVING_TOKEN)
             .await
             .map_err(|error| misconfigured(&error))?;

@@ -62,6 +62,49 @@ pub fn timeout_setting(value: Option<&str>) -> Result<Duration, String> {
     }
 }
 
+/// The longest name a serving endpoint may have.
+const MAX_ENDPOINT_NAME_CHARS: usize = 63;
+
+/// The URL the chat calls: with `serving_endpoint_name` set, the named
+/// endpoint's invocations URL on the workspace at `serving_endpoint_origin`
+/// (how the seed's users name an endpoint: workspace host and endpoint
+/// name); otherwise `serving_endpoint_url` as given. The error says what is
+/// wrong.
+pub fn endpoint_url(
+    url: Option<&str>,
+    origin: Option<&str>,
+    name: Option<&str>,
+) -> Result<String, String> {
+    let Some(name) = name else {
+        return url
+            .map(str::to_owned)
+            .ok_or_else(|| "serving_endpoint_url is empty".to_owned());
+    };
+    let valid_name = name.len() <= MAX_ENDPOINT_NAME_CHARS
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !valid_name {
+        return Err(format!(
+            "serving_endpoint_name must be 1 to {MAX_ENDPOINT_NAME_CHARS} letters, digits, '-' or '_', not {name:?}"
+        ));
+    }
+    let origin = origin
+        .ok_or(
+            "serving_endpoint_name is set, so serving_endpoint_origin must be the workspace's URL",
+        )?
+        .trim_end_matches('/');
+    let has_path = origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.contains('/'));
+    if !origin.contains("://") || has_path {
+        return Err(format!(
+            "serving_endpoint_origin must be the workspace's scheme, host and port (like https://adb-123.azuredatabricks.net), not {origin:?}"
+        ));
+    }
+    Ok(format!("{origin}/serving-endpoints/{name}/invocations"))
+}
+
 /// The `Authorization` header for the endpoint: the user's own token when
 /// the gateway passed one (the call is made on their behalf), else the
 /// app's `serving_token`, else none.
@@ -193,6 +236,37 @@ impl UpstreamFailure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_endpoint_name_on_the_workspace_gives_its_invocations_url() {
+        let workspace = Some("https://adb-123.azuredatabricks.net/");
+        assert_eq!(
+            endpoint_url(Some("http://ignored/x"), workspace, Some("my-agent_2")).unwrap(),
+            "https://adb-123.azuredatabricks.net/serving-endpoints/my-agent_2/invocations"
+        );
+        assert_eq!(
+            endpoint_url(Some("https://full/url"), workspace, None).unwrap(),
+            "https://full/url"
+        );
+        assert!(
+            endpoint_url(None, workspace, None)
+                .unwrap_err()
+                .contains("serving_endpoint_url")
+        );
+        for bad in ["my agent", "a/b", "../x", &"x".repeat(64)] {
+            let error = endpoint_url(None, workspace, Some(bad)).unwrap_err();
+            assert!(error.contains("serving_endpoint_name"), "{bad}: {error}");
+        }
+        let error = endpoint_url(None, None, Some("agent")).unwrap_err();
+        assert!(error.contains("serving_endpoint_origin"), "{error}");
+        for origin in [
+            "adb-123.azuredatabricks.net",
+            "https://host/serving-endpoints",
+        ] {
+            let error = endpoint_url(None, Some(origin), Some("agent")).unwrap_err();
+            assert!(error.contains("scheme, host and port"), "{origin}: {error}");
+        }
+    }
     use crate::chat_request::Role;
 
     #[test]
