@@ -48,6 +48,7 @@ fn project_manifest_is_read_completely() {
             "dev_user_email",
             "gateway_secret",
             "gateway_secret_header",
+            "serving_endpoint_name",
             "serving_endpoint_origin",
             "serving_endpoint_url",
             "serving_timeout_seconds",
