@@ -39,26 +39,20 @@ impl Endpoint {
             log::failure("POST /api/chat: the model endpoint's settings", problem);
             UpstreamFailure::Misconfigured
         };
-        let setting = |name| async move { config::variable(name).await };
-        let url = setting(SERVING_ENDPOINT_URL)
-            .await
+        let setting = |name| async move {
+            config::variable(name)
+                .await
+                .map_err(|error| misconfigured(&error))
+        };
+        let url = serving::endpoint_url(
+            setting(SERVING_ENDPOINT_URL).await?.as_deref(),
+            setting(SERVING_ENDPOINT_ORIGIN).await?.as_deref(),
+            setting(SERVING_ENDPOINT_NAME).await?.as_deref(),
+        )
+        .map_err(|error| misconfigured(&error))?;
+        let app_token = setting(SERVING_TOKEN).await?;
+        let timeout = serving::timeout_setting(setting(SERVING_TIMEOUT_SECONDS).await?.as_deref())
             .map_err(|error| misconfigured(&error))?;
-        let origin = setting(SERVING_ENDPOINT_ORIGIN)
-            .await
-            .map_err(|error| misconfigured(&error))?;
-        let name = setting(SERVING_ENDPOINT_NAME)
-            .await
-            .map_err(|error| misconfigured(&error))?;
-        let url = serving::endpoint_url(url.as_deref(), origin.as_deref(), name.as_deref())
-            .map_err(|error| misconfigured(&error))?;
-        let app_token = setting(SERVING_TOKEN)
-            .await
-            .map_err(|error| misconfigured(&error))?;
-        let timeout = setting(SERVING_TIMEOUT_SECONDS)
-            .await
-            .map_err(|error| misconfigured(&error))?;
-        let timeout =
-            serving::timeout_setting(timeout.as_deref()).map_err(|error| misconfigured(&error))?;
         Ok(Self {
             url,
             authorization: serving::authorization(user_token, app_token.as_deref()),
