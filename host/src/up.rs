@@ -1,6 +1,7 @@
 //! `chat-host up`: everything between the command line and a serving app —
 //! the managed local database when `db_url` is unset, the start-up schema
-//! migration, and the listener.
+//! migration, and the serving threads (one listener and app copy each) with
+//! their drain on SIGTERM or Ctrl-C.
 
 use crate::app::{AppOptions, CompiledApp, LoadedApp};
 use crate::instances::ReusePolicy;

@@ -31,7 +31,7 @@ mod bindings {
 use bindings::Error;
 
 /// One store, as the runtime config defines it.
-pub enum Store {
+enum Store {
     Local(LocalStore),
     Redis(RedisStore),
 }
