@@ -6,7 +6,8 @@ use crate::component::{self, ComponentContext};
 use crate::engine;
 use crate::instances::{ComponentInstances, ReusePolicy};
 use crate::key_value::KeyValueStores;
-use crate::postgres::{PoolSettings, Pools};
+use crate::metrics::Metrics;
+use crate::postgres::{PoolSettings, PoolStatus, Pools};
 use crate::runtime_config::RuntimeConfig;
 use crate::state::HostState;
 use anyhow::{Context, Result, bail};
@@ -27,6 +28,8 @@ pub struct AppOptions {
     pub variable_overrides: BTreeMap<String, String>,
     pub runtime_config: RuntimeConfig,
     pub reuse: ReusePolicy,
+    /// Where requests and host calls are counted, when metrics are served.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// A component's way back to the app it belongs to. Weak, so the app and
@@ -56,6 +59,7 @@ pub struct CompiledApp {
     engine: Engine,
     components: BTreeMap<String, ServicePre<HostState>>,
     reuse: ReusePolicy,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl CompiledApp {
@@ -94,7 +98,13 @@ impl CompiledApp {
             engine,
             components,
             reuse: options.reuse,
+            metrics: options.metrics,
         })
+    }
+
+    /// The stores every copy shares.
+    pub fn key_value(&self) -> Arc<KeyValueStores> {
+        self.key_value.clone()
     }
 
     /// A copy of the app for one serving thread: instances and database
@@ -114,6 +124,7 @@ impl CompiledApp {
                 postgres.clone(),
                 self.key_value.clone(),
                 app_link.clone(),
+                self.metrics.clone(),
             )?);
             let instances =
                 ComponentInstances::new(self.engine.clone(), pre.clone(), context, self.reuse);
@@ -143,6 +154,19 @@ impl LoadedApp {
     pub fn shut_down(&self) {
         crate::instances::begin_shutdown();
         self.postgres.close_all();
+    }
+
+    /// The route, as spin.toml writes it, that `path` goes to, for metrics.
+    pub fn route_of(&self, path: &str) -> String {
+        self.router.route(path).map_or_else(
+            || "unmatched".to_owned(),
+            |matched| matched.raw_route().to_owned(),
+        )
+    }
+
+    /// This copy's database pools, for metrics.
+    pub fn pool_status(&self) -> PoolStatus {
+        self.postgres.status()
     }
 
     /// The public routes in precedence order, as `(route, component)`.

@@ -19,6 +19,21 @@ pub struct CallCounts {
 }
 
 impl CallCounts {
+    /// What was asked after `earlier` (every count only grows).
+    pub fn since(&self, earlier: &CallCounts) -> CallCounts {
+        CallCounts {
+            requests: self.requests.saturating_sub(earlier.requests),
+            postgres_opens: self.postgres_opens.saturating_sub(earlier.postgres_opens),
+            postgres_statements: self
+                .postgres_statements
+                .saturating_sub(earlier.postgres_statements),
+            key_value_operations: self
+                .key_value_operations
+                .saturating_sub(earlier.key_value_operations),
+            variable_reads: self.variable_reads.saturating_sub(earlier.variable_reads),
+        }
+    }
+
     /// One line of averages per request; `None` before any request.
     pub fn per_request(&self) -> Option<String> {
         let requests = self.requests as f64;
@@ -55,5 +70,33 @@ mod tests {
              0.50 key-value operations (opens included), 0.25 variable reads"
         );
         assert_eq!(CallCounts::default().per_request(), None);
+    }
+
+    #[test]
+    fn what_was_asked_since_a_report_is_the_difference() {
+        let earlier = CallCounts {
+            requests: 1,
+            postgres_opens: 1,
+            postgres_statements: 2,
+            key_value_operations: 0,
+            variable_reads: 3,
+        };
+        let now = CallCounts {
+            requests: 3,
+            postgres_opens: 3,
+            postgres_statements: 5,
+            key_value_operations: 1,
+            variable_reads: 3,
+        };
+        assert_eq!(
+            now.since(&earlier),
+            CallCounts {
+                requests: 2,
+                postgres_opens: 2,
+                postgres_statements: 3,
+                key_value_operations: 1,
+                variable_reads: 0,
+            }
+        );
     }
 }

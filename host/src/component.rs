@@ -4,6 +4,7 @@
 use crate::app::AppLink;
 use crate::engine::anyhow_error;
 use crate::key_value::KeyValueStores;
+use crate::metrics::Metrics;
 use crate::postgres::Pools;
 use crate::state::HostState;
 use anyhow::{Context, Result};
@@ -27,6 +28,8 @@ pub struct ComponentContext {
     pub key_value: Arc<KeyValueStores>,
     /// For service-chaining requests to the app's other components.
     pub app: AppLink,
+    /// Where its instances report what they asked of the host, if anywhere.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl ComponentContext {
@@ -39,6 +42,7 @@ impl ComponentContext {
         postgres: Arc<Pools>,
         key_value: Arc<KeyValueStores>,
         app: AppLink,
+        metrics: Option<Arc<Metrics>>,
     ) -> Result<Self> {
         let allowed_hosts = AllowedHosts::parse(&declared.allowed_outbound_hosts, &variables)
             .with_context(|| format!("allowed_outbound_hosts of component {id}"))?;
@@ -51,6 +55,7 @@ impl ComponentContext {
             postgres,
             key_value,
             app,
+            metrics,
         })
     }
 }

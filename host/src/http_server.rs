@@ -5,6 +5,7 @@
 //! streamed reply keeps its last checkpoint and reads as incomplete).
 
 use crate::app::LoadedApp;
+use crate::metrics::Metrics;
 use crate::probes::Readiness;
 use anyhow::Result;
 use bytes::Bytes;
@@ -30,13 +31,26 @@ const UNREAD_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// `chat-host up --drain-deadline` says otherwise.
 pub const DEFAULT_DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
+/// What every serving thread shares about how it serves and stops.
+#[derive(Clone)]
+pub struct Serving {
+    pub readiness: Readiness,
+    pub drain_deadline: Duration,
+    /// Where requests are counted, when metrics are served.
+    pub metrics: Option<Arc<Metrics>>,
+}
+
 pub async fn serve(
     app: Arc<LoadedApp>,
     listener: TcpListener,
-    readiness: Readiness,
-    drain_deadline: Duration,
+    serving: Serving,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
+    let Serving {
+        readiness,
+        drain_deadline,
+        metrics,
+    } = serving;
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -55,19 +69,27 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let readiness = readiness.clone();
+        let metrics = metrics.clone();
         let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
             let app = app.clone();
             let probe = readiness.answer(request.uri().path());
+            let metrics = metrics.clone();
             async move {
                 if let Some(probe) = probe {
                     return Ok::<_, Infallible>(probe);
                 }
+                let arrived = std::time::Instant::now();
                 let request = with_absolute_uri(request).map(|body| {
                     DrainOnDrop(Some(body))
                         .map_err(wasmtime_wasi_http::Error::from)
                         .boxed_unsync()
                 });
-                Ok::<_, Infallible>(app.handle(request, client).await)
+                let Some(metrics) = metrics else {
+                    return Ok::<_, Infallible>(app.handle(request, client).await);
+                };
+                let route = app.route_of(request.uri().path());
+                let response = app.handle(request, client).await;
+                Ok::<_, Infallible>(metrics.observe(route, arrived, response))
             }
         });
         let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);

@@ -119,11 +119,14 @@ impl WorkerState for Worker {
         _request: (),
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
-        store.data_mut().requests += 1;
+        let state = store.data_mut();
+        state.requests += 1;
+        state.report_calls();
         Box::pin(tokio::time::sleep(self.policy.response_timeout))
     }
 
-    fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
+    fn drop(&self, mut store: Store<HostState>, result: wasmtime::Result<()>) {
+        store.data_mut().report_calls();
         log_call_counts(&self.component, store.data());
         match result {
             // Shutting down cancels every worker; that is no failure.

@@ -10,6 +10,7 @@ pub mod http_server;
 pub mod instances;
 pub mod key_value;
 pub mod local_postgres;
+pub mod metrics;
 pub mod outbound_http;
 pub mod postgres;
 pub mod probes;

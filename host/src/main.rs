@@ -72,6 +72,11 @@ enum Command {
         /// what it prints as the database password.
         #[arg(long, env = "CHAT_HOST_DB_PASSWORD_COMMAND")]
         db_password_command: Option<String>,
+        /// Serve Prometheus metrics at http://<ADDRESS>/metrics (and the
+        /// readiness route there too); a listener of its own, never the
+        /// app's.
+        #[arg(long, value_name = "ADDRESS")]
+        metrics_listen: Option<SocketAddr>,
     },
 }
 
@@ -98,6 +103,7 @@ fn main() -> Result<()> {
             drain_deadline,
             db_password_file,
             db_password_command,
+            metrics_listen,
         } => {
             if build {
                 chat_host::build_command::build_all(&manifest)?;
@@ -118,6 +124,7 @@ fn main() -> Result<()> {
                 db_password: db_password_file
                     .map(PasswordSource::File)
                     .or(db_password_command.map(PasswordSource::Command)),
+                metrics_listen,
             }))
         }
     }

@@ -4,6 +4,7 @@
 use crate::call_counts::CallCounts;
 use crate::component::ComponentContext;
 use crate::key_value::KeyValueState;
+use crate::metrics::Metrics;
 use crate::outbound_http::OutboundHttp;
 use crate::postgres::PostgresState;
 use crate::variables::VariablesState;
@@ -22,6 +23,10 @@ pub struct HostState {
     pub variables: VariablesState,
     /// Requests this instance has taken.
     pub requests: u64,
+    /// Where the instance's calls are counted when metrics are served, and
+    /// what was counted there already.
+    metrics: Option<(Arc<Metrics>, String)>,
+    reported: CallCounts,
 }
 
 impl HostState {
@@ -39,7 +44,22 @@ impl HostState {
             key_value: KeyValueState::new(component),
             variables: VariablesState::new(component),
             requests: 0,
+            metrics: component
+                .metrics
+                .clone()
+                .map(|metrics| (metrics, component.id.clone())),
+            reported: CallCounts::default(),
         }
+    }
+
+    /// Adds what this instance asked since its last report to the metrics.
+    pub fn report_calls(&mut self) {
+        let Some((metrics, component)) = &self.metrics else {
+            return;
+        };
+        let now = self.call_counts();
+        metrics.add_host_calls(component, now.since(&self.reported));
+        self.reported = now;
     }
 
     /// What this instance has asked of the capabilities so far.

@@ -4,8 +4,10 @@
 //! their drain on SIGTERM or Ctrl-C.
 
 use crate::app::{AppOptions, CompiledApp, LoadedApp};
+use crate::http_server::Serving;
 use crate::instances::ReusePolicy;
 use crate::local_postgres::{Durability, LocalPostgres};
+use crate::metrics::Metrics;
 use crate::postgres::{PasswordSource, PoolSettings};
 use crate::probes::Readiness;
 use crate::runtime_config::RuntimeConfig;
@@ -45,6 +47,8 @@ pub struct UpOptions {
     pub drain_deadline: Duration,
     /// Where new database connections get their password, if not from `db_url`.
     pub db_password: Option<PasswordSource>,
+    /// Where Prometheus metrics are served, if anywhere (not the public port).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 pub async fn run(options: UpOptions) -> Result<()> {
@@ -80,11 +84,13 @@ pub async fn run(options: UpOptions) -> Result<()> {
     };
 
     let has_schema_component = manifest.components.contains_key(SCHEMA_COMPONENT);
+    let metrics = options.metrics_listen.map(|_| Metrics::new());
     let app = CompiledApp::load(AppOptions {
         manifest,
         variable_overrides: overrides,
         runtime_config,
         reuse: ReusePolicy::default(),
+        metrics: metrics.clone(),
     })?;
     let threads = options.serving_threads.get();
     let pools = PoolSettings {
@@ -111,15 +117,25 @@ pub async fn run(options: UpOptions) -> Result<()> {
     let serving = Serving {
         readiness: Readiness::default(),
         drain_deadline: options.drain_deadline,
+        metrics: metrics.clone(),
     };
+    if let (Some(address), Some(metrics)) = (options.metrics_listen, metrics) {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot serve metrics on {address}"))?;
+        println!("Metrics at http://{}/metrics", listener.local_addr()?);
+        let sources = Arc::new(crate::metrics::Sources {
+            apps: copies.clone(),
+            key_value: app.key_value(),
+            readiness: serving.readiness.clone(),
+        });
+        tokio::spawn(async move {
+            if let Err(error) = crate::metrics::serve(listener, metrics, sources).await {
+                tracing::error!("the metrics listener stopped: {error:#}");
+            }
+        });
+    }
     serve_on_threads(copies.into_iter().zip(listeners).collect(), serving).await
-}
-
-/// What every serving thread shares about how it stops.
-#[derive(Clone)]
-struct Serving {
-    readiness: Readiness,
-    drain_deadline: Duration,
 }
 
 /// One listening socket per serving thread, all on `address` with
@@ -201,14 +217,7 @@ async fn serve_until_stopped(
     let stopped = async move {
         let _ = stopping.changed().await;
     };
-    let served = crate::http_server::serve(
-        app.clone(),
-        listener,
-        serving.readiness,
-        serving.drain_deadline,
-        stopped,
-    )
-    .await;
+    let served = crate::http_server::serve(app.clone(), listener, serving, stopped).await;
     app.shut_down();
     served
 }

@@ -621,6 +621,88 @@ mod chat_host_only {
         }
     }
 
+    /// The value of the metrics line that starts with `series` (name and
+    /// labels as written), if there is one.
+    fn sample(metrics: &str, series: &str) -> Option<f64> {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map(|value| value.trim().parse().expect("a number"))
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_on_their_own_listener() {
+        let db = TestDatabase::create().await;
+        let metrics_port = chat_tests::host::free_port();
+        let metrics_address = format!("127.0.0.1:{metrics_port}");
+        // One serving thread, so the same history instance serves both
+        // requests and reports the first one's calls when the second begins.
+        let config = HostConfig::new(&db.url)
+            .variable("admin_token", ADMIN_TOKEN)
+            .host_args(&["--threads", "1", "--metrics-listen", &metrics_address]);
+        let host = TestHost::launch(config).await;
+        for _ in 0..2 {
+            assert_eq!(
+                get(&host, "/api/history", Some("metrics@example.com"))
+                    .await
+                    .0,
+                StatusCode::OK
+            );
+        }
+        let body =
+            json!({"messages": [{"role": "user", "content": "Count me", "id": Uuid::new_v4()}]});
+        let stream = reqwest::Client::new()
+            .post(host.url("/api/chat"))
+            .header("x-forwarded-email", "metrics@example.com")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stream.status(), StatusCode::OK);
+        let text = stream.text().await.unwrap();
+        assert!(text.contains("[DONE]"), "{text}");
+
+        let metrics_url = format!("http://{metrics_address}");
+        let metrics = reqwest::get(format!("{metrics_url}/metrics"))
+            .await
+            .unwrap();
+        assert_eq!(metrics.status(), StatusCode::OK);
+        let metrics = metrics.text().await.unwrap();
+        let value = |series: &str| {
+            sample(&metrics, series).unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+        };
+        assert_eq!(
+            value(r#"chat_host_requests_total{route="/api/history",status="200"}"#),
+            2.0
+        );
+        assert_eq!(
+            value(r#"chat_host_response_head_seconds_count{route="/api/history"}"#),
+            2.0
+        );
+        assert_eq!(
+            value(r#"chat_host_requests_total{route="/api/chat",status="200"}"#),
+            1.0
+        );
+        assert_eq!(value("chat_host_first_chunk_seconds_count"), 1.0);
+        assert_eq!(value("chat_host_active_streams"), 0.0);
+        assert!(
+            value(r#"chat_host_host_calls_total{component="history",kind="postgres_statements"}"#)
+                >= 1.0
+        );
+        assert!(value(r#"chat_host_host_calls_total{component="history",kind="requests"}"#) >= 2.0);
+        assert!(value(r#"chat_host_db_connections{state="idle"}"#) >= 1.0);
+        assert_eq!(value("chat_host_db_breakers_open"), 0.0);
+        assert_eq!(value("chat_host_journal_depth"), 0.0);
+        assert_eq!(value("chat_host_draining"), 0.0);
+        let ready = reqwest::get(format!("{metrics_url}/.well-known/chat-host/ready"))
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), StatusCode::OK);
+        // Not on the app's port.
+        let public = reqwest::get(host.url("/metrics")).await.unwrap();
+        assert!(!public.text().await.unwrap().contains("chat_host_"));
+    }
+
     #[tokio::test]
     async fn with_json_logs_every_log_line_is_one_json_object() {
         let db = TestDatabase::create().await;

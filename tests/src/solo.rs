@@ -174,6 +174,7 @@ impl SoloComponent {
             self.postgres.clone(),
             self.key_value.clone(),
             AppLink::default(),
+            None,
         )?;
         Ok(Arc::new(context))
     }

@@ -103,6 +103,19 @@ impl KeyValueStores {
         Ok(Arc::new(Self { by_label }))
     }
 
+    /// How many keys of the store `label` start with `prefix`.
+    pub async fn count_keys(&self, label: &str, prefix: &str) -> Result<usize> {
+        let store = self
+            .by_label
+            .get(label)
+            .with_context(|| format!("no key-value store {label:?}"))?;
+        let keys = store
+            .keys()
+            .await
+            .map_err(|error| anyhow::anyhow!("listing the keys of {label:?}: {error:?}"))?;
+        Ok(keys.iter().filter(|key| key.starts_with(prefix)).count())
+    }
+
     pub fn labels(&self) -> impl Iterator<Item = &str> {
         self.by_label.keys().map(String::as_str)
     }

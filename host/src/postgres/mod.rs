@@ -15,7 +15,7 @@ mod session;
 mod values;
 
 pub use password::PasswordSource;
-pub use pool::{PoolSettings, Pools};
+pub use pool::{PoolSettings, PoolStatus, Pools};
 
 use crate::component::ComponentContext;
 use crate::state::HostState;

@@ -54,6 +54,15 @@ impl PoolSettings {
     }
 }
 
+/// What the pools hold right now, summed over their databases.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PoolStatus {
+    pub in_use: usize,
+    pub idle: usize,
+    pub waiting: usize,
+    pub breakers_open: usize,
+}
+
 /// Pools are keyed by address and by the extra CA root a guest supplied.
 type PoolKey = (String, Option<String>);
 
@@ -104,6 +113,23 @@ impl Pools {
         let database = Arc::new(Database::new(address, ca_root, self.settings.clone())?);
         pools.insert(key, database.clone());
         Ok(database)
+    }
+
+    /// Connections and breakers over every database.
+    pub fn status(&self) -> PoolStatus {
+        let pools = self
+            .by_address
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut total = PoolStatus::default();
+        for database in pools.values() {
+            let status = database.pool.status();
+            total.in_use += status.size.saturating_sub(status.available);
+            total.idle += status.available;
+            total.waiting += status.waiting;
+            total.breakers_open += usize::from(database.circuit().is_open());
+        }
+        total
     }
 
     /// Closes every pool, so no connection outlives the host (or sees its
