@@ -1215,20 +1215,33 @@ async fn assert_cut_reply_kept_its_checkpoint(
     kept
 }
 
+/// A reply of `words` words (100 ms apart) to `text` in a new chat, read
+/// until `read` chunks arrived; answers the chat, the question's id, the
+/// whole reply the endpoint would send, and the stream, still open.
+async fn slow_stream_read_to(
+    rig: &Rig,
+    text: &str,
+    words: usize,
+    read: usize,
+) -> (Uuid, Uuid, String, EventStream) {
+    let (whole, script) = slow_reply(words);
+    rig.upstream.expect_reply(script);
+    let (chat, question) = (Uuid::new_v4(), Uuid::new_v4());
+    let body = json!({"id": chat, "messages": [user_message(text, question)]});
+    let mut events = events_of(rig.post(OWNER, &body)).await;
+    for _ in 0..read {
+        events.next().await.expect("a chunk");
+    }
+    (chat, question, whole, events)
+}
+
 #[tokio::test]
 async fn a_host_killed_mid_stream_leaves_the_question_and_the_last_checkpoint() {
     let mut rig = Rig::start().await;
-    // Six seconds of reply.
-    let (whole, script) = slow_reply(60);
-    rig.upstream.expect_reply(script);
-    let (chat, question) = (Uuid::new_v4(), Uuid::new_v4());
-    let body = json!({"id": chat, "messages": [user_message("Talk for a while", question)]});
-
-    let mut events = events_of(rig.post(OWNER, &body)).await;
-    // Past the first checkpoint (two seconds in), well before the second.
-    for _ in 0..30 {
-        events.next().await.expect("a chunk");
-    }
+    // Six seconds of reply, read past the first checkpoint (two seconds in),
+    // well before the second.
+    let (chat, question, whole, _open) =
+        slow_stream_read_to(&rig, "Talk for a while", 60, 30).await;
     rig.host.kill();
 
     let question = (question, "Talk for a while");
@@ -1741,16 +1754,10 @@ mod chat_host_only {
     async fn a_stream_still_open_at_the_drain_deadline_is_cut_and_keeps_its_last_checkpoint() {
         require_chat_host();
         let mut rig = Rig::start_with(|config| config.host_args(&["--drain-deadline", "1"])).await;
-        // Ten seconds of reply: far past the one-second deadline.
-        let (whole, script) = slow_reply(100);
-        rig.upstream.expect_reply(script);
-        let (chat, question) = (Uuid::new_v4(), Uuid::new_v4());
-        let body = json!({"id": chat, "messages": [user_message("Talk for long", question)]});
-        let mut events = events_of(rig.post(OWNER, &body)).await;
-        // Past the first checkpoint (two seconds in).
-        for _ in 0..25 {
-            events.next().await.expect("a chunk");
-        }
+        // Ten seconds of reply (far past the one-second deadline), read past
+        // the first checkpoint (two seconds in).
+        let (chat, question, whole, _open) =
+            slow_stream_read_to(&rig, "Talk for long", 100, 25).await;
 
         rig.host.terminate();
         let status = rig.host.exited(PATIENCE).await;

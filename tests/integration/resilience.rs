@@ -538,18 +538,7 @@ async fn a_journal_in_redis_written_through_one_replica_is_replayed_by_another()
     )
     .await;
 
-    let server = tokio::task::spawn_blocking(move || {
-        server.cluster.start_again().expect("starting PostgreSQL");
-        server
-    })
-    .await
-    .unwrap();
-    let second = Rig::start_with(&server.db, |config| {
-        config.runtime_config_file(&runtime_config)
-    })
-    .await;
-    wait_for_live_history(&second).await;
-    assert_every_turn_stored(&server.db, std::slice::from_ref(&turn)).await;
+    let (_server, _replica) = start_again_and_replay(server, &runtime_config, &turn).await;
     eventually("the journal emptied", RECOVERY, async || {
         redis.keys("journal/").is_empty().then_some(())
     })
@@ -850,6 +839,28 @@ async fn a_dropped_table_is_a_clear_error_tried_once() {
     );
 }
 
+/// Starts PostgreSQL again and a host on the store `runtime_config` names,
+/// which writes the journaled `turn` once it finds the database back.
+async fn start_again_and_replay(
+    mut server: ControlledDatabase,
+    runtime_config: &std::path::Path,
+    turn: &Turn,
+) -> (ControlledDatabase, Rig) {
+    let server = tokio::task::spawn_blocking(move || {
+        server.cluster.start_again().expect("starting PostgreSQL");
+        server
+    })
+    .await
+    .unwrap();
+    let rig = Rig::start_with(&server.db, |config| {
+        config.runtime_config_file(runtime_config)
+    })
+    .await;
+    wait_for_live_history(&rig).await;
+    assert_every_turn_stored(&server.db, std::slice::from_ref(turn)).await;
+    (server, rig)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_journal_in_a_durable_store_survives_a_host_crash() {
     let mut server = ControlledDatabase::start().await;
@@ -891,18 +902,7 @@ async fn the_journal_in_a_durable_store_survives_a_host_crash() {
     assert_eq!(record["trace_id"], TRACE_ID, "{record}");
     assert_eq!(record["chat_id"], chat_id.to_string(), "{record}");
 
-    let server = tokio::task::spawn_blocking(move || {
-        server.cluster.start_again().expect("starting PostgreSQL");
-        server
-    })
-    .await
-    .unwrap();
-    let rig = Rig::start_with(&server.db, |config| {
-        config.runtime_config_file(&runtime_config)
-    })
-    .await;
-    wait_for_live_history(&rig).await;
-    assert_every_turn_stored(&server.db, std::slice::from_ref(&turn)).await;
+    let (server, rig) = start_again_and_replay(server, &runtime_config, &turn).await;
     let traces: Vec<Option<String>> = server
         .db
         .column(
