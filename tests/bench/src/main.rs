@@ -12,6 +12,7 @@ mod appkit;
 mod load;
 mod native;
 mod plans;
+mod replicas;
 mod report;
 mod run;
 mod seed;
@@ -59,6 +60,16 @@ enum Command {
         #[arg(long)]
         listen: SocketAddr,
     },
+    /// GET /api/history through nginx in front of one chat-host, then three
+    /// (one PostgreSQL, one Redis, all on this machine).
+    Replicas {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Rounds, alternating one and three replicas.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+    },
 }
 
 fn main() -> Result<()> {
@@ -67,6 +78,9 @@ fn main() -> Result<()> {
     match cli.command {
         Some(Command::NativeCeiling { db_url, listen }) => {
             runtime.block_on(native::serve(&db_url, listen))
+        }
+        Some(Command::Replicas { seconds, rounds }) => {
+            runtime.block_on(replicas::run(&cli.out, seconds, rounds))
         }
         None => runtime.block_on(run::run(run::Options {
             settings: if cli.quick {

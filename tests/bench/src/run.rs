@@ -718,7 +718,7 @@ async fn profile(
 }
 
 /// A binary cargo built next to this one (target/release/…).
-fn sibling_binary(name: &str) -> Result<PathBuf> {
+pub fn sibling_binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let binary = exe.with_file_name(name);
     if !binary.exists() {
