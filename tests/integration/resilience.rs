@@ -738,7 +738,12 @@ mod chat_host_only {
     async fn an_exhausted_pool_answers_503_within_the_wait_timeout() {
         require_chat_host();
         let db = TestDatabase::create().await;
-        let rig = std::sync::Arc::new(Rig::start(&db).await);
+        // One serving thread, so one pool holds all 32 connections (with
+        // more, each thread's share fills on its own, as the kernel spreads
+        // the requests).
+        let rig = std::sync::Arc::new(
+            Rig::start_with(&db, |config| config.host_args(&["--threads", "1"])).await,
+        );
         assert_eq!(rig.history().await.0, StatusCode::OK);
         let mut locker = db.connect().await;
         let lock = locker.transaction().await.unwrap();
