@@ -89,8 +89,8 @@ async fn seed(db_url: &str) -> Result<()> {
     tokio::spawn(connection);
     client
         .execute(
-            r#"INSERT INTO chat."User" (id, email) VALUES ($1, $1) ON CONFLICT DO NOTHING"#,
-            &[&USER],
+            r#"INSERT INTO chat."User" (id, email) VALUES ($1, $2) ON CONFLICT DO NOTHING"#,
+            &[&USER, &USER],
         )
         .await?;
     client
