@@ -1,8 +1,10 @@
 //! Serves the app over HTTP/1.1 with hyper, and drains in-flight requests on
 //! shutdown: the listener closes at once (new connections are refused, so a
-//! load balancer sends them elsewhere), open requests and streams may finish
-//! until the drain deadline, and what is still running then is cut (a
-//! streamed reply keeps its last checkpoint and reads as incomplete).
+//! load balancer sends them elsewhere) after the connections the kernel had
+//! already queued are taken; every connection is heard to the end of its
+//! request; open requests and streams may finish until the drain deadline,
+//! and what is still running then is cut (a streamed reply keeps its last
+//! checkpoint and reads as incomplete).
 
 use crate::app::LoadedApp;
 use crate::metrics::Metrics;
@@ -14,8 +16,8 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -46,66 +48,33 @@ pub async fn serve(
     serving: Serving,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let Serving {
-        readiness,
-        drain_deadline,
-        metrics,
-    } = serving;
-    let graceful = GracefulShutdown::new();
+    let drain_deadline = serving.drain_deadline;
+    let connections = Connections::new(app, serving);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, client) = tokio::select! {
+        tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
+                Ok((stream, client)) => connections.serve(stream, client),
                 Err(error) => {
                     // Out of file descriptors and the like: back off, keep serving.
                     tracing::warn!("accept failed: {error}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
                 }
             },
             () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let readiness = readiness.clone();
-        let metrics = metrics.clone();
-        let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-            let app = app.clone();
-            let probe = readiness.answer(request.uri().path());
-            let metrics = metrics.clone();
-            async move {
-                if let Some(probe) = probe {
-                    return Ok::<_, Infallible>(probe);
-                }
-                let arrived = std::time::Instant::now();
-                let request = with_absolute_uri(request).map(|body| {
-                    DrainOnDrop(Some(body))
-                        .map_err(wasmtime_wasi_http::Error::from)
-                        .boxed_unsync()
-                });
-                let Some(metrics) = metrics else {
-                    return Ok::<_, Infallible>(app.handle(request, client).await);
-                };
-                let route = app.route_of(request.uri().path());
-                let response = app.handle(request, client).await;
-                Ok::<_, Infallible>(metrics.observe(route, arrived, response))
-            }
-        });
-        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%client, "connection ended with an error: {error}");
-            }
-        });
+        }
     }
-    drop(listener);
+    let queued = accept_queued(listener)?;
+    let queued_count = queued.len();
+    for (stream, client) in queued {
+        connections.serve(stream, client);
+    }
     tracing::info!(
-        "draining: new connections are refused; {} open ones may finish within {drain_deadline:?}",
-        graceful.count()
+        "draining: new connections are refused; {} open ones ({queued_count} of them still \
+         queued in the kernel at the signal) may finish within {drain_deadline:?}",
+        connections.open()
     );
-    if tokio::time::timeout(drain_deadline, graceful.shutdown())
+    if tokio::time::timeout(drain_deadline, connections.drain())
         .await
         .is_err()
     {
@@ -115,6 +84,135 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// Takes every connection the kernel has already completed for `listener`,
+/// then closes it. Closing a listener resets the connections still queued on
+/// it, and a load balancer may have sent a request down one: a reset after
+/// the request is sent is a failure it must not retry (a chat would be sent
+/// twice), where a refused connection is one it safely sends elsewhere.
+/// What remains is the instant between the last accept and the close.
+fn accept_queued(listener: TcpListener) -> Result<Vec<(tokio::net::TcpStream, SocketAddr)>> {
+    let listener = listener.into_std()?;
+    let mut queued = Vec::new();
+    loop {
+        match listener.accept() {
+            Ok((stream, client)) => {
+                // An accepted socket does not inherit the listener's O_NONBLOCK.
+                stream.set_nonblocking(true)?;
+                queued.push((tokio::net::TcpStream::from_std(stream)?, client));
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(error) => tracing::warn!("accept failed while draining: {error}"),
+        }
+    }
+    drop(listener);
+    Ok(queued)
+}
+
+/// How long a connection accepted before draining began may take to send its
+/// first request once it has. Its client connected to send one; closing it
+/// unheard (as hyper's graceful shutdown does with a connection that has
+/// sent nothing yet) would fail that request.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
+
+/// The connections one serving thread has accepted, served until they end
+/// or the drain deadline cuts them.
+struct Connections {
+    app: Arc<LoadedApp>,
+    serving: Serving,
+    /// Tells every connection that draining began; each holds a receiver
+    /// until it ends, so the receivers are the connections still open.
+    draining: tokio::sync::watch::Sender<bool>,
+}
+
+impl Connections {
+    fn new(app: Arc<LoadedApp>, serving: Serving) -> Self {
+        Self {
+            app,
+            serving,
+            draining: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    fn open(&self) -> usize {
+        self.draining.receiver_count()
+    }
+
+    /// Begins draining and waits until every connection has ended.
+    async fn drain(&self) {
+        self.draining.send_replace(true);
+        self.draining.closed().await;
+    }
+
+    fn serve(&self, stream: tokio::net::TcpStream, client: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        let app = self.app.clone();
+        let readiness = self.serving.readiness.clone();
+        let metrics = self.serving.metrics.clone();
+        // Holds a permit once the connection has had a request.
+        let requested = Arc::new(tokio::sync::Notify::new());
+        let service = service_fn({
+            let requested = requested.clone();
+            move |request: hyper::Request<hyper::body::Incoming>| {
+                requested.notify_one();
+                let app = app.clone();
+                let probe = readiness.answer(request.uri().path());
+                let metrics = metrics.clone();
+                async move {
+                    if let Some(probe) = probe {
+                        return Ok::<_, Infallible>(probe);
+                    }
+                    let arrived = std::time::Instant::now();
+                    let request = with_absolute_uri(request).map(|body| {
+                        DrainOnDrop(Some(body))
+                            .map_err(wasmtime_wasi_http::Error::from)
+                            .boxed_unsync()
+                    });
+                    let Some(metrics) = metrics else {
+                        return Ok::<_, Infallible>(app.handle(request, client).await);
+                    };
+                    let route = app.route_of(request.uri().path());
+                    let response = app.handle(request, client).await;
+                    Ok::<_, Infallible>(metrics.observe(route, arrived, response))
+                }
+            }
+        });
+        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let draining = self.draining.subscribe();
+        tokio::spawn(async move {
+            if let Err(error) = serve_until_drained(connection, draining, &requested).await {
+                tracing::debug!(%client, "connection ended with an error: {error}");
+            }
+        });
+    }
+}
+
+/// Serves `connection` to its end; once draining begins, it ends after the
+/// request in progress (an idle one at once), and one that has had no
+/// request yet first gets `FIRST_REQUEST_GRACE` to send it.
+async fn serve_until_drained<S>(
+    connection: http1::Connection<TokioIo<tokio::net::TcpStream>, S>,
+    mut draining: tokio::sync::watch::Receiver<bool>,
+    requested: &tokio::sync::Notify,
+) -> hyper::Result<()>
+where
+    S: hyper::service::HttpService<Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        ended = connection.as_mut() => return ended,
+        _ = draining.wait_for(|draining| *draining) => {}
+    }
+    tokio::select! {
+        ended = connection.as_mut() => return ended,
+        () = requested.notified() => {}
+        () = tokio::time::sleep(FIRST_REQUEST_GRACE) => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    connection.await
 }
 
 /// The request with its URI made absolute from the `Host` header, as Spin

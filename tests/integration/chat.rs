@@ -1750,6 +1750,47 @@ mod chat_host_only {
         assert_eq!(reply.text, whole);
     }
 
+    /// A load balancer may already have sent a request down a connection
+    /// the kernel completed but the host had not yet accepted when SIGTERM
+    /// came. Such a connection must be answered: a reset after the request
+    /// is sent is a failure no balancer may retry for a chat.
+    #[tokio::test]
+    async fn on_sigterm_connections_the_kernel_had_queued_are_answered_not_reset() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        require_chat_host();
+        let mut rig = Rig::start().await;
+        let address = address_of(&rig.host);
+        let request = format!(
+            "GET /api/history HTTP/1.1\r\nHost: {address}\r\nx-forwarded-email: {OWNER}\r\n\
+             Connection: close\r\n\r\n"
+        );
+        // While the host is stopped, the kernel completes these connections
+        // and queues them with their requests; the host then resumes with
+        // both the connections and the signal waiting.
+        rig.host.freeze();
+        let mut queued = Vec::new();
+        for _ in 0..40 {
+            let mut connection = tokio::net::TcpStream::connect(&address).await.unwrap();
+            connection.write_all(request.as_bytes()).await.unwrap();
+            queued.push(connection);
+        }
+        rig.host.terminate();
+        rig.host.thaw();
+
+        for (index, mut connection) in queued.into_iter().enumerate() {
+            let mut response = Vec::new();
+            let read = connection.read_to_end(&mut response).await;
+            let response = String::from_utf8_lossy(&response);
+            assert!(
+                read.is_ok() && response.starts_with("HTTP/1.1 200"),
+                "connection {index} of 40 queued at SIGTERM: {read:?} {response:?}\n{}",
+                rig.host.log()
+            );
+        }
+        let status = rig.host.exited(PATIENCE).await;
+        assert!(status.success(), "exited with {status}");
+    }
+
     #[tokio::test]
     async fn a_stream_still_open_at_the_drain_deadline_is_cut_and_keeps_its_last_checkpoint() {
         require_chat_host();

@@ -258,9 +258,24 @@ impl TestHost {
     /// Sends SIGTERM to the host process alone, as Kubernetes or a process
     /// manager asks it to stop.
     pub fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    /// Stops the host process (SIGSTOP) until `thaw`: it runs nothing, while
+    /// the kernel still completes connections to its listeners and queues
+    /// them.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
         let pid = libc::pid_t::try_from(self.child.id()).expect("a pid fits pid_t");
         // SAFETY: kill(2) only sends a signal to the child we started.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        unsafe { libc::kill(pid, signal) };
     }
 
     /// Waits for the host to exit on its own and answers how it exited;
