@@ -102,14 +102,18 @@ async fn a_rolling_restart_behind_nginx_fails_no_request_and_stores_every_reply_
     let db = TestDatabase::create().await;
     let redis = TestRedis::start();
     let ports: Vec<u16> = (0..REPLICAS).map(|_| free_port()).collect();
-    let config = |port| {
+    let metrics_addresses: Vec<String> = (0..REPLICAS)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let config = |index: usize| {
         HostConfig::new(&db.url)
             .runtime_config_file(redis.runtime_config())
-            .port(port)
+            .port(ports[index])
+            .host_args(&["--metrics-listen", &metrics_addresses[index]])
     };
     let mut replicas = Vec::new();
-    for &port in &ports {
-        replicas.push(TestHost::launch(config(port)).await);
+    for index in 0..REPLICAS {
+        replicas.push(TestHost::launch(config(index)).await);
     }
     let nginx = Arc::new(TestNginx::start(&ports));
 
@@ -150,12 +154,33 @@ async fn a_rolling_restart_behind_nginx_fails_no_request_and_stores_every_reply_
         })
         .await;
     };
+    // As an orchestrator rolls a fleet, the next replica stops only once
+    // the balancer sends requests to the one started again. nginx learns
+    // that a replica is back only by trying it, up to 10 s after it last
+    // failed to connect (`fail_timeout`); rolling faster would leave it no
+    // replica it believes alive.
+    let served_through_nginx = async |index: usize| {
+        let address = &metrics_addresses[index];
+        chat_tests::eventually(
+            &format!("nginx sends requests to replica {index} again"),
+            PATIENCE,
+            async || {
+                let metrics = chat_tests::metrics::scrape(address).await;
+                chat_tests::metrics::sample(
+                    &metrics,
+                    r#"chat_host_requests_total{route="/api/history",status="200"}"#,
+                )
+            },
+        )
+        .await;
+    };
     flowed(20).await;
-    for (index, port) in ports.iter().enumerate() {
+    for index in 0..REPLICAS {
         replicas[index].terminate();
         let status = replicas[index].exited(PATIENCE).await;
         assert!(status.success(), "replica {index} exited with {status}");
-        replicas[index] = TestHost::launch(config(*port)).await;
+        replicas[index] = TestHost::launch(config(index)).await;
+        served_through_nginx(index).await;
         flowed(20).await;
     }
     stop.store(true, Ordering::Relaxed);

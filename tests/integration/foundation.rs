@@ -621,15 +621,6 @@ mod chat_host_only {
         }
     }
 
-    /// The value of the metrics line that starts with `series` (name and
-    /// labels as written), if there is one.
-    fn sample(metrics: &str, series: &str) -> Option<f64> {
-        metrics
-            .lines()
-            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-            .map(|value| value.trim().parse().expect("a number"))
-    }
-
     #[tokio::test]
     async fn metrics_are_served_on_their_own_listener() {
         let db = TestDatabase::create().await;
@@ -663,13 +654,10 @@ mod chat_host_only {
         assert!(text.contains("[DONE]"), "{text}");
 
         let metrics_url = format!("http://{metrics_address}");
-        let metrics = reqwest::get(format!("{metrics_url}/metrics"))
-            .await
-            .unwrap();
-        assert_eq!(metrics.status(), StatusCode::OK);
-        let metrics = metrics.text().await.unwrap();
+        let metrics = chat_tests::metrics::scrape(&metrics_address).await;
         let value = |series: &str| {
-            sample(&metrics, series).unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+            chat_tests::metrics::sample(&metrics, series)
+                .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
         };
         assert_eq!(
             value(r#"chat_host_requests_total{route="/api/history",status="200"}"#),

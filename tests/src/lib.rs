@@ -7,6 +7,7 @@ pub mod database;
 pub mod event_stream;
 pub mod file_store;
 pub mod host;
+pub mod metrics;
 pub mod mlflow;
 pub mod nginx;
 pub mod redis_server;
