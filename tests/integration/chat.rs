@@ -645,10 +645,28 @@ async fn a_stopped_reply_ends_at_once_keeps_what_arrived_and_closes_the_models_r
 #[tokio::test]
 async fn a_stop_given_to_one_replica_ends_the_reply_another_streams() {
     let redis = TestRedis::start();
-    let rig = Rig::start_with(|config| config.runtime_config_file(redis.runtime_config())).await;
-    let other = rig
-        .replica(|config| config.runtime_config_file(redis.runtime_config()))
-        .await;
+    stop_across_replicas(|config| config.runtime_config_file(redis.runtime_config())).await;
+}
+
+/// The same through a Redis that serves TLS alone, with a certificate the
+/// replicas trust through `SSL_CERT_FILE` (as a private authority is
+/// trusted by both chat-host and Spin).
+#[tokio::test]
+async fn over_tls_a_stop_given_to_one_replica_ends_the_reply_another_streams() {
+    let redis = TestRedis::start_tls();
+    stop_across_replicas(|config| {
+        config
+            .runtime_config_file(redis.runtime_config())
+            .env("SSL_CERT_FILE", redis.certificate_authority())
+    })
+    .await;
+}
+
+/// Two replicas configured by `configure` share a Redis store: a stop given
+/// to the second ends the reply the first streams.
+async fn stop_across_replicas(configure: impl Fn(HostConfig) -> HostConfig) {
+    let rig = Rig::start_with(&configure).await;
+    let other = rig.replica(&configure).await;
     rig.upstream.expect_reply(Script::stream(vec![
         Step::Send(frame(&chat_chunk("Far "))),
         Step::Send(frame(&chat_chunk("away"))),
@@ -1748,6 +1766,32 @@ mod chat_host_only {
         assert!(rig.host.log().contains("draining"), "{}", rig.host.log());
         let reply = reply_with_status(&rig.db, chat, "complete").await;
         assert_eq!(reply.text, whole);
+    }
+
+    /// A Redis whose certificate no trusted authority signed is out of
+    /// reach, said so in the log, and the app goes on without it.
+    #[tokio::test]
+    async fn a_redis_over_tls_with_an_untrusted_certificate_is_refused_and_the_chat_goes_on() {
+        require_chat_host();
+        let redis = TestRedis::start_tls();
+        let rig =
+            Rig::start_with(|config| config.runtime_config_file(redis.runtime_config())).await;
+        rig.upstream
+            .expect_reply(reply_of(&[chat_chunk("Still here.")]));
+        let chat = Uuid::new_v4();
+        let body = json!({"id": chat, "messages": [user_message("Anyone?", Uuid::new_v4())]});
+        meta_of(&rig.chat(OWNER, &body).await);
+        let reply = reply_with_status(&rig.db, chat, "complete").await;
+        assert_eq!(reply.text, "Still here.");
+        let refusals = rig.host.log_lines_containing("is out of reach");
+        assert!(
+            refusals
+                .iter()
+                .any(|line| line.to_lowercase().contains("certificate")),
+            "{}",
+            rig.host.log()
+        );
+        assert!(redis.keys("").is_empty(), "nothing was written through TLS");
     }
 
     /// A load balancer may already have sent a request down a connection

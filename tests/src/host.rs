@@ -34,6 +34,8 @@ pub struct HostConfig {
     pub host_args: Vec<String>,
     /// The port to listen on; a free one when `None`.
     pub port: Option<u16>,
+    /// More environment for the process (such as `SSL_CERT_FILE`).
+    pub env: BTreeMap<String, String>,
 }
 
 impl HostConfig {
@@ -45,7 +47,15 @@ impl HostConfig {
             listen_ip: std::net::Ipv4Addr::LOCALHOST.into(),
             host_args: Vec::new(),
             port: None,
+            env: BTreeMap::new(),
         }
+    }
+
+    /// Sets an environment variable for the host process.
+    pub fn env(mut self, name: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        let value = value.as_ref().to_str().expect("a UTF-8 value").to_owned();
+        self.env.insert(name.to_owned(), value);
+        self
     }
 
     /// Listens on this port (say, to start a replica again where it was).
@@ -372,6 +382,7 @@ impl Launch {
                 value,
             );
         }
+        command.envs(&config.env);
         let child = command
             .spawn()
             .unwrap_or_else(|error| panic!("starting {}: {error}", runtime.name()));
