@@ -1,9 +1,10 @@
 //! Several chat-host replicas on one PostgreSQL and one Redis behind nginx,
 //! all real processes on loopback: what a fleet behind a load balancer goes
-//! through (a rolling restart), played while clients chat and page through
-//! their history. The replies come from the app's own demo agent.
+//! through (a rolling restart, a replica killed, Redis and then the database
+//! gone for a while), played while clients chat and page through their
+//! history. The replies come from the app's own demo agent.
 
-use chat_tests::database::TestDatabase;
+use chat_tests::database::{ControlledDatabase, TestDatabase};
 use chat_tests::event_stream::EventStream;
 use chat_tests::host::{HostConfig, TestHost, free_port};
 use chat_tests::nginx::TestNginx;
@@ -95,114 +96,94 @@ fn require_chat_host() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_rolling_restart_behind_nginx_fails_no_request_and_stores_every_reply_once() {
-    require_chat_host();
-    chat_tests::start_cpu_hog_if_asked();
-    let db = TestDatabase::create().await;
-    let redis = TestRedis::start();
-    let ports: Vec<u16> = (0..REPLICAS).map(|_| free_port()).collect();
-    let metrics_addresses: Vec<String> = (0..REPLICAS)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
-        .collect();
-    let config = |index: usize| {
-        HostConfig::new(&db.url)
-            .runtime_config_file(redis.runtime_config())
-            .port(ports[index])
-            .host_args(&["--metrics-listen", &metrics_addresses[index]])
-    };
-    let mut replicas = Vec::new();
-    for index in 0..REPLICAS {
-        replicas.push(TestHost::launch(config(index)).await);
-    }
-    let nginx = Arc::new(TestNginx::start(&ports));
+/// Two clients chatting and two paging through history through nginx,
+/// each as fast as it can, until told to stop.
+struct Load {
+    stop: Arc<AtomicBool>,
+    /// Requests completed so far, chat turns and history pages.
+    completed: Arc<[AtomicUsize; 2]>,
+    clients: Vec<tokio::task::JoinHandle<Seen>>,
+}
 
-    // Two clients chat and two page through history until told to stop.
-    let stop = Arc::new(AtomicBool::new(false));
-    let completed = Arc::new(AtomicUsize::new(0));
-    let mut clients = Vec::new();
-    for client in 0..4 {
-        let (nginx, stop, completed) = (nginx.clone(), stop.clone(), completed.clone());
-        clients.push(tokio::spawn(async move {
-            let http = reqwest::Client::builder()
-                .timeout(Duration::from_secs(120))
-                .build()
-                .unwrap();
-            let mut seen = Seen::default();
-            while !stop.load(Ordering::Relaxed) {
-                if client < 2 {
-                    match one_turn(&http, &nginx).await {
-                        Ok(turn) => seen.turns.push(turn),
-                        Err(failure) => seen.failures.push(failure),
+const TURNS: usize = 0;
+const PAGES: usize = 1;
+
+impl Load {
+    fn start(nginx: &Arc<TestNginx>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let completed = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let mut clients = Vec::new();
+        for client in 0..4 {
+            let (nginx, stop, completed) = (nginx.clone(), stop.clone(), completed.clone());
+            clients.push(tokio::spawn(async move {
+                let http = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(120))
+                    .build()
+                    .unwrap();
+                let mut seen = Seen::default();
+                let kind = if client < 2 { TURNS } else { PAGES };
+                while !stop.load(Ordering::Relaxed) {
+                    if kind == TURNS {
+                        match one_turn(&http, &nginx).await {
+                            Ok(turn) => seen.turns.push(turn),
+                            Err(failure) => seen.failures.push(failure),
+                        }
+                    } else {
+                        match one_page(&http, &nginx).await {
+                            Ok(()) => seen.pages += 1,
+                            Err(failure) => seen.failures.push(failure),
+                        }
                     }
-                } else {
-                    match one_page(&http, &nginx).await {
-                        Ok(()) => seen.pages += 1,
-                        Err(failure) => seen.failures.push(failure),
-                    }
+                    completed[kind].fetch_add(1, Ordering::Relaxed);
                 }
-                completed.fetch_add(1, Ordering::Relaxed);
-            }
-            seen
-        }));
+                seen
+            }));
+        }
+        Self {
+            stop,
+            completed,
+            clients,
+        }
     }
-    // Load flows before, between and after the restarts.
-    let flowed = async |at_least: usize| {
-        let target = completed.load(Ordering::Relaxed) + at_least;
+
+    /// Waits until two more chat turns and twenty more pages have
+    /// completed (each one, failed or not).
+    async fn flowed(&self) {
+        let now = |kind: usize| self.completed[kind].load(Ordering::Relaxed);
+        let (turns, pages) = (now(TURNS) + 2, now(PAGES) + 20);
         chat_tests::eventually("requests complete through nginx", PATIENCE, async || {
-            (completed.load(Ordering::Relaxed) >= target).then_some(())
+            (now(TURNS) >= turns && now(PAGES) >= pages).then_some(())
         })
         .await;
-    };
-    // As an orchestrator rolls a fleet, the next replica stops only once
-    // the balancer sends requests to the one started again. nginx learns
-    // that a replica is back only by trying it, up to 10 s after it last
-    // failed to connect (`fail_timeout`); rolling faster would leave it no
-    // replica it believes alive.
-    let served_through_nginx = async |index: usize| {
-        let address = &metrics_addresses[index];
-        chat_tests::eventually(
-            &format!("nginx sends requests to replica {index} again"),
-            PATIENCE,
-            async || {
-                let metrics = chat_tests::metrics::scrape(address).await;
-                chat_tests::metrics::sample(
-                    &metrics,
-                    r#"chat_host_requests_total{route="/api/history",status="200"}"#,
-                )
-            },
-        )
-        .await;
-    };
-    flowed(20).await;
-    for index in 0..REPLICAS {
-        replicas[index].terminate();
-        let status = replicas[index].exited(PATIENCE).await;
-        assert!(status.success(), "replica {index} exited with {status}");
-        replicas[index] = TestHost::launch(config(index)).await;
-        served_through_nginx(index).await;
-        flowed(20).await;
     }
-    stop.store(true, Ordering::Relaxed);
-    let mut seen = Seen::default();
-    for client in clients {
-        let mut one = client.await.unwrap();
-        seen.turns.append(&mut one.turns);
-        seen.pages += one.pages;
-        seen.failures.append(&mut one.failures);
-    }
-    assert!(
-        seen.failures.is_empty(),
-        "{} failed requests: {:?}\nnginx: {}",
-        seen.failures.len(),
-        seen.failures,
-        nginx.error_log()
-    );
 
-    // Every reply the clients were shown is stored once, complete, after
-    // its question, and no question was stored twice (nothing was resent).
+    /// Stops the clients and answers what they saw, failing the test (with
+    /// nginx's log) if any request failed.
+    async fn finish(self, nginx: &TestNginx) -> Seen {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut seen = Seen::default();
+        for client in self.clients {
+            let mut one = client.await.unwrap();
+            seen.turns.append(&mut one.turns);
+            seen.pages += one.pages;
+            seen.failures.append(&mut one.failures);
+        }
+        assert!(
+            seen.failures.is_empty(),
+            "{} failed requests: {:?}\nnginx: {}",
+            seen.failures.len(),
+            seen.failures,
+            nginx.error_log()
+        );
+        seen
+    }
+}
+
+/// Every reply the clients were shown is stored once, complete, after its
+/// question, and no question was stored twice (nothing was resent).
+async fn assert_stored_once(db: &TestDatabase, turns: &[Turn]) {
     let client = db.connect().await;
-    for turn in &seen.turns {
+    for turn in turns {
         let rows = client
             .query(
                 r#"SELECT id, role, status FROM chat."Message" WHERE "chatId" = $1 ORDER BY "createdAt", role DESC"#,
@@ -224,10 +205,183 @@ async fn a_rolling_restart_behind_nginx_fails_no_request_and_stores_every_reply_
             turn.chat
         );
     }
+}
+
+/// A replica on `port` sharing `db` and `redis`.
+fn replica_config(db: &TestDatabase, redis: &TestRedis, port: u16) -> HostConfig {
+    HostConfig::new(&db.url)
+        .runtime_config_file(redis.runtime_config())
+        .port(port)
+}
+
+/// Replicas on `ports`, each configured further by `more` (given its index).
+async fn launch_replicas(
+    db: &TestDatabase,
+    redis: &TestRedis,
+    ports: &[u16],
+    more: impl Fn(HostConfig, usize) -> HostConfig,
+) -> Vec<TestHost> {
+    let mut replicas = Vec::new();
+    for (index, &port) in ports.iter().enumerate() {
+        let config = more(replica_config(db, redis, port), index);
+        replicas.push(TestHost::launch(config).await);
+    }
+    replicas
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rolling_restart_behind_nginx_fails_no_request_and_stores_every_reply_once() {
+    require_chat_host();
+    chat_tests::start_cpu_hog_if_asked();
+    let db = TestDatabase::create().await;
+    let redis = TestRedis::start();
+    let ports: Vec<u16> = (0..REPLICAS).map(|_| free_port()).collect();
+    let metrics_addresses: Vec<String> = (0..REPLICAS)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let with_metrics = |config: HostConfig, index: usize| {
+        config.host_args(&["--metrics-listen", &metrics_addresses[index]])
+    };
+    let mut replicas = launch_replicas(&db, &redis, &ports, with_metrics).await;
+    let nginx = Arc::new(TestNginx::start(&ports));
+
+    // As an orchestrator rolls a fleet, the next replica stops only once
+    // the balancer sends requests to the one started again. nginx learns
+    // that a replica is back only by trying it, up to 10 s after it last
+    // failed to connect (`fail_timeout`); rolling faster would leave it no
+    // replica it believes alive.
+    let served_through_nginx = async |index: usize| {
+        let address = &metrics_addresses[index];
+        chat_tests::eventually(
+            &format!("nginx sends requests to replica {index} again"),
+            PATIENCE,
+            async || {
+                let metrics = chat_tests::metrics::scrape(address).await;
+                chat_tests::metrics::sample(
+                    &metrics,
+                    r#"chat_host_requests_total{route="/api/history",status="200"}"#,
+                )
+            },
+        )
+        .await;
+    };
+    // Load flows before, between and after the restarts.
+    let load = Load::start(&nginx);
+    load.flowed().await;
+    for index in 0..REPLICAS {
+        replicas[index].terminate();
+        let status = replicas[index].exited(PATIENCE).await;
+        assert!(status.success(), "replica {index} exited with {status}");
+        let config = with_metrics(replica_config(&db, &redis, ports[index]), index);
+        replicas[index] = TestHost::launch(config).await;
+        served_through_nginx(index).await;
+        load.flowed().await;
+    }
+    let seen = load.finish(&nginx).await;
+    assert_stored_once(&db, &seen.turns).await;
     println!(
         "rolling restart of {REPLICAS} replicas behind nginx: {} turns and {} history pages, no failure",
         seen.turns.len(),
         seen.pages
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redis_stopped_and_started_under_load_behind_nginx_fails_no_request_and_loses_nothing() {
+    require_chat_host();
+    chat_tests::start_cpu_hog_if_asked();
+    let db = TestDatabase::create().await;
+    let mut redis = TestRedis::start();
+    let ports: Vec<u16> = (0..REPLICAS).map(|_| free_port()).collect();
+    let replicas = launch_replicas(&db, &redis, &ports, |config, _| config).await;
+    let nginx = Arc::new(TestNginx::start(&ports));
+
+    let load = Load::start(&nginx);
+    load.flowed().await;
+    redis.stop();
+    // Every replica finds Redis gone and says so.
+    for (index, replica) in replicas.iter().enumerate() {
+        chat_tests::eventually(
+            &format!("replica {index} finds Redis out of reach"),
+            PATIENCE,
+            async || (!replica.log_lines_containing("is out of reach").is_empty()).then_some(()),
+        )
+        .await;
+    }
+    load.flowed().await;
+    redis.start_again();
+    for (index, replica) in replicas.iter().enumerate() {
+        chat_tests::eventually(
+            &format!("replica {index} finds Redis again"),
+            PATIENCE,
+            async || (!replica.log_lines_containing("answers again").is_empty()).then_some(()),
+        )
+        .await;
+    }
+    load.flowed().await;
+    let seen = load.finish(&nginx).await;
+    assert_stored_once(&db, &seen.turns).await;
+    println!(
+        "Redis stopped and started under load behind nginx: {} turns and {} history pages, no failure",
+        seen.turns.len(),
+        seen.pages
+    );
+}
+
+/// Turns taken through nginx while the database is down wait in the shared
+/// journal; replicas that never saw them (the fleet replaced while the
+/// database was away) write them once it returns.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_journal_written_through_the_fleet_while_the_database_is_down_is_replayed_by_new_replicas()
+ {
+    require_chat_host();
+    let mut server = ControlledDatabase::start().await;
+    let redis = TestRedis::start();
+    let ports: Vec<u16> = (0..REPLICAS).map(|_| free_port()).collect();
+    let mut replicas = launch_replicas(&server.db, &redis, &ports, |config, _| config).await;
+    let nginx = TestNginx::start(&ports);
+    let http = reqwest::Client::new();
+    // One page first, so the schema is in place before the outage.
+    one_page(&http, &nginx).await.unwrap();
+
+    server.cluster.stop().expect("stopping PostgreSQL");
+    let mut turns = Vec::new();
+    for _ in 0..REPLICAS * 2 {
+        turns.push(
+            one_turn(&http, &nginx)
+                .await
+                .unwrap_or_else(|failure| panic!("{failure}\nnginx: {}", nginx.error_log())),
+        );
+    }
+    chat_tests::eventually(
+        "every question and reply waits in Redis",
+        PATIENCE,
+        async || (redis.keys("journal/").len() >= turns.len() * 2).then_some(()),
+    )
+    .await;
+    for (index, replica) in replicas.iter_mut().enumerate() {
+        replica.terminate();
+        let status = replica.exited(PATIENCE).await;
+        assert!(status.success(), "replica {index} exited with {status}");
+    }
+
+    let server = tokio::task::spawn_blocking(move || {
+        server.cluster.start_again().expect("starting PostgreSQL");
+        server
+    })
+    .await
+    .unwrap();
+    let _replicas = launch_replicas(&server.db, &redis, &ports, |config, _| config).await;
+    chat_tests::eventually("the journal emptied", PATIENCE, async || {
+        // Pages through nginx give the new replicas requests to replay on.
+        let _ = one_page(&http, &nginx).await;
+        redis.keys("journal/").is_empty().then_some(())
+    })
+    .await;
+    assert_stored_once(&server.db, &turns).await;
+    println!(
+        "{} turns journaled through nginx while the database was down, written by new replicas",
+        turns.len()
     );
 }
 
