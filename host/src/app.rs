@@ -169,6 +169,11 @@ impl LoadedApp {
         self.postgres.status()
     }
 
+    /// See [`Pools::count_on_each`].
+    pub async fn count_on_databases(&self, count: &str, limit: std::time::Duration) -> Option<i64> {
+        self.postgres.count_on_each(count, limit).await
+    }
+
     /// The public routes in precedence order, as `(route, component)`.
     pub fn routes(&self) -> impl Iterator<Item = (&str, &str)> {
         self.router.routes()

@@ -18,6 +18,7 @@ use crate::key_value::KeyValueStores;
 use crate::probes::Readiness;
 use anyhow::Result;
 use bytes::Bytes;
+use chat_domain::assessment;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, SizeHint};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -30,12 +31,14 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime_wasi_http::WasiBody;
 
 /// The store and key prefix of the components' write-behind journal.
 const JOURNAL_STORE: &str = "default";
 const JOURNAL_PREFIX: &str = "journal/";
+/// How long a scrape waits for the database to count the outbox.
+const SAMPLE_LIMIT: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -74,6 +77,7 @@ pub struct Metrics {
     connections: Family<StateLabels, Gauge>,
     breakers_open: Gauge,
     journal_depth: Gauge,
+    outbox_depth: Gauge,
     draining: Gauge,
 }
 
@@ -128,6 +132,12 @@ impl Metrics {
             "Writes waiting in the write-behind journal (the default store)",
             journal_depth.clone(),
         );
+        let outbox_depth = Gauge::default();
+        registry.register(
+            "feedback_outbox_depth",
+            "Ratings waiting in the feedback outbox for MLflow (-1: the database did not answer)",
+            outbox_depth.clone(),
+        );
         let draining = Gauge::default();
         registry.register(
             "draining",
@@ -144,6 +154,7 @@ impl Metrics {
             connections,
             breakers_open,
             journal_depth,
+            outbox_depth,
             draining,
         })
     }
@@ -229,6 +240,14 @@ impl Metrics {
             .await
             .map_or(-1, gauge_value);
         self.journal_depth.set(journal);
+        let outbox = match sources.apps.first() {
+            Some(app) => {
+                app.count_on_databases(assessment::PENDING_COUNT, SAMPLE_LIMIT)
+                    .await
+            }
+            None => None,
+        };
+        self.outbox_depth.set(outbox.unwrap_or(-1));
         self.draining
             .set(i64::from(sources.readiness.is_draining()));
         let mut text = String::new();

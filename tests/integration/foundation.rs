@@ -681,7 +681,25 @@ mod chat_host_only {
         assert!(value(r#"chat_host_db_connections{state="idle"}"#) >= 1.0);
         assert_eq!(value("chat_host_db_breakers_open"), 0.0);
         assert_eq!(value("chat_host_journal_depth"), 0.0);
+        assert_eq!(value("chat_host_feedback_outbox_depth"), 0.0);
         assert_eq!(value("chat_host_draining"), 0.0);
+        // A rating waiting for MLflow, as the feedback route leaves one.
+        db.connect()
+            .await
+            .execute(
+                r#"INSERT INTO chat."FeedbackOutbox" ("messageId", "traceId", "userEmail")
+                   SELECT id, 'tr-metrics', 'metrics@example.com' FROM chat."Message"
+                   WHERE role = 'assistant'"#,
+                &[],
+            )
+            .await
+            .unwrap();
+        let metrics = chat_tests::metrics::scrape(&metrics_address).await;
+        assert_eq!(
+            chat_tests::metrics::sample(&metrics, "chat_host_feedback_outbox_depth"),
+            Some(1.0),
+            "{metrics}"
+        );
         let ready = reqwest::get(format!("{metrics_url}/.well-known/chat-host/ready"))
             .await
             .unwrap();

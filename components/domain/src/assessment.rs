@@ -44,6 +44,10 @@ WHERE "messageId" IN (
 RETURNING "messageId", "traceId", "userEmail", "isUpvoted", comment, "assessmentId", revision,
   attempts::bigint"#;
 
+/// The ratings still to be delivered: the outbox's depth, which the host's
+/// metrics report.
+pub const PENDING_COUNT: &str = r#"SELECT count(*) FROM chat."FeedbackOutbox" WHERE pending"#;
+
 // Each record releases the lease. A vote made while the delivery ran has a
 // newer revision: its state is still to be delivered, due at once.
 
