@@ -299,25 +299,10 @@ async fn redis_stopped_and_started_under_load_behind_nginx_fails_no_request_and_
     let load = Load::start(&nginx);
     load.flowed().await;
     redis.stop();
-    // Every replica finds Redis gone and says so.
-    for (index, replica) in replicas.iter().enumerate() {
-        chat_tests::eventually(
-            &format!("replica {index} finds Redis out of reach"),
-            PATIENCE,
-            async || (!replica.log_lines_containing("is out of reach").is_empty()).then_some(()),
-        )
-        .await;
-    }
+    each_logged(&replicas, "is out of reach").await;
     load.flowed().await;
     redis.start_again();
-    for (index, replica) in replicas.iter().enumerate() {
-        chat_tests::eventually(
-            &format!("replica {index} finds Redis again"),
-            PATIENCE,
-            async || (!replica.log_lines_containing("answers again").is_empty()).then_some(()),
-        )
-        .await;
-    }
+    each_logged(&replicas, "answers again").await;
     load.flowed().await;
     let seen = load.finish(&nginx).await;
     assert_stored_once(&db, &seen.turns).await;
@@ -326,6 +311,19 @@ async fn redis_stopped_and_started_under_load_behind_nginx_fails_no_request_and_
         seen.turns.len(),
         seen.pages
     );
+}
+
+/// Waits until every replica has logged a line containing `words` (each
+/// finds an outage, and its end, through the requests nginx sends it).
+async fn each_logged(replicas: &[TestHost], words: &str) {
+    for (index, replica) in replicas.iter().enumerate() {
+        chat_tests::eventually(
+            &format!("replica {index} logs {words:?}"),
+            PATIENCE,
+            async || (!replica.log_lines_containing(words).is_empty()).then_some(()),
+        )
+        .await;
+    }
 }
 
 /// Turns taken through nginx while the database is down wait in the shared
