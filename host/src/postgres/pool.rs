@@ -96,6 +96,13 @@ impl Pools {
         })
     }
 
+    fn by_address(&self) -> std::sync::MutexGuard<'_, HashMap<PoolKey, Arc<Database>>> {
+        // A map of pools is never left half-changed by a panic.
+        self.by_address
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// The database at `address`, creating its pool on first use.
     pub fn database(
         &self,
@@ -103,10 +110,7 @@ impl Pools {
         ca_root: Option<&str>,
     ) -> Result<Arc<Database>, CheckoutFailure> {
         let key = (address.to_owned(), ca_root.map(str::to_owned));
-        let mut pools = self
-            .by_address
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut pools = self.by_address();
         if let Some(database) = pools.get(&key) {
             return Ok(database.clone());
         }
@@ -117,10 +121,7 @@ impl Pools {
 
     /// Connections and breakers over every database.
     pub fn status(&self) -> PoolStatus {
-        let pools = self
-            .by_address
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let pools = self.by_address();
         let mut total = PoolStatus::default();
         for database in pools.values() {
             let status = database.pool.status();
@@ -138,13 +139,7 @@ impl Pools {
     /// Bypasses the breaker and the retry policy: a scrape must neither trip
     /// nor wait on them.
     pub async fn count_on_each(&self, count: &str, limit: Duration) -> Option<i64> {
-        let databases: Vec<Arc<Database>> = self
-            .by_address
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let databases: Vec<Arc<Database>> = self.by_address().values().cloned().collect();
         if databases.is_empty() {
             return None;
         }
@@ -170,10 +165,7 @@ impl Pools {
     /// Closes every pool, so no connection outlives the host (or sees its
     /// managed database stop under it).
     pub fn close_all(&self) {
-        let pools = self
-            .by_address
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let pools = self.by_address();
         for database in pools.values() {
             database.pool.close();
         }
