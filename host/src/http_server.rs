@@ -64,7 +64,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         }
     }
-    let queued = accept_queued(listener)?;
+    let queued = accept_queued(listener);
     let queued_count = queued.len();
     for (stream, client) in queued {
         connections.serve(stream, client);
@@ -92,22 +92,37 @@ pub async fn serve(
 /// the request is sent is a failure it must not retry (a chat would be sent
 /// twice), where a refused connection is one it safely sends elsewhere.
 /// What remains is the instant between the last accept and the close.
-fn accept_queued(listener: TcpListener) -> Result<Vec<(tokio::net::TcpStream, SocketAddr)>> {
-    let listener = listener.into_std()?;
+fn accept_queued(listener: TcpListener) -> Vec<(tokio::net::TcpStream, SocketAddr)> {
+    let listener = match listener.into_std() {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::warn!("the queued connections cannot be taken: {error}");
+            return Vec::new();
+        }
+    };
     let mut queued = Vec::new();
     loop {
         match listener.accept() {
             Ok((stream, client)) => {
                 // An accepted socket does not inherit the listener's O_NONBLOCK.
-                stream.set_nonblocking(true)?;
-                queued.push((tokio::net::TcpStream::from_std(stream)?, client));
+                let stream = stream
+                    .set_nonblocking(true)
+                    .and_then(|()| tokio::net::TcpStream::from_std(stream));
+                match stream {
+                    Ok(stream) => queued.push((stream, client)),
+                    Err(error) => tracing::warn!(%client, "a queued connection is lost: {error}"),
+                }
             }
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(error) => tracing::warn!("accept failed while draining: {error}"),
+            // Out of file descriptors and the like: what is left stays unheard.
+            Err(error) => {
+                tracing::warn!("accept failed while draining: {error}");
+                break;
+            }
         }
     }
     drop(listener);
-    Ok(queued)
+    queued
 }
 
 /// How long a connection accepted before draining began may take to send its

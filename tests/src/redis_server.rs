@@ -6,6 +6,7 @@
 //! or (`start_tls`) over TLS only, with a certificate from a certificate
 //! authority of the test's own.
 
+use crate::host::free_port;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,13 +18,6 @@ pub struct TestRedis {
     tls_port: Option<u16>,
     dir: PathBuf,
     server: Option<Child>,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 impl TestRedis {
