@@ -108,6 +108,16 @@ pub async fn run(options: UpOptions) -> Result<()> {
 
     let listeners = bind_listeners(options.listen, threads)
         .with_context(|| format!("cannot listen on {}", options.listen))?;
+    // Every listener is bound before "Serving" is announced: whoever waits
+    // for that line may scrape the metrics at once.
+    let metrics_listener = match options.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot serve metrics on {address}"))?,
+        ),
+        None => None,
+    };
     let address = listeners[0].local_addr()?;
     println!("Serving http://{address}");
     println!("Available routes:");
@@ -119,10 +129,7 @@ pub async fn run(options: UpOptions) -> Result<()> {
         drain_deadline: options.drain_deadline,
         metrics: metrics.clone(),
     };
-    if let (Some(address), Some(metrics)) = (options.metrics_listen, metrics) {
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("cannot serve metrics on {address}"))?;
+    if let (Some(listener), Some(metrics)) = (metrics_listener, metrics) {
         println!("Metrics at http://{}/metrics", listener.local_addr()?);
         let sources = Arc::new(crate::metrics::Sources {
             apps: copies.clone(),
