@@ -3,7 +3,8 @@
 # release, then runs every benchmark and prints the tables (also written to
 # target/bench/results.md). Takes about 10 minutes; --quick (a tenth of the
 # data, short runs) about 3. --profile also samples chat-host with perf
-# under the history load (reports in target/bench/perf-*.txt). When a Spin
+# under the history load and through each of its stream runs (reports in
+# target/bench/perf-<load>-by-{dso,symbol}.txt). When a Spin
 # CLI is found (SPIN_BIN, PATH, or ../shared/tools/spin/spin) the same
 # components are measured under `spin up` too; --without-spin leaves it out.
 # When node and npm are found, the seed's own Node app on the real AppKit

@@ -33,7 +33,8 @@ struct Cli {
     /// A tenth of the data and short runs, for working on the benchmark itself.
     #[arg(long)]
     quick: bool,
-    /// Also record a CPU profile of chat-host under the history load (perf).
+    /// Also record CPU profiles of chat-host (perf) under the history load
+    /// and through each of its stream runs.
     #[arg(long)]
     profile: bool,
     /// Where the results, query plans and profile are written.

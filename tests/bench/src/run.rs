@@ -395,7 +395,18 @@ pub async fn run(options: Options) -> Result<()> {
             settings.stream_rounds,
         )
         .await?;
+        let sampling = options
+            .profile
+            .then(|| {
+                let thinks = shape.first_chunk_after.as_millis();
+                let name = format!("streams-{concurrency}-first-chunk-after-{thinks}ms");
+                Sampling::start(&options.out, name, host.pid())
+            })
+            .transpose()?;
         let host_streams = proxied_streams(&db, host_server, &settings, shape, concurrency).await?;
+        if let Some(sampling) = sampling {
+            sampling.finish()?;
+        }
         let spin_streams = match spin {
             Some(spin) => match why_spin_skips_these_streams(&stream_rows) {
                 Some(reason) => {
@@ -675,46 +686,77 @@ async fn profile(
     connections: usize,
 ) -> Result<()> {
     println!("profiling chat-host under the history load for {PROFILE_DURATION:?}");
-    let data = out.join("perf.data");
-    let mut perf = Command::new("perf")
-        .args(["record", "-F", "999", "-g", "-o"])
-        .arg(&data)
-        .args(["-p", &host.pid().to_string(), "--", "sleep"])
-        .arg(PROFILE_DURATION.as_secs().to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("running perf (apt-get install linux-perf)")?;
+    let sampling = Sampling::start(out, "history".to_owned(), host.pid())?;
     let measured = load::run(host_addr, get, connections, PROFILE_DURATION).await?;
-    let status = perf.wait()?;
-    if !status.success() {
-        bail!("perf record failed: {status}");
-    }
+    sampling.finish()?;
     println!("  under perf: {:.0}/s", measured.per_second());
-    for (name, sort) in [
-        ("perf-by-dso.txt", "dso"),
-        ("perf-by-symbol.txt", "dso,sym"),
-    ] {
-        let output = Command::new("perf")
-            .args([
-                "report",
-                "--stdio",
-                "--no-children",
-                "--percent-limit",
-                "0.5",
-                "--sort",
-                sort,
-                "-g",
-                "none",
-                "-i",
-            ])
-            .arg(&data)
-            .output()
-            .context("perf report")?;
-        std::fs::write(out.join(name), &output.stdout)?;
-    }
-    println!("  perf reports in {}", out.display());
     Ok(())
+}
+
+/// perf sampling one process's stacks from `start` to `finish`, whose
+/// reports (by binary, and by binary and symbol) are written as
+/// `perf-<name>-by-dso.txt` and `perf-<name>-by-symbol.txt`.
+struct Sampling {
+    perf: std::process::Child,
+    data: PathBuf,
+    out: PathBuf,
+    name: String,
+}
+
+impl Sampling {
+    fn start(out: &Path, name: String, pid: u32) -> Result<Self> {
+        let data = out.join(format!("perf-{name}.data"));
+        let perf = Command::new("perf")
+            .args(["record", "-F", "999", "-g", "-o"])
+            .arg(&data)
+            .args(["-p", &pid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("running perf (apt-get install linux-perf)")?;
+        Ok(Self {
+            perf,
+            data,
+            out: out.to_owned(),
+            name,
+        })
+    }
+
+    /// Stops perf as Ctrl-C would (it then writes its data) and writes
+    /// the reports.
+    fn finish(mut self) -> Result<()> {
+        let pid = libc::pid_t::try_from(self.perf.id())?;
+        // SAFETY: kill(2) with perf's pid, a child this process still owns.
+        if unsafe { libc::kill(pid, libc::SIGINT) } != 0 {
+            bail!("stopping perf: {}", std::io::Error::last_os_error());
+        }
+        let status = self.perf.wait()?;
+        if !status.success() {
+            bail!("perf record failed: {status}");
+        }
+        for (kind, sort) in [("dso", "dso"), ("symbol", "dso,sym")] {
+            let output = Command::new("perf")
+                .args([
+                    "report",
+                    "--stdio",
+                    "--no-children",
+                    "--percent-limit",
+                    "0.5",
+                    "--sort",
+                    sort,
+                    "-g",
+                    "none",
+                    "-i",
+                ])
+                .arg(&self.data)
+                .output()
+                .context("perf report")?;
+            let report = self.out.join(format!("perf-{}-by-{kind}.txt", self.name));
+            std::fs::write(&report, &output.stdout)?;
+            println!("  perf report {}", report.display());
+        }
+        Ok(())
+    }
 }
 
 /// A binary cargo built next to this one (target/release/…).
