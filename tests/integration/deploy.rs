@@ -219,7 +219,7 @@ fn the_image_holds_every_component_spin_toml_names_and_runs_as_no_root() {
     let user = dockerfile
         .lines()
         .filter_map(|line| line.strip_prefix("USER "))
-        .last()
+        .next_back()
         .expect("a USER line");
     assert_ne!(user.trim(), "root");
     assert_ne!(user.trim(), "0");

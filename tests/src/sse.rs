@@ -30,10 +30,7 @@ impl EventReader {
             }
         }
         let mut events = Vec::new();
-        loop {
-            let Some(end) = self.pending.iter().position(|&b| b == b'\r' || b == b'\n') else {
-                break;
-            };
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\r' || b == b'\n') {
             // A CR may be the first half of a CRLF that has not arrived yet.
             let terminator = match (self.pending[end], self.pending.get(end + 1)) {
                 (b'\r', Some(b'\n')) => 2,
