@@ -731,7 +731,10 @@ impl Sampling {
             bail!("stopping perf: {}", std::io::Error::last_os_error());
         }
         let status = self.perf.wait()?;
-        if !status.success() {
+        // perf writes its data, then ends itself by the signal it was sent.
+        let stopped_as_asked =
+            std::os::unix::process::ExitStatusExt::signal(&status) == Some(libc::SIGINT);
+        if !status.success() && !stopped_as_asked {
             bail!("perf record failed: {status}");
         }
         for (kind, sort) in [("dso", "dso"), ("symbol", "dso,sym")] {
