@@ -106,6 +106,7 @@ pub async fn run(options: UpOptions) -> Result<()> {
         migrate_schema(&copies[0], &admin_token).await;
     }
 
+    release_compilation_memory();
     let listeners = bind_listeners(options.listen, threads)
         .with_context(|| format!("cannot listen on {}", options.listen))?;
     // Every listener is bound before "Serving" is announced: whoever waits
@@ -143,6 +144,18 @@ pub async fn run(options: UpOptions) -> Result<()> {
         });
     }
     serve_on_threads(copies.into_iter().zip(listeners).collect(), serving).await
+}
+
+/// Compiling the components leaves tens of MiB free but held in the heaps
+/// of the threads that compiled them (26 MiB of an idle host's 88 MiB),
+/// where no serving thread allocates again: glibc hands them back to the
+/// system only when asked.
+fn release_compilation_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free pages of the heaps to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// One listening socket per serving thread, all on `address` with
