@@ -81,9 +81,9 @@ fn main() -> Result<()> {
             runtime.block_on(native::serve(&db_url, listen))
         }
         Some(Command::Replicas { seconds, rounds }) => {
-            runtime.block_on(replicas::run(&cli.out, seconds, rounds))
+            runtime.block_on(until_stopped(replicas::run(&cli.out, seconds, rounds)))
         }
-        None => runtime.block_on(run::run(run::Options {
+        None => runtime.block_on(until_stopped(run::run(run::Options {
             settings: if cli.quick {
                 run::Settings::QUICK
             } else {
@@ -93,6 +93,24 @@ fn main() -> Result<()> {
             out: cli.out,
             without_spin: cli.without_spin,
             without_appkit: cli.without_appkit,
-        })),
+        }))),
+    }
+}
+
+/// Runs the benchmark until it ends or is stopped (Ctrl-C or SIGTERM).
+/// Stopped, it is dropped, and with it every server it started, instead of
+/// leaving them running.
+async fn until_stopped(benchmark: impl Future<Output = Result<()>>) -> Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    tokio::select! {
+        result = benchmark => result,
+        signal = tokio::signal::ctrl_c() => {
+            signal.context("listening for Ctrl-C")?;
+            anyhow::bail!("stopped by Ctrl-C; the servers it started are stopped too")
+        }
+        _ = terminate.recv() => {
+            anyhow::bail!("stopped by SIGTERM; the servers it started are stopped too")
+        }
     }
 }
