@@ -2,6 +2,7 @@
 //! with the capabilities they import provided by one module each.
 
 pub mod app;
+pub mod background;
 pub mod build_command;
 pub mod call_counts;
 pub mod component;

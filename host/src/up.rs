@@ -84,6 +84,7 @@ pub async fn run(options: UpOptions) -> Result<()> {
     };
 
     let has_schema_component = manifest.components.contains_key(SCHEMA_COMPONENT);
+    let timers = crate::background::timers(&manifest);
     let metrics = options.metrics_listen.map(|_| Metrics::new());
     let app = CompiledApp::load(AppOptions {
         manifest,
@@ -143,7 +144,7 @@ pub async fn run(options: UpOptions) -> Result<()> {
             }
         });
     }
-    serve_on_threads(copies.into_iter().zip(listeners).collect(), serving).await
+    serve_on_threads(copies.into_iter().zip(listeners).collect(), serving, timers).await
 }
 
 /// Compiling the components leaves tens of MiB free but held in the heaps
@@ -178,11 +179,13 @@ fn bind_listeners(address: SocketAddr, count: usize) -> Result<Vec<std::net::Tcp
 }
 
 /// Serves each copy of the app on a thread of its own with a
-/// single-threaded runtime (the first on this one) until SIGTERM or Ctrl-C,
-/// then lets every thread finish its open requests.
+/// single-threaded runtime (the first on this one, which also runs the
+/// background work's timers) until SIGTERM or Ctrl-C, then lets every
+/// thread finish its open requests.
 async fn serve_on_threads(
     copies: Vec<(Arc<LoadedApp>, std::net::TcpListener)>,
     serving: Serving,
+    timers: Vec<crate::background::Timer>,
 ) -> Result<()> {
     let (stop, stopping) = tokio::sync::watch::channel(());
     let mut copies = copies.into_iter();
@@ -198,7 +201,13 @@ async fn serve_on_threads(
                     .enable_all()
                     .build()
                     .context("starting a serving thread's runtime")?
-                    .block_on(serve_until_stopped(app, listener, serving, stopping))
+                    .block_on(serve_until_stopped(
+                        app,
+                        listener,
+                        serving,
+                        stopping,
+                        Vec::new(),
+                    ))
             })
             .context("starting a serving thread")?;
         threads.push(thread);
@@ -210,7 +219,7 @@ async fn serve_on_threads(
         let _ = stop.send(());
     };
     let (served, ()) = tokio::join!(
-        serve_until_stopped(own_app, own_listener, serving, stopping),
+        serve_until_stopped(own_app, own_listener, serving, stopping, timers),
         signal
     );
     let others = tokio::task::spawn_blocking(move || {
@@ -227,17 +236,30 @@ async fn serve_on_threads(
     served.and(others.map(drop))
 }
 
+/// Serves one copy until `stopping` changes, with `timers` beside it, and
+/// releases the copy's database connections once both are done.
 async fn serve_until_stopped(
     app: Arc<LoadedApp>,
     listener: std::net::TcpListener,
     serving: Serving,
-    mut stopping: tokio::sync::watch::Receiver<()>,
+    stopping: tokio::sync::watch::Receiver<()>,
+    timers: Vec<crate::background::Timer>,
 ) -> Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
+    let background = crate::background::run(
+        app.clone(),
+        timers,
+        stopping.clone(),
+        serving.drain_deadline,
+    );
+    let mut stopping = stopping;
     let stopped = async move {
         let _ = stopping.changed().await;
     };
-    let served = crate::http_server::serve(app.clone(), listener, serving, stopped).await;
+    let (served, ()) = tokio::join!(
+        crate::http_server::serve(app.clone(), listener, serving, stopped),
+        background
+    );
     app.shut_down();
     served
 }

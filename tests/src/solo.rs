@@ -199,6 +199,7 @@ impl SoloComponent {
                 .collect(),
             environment: BTreeMap::new(),
             build: None,
+            background_work: None,
         };
         Manifest {
             base_dir: crate::repo_root(),

@@ -290,19 +290,27 @@ async fn answer_mlflow(
         declared_length: header(http::header::CONTENT_LENGTH).and_then(|value| value.parse().ok()),
         body_bytes: body.len(),
     };
+    let respond = |status: u16, content_type: &'static str, body: Bytes| {
+        let body = http_body_util::Full::new(body)
+            .map_err(|never| match never {})
+            .boxed();
+        let mut response = hyper::Response::new(body);
+        *response.status_mut() = StatusCode::from_u16(status).expect("a valid status");
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(content_type),
+        );
+        Ok(response)
+    };
     match mlflow.answer(call, &body) {
         mlflow::Answer::Json(status, json) => {
-            let body = http_body_util::Full::new(Bytes::from(json.to_string()))
-                .map_err(|never| match never {})
-                .boxed();
-            let mut response = hyper::Response::new(body);
-            *response.status_mut() = StatusCode::from_u16(status).expect("a valid status");
-            response.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-            Ok(response)
+            respond(status, "application/json", Bytes::from(json.to_string()))
         }
+        mlflow::Answer::Page(status, page) => respond(
+            status,
+            "text/html; charset=utf-8",
+            Bytes::from_static(page.as_bytes()),
+        ),
         mlflow::Answer::Hang => std::future::pending().await,
         mlflow::Answer::Drop => Err(std::io::Error::other("a scripted dropped connection")),
     }

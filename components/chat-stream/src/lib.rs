@@ -168,7 +168,7 @@ fn call_model(
             // Only a refused write drops the signal, and then this call is dropped too.
             return std::future::pending().await;
         };
-        let body = serving::reply_request_body(&context);
+        let body = serving::reply_request_body(endpoint.api, &context);
         let response = endpoint.post(body, "text/event-stream").await?;
         Ok((response, endpoint.timeout))
     }
@@ -345,7 +345,7 @@ async fn name_chat(endpoint: Endpoint, chat_id: Uuid, owner: String, first_messa
     let answer = async {
         let response = endpoint
             .post(
-                serving::title_request_body(&first_message),
+                serving::title_request_body(endpoint.api, &first_message),
                 "application/json",
             )
             .await?;

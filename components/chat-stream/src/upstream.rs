@@ -2,7 +2,7 @@
 //! timeout that bounds every wait on it.
 
 use bytes::Bytes;
-use chat_domain::serving::{self, UpstreamFailure};
+use chat_domain::serving::{self, EndpointApi, UpstreamFailure};
 use chat_guest::config;
 use chat_guest::deadline::within;
 use chat_guest::log;
@@ -17,6 +17,7 @@ const SERVING_ENDPOINT_ORIGIN: &str = "serving_endpoint_origin";
 const SERVING_ENDPOINT_NAME: &str = "serving_endpoint_name";
 const SERVING_TOKEN: &str = "serving_token";
 const SERVING_TIMEOUT_SECONDS: &str = "serving_timeout_seconds";
+const SERVING_ENDPOINT_API: &str = "serving_endpoint_api";
 
 /// How much of an error answer is logged.
 const LOGGED_ERROR_BYTES: usize = 1024;
@@ -28,6 +29,8 @@ pub struct Endpoint {
     authorization: Option<String>,
     /// The longest the endpoint may stay silent.
     pub timeout: Duration,
+    /// The shape of the requests it takes.
+    pub api: EndpointApi,
 }
 
 impl Endpoint {
@@ -53,10 +56,13 @@ impl Endpoint {
         let app_token = setting(SERVING_TOKEN).await?;
         let timeout = serving::timeout_setting(setting(SERVING_TIMEOUT_SECONDS).await?.as_deref())
             .map_err(|error| misconfigured(&error))?;
+        let api = EndpointApi::setting(setting(SERVING_ENDPOINT_API).await?.as_deref())
+            .map_err(|error| misconfigured(&error))?;
         Ok(Self {
             url,
             authorization: serving::authorization(user_token, app_token.as_deref()),
             timeout,
+            api,
         })
     }
 
@@ -73,7 +79,8 @@ impl Endpoint {
         let mut request = http::Request::post(&self.url)
             .header(CONTENT_TYPE, "application/json")
             .header(CONTENT_LENGTH, body.len())
-            .header(ACCEPT, accept);
+            .header(ACCEPT, accept)
+            .header(serving::RETURN_TRACE_ID.0, serving::RETURN_TRACE_ID.1);
         if let Some(authorization) = &self.authorization {
             request = request.header(AUTHORIZATION, authorization);
         }

@@ -30,7 +30,13 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
     let format = ReplyFormat::from_query(request.uri().query().unwrap_or(""));
     let (request, body) = request.into_parts();
     let invocation = Invocation::parse(&read_body(&request.headers, body).await?)?;
+    let format = if invocation.responses_shape {
+        ReplyFormat::Responses
+    } else {
+        format
+    };
     let trace_id = demo_agent::trace_id(Uuid::new_v4());
+    log_trace(&trace_id).await;
     if !invocation.stream {
         let title = demo_agent::title(&invocation.message);
         let answer = demo_agent::answer(format, &title, &trace_id);
@@ -52,17 +58,28 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
     Ok(response)
 }
 
-/// An MLflow assessments call, carried out on the trace's assessments in
+/// Makes the trace known to the demo MLflow, as an agent's tracing would
+/// (at once here; a real one logs it asynchronously). A store that cannot
+/// be written leaves the trace unknown, and ratings of it wait.
+async fn log_trace(trace_id: &str) {
+    let Some(store) = store::open().await else {
+        return;
+    };
+    let logged = serde_json::to_vec(&demo_mlflow::logged_trace()).expect("JSON values serialise");
+    if let Err(error) = store.set(&demo_mlflow::store_key(trace_id), &logged).await {
+        chat_guest::log::failure("the demo agent: logging its trace", &format!("{error:?}"));
+    }
+}
+
+/// An MLflow call, carried out on the trace's assessments in
 /// the key-value store (a demo: two calls on one trace at the same moment
 /// may overwrite each other).
 async fn mlflow(request: Request) -> Result<HttpResponse, Failure> {
-    let no_such_call = || {
-        let error =
-            serde_json::json!({"error_code": "ENDPOINT_NOT_FOUND", "message": "No such call."});
-        response::json(StatusCode::NOT_FOUND, &error)
-    };
     let Some(route) = Route::parse(request.method().as_str(), request.uri().path()) else {
-        return Ok(no_such_call());
+        return Ok(response::html(
+            StatusCode::NOT_FOUND,
+            demo_mlflow::NOT_A_ROUTE,
+        ));
     };
     let (request, body) = request.into_parts();
     let body = read_body(&request.headers, body).await?;
@@ -76,11 +93,11 @@ async fn mlflow(request: Request) -> Result<HttpResponse, Failure> {
     };
     let key = demo_mlflow::store_key(route.trace_id());
     let stored = match store.get(&key).await {
-        Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or_default(),
-        _ => Vec::new(),
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).ok(),
+        _ => None,
     };
     let new_id = format!("demo-{}", Uuid::new_v4().simple());
-    let (status, answer, changed) = route.apply(&body, stored, new_id);
+    let (status, answer, changed) = route.apply(&body, stored, new_id, store::now_ms());
     if let Some(assessments) = changed {
         let bytes = serde_json::to_vec(&assessments).expect("JSON values serialise");
         if let Err(error) = store.set(&key, &bytes).await {

@@ -1,15 +1,29 @@
 //! Ratings reach MLflow as a feedback assessment on the reply's trace, and
 //! are never lost on the way: each rating (or withdrawal) of a traced reply
 //! is written, in the same statement as the vote, to an outbox row in the
-//! database that holds the state MLflow should have. Requests deliver due
-//! rows (one claimed at a time, leased so that no two deliveries of a row
-//! run at once) and record the outcome: done, retried later with backoff,
-//! or refused for good (a 4xx MLflow will answer the same way again).
+//! database that holds the state MLflow should have. Due rows are delivered
+//! by background work (`crate::background`): one claimed at a time, leased
+//! so that no two deliveries of a row run at once, and the outcome recorded:
+//! done, tried again later, or refused for good.
 //!
+//! The calls are MLflow's REST API as the real server serves it (3.x):
+//! read the trace with its assessments (`GET /api/3.0/mlflow/traces/{id}`),
+//! create (`POST .../assessments`, the body wrapped in `"assessment"`),
+//! update (`PATCH .../assessments/{aid}` with an `update_mask`) and delete.
 //! Delivery is idempotent: a row that has no assessment id yet first looks
 //! for the assessment this vote made (by the message id in its metadata), so
-//! a create whose answer was lost never yields a second assessment; a change
-//! updates that assessment, a withdrawal deletes it.
+//! a create whose answer was lost never yields a second assessment.
+//!
+//! What an answer means is read from its status *and* its body, because
+//! the real server's statuses alone mislead: MLflow logs traces
+//! asynchronously, so a trace is `404 RESOURCE_DOES_NOT_EXIST` for a few
+//! seconds after its id was streamed ("not yet", while the reply is young);
+//! a 404 that is not MLflow's JSON comes from something else at that address
+//! (a proxy, a wrong origin) and is a misconfiguration, never a verdict; a
+//! 401 or 403 says the credentials are wrong, not the rating; an update
+//! answers 200 even when its mask named nothing it applies, so the answer's
+//! values are checked; and a delete answers 200 whether or not the
+//! assessment was there.
 
 use crate::sql::{Row, SqlParam, Statement};
 use serde_json::{Value, json};
@@ -20,17 +34,31 @@ use uuid::Uuid;
 pub const ASSESSMENT_NAME: &str = "user_feedback";
 /// The metadata key that ties an assessment to the rated message.
 pub const MESSAGE_ID_METADATA: &str = "chat_history.message_id";
-/// Rows delivered per request at most, claimed one at a time.
-pub const DELIVERIES_PER_REQUEST: usize = 8;
+/// MLflow's error code for a trace or assessment it does not hold.
+const DOES_NOT_EXIST: &str = "RESOURCE_DOES_NOT_EXIST";
+/// How long after a reply its trace may still be on its way to MLflow,
+/// when `mlflow_trace_wait_seconds` is not set.
+pub const DEFAULT_TRACE_WAIT: Duration = Duration::from_secs(600);
+const MAX_TRACE_WAIT_SECONDS: u64 = 7 * 24 * 3600;
+
+/// MLflow is down, slow or busy: tried again after 5 s, doubling, at most
+/// this long, so ratings arrive within a minute of an outage's end (and a
+/// delivery that succeeds makes every row waiting on an outage due at once).
+const LONGEST_OUTAGE_RETRY: Duration = Duration::from_secs(30);
+/// Wrong credentials or a wrong address: nothing changes until an operator
+/// (or a token's rotation) does, so these wait longer.
+const LONGEST_MISCONFIGURATION_RETRY: Duration = Duration::from_secs(600);
+/// A trace not logged yet usually lands within seconds.
+const FIRST_NOT_YET_RETRY: Duration = Duration::from_secs(2);
 const FIRST_RETRY: Duration = Duration::from_secs(5);
-const LONGEST_RETRY: Duration = Duration::from_secs(3600);
 /// Added to a delivery's longest run for its lease.
 const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 /// Claims the next due row: pending, due, not leased to another delivery,
 /// and (when `$1` is set) of that user only; leased for `$2` seconds.
 /// Selects, in order: "messageId", "traceId", "userEmail", "isUpvoted",
-/// comment, "assessmentId", revision, attempts.
+/// comment, "assessmentId", revision, attempts, and the rated reply's age
+/// in seconds by the database's clock.
 const CLAIM_DUE: &str = r#"UPDATE chat."FeedbackOutbox"
 SET "leasedUntil" = CURRENT_TIMESTAMP + make_interval(secs => $2::bigint)
 WHERE "messageId" IN (
@@ -42,7 +70,9 @@ WHERE "messageId" IN (
   LIMIT 1
   FOR UPDATE SKIP LOCKED)
 RETURNING "messageId", "traceId", "userEmail", "isUpvoted", comment, "assessmentId", revision,
-  attempts::bigint"#;
+  attempts::bigint,
+  (SELECT floor(EXTRACT(EPOCH FROM LOCALTIMESTAMP - reply."createdAt"))::bigint
+   FROM chat."Message" reply WHERE reply.id = "FeedbackOutbox"."messageId") AS reply_age_seconds"#;
 
 /// The ratings still to be delivered: the outbox's depth, which the host's
 /// metrics report.
@@ -75,6 +105,12 @@ SET "leasedUntil" = NULL,
     "failedAt" = CASE WHEN revision = $3 THEN CURRENT_TIMESTAMP ELSE "failedAt" END
 WHERE "messageId" = $1"#;
 
+/// MLflow answered again after failing: every row waiting out an outage's
+/// backoff is due now rather than up to [`LONGEST_OUTAGE_RETRY`] later.
+const OUTAGE_OVER: &str = r#"UPDATE chat."FeedbackOutbox"
+SET "nextAttemptAt" = CURRENT_TIMESTAMP
+WHERE pending AND attempts > 0 AND "nextAttemptAt" > CURRENT_TIMESTAMP"#;
+
 /// One outbox row: what MLflow should hold for one rated message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -90,6 +126,8 @@ pub struct Delivery {
     pub revision: i64,
     /// Failed deliveries of this revision so far.
     pub attempts: u32,
+    /// How long ago the rated reply was written (its trace was made then).
+    pub reply_age: Duration,
 }
 
 impl Delivery {
@@ -103,6 +141,7 @@ impl Delivery {
             assessment_id: row.optional_text(5)?,
             revision: row.int64(6)?,
             attempts: u32::try_from(row.int64(7)?).unwrap_or(u32::MAX),
+            reply_age: Duration::from_secs(u64::try_from(row.int64(8)?).unwrap_or(0)),
         })
     }
 
@@ -131,30 +170,97 @@ impl Delivery {
     }
 
     /// What to do after MLflow answered `call` with `status` and `answer`
-    /// (its JSON, or null).
-    pub fn after_answer(&self, call: &Call, status: u16, answer: &Value) -> Next {
-        match Answer::of_status(status, call) {
-            Answer::Done => match call {
-                Call::Find => match self.after_find(self.find_in(answer)) {
-                    Some(next) => Next::Call(next),
-                    None => Next::Delivered(None),
-                },
-                Call::Create => Next::Delivered(created_id(answer)),
-                Call::Update(id) => Next::Delivered(Some(id.clone())),
+    /// (its JSON; `None` when the body was not JSON). `trace_wait` is how
+    /// long a reply's trace may take to appear (`mlflow_trace_wait_seconds`).
+    pub fn after_answer(
+        &self,
+        call: &Call,
+        status: u16,
+        answer: Option<&Value>,
+        trace_wait: Duration,
+    ) -> Next {
+        let Some(answer) = answer else {
+            return match status {
+                200..=299 if matches!(call, Call::Delete(_)) => Next::Delivered(None),
+                408 | 429 | 500..=599 => Next::Retry(Problem::outage(status)),
+                _ => Next::Retry(Problem::Misconfigured(format!(
+                    "{} answered {status} with a body that is not MLflow's JSON: is \
+                     mlflow_origin (or serving_endpoint_origin) MLflow's address?",
+                    call.describe()
+                ))),
+            };
+        };
+        match status {
+            200..=299 => self.after_success(call, answer),
+            404 if answer["error_code"] == DOES_NOT_EXIST => match call {
+                // The real server answers a missing assessment's delete with
+                // 200; a 404 means the same: it is not there.
                 Call::Delete(_) => Next::Delivered(None),
+                // The assessment was deleted in MLflow: look again.
+                Call::Update(_) => Next::Call(Call::Find),
+                Call::Find | Call::Create if self.reply_age < trace_wait => {
+                    Next::Retry(Problem::NotYet)
+                }
+                Call::Find | Call::Create => Next::Refused(format!(
+                    "MLflow has no trace {} {} s after the reply (mlflow_trace_wait_seconds is {})",
+                    self.trace_id,
+                    self.reply_age.as_secs(),
+                    trace_wait.as_secs()
+                )),
             },
-            // The assessment was deleted in MLflow: look again.
-            Answer::Gone => Next::Call(Call::Find),
-            Answer::Retry => Next::Retry(format!("MLflow answered {status}")),
-            Answer::Refused => Next::Refused(format!("MLflow refused with {status}: {answer}")),
+            401 | 403 => Next::Retry(Problem::Credentials(format!(
+                "{} answered {status}: the credentials were refused ({})",
+                call.describe(),
+                error_text(answer)
+            ))),
+            408 | 429 | 500..=599 => Next::Retry(Problem::outage(status)),
+            _ => Next::Refused(format!(
+                "{} answered {status}: {}",
+                call.describe(),
+                error_text(answer)
+            )),
         }
+    }
+
+    fn after_success(&self, call: &Call, answer: &Value) -> Next {
+        match call {
+            Call::Find => match self.after_find(self.find_in(answer)) {
+                Some(next) => Next::Call(next),
+                None => Next::Delivered(None),
+            },
+            Call::Create => match created_id(answer) {
+                Some(id) => Next::Delivered(Some(id)),
+                None => Next::Retry(Problem::Misconfigured(format!(
+                    "{} answered without the assessment's id: {answer}",
+                    call.describe()
+                ))),
+            },
+            Call::Update(id) if self.holds_this_vote(&answer["assessment"]) => {
+                Next::Delivered(Some(id.clone()))
+            }
+            // A 200 whose assessment does not hold what was sent: MLflow
+            // applied none of the mask (an unknown path changes nothing).
+            Call::Update(_) => Next::Refused(format!(
+                "{} answered 200 but did not apply the change: {answer}",
+                call.describe()
+            )),
+            Call::Delete(_) => Next::Delivered(None),
+        }
+    }
+
+    /// Whether an assessment MLflow returned holds this vote's value and
+    /// comment.
+    fn holds_this_vote(&self, assessment: &Value) -> bool {
+        let rationale = assessment["rationale"].as_str().unwrap_or_default();
+        assessment["feedback"]["value"] == json!(self.is_upvoted)
+            && rationale == self.comment.as_deref().unwrap_or_default()
     }
 
     /// The method, the path (below the workspace origin) and the JSON body.
     pub fn request(&self, call: &Call) -> (&'static str, String, Option<Value>) {
         let traces = self.traces_path();
         match call {
-            Call::Find => ("GET", format!("{traces}/info"), None),
+            Call::Find => ("GET", traces, None),
             Call::Create => (
                 "POST",
                 format!("{traces}/assessments"),
@@ -186,10 +292,11 @@ impl Delivery {
         }
     }
 
-    /// The id of this vote's assessment in a trace-info answer: a valid
-    /// `user_feedback` assessment whose metadata names this message.
-    pub fn find_in(&self, trace_info: &Value) -> Option<String> {
-        trace_info["trace"]["trace_info"]["assessments"]
+    /// The id of this vote's assessment in a trace answer: a valid
+    /// `user_feedback` assessment whose metadata names this message. A trace
+    /// with no assessments has no `assessments` key at all.
+    pub fn find_in(&self, trace: &Value) -> Option<String> {
+        trace["trace"]["trace_info"]["assessments"]
             .as_array()?
             .iter()
             .find(|assessment| {
@@ -212,11 +319,11 @@ impl Delivery {
         )
     }
 
-    /// `attempts`: how many failed before this one.
+    /// Tried again after `after`; `attempts`: how many failed before this one.
     pub fn retry_statement(
         &self,
         error: &str,
-        attempts: u32,
+        after: Duration,
         assessment_id: Option<&str>,
     ) -> Statement {
         Statement::new(
@@ -224,7 +331,7 @@ impl Delivery {
             vec![
                 SqlParam::Uuid(self.message_id),
                 SqlParam::Text(error.to_owned()),
-                SqlParam::Int64(retry_after(attempts).as_secs() as i64),
+                SqlParam::Int64(after.as_secs() as i64),
                 SqlParam::Int64(self.revision),
                 SqlParam::optional_text(assessment_id),
             ],
@@ -241,13 +348,34 @@ impl Delivery {
             ],
         )
     }
+
+    /// How long until the next try after `problem` (this row's
+    /// `attempts` failed before).
+    pub fn retry_after(&self, problem: &Problem) -> Duration {
+        let longest = match problem {
+            Problem::NotYet | Problem::Outage(_) => LONGEST_OUTAGE_RETRY,
+            Problem::Credentials(_) | Problem::Misconfigured(_) => LONGEST_MISCONFIGURATION_RETRY,
+        };
+        let first = match problem {
+            Problem::NotYet => FIRST_NOT_YET_RETRY,
+            _ => FIRST_RETRY,
+        };
+        first
+            .saturating_mul(2u32.saturating_pow(self.attempts))
+            .min(longest)
+    }
 }
 
-/// Claims the next due row, of anyone or only `user_email`'s (when no app
-/// token can speak for everyone), leased for as long as a delivery whose
-/// every call takes `call_timeout` can run.
-pub fn claim_due_statement(user_email: Option<&str>, call_timeout: Duration) -> Statement {
-    let lease = call_timeout.saturating_mul(MAX_CALLS_PER_DELIVERY as u32) + LEASE_MARGIN;
+/// Claims the next due row, of anyone or only `user_email`'s (when only a
+/// user's own token can speak for the delivery), leased for as long as a
+/// delivery whose every call takes `call_timeout` can run, `trace_wait`
+/// spent waiting for its trace included.
+pub fn claim_due_statement(
+    user_email: Option<&str>,
+    call_timeout: Duration,
+    waiting: Duration,
+) -> Statement {
+    let lease = call_timeout.saturating_mul(MAX_CALLS_PER_DELIVERY as u32) + waiting + LEASE_MARGIN;
     Statement::new(
         CLAIM_DUE,
         vec![
@@ -257,10 +385,31 @@ pub fn claim_due_statement(user_email: Option<&str>, call_timeout: Duration) -> 
     )
 }
 
+/// See [`OUTAGE_OVER`].
+pub fn outage_over_statement() -> Statement {
+    Statement::new(OUTAGE_OVER, Vec::new())
+}
+
+/// The `mlflow_trace_wait_seconds` setting: how long after a reply a
+/// missing trace counts as not logged yet (MLflow logs traces
+/// asynchronously) rather than as unknown for good. Whole seconds, or unset
+/// for [`DEFAULT_TRACE_WAIT`]; the error says what is wrong.
+pub fn trace_wait_setting(value: Option<&str>) -> Result<Duration, String> {
+    let Some(value) = value else {
+        return Ok(DEFAULT_TRACE_WAIT);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(seconds @ 0..=MAX_TRACE_WAIT_SECONDS) => Ok(Duration::from_secs(seconds)),
+        _ => Err(format!(
+            "mlflow_trace_wait_seconds must be a whole number of seconds from 0 to {MAX_TRACE_WAIT_SECONDS}, not {value:?}"
+        )),
+    }
+}
+
 /// One call to MLflow's assessments API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    /// Read the trace's assessments, to find this vote's.
+    /// Read the trace with its assessments, to find this vote's.
     Find,
     Create,
     Update(String),
@@ -275,6 +424,16 @@ impl Call {
             Self::Find | Self::Create => None,
         }
     }
+
+    /// For messages: which call, in a few words.
+    fn describe(&self) -> &'static str {
+        match self {
+            Self::Find => "MLflow's trace read",
+            Self::Create => "MLflow's assessment create",
+            Self::Update(_) => "MLflow's assessment update",
+            Self::Delete(_) => "MLflow's assessment delete",
+        }
+    }
 }
 
 /// The calls one delivery makes at most (find, then create or change, and
@@ -287,32 +446,53 @@ pub enum Next {
     Call(Call),
     /// MLflow holds the vote's state; the assessment's id, if it has one.
     Delivered(Option<String>),
-    Retry(String),
+    Retry(Problem),
     Refused(String),
 }
 
-/// What an answer's status means for the delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answer {
-    Done,
-    /// The assessment MLflow should update or delete is not there (deleted
-    /// in MLflow): look again, or, for a delete, done.
-    Gone,
-    /// Try again later: MLflow is down, busy or slow.
-    Retry,
-    /// MLflow will answer the same again (an unknown trace, say).
-    Refused,
+/// Why a delivery will be tried again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// The trace is not in MLflow yet, but the reply is young enough that
+    /// it may still come (MLflow logs traces asynchronously): ask again soon.
+    NotYet,
+    /// MLflow is down, busy or slow, or did not answer: the rows after this
+    /// one would fare no better, so the run stops.
+    Outage(String),
+    /// MLflow refused the credentials (401, 403).
+    Credentials(String),
+    /// Something that is not MLflow answered (wrong origin, a proxy's page).
+    Misconfigured(String),
 }
 
-impl Answer {
-    pub fn of_status(status: u16, call: &Call) -> Self {
-        match status {
-            200..=299 => Self::Done,
-            404 if matches!(call, Call::Delete(_)) => Self::Done,
-            404 if matches!(call, Call::Update(_)) => Self::Gone,
-            408 | 429 | 500..=599 => Self::Retry,
-            _ => Self::Refused,
+impl Problem {
+    fn outage(status: u16) -> Self {
+        Self::Outage(format!("MLflow answered {status}"))
+    }
+
+    /// Whether the next rows would meet the same problem: MLflow is away,
+    /// or refuses the credentials every row is sent with.
+    pub fn stops_the_run(&self) -> bool {
+        !matches!(self, Self::NotYet)
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotYet => f.write_str("the trace is not in MLflow yet"),
+            Self::Outage(why) | Self::Credentials(why) | Self::Misconfigured(why) => {
+                f.write_str(why)
+            }
         }
+    }
+}
+
+/// MLflow's error message in an error answer, or the answer itself.
+fn error_text(answer: &Value) -> String {
+    match (answer["error_code"].as_str(), answer["message"].as_str()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        _ => answer.to_string(),
     }
 }
 
@@ -321,14 +501,6 @@ pub fn created_id(answer: &Value) -> Option<String> {
     answer["assessment"]["assessment_id"]
         .as_str()
         .map(str::to_owned)
-}
-
-/// Backoff after `attempts` failures before this one: 5 s, doubling, at
-/// most an hour.
-pub fn retry_after(attempts: u32) -> Duration {
-    FIRST_RETRY
-        .saturating_mul(2u32.saturating_pow(attempts))
-        .min(LONGEST_RETRY)
 }
 
 /// A trace or assessment id as one path segment: anything but unreserved
@@ -348,6 +520,8 @@ fn encode_segment(id: &str) -> String {
 mod tests {
     use super::*;
 
+    const WAIT: Duration = Duration::from_secs(600);
+
     fn delivery(is_upvoted: Option<bool>, assessment_id: Option<&str>) -> Delivery {
         Delivery {
             message_id: Uuid::from_u128(7),
@@ -358,7 +532,12 @@ mod tests {
             assessment_id: assessment_id.map(str::to_owned),
             revision: 3,
             attempts: 1,
+            reply_age: Duration::from_secs(3),
         }
+    }
+
+    fn missing() -> Value {
+        json!({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Trace with ID tr-1 not found."})
     }
 
     #[test]
@@ -387,7 +566,7 @@ mod tests {
     }
 
     #[test]
-    fn the_requests_follow_mlflows_assessments_api() {
+    fn the_requests_follow_mlflows_rest_api() {
         let vote = delivery(Some(false), None);
         let (method, path, body) = vote.request(&Call::Create);
         assert_eq!(
@@ -411,9 +590,11 @@ mod tests {
             ("PATCH", "/api/3.0/mlflow/traces/tr-1/assessments/a%2F1")
         );
         assert_eq!(body.unwrap()["update_mask"], "feedback,rationale");
+        // The read that returns the assessments is the trace itself
+        // (`.../traces/{id}/info` is no route of the real server).
         assert_eq!(
             vote.request(&Call::Find),
-            ("GET", "/api/3.0/mlflow/traces/tr-1/info".to_owned(), None)
+            ("GET", "/api/3.0/mlflow/traces/tr-1".to_owned(), None)
         );
         assert_eq!(vote.request(&Call::Delete("a-1".into())).0, "DELETE");
     }
@@ -422,7 +603,7 @@ mod tests {
     fn the_vote_finds_only_its_own_valid_assessment() {
         let vote = delivery(Some(true), None);
         let message = Uuid::from_u128(7).to_string();
-        let info = json!({"trace": {"trace_info": {"assessments": [
+        let trace = json!({"trace": {"trace_info": {"assessments": [
             {"assessment_id": "other-name", "assessment_name": "relevance",
              "metadata": {"chat_history.message_id": message}},
             {"assessment_id": "overridden", "assessment_name": "user_feedback", "valid": false,
@@ -432,7 +613,8 @@ mod tests {
             {"assessment_id": "mine", "assessment_name": "user_feedback",
              "metadata": {"chat_history.message_id": message}},
         ]}}});
-        assert_eq!(vote.find_in(&info).as_deref(), Some("mine"));
+        assert_eq!(vote.find_in(&trace).as_deref(), Some("mine"));
+        // After its last assessment is deleted, a trace has no such key.
         assert_eq!(vote.find_in(&json!({"trace": {"trace_info": {}}})), None);
         assert_eq!(
             created_id(&json!({"assessment": {"assessment_id": "a-9"}})).as_deref(),
@@ -441,77 +623,192 @@ mod tests {
     }
 
     #[test]
-    fn answers_are_done_retried_or_refused_for_good() {
-        let update = Call::Update("a".into());
-        let delete = Call::Delete("a".into());
-        assert_eq!(Answer::of_status(200, &Call::Create), Answer::Done);
-        assert_eq!(Answer::of_status(404, &delete), Answer::Done);
-        assert_eq!(Answer::of_status(404, &update), Answer::Gone);
-        assert_eq!(Answer::of_status(404, &Call::Create), Answer::Refused);
-        for status in [408, 429, 500, 502, 503] {
-            assert_eq!(Answer::of_status(status, &Call::Create), Answer::Retry);
+    fn a_trace_not_logged_yet_is_waited_for_while_the_reply_is_young() {
+        let young = delivery(Some(true), None);
+        for call in [Call::Find, Call::Create] {
+            assert_eq!(
+                young.after_answer(&call, 404, Some(&missing()), WAIT),
+                Next::Retry(Problem::NotYet),
+                "{call:?}"
+            );
         }
-        for status in [400, 401, 403, 409] {
-            assert_eq!(Answer::of_status(status, &update), Answer::Refused);
+        let old = Delivery {
+            reply_age: WAIT,
+            ..young.clone()
+        };
+        let Next::Refused(why) = old.after_answer(&Call::Find, 404, Some(&missing()), WAIT) else {
+            panic!("an old reply's missing trace is refused for good");
+        };
+        assert!(why.contains("tr-1"), "{why}");
+        // Waiting for a trace does not stop a run: other rows' traces may be there.
+        assert!(!Problem::NotYet.stops_the_run());
+    }
+
+    #[test]
+    fn a_404_that_is_not_mlflows_is_a_misconfiguration_retried() {
+        let vote = delivery(Some(true), None);
+        for call in [Call::Find, Call::Create, Call::Update("a".into())] {
+            let next = vote.after_answer(&call, 404, None, WAIT);
+            assert!(
+                matches!(&next, Next::Retry(Problem::Misconfigured(why)) if why.contains("serving_endpoint_origin")),
+                "{call:?}: {next:?}"
+            );
+        }
+        // A JSON 404 of another kind (no such route) is no verdict on the trace either.
+        let next = vote.after_answer(
+            &Call::Find,
+            404,
+            Some(&json!({"error_code": "ENDPOINT_NOT_FOUND"})),
+            WAIT,
+        );
+        assert!(matches!(next, Next::Refused(_)), "{next:?}");
+    }
+
+    #[test]
+    fn refused_credentials_are_retried_not_a_verdict() {
+        let vote = delivery(Some(true), None);
+        for status in [401, 403] {
+            let error = json!({"error_code": "PERMISSION_DENIED", "message": "no"});
+            let next = vote.after_answer(&Call::Create, status, Some(&error), WAIT);
+            assert!(
+                matches!(&next, Next::Retry(Problem::Credentials(why)) if why.contains("PERMISSION_DENIED")),
+                "{next:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn outages_are_retried_and_other_refusals_are_final() {
+        let vote = delivery(Some(true), None);
+        for status in [408, 429, 500, 502, 503] {
+            for answer in [None, Some(&json!({"error_code": "INTERNAL_ERROR"}))] {
+                assert!(matches!(
+                    vote.after_answer(&Call::Create, status, answer, WAIT),
+                    Next::Retry(Problem::Outage(_))
+                ));
+            }
+        }
+        let invalid = json!({"error_code": "INVALID_PARAMETER_VALUE", "message": "bad"});
+        for status in [400, 409] {
+            assert!(matches!(
+                vote.after_answer(&Call::Update("a".into()), status, Some(&invalid), WAIT),
+                Next::Refused(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn an_update_counts_only_when_mlflow_holds_the_new_value() {
+        let vote = delivery(Some(false), Some("a-1"));
+        let update = Call::Update("a-1".into());
+        let applied = json!({"assessment": {"assessment_id": "a-1",
+            "feedback": {"value": false}, "rationale": "Clear"}});
+        assert_eq!(
+            vote.after_answer(&update, 200, Some(&applied), WAIT),
+            Next::Delivered(Some("a-1".into()))
+        );
+        // The real server answers 200 to a mask it does not apply.
+        let unchanged = json!({"assessment": {"assessment_id": "a-1",
+            "feedback": {"value": true}, "rationale": "Clear"}});
+        assert!(matches!(
+            vote.after_answer(&update, 200, Some(&unchanged), WAIT),
+            Next::Refused(_)
+        ));
+        // No comment: an empty rationale is what was sent.
+        let plain = Delivery {
+            comment: None,
+            ..vote.clone()
+        };
+        let cleared = json!({"assessment": {"feedback": {"value": false}, "rationale": ""}});
+        assert_eq!(
+            plain.after_answer(&update, 200, Some(&cleared), WAIT),
+            Next::Delivered(Some("a-1".into()))
+        );
+        // Gone from MLflow: look again.
+        assert_eq!(
+            vote.after_answer(&update, 404, Some(&missing()), WAIT),
+            Next::Call(Call::Find)
+        );
+    }
+
+    #[test]
+    fn a_delete_is_done_whether_or_not_the_assessment_was_there() {
+        let withdrawn = delivery(None, Some("a-1"));
+        let delete = Call::Delete("a-1".into());
+        for (status, answer) in [(200, Some(json!({}))), (200, None), (404, Some(missing()))] {
+            assert_eq!(
+                withdrawn.after_answer(&delete, status, answer.as_ref(), WAIT),
+                Next::Delivered(None)
+            );
         }
     }
 
     #[test]
     fn a_delivery_finds_then_creates_or_changes_and_records_the_id() {
         let vote = delivery(Some(true), None);
-        let nothing = json!({"trace": {"trace_info": {"assessments": []}}});
+        let nothing = json!({"trace": {"trace_info": {"trace_id": "tr-1"}}});
         assert_eq!(
-            vote.after_answer(&Call::Find, 200, &nothing),
+            vote.after_answer(&Call::Find, 200, Some(&nothing), WAIT),
             Next::Call(Call::Create)
         );
         assert_eq!(
             vote.after_answer(
                 &Call::Create,
                 200,
-                &json!({"assessment": {"assessment_id": "a-1"}})
+                Some(&json!({"assessment": {"assessment_id": "a-1"}})),
+                WAIT
             ),
             Next::Delivered(Some("a-1".into()))
         );
-        let update = Call::Update("a-1".into());
-        assert_eq!(
-            vote.after_answer(&update, 200, &Value::Null),
-            Next::Delivered(Some("a-1".into()))
-        );
-        assert_eq!(
-            vote.after_answer(&update, 404, &Value::Null),
-            Next::Call(Call::Find)
-        );
-        assert_eq!(update.assessment_id(), Some("a-1"));
         assert!(matches!(
-            vote.after_answer(&Call::Create, 503, &Value::Null),
-            Next::Retry(_)
-        ));
-        assert!(matches!(
-            vote.after_answer(&Call::Find, 400, &Value::Null),
-            Next::Refused(_)
+            vote.after_answer(&Call::Create, 200, Some(&json!({})), WAIT),
+            Next::Retry(Problem::Misconfigured(_))
         ));
         let withdrawn = delivery(None, None);
         assert_eq!(
-            withdrawn.after_answer(&Call::Find, 200, &nothing),
-            Next::Delivered(None)
-        );
-        assert_eq!(
-            withdrawn.after_answer(&Call::Delete("a-1".into()), 404, &Value::Null),
+            withdrawn.after_answer(&Call::Find, 200, Some(&nothing), WAIT),
             Next::Delivered(None)
         );
     }
 
     #[test]
-    fn retries_back_off_from_five_seconds_to_an_hour() {
-        assert_eq!(retry_after(0), Duration::from_secs(5));
-        assert_eq!(retry_after(1), Duration::from_secs(10));
-        assert_eq!(retry_after(5), Duration::from_secs(160));
-        assert_eq!(retry_after(40), Duration::from_secs(3600));
+    fn retries_back_off_to_half_a_minute_for_outages_and_longer_for_misconfiguration() {
+        let at = |attempts, problem: Problem| {
+            Delivery {
+                attempts,
+                ..delivery(Some(true), None)
+            }
+            .retry_after(&problem)
+        };
+        let outage = || Problem::Outage("503".into());
+        assert_eq!(at(0, outage()), Duration::from_secs(5));
+        assert_eq!(at(1, outage()), Duration::from_secs(10));
+        assert_eq!(at(40, outage()), Duration::from_secs(30));
+        assert_eq!(at(0, Problem::NotYet), Duration::from_secs(2));
+        assert_eq!(at(40, Problem::NotYet), Duration::from_secs(30));
+        let wrong = || Problem::Credentials("401".into());
+        assert_eq!(at(3, wrong()), Duration::from_secs(40));
+        assert_eq!(at(40, wrong()), Duration::from_secs(600));
+        assert!(outage().stops_the_run() && wrong().stops_the_run());
+    }
+
+    #[test]
+    fn the_trace_wait_setting_is_whole_seconds() {
+        assert_eq!(trace_wait_setting(None), Ok(DEFAULT_TRACE_WAIT));
+        assert_eq!(
+            trace_wait_setting(Some(" 30 ")),
+            Ok(Duration::from_secs(30))
+        );
+        for bad in ["-1", "ten", "1.5", "999999999"] {
+            let error = trace_wait_setting(Some(bad)).unwrap_err();
+            assert!(error.contains("mlflow_trace_wait_seconds"), "{error}");
+        }
     }
 
     #[test]
     fn a_claimed_row_decodes_as_the_claim_returns_it() {
         use crate::sql::fake::{FakeRow, Value as Cell};
+        let age = CLAIM_DUE[CLAIM_DUE.find("(SELECT floor").unwrap()..].trim();
         let row = FakeRow::laid_out_by(
             CLAIM_DUE,
             &[
@@ -523,6 +820,7 @@ mod tests {
                 (r#""assessmentId""#, Cell::Text("a-2")),
                 ("revision", Cell::Int64(3)),
                 ("attempts::bigint", Cell::Int64(1)),
+                (age, Cell::Int64(3)),
             ],
         );
         assert_eq!(
@@ -533,27 +831,23 @@ mod tests {
 
     #[test]
     fn claiming_is_leased_for_a_whole_delivery() {
-        let all = claim_due_statement(None, Duration::from_secs(10));
-        assert_eq!(all.params, vec![SqlParam::Null, SqlParam::Int64(70)]);
+        let ten = Duration::from_secs(10);
+        let all = claim_due_statement(None, ten, ten);
+        assert_eq!(all.params, vec![SqlParam::Null, SqlParam::Int64(80)]);
         assert!(all.sql.contains("FOR UPDATE SKIP LOCKED"));
         assert!(all.sql.contains(r#""leasedUntil" <= CURRENT_TIMESTAMP"#));
-        let own = claim_due_statement(Some("ada@example.com"), Duration::from_secs(10));
+        let own = claim_due_statement(Some("ada@example.com"), ten, Duration::ZERO);
         assert_eq!(own.params[0], SqlParam::Text("ada@example.com".into()));
         let vote = delivery(Some(true), None);
-        assert!(
-            vote.retry_statement("503", 0, None)
-                .sql
-                .contains("revision = $4")
-        );
-        assert_eq!(
-            vote.retry_statement("503", 1, None).params[2],
-            SqlParam::Int64(10)
-        );
+        let retry = vote.retry_statement("503", Duration::from_secs(10), None);
+        assert!(retry.sql.contains("revision = $4"));
+        assert_eq!(retry.params[2], SqlParam::Int64(10));
         assert!(vote.refused_statement("400").sql.contains("revision = $3"));
         assert!(
             vote.delivered_statement(Some("a"))
                 .sql
                 .contains("pending = (revision <> $3)")
         );
+        assert!(outage_over_statement().sql.contains("attempts > 0"));
     }
 }

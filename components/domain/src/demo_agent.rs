@@ -45,9 +45,12 @@ impl ReplyFormat {
     }
 }
 
+/// Either request shape (`crate::serving::EndpointApi`): the conversation
+/// in `messages` (chat completions) or `input` (Responses API).
 #[derive(Deserialize)]
 struct InvocationBody {
-    messages: Vec<InvocationMessage>,
+    messages: Option<Vec<InvocationMessage>>,
+    input: Option<Vec<InvocationMessage>>,
     #[serde(default)]
     stream: bool,
 }
@@ -66,17 +69,23 @@ pub struct Invocation {
     /// The text of the last user message.
     pub message: String,
     pub stream: bool,
+    /// The request came in the Responses API's shape (`input`), so the
+    /// answer comes in its format too, as a `ResponsesAgent`'s does.
+    pub responses_shape: bool,
 }
 
 impl Invocation {
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
         let body: InvocationBody = serde_json::from_slice(body).map_err(|error| {
             ApiError::bad_request(format!(
-                "The body must be {{\"messages\": [{{\"role\", \"content\"}}], \"stream\"?: bool}} ({error})."
+                "The body must be {{\"messages\" or \"input\": [{{\"role\", \"content\"}}], \"stream\"?: bool}} ({error})."
             ))
         })?;
-        let message = body
-            .messages
+        let responses_shape = body.messages.is_none() && body.input.is_some();
+        let conversation = body.messages.or(body.input).ok_or_else(|| {
+            ApiError::bad_request("The body has neither \"messages\" nor \"input\".")
+        })?;
+        let message = conversation
             .iter()
             .rev()
             .find(|message| message.role == "user")
@@ -85,6 +94,7 @@ impl Invocation {
         Ok(Self {
             message: message.to_owned(),
             stream: body.stream,
+            responses_shape,
         })
     }
 }
@@ -243,9 +253,14 @@ mod tests {
             Invocation::parse(body).unwrap(),
             Invocation {
                 message: "second".into(),
-                stream: true
+                stream: true,
+                responses_shape: false,
             }
         );
+        let responses = br#"{"input":[{"role":"user","content":"asked"}],"stream":true}"#;
+        let invocation = Invocation::parse(responses).unwrap();
+        assert_eq!(invocation.message, "asked");
+        assert!(invocation.responses_shape);
         let title_request = br#"{"messages":[{"role":"system","content":"Title?"},{"role":"user","content":"Hi"}]}"#;
         assert!(!Invocation::parse(title_request).unwrap().stream);
     }
@@ -256,6 +271,7 @@ mod tests {
             &b"nope"[..],
             b"{}",
             br#"{"messages":[]}"#,
+            br#"{"input":[]}"#,
             br#"{"messages":[{"role":"assistant","content":"x"}]}"#,
             br#"{"messages":[{"role":"user","content":[1]}]}"#,
         ] {

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod admin;
 pub mod assessment;
+pub mod background;
 pub mod chat;
 pub mod chat_request;
 pub mod circuit;

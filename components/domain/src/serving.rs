@@ -89,20 +89,41 @@ pub fn endpoint_url(
             "serving_endpoint_name must be 1 to {MAX_ENDPOINT_NAME_CHARS} letters, digits, '-' or '_', not {name:?}"
         ));
     }
-    let origin = origin
-        .ok_or(
-            "serving_endpoint_name is set, so serving_endpoint_origin must be the workspace's URL",
-        )?
-        .trim_end_matches('/');
+    let origin = origin.ok_or(
+        "serving_endpoint_name is set, so serving_endpoint_origin must be the workspace's URL",
+    )?;
+    let origin = checked_origin("serving_endpoint_origin", origin)?;
+    Ok(format!("{origin}/serving-endpoints/{name}/invocations"))
+}
+
+/// Where ratings go: MLflow at `mlflow_origin` when set (a self-hosted
+/// MLflow, or the workspace when the agent is served elsewhere, as an agent
+/// on Databricks Apps is), else the workspace at `serving_endpoint_origin`.
+/// The error says what is wrong.
+pub fn mlflow_origin(
+    mlflow_origin: Option<&str>,
+    serving_endpoint_origin: Option<&str>,
+) -> Result<String, String> {
+    match (mlflow_origin, serving_endpoint_origin) {
+        (Some(origin), _) => checked_origin("mlflow_origin", origin),
+        (None, Some(origin)) => checked_origin("serving_endpoint_origin", origin),
+        (None, None) => Err("neither mlflow_origin nor serving_endpoint_origin is set".to_owned()),
+    }
+}
+
+/// `origin` without a trailing slash, if it is a scheme, host and port with
+/// no path; else why not, naming the `setting`.
+fn checked_origin(setting: &str, origin: &str) -> Result<String, String> {
+    let origin = origin.trim_end_matches('/');
     let has_path = origin
         .split_once("://")
         .is_some_and(|(_, rest)| rest.contains('/'));
     if !origin.contains("://") || has_path {
         return Err(format!(
-            "serving_endpoint_origin must be the workspace's scheme, host and port (like https://adb-123.azuredatabricks.net), not {origin:?}"
+            "{setting} must be a scheme, host and port (like https://adb-123.azuredatabricks.net), not {origin:?}"
         ));
     }
-    Ok(format!("{origin}/serving-endpoints/{name}/invocations"))
+    Ok(origin.to_owned())
 }
 
 /// The `Authorization` header for the endpoint: the user's own token when
@@ -114,6 +135,44 @@ pub fn authorization(user_token: Option<&str>, app_token: Option<&str>) -> Optio
         .map(|token| format!("Bearer {token}"))
 }
 
+/// The header every request to the endpoint carries, so an agent served by
+/// MLflow's AgentServer returns the trace id (a `{"trace_id": ...}` event)
+/// that ratings are attached to.
+pub const RETURN_TRACE_ID: (&str, &str) = ("x-mlflow-return-trace-id", "true");
+
+/// How the endpoint is asked (`serving_endpoint_api`): the chat-completions
+/// shape (`{"messages": [...]}`, Databricks' chat agents and OpenAI-style
+/// endpoints) or the Responses API's (`{"input": [...]}`, what MLflow's
+/// `ResponsesAgent` and the agents-on-Apps template require). Either way the
+/// answer is read in both formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointApi {
+    ChatCompletions,
+    Responses,
+}
+
+impl EndpointApi {
+    /// The `serving_endpoint_api` setting: `chat-completions` (also when
+    /// unset) or `responses`; the error says what is wrong.
+    pub fn setting(value: Option<&str>) -> Result<Self, String> {
+        match value.map(str::trim) {
+            None | Some("chat-completions") => Ok(Self::ChatCompletions),
+            Some("responses") => Ok(Self::Responses),
+            Some(other) => Err(format!(
+                "serving_endpoint_api must be \"chat-completions\" or \"responses\", not {other:?}"
+            )),
+        }
+    }
+
+    /// The body's field that holds the conversation.
+    fn conversation_field(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "messages",
+            Self::Responses => "input",
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct UpstreamMessage<'m> {
     role: &'m str,
@@ -122,7 +181,7 @@ struct UpstreamMessage<'m> {
 
 /// The streaming request: the conversation as roles and contents (ids and
 /// other client fields are not the endpoint's business) and `stream: true`.
-pub fn reply_request_body(messages: &[ChatMessage]) -> Vec<u8> {
+pub fn reply_request_body(api: EndpointApi, messages: &[ChatMessage]) -> Vec<u8> {
     let messages: Vec<UpstreamMessage> = messages
         .iter()
         .map(|message| UpstreamMessage {
@@ -130,22 +189,21 @@ pub fn reply_request_body(messages: &[ChatMessage]) -> Vec<u8> {
             content: &message.content,
         })
         .collect();
-    json!({ "messages": messages, "stream": true })
-        .to_string()
-        .into_bytes()
+    let mut body = json!({ "stream": true });
+    body[api.conversation_field()] = json!(messages);
+    body.to_string().into_bytes()
 }
 
 /// The title request: the same endpoint, not streaming, asked for a short
 /// title of the first message.
-pub fn title_request_body(first_message: &str) -> Vec<u8> {
-    json!({
-        "messages": [
-            { "role": "system", "content": TITLE_INSTRUCTION },
-            { "role": "user", "content": first_chars(first_message, TITLE_PROMPT_MESSAGE_CHARS) },
-        ]
-    })
-    .to_string()
-    .into_bytes()
+pub fn title_request_body(api: EndpointApi, first_message: &str) -> Vec<u8> {
+    let conversation = json!([
+        { "role": "system", "content": TITLE_INSTRUCTION },
+        { "role": "user", "content": first_chars(first_message, TITLE_PROMPT_MESSAGE_CHARS) },
+    ]);
+    let mut body = json!({});
+    body[api.conversation_field()] = conversation;
+    body.to_string().into_bytes()
 }
 
 /// The title in a non-streaming answer (`choices[0].message.content` or
@@ -377,27 +435,62 @@ mod tests {
                 id: Some(uuid::Uuid::nil()),
             },
         ];
-        let body: Value = serde_json::from_slice(&reply_request_body(&messages)).unwrap();
+        let conversation = json!([
+            {"role": "assistant", "content": "Hi"},
+            {"role": "user", "content": "Tell me \"more\""}
+        ]);
+        let chat = reply_request_body(EndpointApi::ChatCompletions, &messages);
+        let body: Value = serde_json::from_slice(&chat).unwrap();
+        assert_eq!(body, json!({"messages": conversation, "stream": true}));
+        // A ResponsesAgent refuses `messages`: it requires `input`.
+        let responses = reply_request_body(EndpointApi::Responses, &messages);
+        let body: Value = serde_json::from_slice(&responses).unwrap();
+        assert_eq!(body, json!({"input": conversation, "stream": true}));
+    }
+
+    #[test]
+    fn ratings_go_to_mlflow_origin_else_to_the_endpoints_workspace() {
+        let workspace = Some("https://adb-1.azuredatabricks.net/");
         assert_eq!(
-            body,
-            json!({
-                "messages": [
-                    {"role": "assistant", "content": "Hi"},
-                    {"role": "user", "content": "Tell me \"more\""}
-                ],
-                "stream": true
-            })
+            mlflow_origin(None, workspace).as_deref(),
+            Ok("https://adb-1.azuredatabricks.net")
         );
+        assert_eq!(
+            mlflow_origin(Some("http://127.0.0.1:5000"), workspace).as_deref(),
+            Ok("http://127.0.0.1:5000")
+        );
+        let error = mlflow_origin(Some("http://mlflow:5000/api"), workspace).unwrap_err();
+        assert!(error.contains("mlflow_origin"), "{error}");
+        assert!(mlflow_origin(None, None).is_err());
+    }
+
+    #[test]
+    fn the_request_shape_is_a_setting() {
+        assert_eq!(EndpointApi::setting(None), Ok(EndpointApi::ChatCompletions));
+        assert_eq!(
+            EndpointApi::setting(Some("chat-completions")),
+            Ok(EndpointApi::ChatCompletions)
+        );
+        assert_eq!(
+            EndpointApi::setting(Some(" responses ")),
+            Ok(EndpointApi::Responses)
+        );
+        let error = EndpointApi::setting(Some("openai")).unwrap_err();
+        assert!(error.contains("serving_endpoint_api"), "{error}");
     }
 
     #[test]
     fn the_title_request_does_not_stream_and_quotes_500_characters() {
-        let body: Value = serde_json::from_slice(&title_request_body(&"é".repeat(600))).unwrap();
+        let request = title_request_body(EndpointApi::ChatCompletions, &"é".repeat(600));
+        let body: Value = serde_json::from_slice(&request).unwrap();
         assert!(body.get("stream").is_none());
         assert_eq!(body["messages"][0]["role"], "system");
         assert_eq!(body["messages"][1]["role"], "user");
         let quoted = body["messages"][1]["content"].as_str().unwrap();
         assert_eq!(quoted.chars().count(), 500);
+        let request = title_request_body(EndpointApi::Responses, "Hi");
+        let body: Value = serde_json::from_slice(&request).unwrap();
+        assert_eq!(body["input"][1], json!({"role": "user", "content": "Hi"}));
     }
 
     #[test]

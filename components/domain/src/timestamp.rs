@@ -46,6 +46,38 @@ impl UtcDateTime {
             nanosecond,
         })
     }
+
+    /// The instant `millis` milliseconds after the Unix epoch (days to
+    /// calendar dates by the proleptic Gregorian calendar).
+    pub fn from_unix_millis(millis: u64) -> Self {
+        let seconds = millis / 1000;
+        let days = (seconds / 86_400) as i64;
+        let of_day = seconds % 86_400;
+        // Days since 0000-03-01, counted in 400-year eras of 146,097 days.
+        let shifted = days + 719_468;
+        let era = shifted.div_euclid(146_097);
+        let day_of_era = shifted.rem_euclid(146_097);
+        let year_of_era =
+            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let month_from_march = (5 * day_of_year + 2) / 153;
+        let day = (day_of_year - (153 * month_from_march + 2) / 5 + 1) as u8;
+        let month = if month_from_march < 10 {
+            month_from_march + 3
+        } else {
+            month_from_march - 9
+        } as u8;
+        let year = (year_of_era + era * 400 + i64::from(month <= 2)) as i32;
+        Self {
+            year,
+            month,
+            day,
+            hour: (of_day / 3600) as u8,
+            minute: (of_day / 60 % 60) as u8,
+            second: (of_day % 60) as u8,
+            nanosecond: (millis % 1000) as u32 * 1_000_000,
+        }
+    }
 }
 
 /// `2024-05-01T12:34:56.789Z`, truncated to milliseconds like a JavaScript
@@ -135,6 +167,22 @@ mod tests {
         assert!(UtcDateTime::from_parts(2024, 1, 0, 0, 0, 0, 0).is_none());
         assert!(UtcDateTime::from_parts(2024, 1, 1, 24, 0, 0, 0).is_none());
         assert!(UtcDateTime::from_parts(2024, 1, 1, 0, 0, 0, 1_000_000_000).is_none());
+    }
+
+    #[test]
+    fn unix_milliseconds_become_calendar_instants() {
+        assert_eq!(
+            UtcDateTime::from_unix_millis(0).to_string(),
+            "1970-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            UtcDateTime::from_unix_millis(951_782_400_123).to_string(),
+            "2000-02-29T00:00:00.123Z"
+        );
+        assert_eq!(
+            UtcDateTime::from_unix_millis(1_798_761_599_999).to_string(),
+            "2026-12-31T23:59:59.999Z"
+        );
     }
 
     #[test]

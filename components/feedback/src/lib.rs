@@ -8,14 +8,18 @@
 //! against that record, waits in the write-behind journal and goes to MLflow
 //! at once; any other is 503, nothing written, and the list is 503.
 //!
-//! A rating of a traced reply is queued for MLflow in the same statement;
-//! every feedback request then delivers due ratings ([`mlflow`]) after its
-//! answer is sent.
+//! A rating of a traced reply is queued for MLflow in the same statement
+//! and delivered by background work ([`mlflow`], `chat_domain::background`):
+//! at once after the feedback request that made it (its answer already
+//! sent), and then by the runs chat-host makes on a timer at
+//! `POST /internal/background-work`, a path no public route reaches (under
+//! Spin, the same runs ride on the app's requests).
 
 mod mlflow;
 
 use chat_domain::access::{self, ChatAction};
 use chat_domain::assessment::Delivery;
+use chat_domain::background;
 use chat_domain::feedback::{self, Rating, Vote, Withdrawn};
 use chat_domain::identity::Identity;
 use chat_domain::journal::ConversationWrite;
@@ -35,6 +39,10 @@ async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
 }
 
 async fn route(request: Request) -> Result<HttpResponse, Failure> {
+    if request.uri().path() == background::WORK_PATH {
+        allow_only(request.method(), "POST")?;
+        return Ok(run_background_work().await);
+    }
     let path = ApiPath::parse(request.uri().path())?;
     allow_only(request.method(), path.method())?;
     let answer = match path {
@@ -46,9 +54,24 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
         _ => return Err(no_route(request.uri().path()).into()),
     };
     answer.map(|(response, caller)| {
-        spawn(mlflow::deliver_due(caller));
+        spawn(async move {
+            mlflow::deliver_due(Some(&caller), background::AFTER_REQUEST).await;
+        });
         response
     })
+}
+
+/// One run of the component's background work: due ratings delivered to
+/// MLflow with the app's credentials (or none). Says what it did.
+async fn run_background_work() -> HttpResponse {
+    if let Some(store) = store::open().await {
+        let now = store::now_ms().to_string();
+        if let Err(error) = store.set(background::LAST_RUN_KEY, now.as_bytes()).await {
+            log::failure("background work: noting the run", &format!("{error:?}"));
+        }
+    }
+    let report = mlflow::deliver_due(None, background::PER_RUN).await;
+    response::json(StatusCode::OK, &report)
 }
 
 /// The body is read and checked in full before the database is touched.
@@ -166,6 +189,7 @@ async fn without_database(
         assessment_id: None,
         revision: 0,
         attempts: 0,
+        reply_age: std::time::Duration::from_millis(now.saturating_sub(record.kept_at)),
     };
     spawn(mlflow::deliver_now(delivery, identity.clone()));
     Ok(())

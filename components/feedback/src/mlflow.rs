@@ -1,51 +1,81 @@
-//! Delivering the feedback outbox to MLflow's assessments API, in the
-//! workspace of the serving endpoint (`serving_endpoint_origin`). The rules
-//! (what to call, what an answer means, the backoff) are
-//! `chat_domain::assessment`'s; this module makes the calls and records the
-//! outcome.
+//! Delivering the feedback outbox to MLflow's REST API: at `mlflow_origin`,
+//! or in the workspace of the serving endpoint (`serving_endpoint_origin`). The rules (what to
+//! call, what an answer means, the backoff) are `chat_domain::assessment`'s;
+//! this module makes the calls, waits a little for traces MLflow has not
+//! logged yet, and records each outcome.
 //!
-//! Credentials: with `serving_token` set, every due row is delivered with
-//! it; without it, a request delivers only its caller's rows, with the
-//! caller's `x-forwarded-access-token` (when the gateway passed one), so a
-//! failed delivery waits for that user's next feedback request.
+//! Credentials, in this order: `serving_token` (for every user's ratings);
+//! else, on a user's own request, that user's `x-forwarded-access-token`
+//! (for their ratings only); else none: a self-hosted MLflow without
+//! authentication takes calls without an `Authorization` header.
 
 use bytes::Bytes;
-use chat_domain::assessment::{self, Call, Delivery, MAX_CALLS_PER_DELIVERY, Next};
+use chat_domain::assessment::{self, Call, Delivery, MAX_CALLS_PER_DELIVERY, Next, Problem};
+use chat_domain::background::Budget;
 use chat_domain::identity::Identity;
 use chat_domain::serving;
 use chat_guest::database::with_database;
 use chat_guest::deadline::within;
-use chat_guest::{config, log};
+use chat_guest::{config, log, store};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use http_body_util::{BodyExt, Full};
+use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;
 
 const SERVING_ENDPOINT_ORIGIN: &str = "serving_endpoint_origin";
+const MLFLOW_ORIGIN: &str = "mlflow_origin";
 const SERVING_TOKEN: &str = "serving_token";
 const SERVING_TIMEOUT_SECONDS: &str = "serving_timeout_seconds";
+const MLFLOW_TRACE_WAIT_SECONDS: &str = "mlflow_trace_wait_seconds";
 /// The most of an answer that is read.
 const ANSWER_BYTES: usize = 256 * 1024;
+/// Between two looks for a trace MLflow has not logged yet, within a run.
+const TRACE_POLL: Duration = Duration::from_secs(1);
 
 /// MLflow's workspace and the credentials to call it with.
 struct Workspace {
     origin: String,
     authorization: Option<String>,
     timeout: Duration,
+    trace_wait: Duration,
 }
 
-/// Delivers the due outbox rows this request may deliver (see the module
-/// documentation); every outcome is recorded, every failure logged.
-pub async fn deliver_due(caller: Identity) {
-    let (workspace, only_for) = match workspace(&caller).await {
+/// What one run did, as the background route reports it.
+#[derive(Debug, Default, Serialize)]
+pub struct RunReport {
+    pub delivered: usize,
+    pub retrying: usize,
+    pub refused: usize,
+    /// Why the run stopped before its budget did, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+/// Delivers due outbox rows within `budget`, with the credentials the app
+/// has, or the rating user's own when `caller` is the user whose request
+/// this runs after (see the module documentation). Every outcome is
+/// recorded and every failure logged. A problem that the next rows would
+/// meet as well (MLflow away, credentials refused) ends the run: the rows
+/// wait for the next one.
+pub async fn deliver_due(caller: Option<&Identity>, budget: Budget) -> RunReport {
+    let mut report = RunReport::default();
+    let (workspace, only_for) = match workspace(caller).await {
         Ok(found) => found,
         Err(problem) => {
             log::failure("feedback for MLflow: the workspace's settings", &problem);
-            return;
+            report.stopped = Some(problem);
+            return report;
         }
     };
-    let claim = assessment::claim_due_statement(only_for.as_deref(), workspace.timeout);
-    for _ in 0..assessment::DELIVERIES_PER_REQUEST {
+    let began = store::now_ms();
+    let deadline = began + budget.time.as_millis() as u64;
+    let claim =
+        assessment::claim_due_statement(only_for.as_deref(), workspace.timeout, budget.time);
+    for _ in 0..budget.items {
+        if store::now_ms() >= deadline {
+            break;
+        }
         let claimed = with_database(async |db| match db.query(&claim).await?.first() {
             Some(row) => Ok(Some(Delivery::from_row(row)?)),
             None => Ok(None),
@@ -53,31 +83,65 @@ pub async fn deliver_due(caller: Identity) {
         .await;
         let delivery = match claimed {
             Ok(Some(delivery)) => delivery,
-            Ok(None) => return,
+            Ok(None) => break,
             // The outage is logged where it is found; the rows wait for it.
-            Err(failure) if failure.is_unreachable() => return,
+            Err(failure) if failure.is_unreachable() => {
+                report.stopped = Some("the database is out of reach".to_owned());
+                break;
+            }
             Err(failure) => {
                 log::failure("feedback for MLflow: claiming a due rating", &failure);
-                return;
+                report.stopped = Some("claiming a due rating failed".to_owned());
+                break;
             }
         };
-        let record = match deliver(&workspace, &delivery).await {
-            Outcome::Delivered(id) => delivery.delivered_statement(id.as_deref()),
+        let outcome = deliver(&workspace, &delivery, deadline).await;
+        // A row that had failed before goes through: MLflow is back.
+        let recovered = delivery.attempts > 0 && matches!(outcome, Outcome::Delivered(_));
+        let (record, stop) = match outcome {
+            Outcome::Delivered(id) => {
+                report.delivered += 1;
+                (delivery.delivered_statement(id.as_deref()), None)
+            }
             Outcome::Retry(problem, id) => {
-                log::failure("feedback for MLflow: will retry", &problem);
-                delivery.retry_statement(&problem, delivery.attempts, id.as_deref())
+                report.retrying += 1;
+                if !matches!(problem, Problem::NotYet) {
+                    log::failure("feedback for MLflow: will retry", &problem);
+                }
+                let after = delivery.retry_after(&problem);
+                let statement =
+                    delivery.retry_statement(&problem.to_string(), after, id.as_deref());
+                (
+                    statement,
+                    problem.stops_the_run().then(|| problem.to_string()),
+                )
             }
             Outcome::Refused(problem) => {
+                report.refused += 1;
                 log::failure("feedback for MLflow: refused for good", &problem);
-                delivery.refused_statement(&problem)
+                (delivery.refused_statement(&problem), None)
             }
         };
-        if let Err(failure) = with_database(async |db| Ok(db.execute(&record).await?)).await {
+        let recorded = with_database(async |db| {
+            db.execute(&record).await?;
+            if recovered {
+                db.execute(&assessment::outage_over_statement()).await?;
+            }
+            Ok(())
+        })
+        .await;
+        if let Err(failure) = recorded {
             // The lease runs out and the row is delivered again (idempotently).
             log::failure("feedback for MLflow: recording a delivery", &failure);
-            return;
+            report.stopped = Some("recording a delivery failed".to_owned());
+            break;
+        }
+        if stop.is_some() {
+            report.stopped = stop;
+            break;
         }
     }
+    report
 }
 
 /// Delivers a rating made while the database is out of reach straight to
@@ -85,47 +149,55 @@ pub async fn deliver_due(caller: Identity) {
 /// the outbox, which finds and updates this assessment (or makes it, if
 /// this failed).
 pub async fn deliver_now(delivery: Delivery, caller: Identity) {
-    let workspace = match workspace(&caller).await {
+    let workspace = match workspace(Some(&caller)).await {
         Ok((workspace, _)) => workspace,
         Err(problem) => {
             log::failure("feedback for MLflow: the workspace's settings", &problem);
             return;
         }
     };
-    match deliver(&workspace, &delivery).await {
-        Outcome::Delivered(_) => {}
-        Outcome::Retry(problem, _) | Outcome::Refused(problem) => log::failure(
-            "feedback for MLflow (database out of reach; the outbox delivers it later)",
-            &problem,
-        ),
-    }
+    let deadline = store::now_ms() + chat_domain::background::AFTER_REQUEST.time.as_millis() as u64;
+    let problem = match deliver(&workspace, &delivery, deadline).await {
+        Outcome::Delivered(_) => return,
+        Outcome::Retry(problem, _) => problem.to_string(),
+        Outcome::Refused(problem) => problem,
+    };
+    log::failure(
+        "feedback for MLflow (database out of reach; the outbox delivers it later)",
+        &problem,
+    );
 }
 
 /// The workspace, and whose rows alone may be delivered (`None`: everyone's).
-async fn workspace(caller: &Identity) -> Result<(Workspace, Option<String>), String> {
-    let origin = config::variable(SERVING_ENDPOINT_ORIGIN)
-        .await
-        .map_err(|error| error.to_string())?
-        .ok_or("serving_endpoint_origin is empty")?;
-    let app_token = config::variable(SERVING_TOKEN)
-        .await
-        .map_err(|error| error.to_string())?;
-    let timeout = config::variable(SERVING_TIMEOUT_SECONDS)
-        .await
-        .map_err(|error| error.to_string())?;
-    let timeout = serving::timeout_setting(timeout.as_deref())?;
-    let (authorization, only_for) = match app_token.as_deref() {
-        Some(token) => (serving::authorization(None, Some(token)), None),
-        None => (
-            serving::authorization(caller.access_token.as_deref(), None),
-            Some(caller.email.clone()),
+async fn workspace(caller: Option<&Identity>) -> Result<(Workspace, Option<String>), String> {
+    let setting = |name| async move {
+        config::variable(name)
+            .await
+            .map_err(|error| error.to_string())
+    };
+    let origin = serving::mlflow_origin(
+        setting(MLFLOW_ORIGIN).await?.as_deref(),
+        setting(SERVING_ENDPOINT_ORIGIN).await?.as_deref(),
+    )?;
+    let timeout = serving::timeout_setting(setting(SERVING_TIMEOUT_SECONDS).await?.as_deref())?;
+    let trace_wait =
+        assessment::trace_wait_setting(setting(MLFLOW_TRACE_WAIT_SECONDS).await?.as_deref())?;
+    let app_token = setting(SERVING_TOKEN).await?;
+    let user_token = caller.and_then(|caller| caller.access_token.as_deref());
+    let (authorization, only_for) = match (app_token.as_deref(), user_token) {
+        (Some(token), _) => (serving::authorization(None, Some(token)), None),
+        (None, Some(token)) => (
+            serving::authorization(Some(token), None),
+            caller.map(|caller| caller.email.clone()),
         ),
+        (None, None) => (None, None),
     };
     Ok((
         Workspace {
-            origin: origin.trim_end_matches('/').to_owned(),
+            origin,
             authorization,
             timeout,
+            trace_wait,
         },
         only_for,
     ))
@@ -134,35 +206,47 @@ async fn workspace(caller: &Identity) -> Result<(Workspace, Option<String>), Str
 enum Outcome {
     Delivered(Option<String>),
     /// Why, and the assessment's id if it was learned on the way.
-    Retry(String, Option<String>),
+    Retry(Problem, Option<String>),
     Refused(String),
 }
 
-async fn deliver(workspace: &Workspace, delivery: &Delivery) -> Outcome {
+/// Makes the calls one row needs. A trace MLflow has not logged yet is
+/// looked for again every second while the run has time (it usually lands
+/// within seconds), so a rating made right after its reply is delivered by
+/// the same run.
+async fn deliver(workspace: &Workspace, delivery: &Delivery, deadline: u64) -> Outcome {
     let mut call = delivery.first_call();
-    for _ in 0..MAX_CALLS_PER_DELIVERY {
+    let mut calls = 0;
+    while calls < MAX_CALLS_PER_DELIVERY {
+        calls += 1;
         let known_id = call.assessment_id().map(str::to_owned);
         let (status, answer) = match workspace.call(delivery, &call).await {
             Ok(answered) => answered,
-            Err(problem) => return Outcome::Retry(problem, known_id),
+            Err(problem) => return Outcome::Retry(Problem::Outage(problem), known_id),
         };
-        match delivery.after_answer(&call, status, &answer) {
+        match delivery.after_answer(&call, status, answer.as_ref(), workspace.trace_wait) {
             Next::Call(next) => call = next,
             Next::Delivered(id) => return Outcome::Delivered(id),
+            Next::Retry(Problem::NotYet)
+                if store::now_ms() + TRACE_POLL.as_millis() as u64 <= deadline =>
+            {
+                spin_sdk::time::sleep(TRACE_POLL).await;
+                calls -= 1;
+            }
             Next::Retry(problem) => return Outcome::Retry(problem, known_id),
             Next::Refused(problem) => return Outcome::Refused(problem),
         }
     }
     Outcome::Retry(
-        "the assessment kept changing under the delivery".to_owned(),
+        Problem::Outage("the assessment kept changing under the delivery".to_owned()),
         None,
     )
 }
 
 impl Workspace {
-    /// Makes `call` and answers its status and its JSON (null when the
+    /// Makes `call` and answers its status and its JSON (`None` when the
     /// answer is not JSON); `Err` when no answer came.
-    async fn call(&self, delivery: &Delivery, call: &Call) -> Result<(u16, Value), String> {
+    async fn call(&self, delivery: &Delivery, call: &Call) -> Result<(u16, Option<Value>), String> {
         let (method, path, body) = delivery.request(call);
         let body = body.map(|body| body.to_string()).unwrap_or_default();
         // Requests carry Content-Length, so servers that read only it (not
@@ -180,7 +264,7 @@ impl Workspace {
         }
         let request = request
             .body(Full::new(Bytes::from(body)))
-            .map_err(|error| format!("serving_endpoint_origin is not a valid URL: {error}"))?;
+            .map_err(|error| format!("MLflow's address is not a valid URL: {error}"))?;
         let response = within(self.timeout, spin_sdk::http::send(request))
             .await
             .ok_or_else(|| format!("{method} {path}: no answer within {:?}", self.timeout))?
@@ -200,9 +284,6 @@ impl Workspace {
                 }
             }
         }
-        Ok((
-            status,
-            serde_json::from_slice(&answer).unwrap_or(Value::Null),
-        ))
+        Ok((status, serde_json::from_slice(&answer).ok()))
     }
 }

@@ -9,6 +9,8 @@
 //! between requests (the breaker, the journal) lives in the key-value store.
 
 pub mod access;
+/// Background work riding on served requests (Spin has no timers).
+pub mod background;
 pub mod breaker;
 pub mod config;
 /// How components use the database: [`database::with_database`] wraps the

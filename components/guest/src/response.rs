@@ -34,6 +34,18 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> HttpResponse {
     }
 }
 
+/// `page` as HTML (the demo MLflow's answer to a path it has no route
+/// for, as the real server's web server answers).
+pub fn html(status: StatusCode, page: &'static str) -> HttpResponse {
+    let mut response = Response::new(box_body(Full::new(Bytes::from_static(page.as_bytes()))));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
 /// The error's status and `{"error": ...}` body; a 405 carries `Allow`.
 pub fn error(error: &ApiError) -> HttpResponse {
     let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -17,7 +17,12 @@ use chat_guest::request::{Request, allow_only, identify, read_body};
 use chat_guest::response::{self, HttpResponse};
 use chat_guest::{Db, Failure};
 use spin_sdk::http::StatusCode;
+use spin_sdk::wit_bindgen::spawn;
 use uuid::Uuid;
+
+/// The component whose background work (ratings for MLflow) history
+/// requests ride along with.
+const FEEDBACK: &str = "feedback";
 
 #[spin_sdk::http_service]
 async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
@@ -63,6 +68,9 @@ async fn history(request: &Request) -> Result<HttpResponse, Failure> {
     let outcome = with_database(async |db| read_page(db, &query, &page, &identity).await)
         .await
         .map(|page| response::json(StatusCode::OK, &page));
+    // Every page load asks for the history: where no timer runs the
+    // background work (Spin), it rides along after this answer.
+    spawn(chat_guest::background::ride(FEEDBACK));
     or_when_unreachable(
         outcome,
         "GET /api/history (answering 204, ephemeral mode)",

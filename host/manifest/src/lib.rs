@@ -19,8 +19,8 @@ mod variables;
 
 pub use allowed_hosts::{AllowedHosts, AllowedHostsError, service_chaining_target};
 pub use manifest::{
-    Application, BuildConfig, Component, HttpRoute, HttpTrigger, Manifest, ManifestError,
-    ManifestErrorKind, VariableDecl,
+    Application, BackgroundWork, BuildConfig, Component, HttpRoute, HttpTrigger, Manifest,
+    ManifestError, ManifestErrorKind, VariableDecl,
 };
 pub use routing::{
     RouteError, RouteMatch, RouteWarning, Router, WELL_KNOWN_PREFIX, spin_request_headers,

@@ -81,7 +81,24 @@ pub struct Component {
     /// Environment variables for the guest.
     pub environment: BTreeMap<String, String>,
     pub build: Option<BuildConfig>,
+    /// Work chat-host runs on a timer by calling the component
+    /// (`[component.<id>.tool.chat-host] background_work`); Spin ignores it.
+    pub background_work: Option<BackgroundWork>,
 }
+
+/// A path of the component that chat-host calls (`POST`, as a
+/// service-chained request) every `interval`: the component's background
+/// work, which no user request waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackgroundWork {
+    pub path: String,
+    pub interval: std::time::Duration,
+}
+
+/// The tool table chat-host reads in a component.
+const CHAT_HOST_TOOL: &str = "chat-host";
+/// The longest interval `background_work` may have, in seconds.
+const MAX_BACKGROUND_INTERVAL_SECONDS: u64 = 3600;
 
 /// `[component.<id>.build]`, what `spin build` runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,6 +302,31 @@ fn convert_variable(variable: raw::Variable) -> Result<VariableDecl, String> {
     }
 }
 
+fn convert_chat_host_tool(table: toml::Table) -> Result<Option<BackgroundWork>, String> {
+    let tool = raw::ChatHostTool::deserialize(table)
+        .map_err(|e| format!("[tool.{CHAT_HOST_TOOL}]: {}", e.message()))?;
+    let Some(work) = tool.background_work else {
+        return Ok(None);
+    };
+    if !work.path.starts_with('/') {
+        return Err(format!(
+            "[tool.{CHAT_HOST_TOOL}] background_work: `path` must start with '/', not {:?}",
+            work.path
+        ));
+    }
+    if !(1..=MAX_BACKGROUND_INTERVAL_SECONDS).contains(&work.interval_seconds) {
+        return Err(format!(
+            "[tool.{CHAT_HOST_TOOL}] background_work: `interval_seconds` must be from 1 to \
+             {MAX_BACKGROUND_INTERVAL_SECONDS}, not {}",
+            work.interval_seconds
+        ));
+    }
+    Ok(Some(BackgroundWork {
+        path: work.path,
+        interval: std::time::Duration::from_secs(work.interval_seconds),
+    }))
+}
+
 fn convert_component(
     component: raw::Component,
     base_dir: &Path,
@@ -367,8 +409,14 @@ fn convert_component(
         })
         .transpose()?;
 
+    let background_work = match component.tool.get(CHAT_HOST_TOOL) {
+        Some(table) => convert_chat_host_tool(table.clone())?,
+        None => None,
+    };
+
     Ok(Component {
         source,
+        background_work,
         description: component.description,
         allowed_outbound_hosts: component.allowed_outbound_hosts,
         key_value_stores: component

@@ -113,8 +113,10 @@ pub(super) struct Component {
     #[serde(default, rename = "targets")]
     _targets: Option<Vec<toml::Value>>,
     pub build: Option<Build>,
-    #[serde(default, rename = "tool")]
-    _tool: BTreeMap<String, toml::Table>,
+    /// Settings of tools other than Spin; chat-host reads its own
+    /// ([`ChatHostTool`]) and leaves the others alone, as Spin does.
+    #[serde(default)]
+    pub tool: BTreeMap<String, toml::Table>,
     #[serde(default, rename = "dependencies_inherit_configuration")]
     _dependencies_inherit_configuration: Option<bool>,
     #[serde(default)]
@@ -122,6 +124,22 @@ pub(super) struct Component {
     /// Per-profile overrides, used only with `spin build/up --profile`.
     #[serde(default, rename = "profile")]
     _profile: BTreeMap<String, toml::Table>,
+}
+
+/// `[component.<id>.tool.chat-host]`: what chat-host does with the
+/// component beyond serving its routes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ChatHostTool {
+    pub background_work: Option<BackgroundWork>,
+}
+
+/// `background_work = { path = "/...", interval_seconds = N }`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BackgroundWork {
+    pub path: String,
+    pub interval_seconds: u64,
 }
 
 #[derive(Deserialize)]

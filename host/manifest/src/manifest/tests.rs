@@ -48,6 +48,9 @@ fn project_manifest_is_read_completely() {
             "dev_user_email",
             "gateway_secret",
             "gateway_secret_header",
+            "mlflow_origin",
+            "mlflow_trace_wait_seconds",
+            "serving_endpoint_api",
             "serving_endpoint_name",
             "serving_endpoint_origin",
             "serving_endpoint_url",
@@ -74,13 +77,18 @@ fn project_manifest_is_read_completely() {
             "ui"
         ]
     );
-    for calls_the_workspace in ["chat-stream", "feedback"] {
-        assert_eq!(
-            manifest.components[calls_the_workspace].allowed_outbound_hosts,
-            ["postgres://*:*", "{{ serving_endpoint_origin }}"],
-            "{calls_the_workspace}"
-        );
-    }
+    assert_eq!(
+        manifest.components["chat-stream"].allowed_outbound_hosts,
+        ["postgres://*:*", "{{ serving_endpoint_origin }}"]
+    );
+    assert_eq!(
+        manifest.components["feedback"].allowed_outbound_hosts,
+        [
+            "postgres://*:*",
+            "{{ serving_endpoint_origin }}",
+            "{{ mlflow_origin }}"
+        ]
+    );
     let demo_agent = &manifest.components["demo-agent"];
     assert!(demo_agent.allowed_outbound_hosts.is_empty());
     assert_eq!(demo_agent.key_value_stores, ["default"]);
@@ -89,7 +97,10 @@ fn project_manifest_is_read_completely() {
         history.source,
         Path::new("/srv/chat/target/wasm32-wasip2/release/history.wasm")
     );
-    assert_eq!(history.allowed_outbound_hosts, ["postgres://*:*"]);
+    assert_eq!(
+        history.allowed_outbound_hosts,
+        ["postgres://*:*", "http://feedback.spin.internal"]
+    );
     assert_eq!(history.variables["db_url"], "{{ db_url }}");
     assert_eq!(history.variables["dev_user_email"], "{{ dev_user_email }}");
     assert_eq!(history.key_value_stores, ["default"]);
@@ -122,7 +133,10 @@ fn project_manifest_is_read_completely() {
             (HttpRoute::Path("/api/session".into()), "history"),
             (HttpRoute::Path("/api/history".into()), "history"),
             (HttpRoute::Path("/api/chat".into()), "chat-stream"),
-            (HttpRoute::Path("/api/chat/:chat_id/stop".into()), "chat-stream"),
+            (
+                HttpRoute::Path("/api/chat/:chat_id/stop".into()),
+                "chat-stream"
+            ),
             (
                 HttpRoute::Path("/api/chat/:chat_id/regenerate".into()),
                 "chat-stream"
@@ -691,4 +705,50 @@ fn build_workdir_must_be_relative() {
     assert!(error.ends_with(
         "component `other`: the build `workdir` must be relative to the manifest directory"
     ));
+}
+
+#[test]
+fn chat_host_reads_its_own_tool_table_and_leaves_the_others() {
+    let manifest = parse(&format!(
+        "{MINIMAL}[component.web.tool.chat-host]\n\
+         background_work = {{ path = \"/internal/work\", interval_seconds = 5 }}\n\
+         [component.web.tool.other]\nanything = 1\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        manifest.components["web"].background_work,
+        Some(BackgroundWork {
+            path: "/internal/work".to_owned(),
+            interval: std::time::Duration::from_secs(5),
+        })
+    );
+    assert_eq!(
+        parse(MINIMAL).unwrap().components["web"].background_work,
+        None
+    );
+    let project = Manifest::parse(PROJECT_MANIFEST, Path::new("/srv/chat")).unwrap();
+    assert!(project.components["feedback"].background_work.is_some());
+}
+
+#[test]
+fn a_malformed_chat_host_tool_table_is_refused_with_the_reason() {
+    for (table, expected) in [
+        ("typo = 1", "unknown field `typo`"),
+        (
+            "background_work = { path = \"internal\", interval_seconds = 5 }",
+            "must start with '/'",
+        ),
+        (
+            "background_work = { path = \"/w\", interval_seconds = 0 }",
+            "`interval_seconds` must be from 1 to 3600",
+        ),
+        (
+            "background_work = { path = \"/w\" }",
+            "missing field `interval_seconds`",
+        ),
+    ] {
+        let error = error_with(&format!("[component.web.tool.chat-host]\n{table}\n"));
+        assert!(error.contains("component `web`"), "{error}");
+        assert!(error.contains(expected), "{table}: {error}");
+    }
 }
