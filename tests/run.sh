@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test suite: unit tests of the pure crates, the integration
 # suites against a real PostgreSQL and the real chat-host serving the real
-# components, the resilience suite again with every core busy, then the same
-# suites again under the real Spin CLI with the same .wasm files (when a
-# `spin` is found). Installs what is missing first.
+# components (the fault suites with every core busy), then the same suites
+# again under the real Spin CLI with the same .wasm files (when a `spin` is
+# found). Installs what is missing first, and prints the time each phase
+# took.
 #
 # Spin is found through SPIN_BIN, then `spin` on PATH, then
 # ../shared/tools/spin/spin beside the repository. CHAT_REQUIRE_SPIN=1 makes
@@ -12,10 +13,38 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each phase's wall time, printed at the end (also when a phase fails).
+phases=()
+phase_started=$SECONDS
+phase_name=""
+begin_phase() {
+  end_phase
+  phase_name="$1"
+  phase_started=$SECONDS
+}
+end_phase() {
+  if [ -n "$phase_name" ]; then
+    phases+=("$(printf '%6d s  %s' $((SECONDS - phase_started)) "$phase_name")")
+    phase_name=""
+  fi
+}
+print_phases() {
+  end_phase
+  echo "Time per phase:"
+  printf '  %s\n' "${phases[@]}"
+  printf '  %6d s  in all\n' "$SECONDS"
+}
+trap print_phases EXIT
+
+begin_phase "install: PostgreSQL, Chromium, Redis, nginx, MLflow"
 bash host/install-prerequisites.sh
 # Chromium and chromedriver (the browser suite), redis-server (shared stores).
 bash tests/install-test-tools.sh
+# The real MLflow the feedback suite rates into, in a cached virtual
+# environment (installed here once, so no test waits on it).
+bash tests/mlflow/install.sh >/dev/null
 
+begin_phase "build: chat-host, chat-bench, the components"
 # The chat-host binary the integration suites start, built with the same
 # members (and so the same features) as `cargo test` below, so nothing is
 # compiled twice; then the components, with their spin.toml build commands.
@@ -25,12 +54,29 @@ cargo build
 cargo build -p chat-bench
 target/debug/chat-host build --from spin.toml
 target/debug/chat-host build --from tests/fixtures/probe.spin.toml
-# Default members: the natively testable crates (see Cargo.toml).
-cargo test "$@"
-# The fault scenarios (database, MLflow and replica failures) once more with every
-# core kept busy by the harness, as on a loaded CI machine: they wait on
-# events, not on time, so they must pass there too.
-CHAT_TEST_CPU_HOG="$(nproc)" cargo test -p chat-tests --test resilience --test feedback --test cluster "$@"
+begin_phase "test under chat-host"
+# The fault scenarios (database, MLflow and replica failures) run once, in
+# the next phase, with every core busy; every other suite runs here. The
+# suites are read from tests/Cargo.toml, so a new one cannot be left out.
+fault_suites=(resilience feedback cluster)
+other_suites=()
+for suite in $(awk '/^\[\[test\]\]/ { in_test = 1; next }
+                   in_test && /^name *=/ { gsub(/[" ]/, "", $3); print $3; in_test = 0 }' tests/Cargo.toml); do
+  case " ${fault_suites[*]} spin_cli " in
+    *" $suite "*) ;;
+    *) other_suites+=(--test "$suite") ;;
+  esac
+done
+# Default members' unit tests (see Cargo.toml), then the other suites.
+cargo test -p chat-domain -p chat-guest -p chat-host -p chat-manifest "$@"
+cargo test -p chat-tests --lib "${other_suites[@]}" "$@"
+begin_phase "fault suites, every core busy"
+# The fault scenarios with every core kept busy by the harness, as on a
+# loaded CI machine: they wait on events, not on time, so they must pass
+# there (and so pass on an idle one).
+fault_args=()
+for suite in "${fault_suites[@]}"; do fault_args+=(--test "$suite"); done
+CHAT_TEST_CPU_HOG="$(nproc)" cargo test -p chat-tests "${fault_args[@]}" "$@"
 
 # The Spin pass: every suite that starts the app, under `spin up`, minus the
 # scenarios only chat-host can play (modules named chat_host_only: Spin's
@@ -50,6 +96,7 @@ if [ -z "$spin" ]; then
   echo "Spin pass: SKIPPED, no Spin CLI found (set SPIN_BIN or put spin on PATH to run it)"
   exit 0
 fi
+begin_phase "test under spin up"
 echo "Spin pass: $("$spin" --version) at $spin"
 spin_log="$(mktemp -t chat-spin-pass.XXXXXX)"
 CHAT_TEST_RUNTIME=spin SPIN_BIN="$spin" cargo test -p chat-tests \

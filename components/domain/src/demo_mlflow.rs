@@ -7,24 +7,18 @@
 //! once it is logged ([`logged_trace`]).
 //!
 //! As the real server: a trace it does not hold is
-//! `404 RESOURCE_DOES_NOT_EXIST` for every call on it; a trace without
-//! assessments has no `assessments` key; an update needs an `update_mask`
-//! (400 without) and applies only the paths it knows (others change
-//! nothing, still 200); a delete answers 200 whether or not the assessment
-//! was there; any other path is the web server's HTML 404 page.
+//! `404 RESOURCE_DOES_NOT_EXIST` for a read, a create or an update; a trace
+//! without assessments has no `assessments` key; a create omits a null
+//! rationale; an update needs an `update_mask` string (400 without) and
+//! applies the comma-separated paths it knows, exactly as written (others,
+//! `" rationale"` with its space included, change nothing, still 200), a
+//! masked field the body lacks being cleared and metadata merged; a delete
+//! answers `200 {}` whether or not the assessment (or the trace) was there;
+//! any other path is the web server's HTML 404 page.
 
 use serde_json::{Value, json};
 
 pub const PREFIX: &str = "/api/3.0/mlflow/";
-
-/// The fields an update mask may name, as the real server applies them.
-const UPDATABLE: [&str; 5] = [
-    "assessment_name",
-    "feedback",
-    "expectation",
-    "rationale",
-    "metadata",
-];
 
 /// A call the stand-in answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,59 +73,116 @@ impl Route {
         new_id: String,
         now_ms: u64,
     ) -> (u16, Value, Option<Vec<Value>>) {
-        let Some(mut stored) = stored else {
-            return no_such_trace(self.trace_id());
-        };
         let position = |stored: &[Value], id: &str| {
             stored
                 .iter()
                 .position(|assessment| assessment["assessment_id"] == id)
         };
-        match self {
-            Self::Trace(trace) => {
-                let mut info = json!({"trace_id": trace, "state": "OK"});
-                if !stored.is_empty() {
-                    info["assessments"] = json!(stored);
-                }
-                (200, json!({"trace": {"trace_info": info}}), None)
-            }
-            Self::Create(trace) => {
-                let mut assessment = body["assessment"].clone();
-                if !assessment.is_object() {
-                    return bad_request("Missing value for required parameter 'assessment'.");
-                }
-                assessment["assessment_id"] = json!(new_id);
-                assessment["trace_id"] = json!(trace);
-                assessment["create_time"] = json!(timestamp(now_ms));
-                assessment["last_update_time"] = json!(timestamp(now_ms));
-                assessment["valid"] = json!(true);
-                stored.push(assessment.clone());
-                (200, json!({"assessment": assessment}), Some(stored))
-            }
-            Self::Update(_, id) => {
-                let Some(mask) = body["update_mask"].as_str() else {
-                    return bad_request("Missing value for required parameter 'update_mask'.");
-                };
-                let Some(at) = position(&stored, id) else {
-                    return no_such_assessment(id);
-                };
-                for field in mask.split(',').map(str::trim) {
-                    if UPDATABLE.contains(&field) {
-                        stored[at][field] = body["assessment"][field].clone();
-                    }
-                }
-                stored[at]["last_update_time"] = json!(timestamp(now_ms));
-                let updated = stored[at].clone();
-                (200, json!({"assessment": updated}), Some(stored))
-            }
-            Self::Delete(_, id) => match position(&stored, id) {
+        match (self, stored) {
+            (Self::Delete(_, id), Some(mut stored)) => match position(&stored, id) {
                 Some(at) => {
                     stored.remove(at);
                     (200, json!({}), Some(stored))
                 }
                 None => (200, json!({}), None),
             },
+            (Self::Delete(..), None) => (200, json!({}), None),
+            (Self::Update(trace, _), None) => {
+                not_found(format!("Trace with request_id '{trace}' not found"))
+            }
+            (Self::Trace(trace) | Self::Create(trace), None) => {
+                not_found(format!("Trace with ID '{trace}' not found."))
+            }
+            (Self::Trace(trace), Some(stored)) => {
+                let mut info = json!({
+                    "trace_id": trace,
+                    "trace_location": {"type": "MLFLOW_EXPERIMENT",
+                        "mlflow_experiment": {"experiment_id": "0"}},
+                    "request_time": timestamp(now_ms),
+                    "state": "OK",
+                    "trace_metadata": {},
+                });
+                if !stored.is_empty() {
+                    info["assessments"] = json!(stored);
+                }
+                info["tags"] = json!({});
+                (200, json!({"trace": {"trace_info": info}}), None)
+            }
+            (Self::Create(trace), Some(mut stored)) => {
+                let Some(given) = body["assessment"].as_object() else {
+                    return bad_request("Missing value for required parameter 'assessment'.");
+                };
+                let mut assessment = json!({
+                    "assessment_id": new_id,
+                    "assessment_name": given.get("assessment_name").cloned().unwrap_or(json!("")),
+                    "trace_id": trace,
+                    "source": given.get("source").cloned()
+                        .unwrap_or(json!({"source_type": "SOURCE_TYPE_UNSPECIFIED"})),
+                    "create_time": timestamp(now_ms),
+                    "last_update_time": timestamp(now_ms),
+                });
+                for field in [
+                    "feedback",
+                    "expectation",
+                    "rationale",
+                    "metadata",
+                    "overrides",
+                ] {
+                    if let Some(value) = given.get(field).filter(|value| !value.is_null()) {
+                        assessment[field] = value.clone();
+                    }
+                }
+                assessment["valid"] = json!(true);
+                stored.push(assessment.clone());
+                (200, json!({"assessment": assessment}), Some(stored))
+            }
+            (Self::Update(trace, id), Some(mut stored)) => {
+                let mask = match &body["update_mask"] {
+                    Value::Null => {
+                        return bad_request("Missing value for required parameter 'update_mask'.");
+                    }
+                    Value::String(mask) => mask.as_str(),
+                    // A mask in another form names no path it knows.
+                    _ => "",
+                };
+                let Some(at) = position(&stored, id) else {
+                    return not_found(format!(
+                        "Assessment with ID '{id}' not found for trace '{trace}'"
+                    ));
+                };
+                let given = &body["assessment"];
+                for path in mask.split(',') {
+                    update(&mut stored[at], path, given);
+                }
+                stored[at]["last_update_time"] = json!(timestamp(now_ms));
+                let updated = stored[at].clone();
+                (200, json!({"assessment": updated}), Some(stored))
+            }
         }
+    }
+}
+
+/// Applies one update-mask `path` as the real server does: a path it does
+/// not know changes nothing; a known field the body lacks is cleared.
+fn update(assessment: &mut Value, path: &str, given: &Value) {
+    match path {
+        "assessment_name" | "rationale" => {
+            assessment[path] = json!(given[path].as_str().unwrap_or_default());
+        }
+        "feedback" | "expectation" => {
+            assessment[path] = json!({"value": given[path]["value"]});
+        }
+        "metadata" => {
+            let mut merged = assessment["metadata"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            if let Some(added) = given["metadata"].as_object() {
+                merged.extend(added.clone());
+            }
+            assessment["metadata"] = Value::Object(merged);
+        }
+        _ => {}
     }
 }
 
@@ -154,20 +205,17 @@ fn timestamp(now_ms: u64) -> String {
     crate::timestamp::UtcDateTime::from_unix_millis(now_ms).to_string()
 }
 
-fn no_such_trace(trace_id: &str) -> (u16, Value, Option<Vec<Value>>) {
-    let message = format!("Trace with ID {trace_id} not found.");
-    let error = json!({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": message});
-    (404, error, None)
-}
-
-fn no_such_assessment(id: &str) -> (u16, Value, Option<Vec<Value>>) {
-    let message = format!("Assessment with ID '{id}' not found");
-    let error = json!({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": message});
+fn not_found(message: String) -> (u16, Value, Option<Vec<Value>>) {
+    let error = json!({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": message,
+        "sqlstate": "KAM00", "error_class": "RESOURCE_NOT_FOUND"});
     (404, error, None)
 }
 
 fn bad_request(message: &str) -> (u16, Value, Option<Vec<Value>>) {
-    let error = json!({"error_code": "INVALID_PARAMETER_VALUE", "message": message});
+    let message =
+        format!("{message} See the API docs for more information about request parameters.");
+    let error = json!({"error_code": "INVALID_PARAMETER_VALUE", "message": message,
+        "sqlstate": "KAM00", "error_class": "INVALID_PARAMETER_VALUE"});
     (400, error, None)
 }
 
@@ -199,17 +247,43 @@ mod tests {
     }
 
     #[test]
-    fn every_call_on_a_trace_not_logged_is_a_404_mlflow_error() {
+    fn a_trace_not_logged_is_a_404_mlflow_error_but_for_a_delete() {
         for route in [
             Route::Trace("tr-9".into()),
             Route::Create("tr-9".into()),
             Route::Update("tr-9".into(), "a".into()),
-            Route::Delete("tr-9".into(), "a".into()),
         ] {
-            let (status, answer, changed) = route.apply(&json!({}), None, "a-1".into(), NOW);
+            let body = json!({"assessment": {}, "update_mask": "rationale"});
+            let (status, answer, changed) = route.apply(&body, None, "a-1".into(), NOW);
             assert_eq!((status, changed), (404, None), "{route:?}");
             assert_eq!(answer["error_code"], "RESOURCE_DOES_NOT_EXIST");
+            assert_eq!(answer["error_class"], "RESOURCE_NOT_FOUND");
         }
+        let delete = Route::Delete("tr-9".into(), "a".into());
+        assert_eq!(
+            delete.apply(&Value::Null, None, String::new(), NOW),
+            (200, json!({}), None)
+        );
+    }
+
+    #[test]
+    fn a_create_keeps_what_was_given_and_omits_a_null_rationale() {
+        let body = json!({"assessment": {"trace_id": "tr-other", "assessment_name": "user_feedback",
+            "source": {"source_type": "HUMAN", "source_id": "a@example.com"},
+            "feedback": {"value": true}, "rationale": null, "metadata": {"k": "v"}}});
+        let (_, answer, _) =
+            Route::Create("tr-1".into()).apply(&body, Some(logged_trace()), "a-1".into(), NOW);
+        let assessment = &answer["assessment"];
+        assert_eq!(assessment["trace_id"], "tr-1", "the path's trace wins");
+        assert!(assessment.get("rationale").is_none(), "{assessment}");
+        assert_eq!(assessment["valid"], true);
+        assert_eq!(assessment["create_time"], "2023-11-14T22:13:20.000Z");
+        let (status, answer, _) =
+            Route::Create("tr-1".into()).apply(&json!({}), Some(logged_trace()), "a".into(), NOW);
+        assert_eq!(
+            (status, &answer["error_code"]),
+            (400, &json!("INVALID_PARAMETER_VALUE"))
+        );
     }
 
     #[test]
@@ -256,7 +330,8 @@ mod tests {
 
     #[test]
     fn an_update_needs_a_mask_and_applies_only_the_paths_it_knows() {
-        let stored = vec![json!({"assessment_id": "a-1", "feedback": {"value": true}})];
+        let stored = vec![json!({"assessment_id": "a-1", "feedback": {"value": true},
+            "rationale": "Yes", "metadata": {"m": "1"}})];
         let update = Route::Update("tr-1".into(), "a-1".into());
         let (status, answer, _) = update.apply(
             &json!({"assessment": {"feedback": {"value": false}}}),
@@ -276,6 +351,32 @@ mod tests {
         );
         assert_eq!(status, 200);
         assert_eq!(answer["assessment"]["feedback"]["value"], true, "unchanged");
+        // A path with a space is another path; a masked field the body
+        // lacks is cleared; metadata is merged.
+        let (_, answer, _) = update.apply(
+            &json!({"assessment": {"feedback": {"value": false}, "metadata": {"n": "2"}},
+                "update_mask": "feedback, rationale,metadata"}),
+            Some(stored.clone()),
+            String::new(),
+            NOW,
+        );
+        assert_eq!(answer["assessment"]["feedback"]["value"], false);
+        assert_eq!(
+            answer["assessment"]["rationale"], "Yes",
+            "\" rationale\" is no path"
+        );
+        assert_eq!(
+            answer["assessment"]["metadata"],
+            json!({"m": "1", "n": "2"})
+        );
+        let (_, answer, _) = update.apply(
+            &json!({"assessment": {}, "update_mask": "rationale,feedback"}),
+            Some(stored.clone()),
+            String::new(),
+            NOW,
+        );
+        assert_eq!(answer["assessment"]["rationale"], "");
+        assert_eq!(answer["assessment"]["feedback"], json!({"value": null}));
         let (status, _, _) = Route::Update("tr-1".into(), "a-9".into()).apply(
             &json!({"update_mask": "feedback"}),
             Some(stored),
