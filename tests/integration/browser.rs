@@ -980,6 +980,7 @@ async fn the_owner_rates_a_reply_changes_and_comments_it_and_the_rating_survives
         )
         .await
         .expect("tracing the reply");
+    rig.upstream.mlflow.log_trace("tr-rated");
     let chat_path = format!("/chat/{chat_id}");
     let browser = Browser::start().await;
     browser.goto(&rig.host.url(&chat_path)).await;

@@ -247,7 +247,7 @@ async fn serve(
                 if request.uri().path().starts_with(mlflow::PREFIX) {
                     answer_mlflow(request, &mlflow).await
                 } else {
-                    answer(request, scripts, acknowledged).await
+                    answer(request, scripts, acknowledged, mlflow).await
                 }
             }
         });
@@ -316,10 +316,25 @@ async fn answer_mlflow(
     }
 }
 
+/// Logs the trace of each `data:` event in `text` that names one.
+fn log_traces_in(text: &str, mlflow: &MlflowStandIn) {
+    for data in text.lines().filter_map(|line| line.strip_prefix("data: ")) {
+        if let Ok(event) = serde_json::from_str::<Value>(data)
+            && let Some(trace_id) = chat_domain::serving::extract_trace_id(&event)
+        {
+            mlflow.log_trace(trace_id);
+        }
+    }
+}
+
+/// A model request, answered as its script says. A trace id the reply
+/// carries is logged in the MLflow stand-in, as the agent that made the
+/// trace would log it.
 async fn answer(
     request: hyper::Request<Incoming>,
     scripts: Arc<Mutex<Scripts>>,
     acknowledged: Arc<watch::Sender<usize>>,
+    mlflow: Arc<MlflowStandIn>,
 ) -> Result<hyper::Response<Body>, std::io::Error> {
     let (parts, body) = request.into_parts();
     let body = collected(body).await;
@@ -357,6 +372,7 @@ async fn answer(
         for step in steps {
             match step {
                 Step::Send(text) => {
+                    log_traces_in(&text, &mlflow);
                     if frames.send(Ok(Frame::data(Bytes::from(text)))).is_err() {
                         return; // the reader hung up
                     }
