@@ -890,6 +890,46 @@ async fn cross_site_and_non_json_writes_are_refused_and_change_nothing() {
     assert_eq!(status, StatusCode::OK, "through the gateway: {error}");
     assert_eq!(seed.visibility(chat).await, "private");
 
+    // Through Databricks Apps' proxy, which terminates TLS and forwards the
+    // host but no scheme (its documented header set), from the app's page:
+    // with and without Sec-Fetch-Site (older browsers send none).
+    let databricks_apps = [
+        ("origin", "https://chat-123.aws.databricksapps.com"),
+        ("x-forwarded-host", "chat-123.aws.databricksapps.com"),
+        ("x-forwarded-preferred-username", "owner"),
+        ("x-real-ip", "203.0.113.9"),
+        ("x-request-id", "5e1a2b3c"),
+    ];
+    for (visibility, sec_fetch_site) in [("public", Some("same-origin")), ("private", None)] {
+        let mut headers = databricks_apps.to_vec();
+        headers.extend(sec_fetch_site.map(|site| ("sec-fetch-site", site)));
+        let body = Some((
+            "application/json",
+            json!({ "visibility": visibility }).to_string(),
+        ));
+        let (status, error) =
+            write(&host, Method::PATCH, &visibility_path(chat), &headers, body).await;
+        assert_eq!(status, StatusCode::OK, "through Databricks Apps: {error}");
+        assert_eq!(seed.visibility(chat).await, visibility);
+    }
+    // Another app on the platform's domain is another site.
+    let mut neighbour = databricks_apps.to_vec();
+    neighbour[0] = ("origin", "https://other-456.aws.databricksapps.com");
+    let body = Some((
+        "application/json",
+        json!({"visibility": "public"}).to_string(),
+    ));
+    let (status, _) = write(
+        &host,
+        Method::PATCH,
+        &visibility_path(chat),
+        &neighbour,
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(seed.visibility(chat).await, "private");
+
     // A client that is not a browser sends no Origin; a delete needs no body.
     let no_body = None::<(&str, String)>;
     let (status, error) = write(&host, Method::DELETE, &chat_path(chat), &[], no_body).await;

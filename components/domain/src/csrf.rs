@@ -6,7 +6,13 @@
 //!
 //! - the request must not come from another site: `Sec-Fetch-Site:
 //!   cross-site` (sent by every current browser) or an `Origin` other than
-//!   the app's own, as the client saw it through the gateway, is a 403;
+//!   the app's own, as the client saw it through the gateway, is a 403.
+//!   `Sec-Fetch-Site: same-origin` is the browser's own word that the page
+//!   is the app's (no page can set that header), so it passes whatever the
+//!   gateway forwarded. A gateway that forwards the host but not the scheme
+//!   (Databricks Apps' proxy terminates TLS and sends `X-Forwarded-Host`
+//!   alone) leaves the scheme unknown: then an `Origin` on the app's host
+//!   matches under either scheme, since only the app serves its own host;
 //! - a body must be `application/json`: a cross-site form can only send
 //!   `text/plain`, `application/x-www-form-urlencoded` or
 //!   `multipart/form-data` without a CORS preflight, which the app never
@@ -44,12 +50,13 @@ pub fn check<'h>(
     if !matches!(method, "POST" | "PUT" | "PATCH" | "DELETE") {
         return Ok(());
     }
-    if header(headers::SEC_FETCH_SITE).is_some_and(|site| site.trim() == "cross-site") {
+    let site = header(headers::SEC_FETCH_SITE).map(str::trim);
+    if site == Some("cross-site") {
         return Err(cross_site(method));
     }
-    if let Some(origin) = header(headers::ORIGIN) {
+    if let Some(origin) = header(headers::ORIGIN).filter(|_| site != Some("same-origin")) {
         let own = own_origin(&header);
-        if own.is_none_or(|own| !same_origin(origin, &own)) {
+        if own.is_none_or(|own| !own.matches(origin)) {
             return Err(cross_site(method));
         }
     }
@@ -75,10 +82,16 @@ fn is_json(content_type: &str) -> bool {
     media_type.eq_ignore_ascii_case(JSON)
 }
 
-/// The app's origin as the client addressed it: the gateway's forwarded
-/// protocol and host when it sends them, else plain HTTP to the `Host` the
-/// request names. None when the request names no host at all.
-fn own_origin<'h>(header: &impl Fn(&str) -> Option<&'h str>) -> Option<String> {
+/// The app's origin as the client addressed it: the host the gateway
+/// forwarded, else the `Host` the request names; and the scheme the gateway
+/// forwarded, if it did.
+struct OwnOrigin<'h> {
+    scheme: Option<&'h str>,
+    host: &'h str,
+}
+
+/// None when the request names no host at all.
+fn own_origin<'h>(header: &impl Fn(&str) -> Option<&'h str>) -> Option<OwnOrigin<'h>> {
     let first = |name| {
         header(name)
             .and_then(|value| value.split(',').next())
@@ -86,21 +99,28 @@ fn own_origin<'h>(header: &impl Fn(&str) -> Option<&'h str>) -> Option<String> {
             .filter(|value| !value.is_empty())
     };
     let host = first(headers::FORWARDED_HOST).or_else(|| first(headers::HOST))?;
-    let scheme = first(headers::FORWARDED_PROTO).unwrap_or("http");
-    Some(format!("{scheme}://{host}"))
+    Some(OwnOrigin {
+        scheme: first(headers::FORWARDED_PROTO),
+        host,
+    })
 }
 
-/// Whether two origins (`scheme://host[:port]`) are the same, ignoring case
-/// and a port that is the scheme's default. `null`, the origin of sandboxed
-/// frames and local files, matches nothing.
-fn same_origin(origin: &str, own: &str) -> bool {
-    match (normalise(origin), normalise(own)) {
-        (Some(origin), Some(own)) => origin == own,
-        _ => false,
+impl OwnOrigin<'_> {
+    /// Whether `origin` (`scheme://host[:port]`) is this one, ignoring case
+    /// and a port that is the scheme's default; with no scheme forwarded,
+    /// the origin's own scheme is taken. `null`, the origin of sandboxed
+    /// frames and local files, matches nothing.
+    fn matches(&self, origin: &str) -> bool {
+        let Some(origin) = normalise(origin) else {
+            return false;
+        };
+        let own = format!("{}://{}", self.scheme.unwrap_or(&origin.0), self.host);
+        normalise(&own) == Some(origin)
     }
 }
 
-fn normalise(origin: &str) -> Option<String> {
+/// `(scheme, authority)` lower-case, without the scheme's default port.
+fn normalise(origin: &str) -> Option<(String, String)> {
     let origin = origin.trim().to_ascii_lowercase();
     let (scheme, authority) = origin.split_once("://")?;
     if authority.is_empty() || authority.contains('/') {
@@ -112,7 +132,7 @@ fn normalise(origin: &str) -> Option<String> {
         _ => return None,
     };
     let authority = authority.strip_suffix(default_port).unwrap_or(authority);
-    Some(format!("{scheme}://{authority}"))
+    Some((scheme.to_owned(), authority.to_owned()))
 }
 
 #[cfg(test)]
@@ -228,8 +248,47 @@ mod tests {
         assert_eq!(with_origin("null"), Some(403));
     }
 
+    /// What Databricks Apps' proxy sends ("Access HTTP headers passed to
+    /// Databricks apps"): the host, the user, no scheme.
+    const DATABRICKS_APPS: [(&str, &str); 7] = [
+        JSON_BODY,
+        (headers::HOST, "10.1.2.3:8000"),
+        (headers::FORWARDED_HOST, "chat-123.aws.databricksapps.com"),
+        ("x-forwarded-preferred-username", "ada"),
+        ("x-forwarded-user", "4567@1234"),
+        ("x-forwarded-email", "ada@example.com"),
+        ("x-real-ip", "203.0.113.9"),
+    ];
+
     #[test]
-    fn without_a_gateway_the_origin_is_plain_http_to_the_host() {
+    fn a_browsers_same_origin_write_through_a_proxy_that_forwards_no_scheme_passes() {
+        let with = |extra: &[(&str, &'static str)]| {
+            let mut pairs = DATABRICKS_APPS.to_vec();
+            pairs.extend_from_slice(extra);
+            check_with("POST", true, &pairs)
+        };
+        let page = (headers::ORIGIN, "https://chat-123.aws.databricksapps.com");
+        assert_eq!(
+            with(&[page, (headers::SEC_FETCH_SITE, "same-origin")]),
+            None
+        );
+        // A browser that sends no Sec-Fetch-Site: the Origin's host is ours.
+        assert_eq!(with(&[page]), None);
+        // Another app on the platform's domain is another site.
+        let neighbour = (headers::ORIGIN, "https://evil-9.aws.databricksapps.com");
+        assert_eq!(with(&[neighbour]), Some(403));
+        assert_eq!(
+            with(&[neighbour, (headers::SEC_FETCH_SITE, "same-site")]),
+            Some(403)
+        );
+        assert_eq!(
+            with(&[page, (headers::SEC_FETCH_SITE, "cross-site")]),
+            Some(403)
+        );
+    }
+
+    #[test]
+    fn without_a_forwarded_scheme_the_origin_is_the_hosts_under_either_scheme() {
         let direct = |origin: &'static str| {
             check_with(
                 "POST",
@@ -242,6 +301,7 @@ mod tests {
             )
         };
         assert_eq!(direct("http://127.0.0.1:3000"), None);
+        assert_eq!(direct("https://127.0.0.1:3000"), None);
         assert_eq!(direct("http://127.0.0.1:3001"), Some(403));
         assert_eq!(direct("http://localhost:3000"), Some(403));
     }
