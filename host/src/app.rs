@@ -26,6 +26,8 @@ pub struct AppOptions {
     pub manifest: Manifest,
     /// Values the host sets for app variables (they win over the environment).
     pub variable_overrides: BTreeMap<String, String>,
+    /// Variables whose value the host keeps current (a renewed token).
+    pub live_variables: BTreeMap<String, chat_manifest::LiveValue>,
     pub runtime_config: RuntimeConfig,
     pub reuse: ReusePolicy,
     /// Where requests and host calls are counted, when metrics are served.
@@ -65,11 +67,12 @@ pub struct CompiledApp {
 impl CompiledApp {
     pub fn load(options: AppOptions) -> Result<Self> {
         let manifest = options.manifest;
-        let variables = Arc::new(VariableResolver::new(
-            &manifest,
-            std::env::vars(),
-            options.variable_overrides,
-        )?);
+        let mut variables =
+            VariableResolver::new(&manifest, std::env::vars(), options.variable_overrides)?;
+        for (name, value) in options.live_variables {
+            variables = variables.with_live(&name, value)?;
+        }
+        let variables = Arc::new(variables);
         let router = Router::build(&manifest.http_triggers)?;
         for warning in router.warnings() {
             tracing::warn!("{warning}");

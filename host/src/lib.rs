@@ -6,6 +6,7 @@ pub mod background;
 pub mod build_command;
 pub mod call_counts;
 pub mod component;
+pub mod databricks;
 pub mod engine;
 pub mod http_server;
 pub mod instances;

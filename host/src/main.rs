@@ -42,9 +42,11 @@ enum Command {
         /// The application manifest.
         #[arg(short = 'f', long = "from", default_value = "spin.toml")]
         manifest: PathBuf,
-        /// The address to listen on.
-        #[arg(long, default_value = "127.0.0.1:3000")]
-        listen: SocketAddr,
+        /// The address to listen on [default: 0.0.0.0 on
+        /// DATABRICKS_APP_PORT when Databricks Apps sets it, else
+        /// 127.0.0.1:3000].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
         /// Runtime configuration (key-value stores), in Spin's TOML format.
         #[arg(long = "runtime-config-file")]
         runtime_config_file: Option<PathBuf>,

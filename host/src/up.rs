@@ -4,6 +4,7 @@
 //! their drain on SIGTERM or Ctrl-C.
 
 use crate::app::{AppOptions, CompiledApp, LoadedApp};
+use crate::databricks::Platform;
 use crate::http_server::Serving;
 use crate::instances::ReusePolicy;
 use crate::local_postgres::{Durability, LocalPostgres};
@@ -35,12 +36,19 @@ const SCHEMA_COMPONENT: &str = "admin-schema";
 const MIGRATE_PATH: &str = "/admin/schema/migrate";
 /// The database the managed local cluster keeps the app's data in.
 const LOCAL_DATABASE: &str = "chat_history";
+/// Where the app listens when nothing says otherwise.
+const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 3000);
+/// The app variable the components call the endpoint (and MLflow) with.
+const SERVING_TOKEN: &str = "serving_token";
 /// Connections the kernel queues per listening socket until accepted.
 const LISTEN_BACKLOG: i32 = 1024;
 
 pub struct UpOptions {
     pub manifest_path: PathBuf,
-    pub listen: SocketAddr,
+    /// `None`: Databricks Apps' port when the platform sets one, else
+    /// [`DEFAULT_LISTEN`].
+    pub listen: Option<SocketAddr>,
     pub runtime_config_file: Option<PathBuf>,
     pub serving_threads: NonZeroUsize,
     /// How long open requests may finish once SIGTERM or Ctrl-C came.
@@ -51,20 +59,54 @@ pub struct UpOptions {
     pub metrics_listen: Option<SocketAddr>,
 }
 
-pub async fn run(options: UpOptions) -> Result<()> {
+pub async fn run(mut options: UpOptions) -> Result<()> {
     let manifest = Manifest::load(&options.manifest_path)?;
     let state_dir = manifest.base_dir.join(".chat-host");
     let runtime_config =
         RuntimeConfig::for_app(options.runtime_config_file.as_deref(), &state_dir)?;
     let mut overrides = BTreeMap::new();
+    let mut live_variables = BTreeMap::new();
+
+    // On Databricks Apps, the platform's environment settles what no
+    // explicit setting does.
+    let platform = Platform::from_env(|name| std::env::var(name).ok())
+        .context("reading the Databricks Apps environment")?;
+    let listen = options
+        .listen
+        .or(platform
+            .port
+            .map(|port| SocketAddr::from(([0, 0, 0, 0], port))))
+        .unwrap_or(DEFAULT_LISTEN);
+    for (name, value) in &platform.variables {
+        if manifest.variables.contains_key(name) && configured(name).is_none() {
+            overrides.insert(name.clone(), value.clone());
+        }
+    }
+    if let Some(db_url) = platform
+        .db_url
+        .clone()
+        .filter(|_| configured(DB_URL).is_none())
+    {
+        overrides.insert(DB_URL.to_owned(), db_url);
+        options.db_password = options.db_password.or(platform.db_password.clone());
+    }
+    if manifest.variables.contains_key(SERVING_TOKEN)
+        && configured(SERVING_TOKEN).is_none()
+        && let Some(token) = platform.live_token()
+    {
+        let current: chat_manifest::LiveValue = Arc::new(move || token.current());
+        live_variables.insert(SERVING_TOKEN.to_owned(), current);
+    }
 
     // Zero configuration: no db_url means a local PostgreSQL we run ourselves.
-    let _local_postgres = if manifest.variables.contains_key(DB_URL) && configured(DB_URL).is_none()
+    let _local_postgres = if manifest.variables.contains_key(DB_URL)
+        && configured(DB_URL).is_none()
+        && !overrides.contains_key(DB_URL)
     {
         let data_dir = state_dir.join("postgres");
         let cluster = start_local_postgres(&data_dir).await?;
         overrides.insert(DB_URL.to_owned(), cluster.url(LOCAL_DATABASE));
-        default_local_identity(&manifest, options.listen, &mut overrides);
+        default_local_identity(&manifest, listen, &mut overrides);
         Some(cluster)
     } else {
         None
@@ -89,6 +131,7 @@ pub async fn run(options: UpOptions) -> Result<()> {
     let app = CompiledApp::load(AppOptions {
         manifest,
         variable_overrides: overrides,
+        live_variables,
         runtime_config,
         reuse: ReusePolicy::default(),
         metrics: metrics.clone(),
@@ -108,8 +151,8 @@ pub async fn run(options: UpOptions) -> Result<()> {
     }
 
     release_compilation_memory();
-    let listeners = bind_listeners(options.listen, threads)
-        .with_context(|| format!("cannot listen on {}", options.listen))?;
+    let listeners =
+        bind_listeners(listen, threads).with_context(|| format!("cannot listen on {listen}"))?;
     // Every listener is bound before "Serving" is announced: whoever waits
     // for that line may scrape the metrics at once.
     let metrics_listener = match options.metrics_listen {

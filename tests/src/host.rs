@@ -36,6 +36,9 @@ pub struct HostConfig {
     pub port: Option<u16>,
     /// More environment for the process (such as `SSL_CERT_FILE`).
     pub env: BTreeMap<String, String>,
+    /// Whether the port is given with `--listen` (else the host finds it in
+    /// `DATABRICKS_APP_PORT`, as on Databricks Apps).
+    pub listen_flag: bool,
 }
 
 impl HostConfig {
@@ -48,7 +51,17 @@ impl HostConfig {
             host_args: Vec::new(),
             port: None,
             env: BTreeMap::new(),
+            listen_flag: true,
         }
+    }
+
+    /// Listens where Databricks Apps tells an app to: on every interface,
+    /// at `DATABRICKS_APP_PORT` (chat-host only).
+    pub fn on_databricks_apps_port(mut self) -> Self {
+        let port = self.port.unwrap_or_else(free_port);
+        self.port = Some(port);
+        self.listen_flag = false;
+        self.env("DATABRICKS_APP_PORT", port.to_string())
     }
 
     /// Sets an environment variable for the host process.
@@ -365,11 +378,13 @@ impl Launch {
     ) -> TestHost {
         use std::os::unix::process::CommandExt;
         let log = std::fs::File::create(&self.log_path).expect("creating the host log");
+        command.arg("--from").arg(&config.manifest);
+        if config.listen_flag {
+            command
+                .arg("--listen")
+                .arg(std::net::SocketAddr::new(config.listen_ip, self.port).to_string());
+        }
         command
-            .arg("--from")
-            .arg(&config.manifest)
-            .arg("--listen")
-            .arg(std::net::SocketAddr::new(config.listen_ip, self.port).to_string())
             .arg("--runtime-config-file")
             .arg(runtime_config)
             .process_group(0)

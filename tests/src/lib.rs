@@ -16,6 +16,7 @@ pub mod runtime;
 pub mod solo;
 pub mod sse;
 pub mod upstream;
+pub mod workspace;
 
 use std::path::PathBuf;
 

@@ -26,7 +26,7 @@ pub use routing::{
     RouteError, RouteMatch, RouteWarning, Router, WELL_KNOWN_PREFIX, spin_request_headers,
 };
 pub use template::TemplateError;
-pub use variables::{VariableError, VariableResolver, env_var_name};
+pub use variables::{LiveValue, VariableError, VariableResolver, env_var_name};
 
 /// The project's own manifest, which every module's tests use.
 #[cfg(test)]

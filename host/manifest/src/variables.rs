@@ -45,11 +45,17 @@ pub enum VariableError {
     },
 }
 
+/// A value the host keeps current while the app runs (a token it renews);
+/// `None` until it has one.
+pub type LiveValue = std::sync::Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
 /// Resolved application variables plus every component's variable
 /// templates; built once at start-up.
 #[derive(Clone)]
 pub struct VariableResolver {
     values: BTreeMap<String, Value>,
+    /// Variables whose value the host keeps current, read at each use.
+    live: BTreeMap<String, LiveValue>,
     /// component id -> variable name -> template
     component_templates: BTreeMap<String, BTreeMap<String, Template>>,
     /// Every component id, for `*.spin.internal` in allowed hosts.
@@ -164,9 +170,20 @@ impl VariableResolver {
 
         Ok(Self {
             values,
+            live: BTreeMap::new(),
             component_templates,
             component_ids: manifest.components.keys().cloned().collect(),
         })
+    }
+
+    /// Makes `name` take `value`'s current value at each read, while it has
+    /// one (its resolved value otherwise).
+    pub fn with_live(mut self, name: &str, value: LiveValue) -> Result<Self, VariableError> {
+        if !self.values.contains_key(name) {
+            return Err(VariableError::UndeclaredOverride(name.to_owned()));
+        }
+        self.live.insert(name.to_owned(), value);
+        Ok(self)
     }
 
     /// What the `spin:variables` `get` call returns to `component_id` for
@@ -198,7 +215,15 @@ impl VariableResolver {
     }
 
     pub(crate) fn render(&self, template: &Template) -> Result<String, TemplateError> {
-        template.render(|name| self.app_variable(name))
+        let live: BTreeMap<&str, String> = template
+            .variables()
+            .filter_map(|name| Some((name, (self.live.get(name)?)()?)))
+            .collect();
+        template.render(|name| {
+            live.get(name)
+                .map(String::as_str)
+                .or_else(|| self.app_variable(name))
+        })
     }
 
     pub(crate) fn component_ids(&self) -> &[String] {

@@ -1,12 +1,15 @@
 //! Database passwords that change while the app runs (Lakebase hands out
-//! OAuth tokens that last about an hour): read from a file, or printed by a
-//! command, again for every new connection, so a rotated password is used
-//! from the next connection on and open connections keep working.
+//! OAuth tokens that last about an hour): read from a file, printed by a
+//! command, or asked of the Databricks workspace, again for every new
+//! connection, so a rotated password is used from the next connection on
+//! and open connections keep working.
 
+use crate::databricks::lakebase::LakebaseCredentials;
 use deadpool_postgres::Connect;
 use futures::future::BoxFuture;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -20,6 +23,9 @@ pub enum PasswordSource {
     File(PathBuf),
     /// What the command (run by `sh -c`) prints, without its final line break.
     Command(String),
+    /// A Lakebase credential from the workspace (kept until shortly before
+    /// it expires).
+    Lakebase(Arc<LakebaseCredentials>),
 }
 
 impl PasswordSource {
@@ -32,6 +38,12 @@ impl PasswordSource {
                 )
             })?,
             Self::Command(command) => run(command).await?,
+            Self::Lakebase(credentials) => {
+                return credentials
+                    .password()
+                    .await
+                    .map_err(|error| format!("{error:#}"));
+            }
         };
         Ok(text.trim_end_matches(['\r', '\n']).to_owned())
     }

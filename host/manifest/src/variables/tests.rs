@@ -249,3 +249,22 @@ fn project_manifest_variables() {
         Err(VariableError::Undefined(..))
     ));
 }
+
+#[test]
+fn a_live_value_is_read_at_each_use_and_the_resolved_one_stands_in_until_it_has_one() {
+    let token = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let current = token.clone();
+    let live: LiveValue = std::sync::Arc::new(move || current.lock().unwrap().clone());
+    let r = resolver(&[("SPIN_VARIABLE_API_TOKEN", "start")], &[])
+        .with_live("api_token", live)
+        .unwrap();
+    let endpoint = || r.component_variable("web", "endpoint").unwrap();
+    assert_eq!(endpoint(), "https://api.example.com/v1?token=start");
+    *token.lock().unwrap() = Some("first".to_owned());
+    assert_eq!(endpoint(), "https://api.example.com/v1?token=first");
+    *token.lock().unwrap() = Some("second".to_owned());
+    assert_eq!(endpoint(), "https://api.example.com/v1?token=second");
+    let undeclared = resolver(&[("SPIN_VARIABLE_API_TOKEN", "x")], &[])
+        .with_live("nope", std::sync::Arc::new(|| None));
+    assert!(undeclared.is_err());
+}
