@@ -44,12 +44,7 @@ async fn chat(host: &TestHost, question: &str) -> Value {
         events.contains(&format!("You asked: {question}")),
         "{events}"
     );
-    events
-        .lines()
-        .filter_map(|line| line.strip_prefix("data: "))
-        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
-        .find(|event| event["type"] == "meta")
-        .unwrap_or_else(|| panic!("no meta event in {events:?}"))
+    chat_tests::sse::meta_event(&events)
 }
 
 /// The history's status and its chats' ids.

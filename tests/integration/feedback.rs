@@ -644,12 +644,7 @@ async fn ask(host: &TestHost, chat: Uuid, question: &str) -> Value {
         .text()
         .await
         .unwrap();
-    events
-        .lines()
-        .filter_map(|line| line.strip_prefix("data: "))
-        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
-        .find(|event| event["type"] == "meta")
-        .unwrap_or_else(|| panic!("no meta event in {events:?}"))
+    chat_tests::sse::meta_event(&events)
 }
 
 #[tokio::test]

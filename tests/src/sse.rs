@@ -151,3 +151,14 @@ mod tests {
         }
     }
 }
+
+/// The `meta` event of a whole event stream's text (`POST /api/chat`'s);
+/// panics, showing the stream, when it has none.
+pub fn meta_event(stream: &str) -> serde_json::Value {
+    EventReader::new()
+        .push(stream.as_bytes())
+        .iter()
+        .filter_map(|data| serde_json::from_str::<serde_json::Value>(data).ok())
+        .find(|event| event["type"] == "meta")
+        .unwrap_or_else(|| panic!("no meta event in {stream:?}"))
+}
