@@ -80,6 +80,16 @@ async fn ok_json(response: SoloResponse) -> Result<Value> {
     response.json().await
 }
 
+/// The `error_code` of an MLflow error answer, which must have this status.
+async fn error_code(response: SoloResponse, status: u16) -> Result<String> {
+    assert_eq!(response.status, status);
+    let body = response.json().await?;
+    let code = body["error_code"]
+        .as_str()
+        .context("an MLflow error code")?;
+    Ok(code.to_owned())
+}
+
 /// The sentence of an error answer, which must have this status and the
 /// API's shape, `{"error": "<sentence>"}`.
 async fn error_of(response: SoloResponse, status: u16) -> Result<String> {
@@ -492,17 +502,33 @@ async fn demo_agent_titles_a_chat_at_once_and_takes_only_posts() -> Result<()> {
 async fn demo_agent_keeps_the_assessments_it_receives_as_mlflow_does() -> Result<()> {
     // Each call a fresh instance: what it keeps is in the key-value store.
     let agent = SoloComponent::new("demo_agent.wasm", "demo-agent")?.key_value_store("default");
-    let traces = "/api/3.0/mlflow/traces/tr-demo-1";
-    let info = async || -> Result<Value> {
-        let answer = ok_json(
-            agent
-                .call(bodiless(Method::GET, &format!("{traces}/info"), None))
-                .await?,
-        )
+    // A reply logs its trace in the demo MLflow; before, no call knows it.
+    let unknown = agent
+        .call(bodiless(
+            Method::GET,
+            "/api/3.0/mlflow/traces/tr-nobody",
+            None,
+        ))
         .await?;
+    assert_eq!(error_code(unknown, 404).await?, "RESOURCE_DOES_NOT_EXIST");
+    let title_request = json!({"messages": [{"role": "user", "content": "Trace me"}]});
+    let answer = ok_json(
+        agent
+            .call(post_json(DEMO_AGENT_PATH, None, &title_request))
+            .await?,
+    )
+    .await?;
+    let trace_id = answer["databricks_output"]["trace"]["info"]["trace_id"]
+        .as_str()
+        .context("the reply's trace id")?
+        .to_owned();
+    let traces = format!("/api/3.0/mlflow/traces/{trace_id}");
+    // The trace's assessments; a trace without any has no such key.
+    let assessments = async || -> Result<Value> {
+        let answer = ok_json(agent.call(bodiless(Method::GET, &traces, None)).await?).await?;
         Ok(answer["trace"]["trace_info"]["assessments"].clone())
     };
-    assert_eq!(info().await?, json!([]));
+    assert_eq!(assessments().await?, Value::Null);
 
     let assessment = json!({"assessment": {
         "assessment_name": "user_feedback",
@@ -523,7 +549,7 @@ async fn demo_agent_keeps_the_assessments_it_receives_as_mlflow_does() -> Result
         .as_str()
         .context("an assessment id")?
         .to_owned();
-    assert_eq!(info().await?[0]["feedback"]["value"], true);
+    assert_eq!(assessments().await?[0]["feedback"]["value"], true);
 
     let mut change = post_json(
         &format!("{traces}/assessments/{id}"),
@@ -532,16 +558,28 @@ async fn demo_agent_keeps_the_assessments_it_receives_as_mlflow_does() -> Result
     );
     *change.method_mut() = Method::PATCH;
     ok_json(agent.call(change).await?).await?;
-    let kept = info().await?;
+    let kept = assessments().await?;
     assert_eq!(kept.as_array().map(Vec::len), Some(1));
     assert_eq!(kept[0]["feedback"]["value"], false);
     assert_eq!(kept[0]["assessment_id"], id.as_str());
 
-    let delete = bodiless(Method::DELETE, &format!("{traces}/assessments/{id}"), None);
-    ok_json(agent.call(delete).await?).await?;
-    assert_eq!(info().await?, json!([]));
-    let again = bodiless(Method::DELETE, &format!("{traces}/assessments/{id}"), None);
-    assert_eq!(agent.call(again).await?.status, 404);
+    // Deleted, and deleted again: 200 both times, as the real server answers.
+    for _ in 0..2 {
+        let delete = bodiless(Method::DELETE, &format!("{traces}/assessments/{id}"), None);
+        ok_json(agent.call(delete).await?).await?;
+    }
+    assert_eq!(assessments().await?, Value::Null);
+    // A path the real server has no route for is its web server's HTML page.
+    let no_route = agent
+        .call(bodiless(Method::GET, &format!("{traces}/info"), None))
+        .await?;
+    assert_eq!(no_route.status, 404);
+    assert!(
+        no_route
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/html")),
+        "an HTML page"
+    );
     Ok(())
 }
 
