@@ -8,7 +8,7 @@
 //! messages, and the replies `meta` confirmed) must be in the database
 //! exactly once, nothing lost and nothing doubled.
 
-use chat_tests::database::{ControlledDatabase, TestDatabase};
+use chat_tests::database::{ControlledDatabase, Sessions, TestDatabase};
 use chat_tests::event_stream::EventStream;
 use chat_tests::eventually;
 use chat_tests::file_store::FileStore;
@@ -250,7 +250,7 @@ async fn idle_connections_closed_by_the_server_are_replaced_without_anyone_notic
     let mut terminated = 0;
     let mut slowest = Duration::ZERO;
     for n in 0..200 {
-        terminated += db.terminate_other_sessions(false).await;
+        terminated += db.terminate_other_sessions(Sessions::Idle).await;
         let began = Instant::now();
         match n % 3 {
             0 => {
@@ -334,7 +334,7 @@ async fn sessions_terminated_mid_statement_are_retried_and_write_once() {
         (waiting >= 8).then_some(waiting)
     })
     .await;
-    let terminated = db.terminate_other_sessions(true).await;
+    let terminated = db.terminate_other_sessions(Sessions::WaitingOnLocks).await;
     lock.commit().await.unwrap();
 
     for reader in readers {

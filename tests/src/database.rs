@@ -97,6 +97,13 @@ impl Drop for ControlledDatabase {
     }
 }
 
+/// Which sessions [`TestDatabase::terminate_other_sessions`] ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sessions {
+    Idle,
+    WaitingOnLocks,
+}
+
 /// A message as the database holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
@@ -142,17 +149,22 @@ impl TestDatabase {
         rows.iter().map(|row| row.get(0)).collect()
     }
 
-    /// Terminates every other session on this database (idle or not), as a
-    /// server closing idle connections does; answers how many it ended.
-    pub async fn terminate_other_sessions(&self, only_waiting_on_locks: bool) -> usize {
+    /// Terminates the other sessions on this database that are `which`;
+    /// answers how many it ended, once they are gone.
+    pub async fn terminate_other_sessions(&self, which: Sessions) -> usize {
         let client = self.connect().await;
+        let condition = match which {
+            // As a server closing idle connections does (Lakebase scaling
+            // to zero); a session connecting or at work is left alone.
+            Sessions::Idle => "state = 'idle'",
+            Sessions::WaitingOnLocks => "wait_event_type = 'Lock'",
+        };
+        let others = format!(
+            "FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND {condition}"
+        );
         let ended: Vec<bool> = client
-            .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND pid <> pg_backend_pid() \
-                 AND ($1 = false OR wait_event_type = 'Lock')",
-                &[&only_waiting_on_locks],
-            )
+            .query(&format!("SELECT pg_terminate_backend(pid) {others}"), &[])
             .await
             .expect("terminating sessions")
             .iter()
@@ -161,12 +173,7 @@ impl TestDatabase {
         // Wait until they are gone, so the next request meets closed connections.
         for _ in 0..200 {
             let left: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity \
-                     WHERE datname = current_database() AND pid <> pg_backend_pid() \
-                     AND ($1 = false OR wait_event_type = 'Lock')",
-                    &[&only_waiting_on_locks],
-                )
+                .query_one(&format!("SELECT count(*) {others}"), &[])
                 .await
                 .expect("counting sessions")
                 .get(0);

@@ -14,7 +14,7 @@ use chat_domain::assessment::{self, Call, Delivery, MAX_CALLS_PER_DELIVERY, Next
 use chat_domain::background::Budget;
 use chat_domain::identity::Identity;
 use chat_domain::serving;
-use chat_guest::database::with_database;
+use chat_guest::database::for_background_work;
 use chat_guest::deadline::within;
 use chat_guest::{config, log, store};
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
@@ -76,7 +76,7 @@ pub async fn deliver_due(caller: Option<&Identity>, budget: Budget) -> RunReport
         if store::now_ms() >= deadline {
             break;
         }
-        let claimed = with_database(async |db| match db.query(&claim).await?.first() {
+        let claimed = for_background_work(async |db| match db.query(&claim).await?.first() {
             Some(row) => Ok(Some(Delivery::from_row(row)?)),
             None => Ok(None),
         })
@@ -122,7 +122,7 @@ pub async fn deliver_due(caller: Option<&Identity>, budget: Budget) -> RunReport
                 (delivery.refused_statement(&problem), None)
             }
         };
-        let recorded = with_database(async |db| {
+        let recorded = for_background_work(async |db| {
             db.execute(&record).await?;
             if recovered {
                 db.execute(&assessment::outage_over_statement()).await?;

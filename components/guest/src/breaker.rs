@@ -57,6 +57,24 @@ pub async fn admit() -> Result<Gate, DbError> {
     }
 }
 
+/// Whether the breaker lets work through now without a probe. Read only:
+/// background work, which asks this, never probes, opens or closes it.
+pub async fn is_closed() -> bool {
+    let now = store::now_ms();
+    let circuit = match LAST_SEEN.trusted(now) {
+        Some(circuit) => circuit,
+        None => {
+            let Some(store) = store::open().await else {
+                return true;
+            };
+            let circuit = Circuit::decode(store.get(KEY).await.ok().flatten().as_deref());
+            LAST_SEEN.remember(circuit, now);
+            circuit
+        }
+    };
+    circuit.admit(now) == Admission::Pass
+}
+
 impl Gate {
     /// Records what the work found: the database out of reach opens the
     /// breaker; any answer from it closes a breaker this request probed.

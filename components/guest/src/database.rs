@@ -1,6 +1,7 @@
 //! How components use the database: behind the circuit breaker, under the
 //! cold-start retry policy, with the schema current and the write-behind
-//! journal replayed first.
+//! journal replayed first; background work in one attempt that leaves the
+//! breaker alone.
 
 use crate::failure::Failure;
 use crate::postgres::Db;
@@ -34,6 +35,23 @@ pub async fn once<T>(work: impl AsyncFnOnce(&Db) -> Result<T, Failure>) -> Resul
     gate.record(outcome.as_ref().is_err_and(Failure::is_unreachable))
         .await;
     outcome
+}
+
+/// For background work, which no user waits for: while the breaker is
+/// closed, one attempt on a connection with the schema current. No backoff
+/// holds the run, no journal is replayed, and its failures never open the
+/// breaker, so a database that blinks during background work sends no
+/// user request to ephemeral mode; the work waits for the next run.
+pub async fn for_background_work<T>(
+    work: impl AsyncFnOnce(&Db) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    if !breaker::is_closed().await {
+        let skipped = crate::DbError::Skipped {
+            for_about: std::time::Duration::ZERO,
+        };
+        return Err(skipped.into());
+    }
+    work(&schema::connect_migrated().await?).await
 }
 
 /// A connection with the schema current and the journal written out. Only
