@@ -60,21 +60,24 @@ impl Platform {
             ..Self::default()
         };
         let origin = variable("DATABRICKS_HOST").map(|host| oauth::workspace_origin(&host));
-        if let Some(origin) = &origin {
-            if let Some(credentials) = Credentials::from_env(&variable) {
-                let client = http::WorkspaceClient::new(origin.clone())?;
-                platform.workspace = Some(Arc::new(WorkspaceToken::new(client, credentials)));
-            }
-            platform
-                .variables
-                .insert("serving_endpoint_origin".to_owned(), origin.clone());
+        if let Some(origin) = &origin
+            && let Some(credentials) = Credentials::from_env(&variable)
+        {
+            let client = http::WorkspaceClient::new(origin.clone())?;
+            platform.workspace = Some(Arc::new(WorkspaceToken::new(client, credentials)));
         }
+        // The model (and so MLflow) is the workspace's only when the app
+        // names one of its endpoints: a DATABRICKS_HOST alone (a developer's
+        // shell) leaves the demo agent in place.
         if let Some(name) = variable("DATABRICKS_SERVING_ENDPOINT_NAME") {
-            if origin.is_none() {
+            let Some(origin) = &origin else {
                 bail!(
                     "DATABRICKS_SERVING_ENDPOINT_NAME is set but DATABRICKS_HOST, its workspace, is not"
                 );
-            }
+            };
+            platform
+                .variables
+                .insert("serving_endpoint_origin".to_owned(), origin.clone());
             platform
                 .variables
                 .insert("serving_endpoint_name".to_owned(), name);
@@ -234,6 +237,17 @@ mod tests {
             "https://adb-1.azuredatabricks.net"
         );
         assert_eq!(platform.variables["serving_endpoint_name"], "agent");
+        assert!(platform.workspace.is_some());
+    }
+
+    #[test]
+    fn a_workspace_without_an_endpoint_name_leaves_the_model_alone() {
+        let shell: &[(&str, &str)] = &[
+            ("DATABRICKS_HOST", "adb-1.azuredatabricks.net"),
+            ("DATABRICKS_TOKEN", "dapi-personal"),
+        ];
+        let platform = Platform::from_env(env(shell)).unwrap();
+        assert!(platform.variables.is_empty(), "{:?}", platform.variables);
         assert!(platform.workspace.is_some());
     }
 
