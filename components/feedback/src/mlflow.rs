@@ -84,7 +84,8 @@ pub async fn deliver_due(caller: Option<&Identity>, budget: Budget) -> RunReport
         let delivery = match claimed {
             Ok(Some(delivery)) => delivery,
             Ok(None) => break,
-            // The outage is logged where it is found; the rows wait for it.
+            // The database is away (user requests find and log that); the
+            // rows wait for a run that finds it back.
             Err(failure) if failure.is_unreachable() => {
                 report.stopped = Some("the database is out of reach".to_owned());
                 break;
