@@ -395,15 +395,12 @@ pub fn outage_over_statement() -> Statement {
 /// asynchronously) rather than as unknown for good. Whole seconds, or unset
 /// for [`DEFAULT_TRACE_WAIT`]; the error says what is wrong.
 pub fn trace_wait_setting(value: Option<&str>) -> Result<Duration, String> {
-    let Some(value) = value else {
-        return Ok(DEFAULT_TRACE_WAIT);
-    };
-    match value.trim().parse::<u64>() {
-        Ok(seconds @ 0..=MAX_TRACE_WAIT_SECONDS) => Ok(Duration::from_secs(seconds)),
-        _ => Err(format!(
-            "mlflow_trace_wait_seconds must be a whole number of seconds from 0 to {MAX_TRACE_WAIT_SECONDS}, not {value:?}"
-        )),
-    }
+    crate::validate::seconds_setting(
+        "mlflow_trace_wait_seconds",
+        value,
+        0..=MAX_TRACE_WAIT_SECONDS,
+        DEFAULT_TRACE_WAIT,
+    )
 }
 
 /// One call to MLflow's assessments API.

@@ -51,15 +51,12 @@ pub fn ends_reply(chunk: &Value) -> bool {
 /// The `serving_timeout_seconds` setting: whole seconds from 1 to 3600, or
 /// unset for [`DEFAULT_TIMEOUT`]. The error says what is wrong.
 pub fn timeout_setting(value: Option<&str>) -> Result<Duration, String> {
-    let Some(value) = value else {
-        return Ok(DEFAULT_TIMEOUT);
-    };
-    match value.trim().parse::<u64>() {
-        Ok(seconds @ 1..=MAX_TIMEOUT_SECONDS) => Ok(Duration::from_secs(seconds)),
-        _ => Err(format!(
-            "serving_timeout_seconds must be a whole number of seconds from 1 to {MAX_TIMEOUT_SECONDS}, not {value:?}"
-        )),
-    }
+    crate::validate::seconds_setting(
+        "serving_timeout_seconds",
+        value,
+        1..=MAX_TIMEOUT_SECONDS,
+        DEFAULT_TIMEOUT,
+    )
 }
 
 /// The longest name a serving endpoint may have.

@@ -127,6 +127,27 @@ fn hex_value(byte: Option<&u8>) -> Option<u8> {
     char::from(*byte?).to_digit(16).map(|digit| digit as u8)
 }
 
+/// A setting of whole seconds within `range`, or `default` when unset; the
+/// error names the setting and says what is wrong.
+pub fn seconds_setting(
+    name: &str,
+    value: Option<&str>,
+    range: std::ops::RangeInclusive<u64>,
+    default: std::time::Duration,
+) -> Result<std::time::Duration, String> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(seconds) if range.contains(&seconds) => Ok(std::time::Duration::from_secs(seconds)),
+        _ => Err(format!(
+            "{name} must be a whole number of seconds from {} to {}, not {value:?}",
+            range.start(),
+            range.end()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
