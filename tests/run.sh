@@ -54,6 +54,13 @@ cargo build
 cargo build -p chat-bench
 target/debug/chat-host build --from spin.toml
 target/debug/chat-host build --from tests/fixtures/probe.spin.toml
+begin_phase "build: the Databricks App folder"
+# What deploy/databricks/build.sh writes (a chat-host without a compiler,
+# precompiled components): the databricks suite starts and weighs it.
+app_folder="$(mktemp -d -t chat-app-folder.XXXXXX)"
+trap 'rm -rf "$app_folder"; print_phases' EXIT
+bash deploy/databricks/build.sh "$app_folder"
+export CHAT_TEST_APP_FOLDER="$app_folder"
 begin_phase "test under chat-host"
 # The fault scenarios (database, MLflow and replica failures) run once, in
 # the next phase, with every core busy; every other suite runs here. The

@@ -7,12 +7,12 @@ use crate::key_value::KeyValueStores;
 use crate::metrics::Metrics;
 use crate::postgres::Pools;
 use crate::state::HostState;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use chat_manifest::{AllowedHosts, VariableResolver};
 use std::path::Path;
 use std::sync::Arc;
-use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Precompiled};
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 /// What a component's host capabilities need to know about it; shared by
@@ -60,21 +60,15 @@ impl ComponentContext {
     }
 }
 
-/// Compiles a component from a `.wasm` file and links it once (InstancePre),
-/// so each new instance costs only the instantiation itself.
+/// Loads a component (compiling a `.wasm` file, or mapping one that
+/// `chat-host precompile` wrote) and links it once (InstancePre), so each
+/// new instance costs only the instantiation itself.
 pub fn prepare(
     engine: &Engine,
     linker: &Linker<HostState>,
     source: &Path,
 ) -> Result<ServicePre<HostState>> {
-    let component = Component::from_file(engine, source)
-        .map_err(anyhow_error)
-        .with_context(|| {
-            format!(
-                "cannot load component {} (build it with `chat-host build`)",
-                source.display()
-            )
-        })?;
+    let component = load(engine, source)?;
     let instance_pre = linker
         .instantiate_pre(&component)
         .map_err(anyhow_error)
@@ -92,4 +86,52 @@ pub fn prepare(
                 source.display()
             )
         })
+}
+
+fn load(engine: &Engine, source: &Path) -> Result<Component> {
+    if !source.is_file() {
+        bail!(
+            "cannot load component {}: no such file (build it with `chat-host build`)",
+            source.display()
+        );
+    }
+    // Not an ELF file (a `.wasm`) reads as `Err`: compile it.
+    match Engine::detect_precompiled_file(source) {
+        Ok(Some(Precompiled::Component)) => {
+            // SAFETY: wasmtime runs a precompiled file's machine code as it
+            // is; these are the app's own files, written by `chat-host
+            // precompile`, and wasmtime first checks that they were made by
+            // this wasmtime version, with these settings, for this CPU.
+            unsafe { Component::deserialize_file(engine, source) }
+                .map_err(anyhow_error)
+                .with_context(|| {
+                    format!(
+                        "{} was precompiled by another chat-host build or for another CPU; \
+                         precompile it again with this chat-host (`chat-host precompile`)",
+                        source.display()
+                    )
+                })
+        }
+        Ok(Some(Precompiled::Module)) => bail!(
+            "{} is a precompiled core module, not a component",
+            source.display()
+        ),
+        Ok(None) | Err(_) => compile(engine, source),
+    }
+}
+
+#[cfg(feature = "compiler")]
+fn compile(engine: &Engine, source: &Path) -> Result<Component> {
+    Component::from_file(engine, source)
+        .map_err(anyhow_error)
+        .with_context(|| format!("cannot compile component {}", source.display()))
+}
+
+#[cfg(not(feature = "compiler"))]
+fn compile(_engine: &Engine, source: &Path) -> Result<Component> {
+    bail!(
+        "cannot load component {}: this chat-host is built without a compiler and loads only \
+         components precompiled by `chat-host precompile` (deploy/databricks/build.sh does)",
+        source.display()
+    )
 }

@@ -1,4 +1,10 @@
 //! The wasmtime engine and the linker that gives guests every capability.
+//!
+//! One configuration serves every build: the engine that compiles
+//! components as chat-host starts, the precompiler that writes them ahead of
+//! time, and the compiler-free engine of a serving build that only loads
+//! what the precompiler wrote. wasmtime refuses a precompiled component whose
+//! engine settings differ from the loading engine's, so they must not.
 
 use crate::state::HostState;
 use crate::{key_value, postgres, variables};
@@ -11,7 +17,34 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 const MAX_INSTANCES: u32 = 1_000;
 const MAX_GUEST_MEMORY_BYTES: usize = 256 << 20;
 
+/// The CPU that precompiled components are compiled for: x86-64-v2 (SSE4.2,
+/// POPCNT, CMPXCHG16B), which every x86-64 server of the last decade has,
+/// named here rather than detected on the machine that builds the upload.
+#[cfg(feature = "compiler")]
+pub const PRECOMPILED_TARGET: &str = "x86_64-unknown-linux-gnu";
+#[cfg(feature = "compiler")]
+pub const PRECOMPILED_CPU: &str = "x86-64-v2";
+
+/// The engine that serves: it compiles components for this machine's CPU
+/// when the build has a compiler, and loads precompiled ones in any build.
 pub fn engine() -> Result<Engine> {
+    Engine::new(&configuration()).map_err(anyhow_error)
+}
+
+/// The engine that precompiles components for [`PRECOMPILED_CPU`]: the
+/// serving configuration with the target named instead of detected.
+#[cfg(feature = "compiler")]
+pub fn precompiler() -> Result<Engine> {
+    let mut config = configuration();
+    config.target(PRECOMPILED_TARGET).map_err(anyhow_error)?;
+    // SAFETY: a CPU preset only narrows the instructions Cranelift may
+    // emit; wasmtime checks at load time that the CPU running an artifact
+    // has every feature the preset enabled.
+    unsafe { config.cranelift_flag_enable(PRECOMPILED_CPU) };
+    Engine::new(&config).map_err(anyhow_error)
+}
+
+fn configuration() -> Config {
     let mut pooling = PoolingAllocationConfig::default();
     pooling
         .total_component_instances(MAX_INSTANCES)
@@ -26,7 +59,7 @@ pub fn engine() -> Result<Engine> {
     config
         .wasm_component_model_async(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
-    Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:?}"))
+    config
 }
 
 /// Everything a chat-history component may import (see `wit/world.wit`).
@@ -46,4 +79,66 @@ pub fn linker(engine: &Engine) -> Result<Linker<HostState>> {
 /// wasmtime 48's error type is not anyhow's; keep its full chain.
 pub fn anyhow_error(error: wasmtime::Error) -> anyhow::Error {
     anyhow::anyhow!("{error:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::component::Component;
+
+    /// The smallest component: the preamble alone.
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
+
+    #[test]
+    fn what_the_precompiler_writes_the_serving_engine_loads() {
+        let compiled = precompiler()
+            .unwrap()
+            .precompile_component(EMPTY_COMPONENT)
+            .unwrap();
+        // SAFETY: the bytes were just written by our own precompiler.
+        unsafe { Component::deserialize(&engine().unwrap(), &compiled) }.unwrap();
+    }
+
+    #[test]
+    fn an_artifact_needing_a_cpu_feature_this_cpu_lacks_is_refused_naming_it() {
+        // Cranelift's name of a feature, and whether this CPU has it.
+        let features = [
+            (
+                "has_avx_vnni",
+                std::arch::is_x86_feature_detected!("avxvnni"),
+            ),
+            (
+                "has_avx512vbmi",
+                std::arch::is_x86_feature_detected!("avx512vbmi"),
+            ),
+            (
+                "has_avx512bitalg",
+                std::arch::is_x86_feature_detected!("avx512bitalg"),
+            ),
+            ("has_avx2", std::arch::is_x86_feature_detected!("avx2")),
+        ];
+        let (flag, present) = features
+            .iter()
+            .copied()
+            .find(|(_, present)| !present)
+            .unwrap_or(features[0]);
+        let mut config = configuration();
+        config.target(PRECOMPILED_TARGET).unwrap();
+        // SAFETY: the artifact is only ever loaded by the check below.
+        unsafe { config.cranelift_flag_enable(flag) };
+        let compiled = Engine::new(&config)
+            .unwrap()
+            .precompile_component(EMPTY_COMPONENT)
+            .unwrap();
+        // SAFETY: our own precompiler's bytes; wasmtime checks the CPU first.
+        let loaded = unsafe { Component::deserialize(&engine().unwrap(), &compiled) };
+        match loaded {
+            // A CPU with every one of them runs what needs any of them.
+            Ok(_) => assert!(present, "{flag} is missing here, yet the artifact loaded"),
+            Err(refusal) => {
+                assert!(!present, "{flag} is here, yet: {refusal:?}");
+                assert!(format!("{refusal:?}").contains(flag), "{refusal:?}");
+            }
+        }
+    }
 }

@@ -15,6 +15,8 @@ pub mod local_postgres;
 pub mod metrics;
 pub mod outbound_http;
 pub mod postgres;
+#[cfg(feature = "compiler")]
+pub mod precompile;
 pub mod probes;
 pub mod runtime_config;
 pub mod state;

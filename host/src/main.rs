@@ -37,6 +37,18 @@ enum Command {
         #[arg(short = 'f', long = "from", default_value = "spin.toml")]
         manifest: PathBuf,
     },
+    /// Compile every component ahead of time for any x86-64-v2 CPU, into
+    /// OUT/components/, with OUT/spin.toml pointing at them: what a
+    /// chat-host without a compiler serves.
+    #[cfg(feature = "compiler")]
+    Precompile {
+        /// The application manifest (its components built).
+        #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+        manifest: PathBuf,
+        /// The directory to write to.
+        #[arg(long = "out")]
+        out_dir: PathBuf,
+    },
     /// Serve the application (like `spin up`).
     Up {
         /// The application manifest.
@@ -97,6 +109,10 @@ fn main() -> Result<()> {
     }
     match cli.command {
         Command::Build { manifest } => chat_host::build_command::build_all(&manifest),
+        #[cfg(feature = "compiler")]
+        Command::Precompile { manifest, out_dir } => {
+            chat_host::precompile::precompile_app(&manifest, &out_dir)
+        }
         Command::Up {
             manifest,
             listen,

@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::postgres::{PasswordSource, PoolSettings};
 use crate::probes::Readiness;
 use crate::runtime_config::RuntimeConfig;
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use chat_manifest::Manifest;
 use http_body_util::{BodyExt, Full};
 use socket2::{Domain, Socket, Type};
@@ -98,11 +98,20 @@ pub async fn run(mut options: UpOptions) -> Result<()> {
         live_variables.insert(SERVING_TOKEN.to_owned(), current);
     }
 
-    // Zero configuration: no db_url means a local PostgreSQL we run ourselves.
-    let _local_postgres = if manifest.variables.contains_key(DB_URL)
+    // Zero configuration: no db_url means a local PostgreSQL we run
+    // ourselves, except on Databricks Apps, whose app folder has none to run
+    // and keeps nothing across a redeployment.
+    let no_database = manifest.variables.contains_key(DB_URL)
         && configured(DB_URL).is_none()
-        && !overrides.contains_key(DB_URL)
-    {
+        && !overrides.contains_key(DB_URL);
+    if no_database && platform.port.is_some() {
+        bail!(
+            "no database: on Databricks Apps (DATABRICKS_APP_PORT is set) the chats live in a \
+             Lakebase database bound to the app as a resource (databricks.yml's `postgres`, \
+             which sets PGHOST); bind one, or set db_url"
+        );
+    }
+    let _local_postgres = if no_database {
         let data_dir = state_dir.join("postgres");
         let cluster = start_local_postgres(&data_dir).await?;
         overrides.insert(DB_URL.to_owned(), cluster.url(LOCAL_DATABASE));

@@ -16,8 +16,9 @@ pub struct TestHost {
     pub runtime: Runtime,
     child: Child,
     log_path: PathBuf,
-    /// Spin's state directory (its key-value store, unless the test gave a
-    /// runtime config of its own), removed with the host.
+    /// A directory removed with the host: Spin's state directory (its
+    /// key-value store, unless the test gave a runtime config of its own),
+    /// or the app folder it was started in.
     state_dir: Option<PathBuf>,
 }
 
@@ -154,6 +155,26 @@ impl TestHost {
         // replays another's journal from a shared file.
         let runtime_config = launch.runtime_config(&config, "type = \"memory\"\n");
         launch.spawn(command, &config, &runtime_config, Runtime::ChatHost, None)
+    }
+
+    /// Starts an app folder as Databricks Apps does (chat-host only):
+    /// `command` (its `app.yaml`'s) in `folder`, without a shell, with no
+    /// environment but `PATH` and `config.env` (the platform's), listening
+    /// where `DATABRICKS_APP_PORT` says. The folder is removed with the host.
+    pub fn start_app_folder(folder: PathBuf, command: &[String], config: HostConfig) -> Self {
+        let (program, args) = command.split_first().expect("a command");
+        let port = config
+            .port
+            .expect("a port: HostConfig::on_databricks_apps_port");
+        let launch = Launch::new("app-folder", Some(port));
+        let mut process = Command::new(program);
+        process
+            .args(args)
+            .current_dir(&folder)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(&config.env);
+        launch.spawn_as_is(process, Runtime::ChatHost, Some(folder))
     }
 
     /// Starts the app under this `spin` binary, as a Spin user runs it, with
@@ -365,39 +386,21 @@ impl Launch {
         })
     }
 
-    /// Adds what both `up` commands take (manifest, address, runtime config,
-    /// variables), starts the process in a process group of its own and
-    /// waits until it serves.
-    fn spawn(
+    /// Starts `command` as it is, in a process group of its own, and waits
+    /// until it serves.
+    fn spawn_as_is(
         self,
         mut command: Command,
-        config: &HostConfig,
-        runtime_config: &Path,
         runtime: Runtime,
         state_dir: Option<PathBuf>,
     ) -> TestHost {
         use std::os::unix::process::CommandExt;
         let log = std::fs::File::create(&self.log_path).expect("creating the host log");
-        command.arg("--from").arg(&config.manifest);
-        if config.listen_flag {
-            command
-                .arg("--listen")
-                .arg(std::net::SocketAddr::new(config.listen_ip, self.port).to_string());
-        }
         command
-            .arg("--runtime-config-file")
-            .arg(runtime_config)
             .process_group(0)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log);
-        for (name, value) in &config.variables {
-            command.env(
-                format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
-                value,
-            );
-        }
-        command.envs(&config.env);
         let child = command
             .spawn()
             .unwrap_or_else(|error| panic!("starting {}: {error}", runtime.name()));
@@ -410,6 +413,34 @@ impl Launch {
         };
         host.wait_until_serving();
         host
+    }
+
+    /// Adds what both `up` commands take (manifest, address, runtime config,
+    /// variables), starts the process in a process group of its own and
+    /// waits until it serves.
+    fn spawn(
+        self,
+        mut command: Command,
+        config: &HostConfig,
+        runtime_config: &Path,
+        runtime: Runtime,
+        state_dir: Option<PathBuf>,
+    ) -> TestHost {
+        command.arg("--from").arg(&config.manifest);
+        if config.listen_flag {
+            command
+                .arg("--listen")
+                .arg(std::net::SocketAddr::new(config.listen_ip, self.port).to_string());
+        }
+        command.arg("--runtime-config-file").arg(runtime_config);
+        for (name, value) in &config.variables {
+            command.env(
+                format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
+                value,
+            );
+        }
+        command.envs(&config.env);
+        self.spawn_as_is(command, runtime, state_dir)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The test harness: a real PostgreSQL started from the system binaries, and
 //! the real `chat-host` binary serving the real components on a free port.
 
+pub mod app_folder;
 pub mod browser;
 pub mod contract;
 pub mod database;
