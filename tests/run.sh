@@ -36,6 +36,30 @@ print_phases() {
 }
 trap print_phases EXIT
 
+# Every process the suites start (servers, browsers, agents) must be gone
+# when they end, whatever their outcome; what ran before the run is no
+# concern of ours.
+started_by_tests='^(nginx|chat-host|spin|redis-server|postgres)$|^chrom'
+pids_before_run=" $(ps -e -o pid= | tr -d ' ' | tr '\n' ' ') "
+check_nothing_left_running() {
+  local listing left="" waited=0
+  # A killed group's members take a moment to be reaped.
+  while :; do
+    listing="$(ps -e -o pid=,comm=,args=)"
+    left="$(awk -v before="$pids_before_run" -v pattern="$started_by_tests" \
+      'index(before, " " $1 " ") == 0 && ($2 ~ pattern || $0 ~ /mlflow-venv/)' <<< "$listing")"
+    if [ -z "$left" ] || [ "$waited" -ge 100 ]; then break; fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  if [ -n "$left" ]; then
+    echo "Processes the tests started are still running:" >&2
+    echo "$left" >&2
+    return 1
+  fi
+  echo "Nothing the tests started is left running."
+}
+
 begin_phase "install: PostgreSQL, Chromium, Redis, nginx, MLflow"
 bash host/install-prerequisites.sh
 # Chromium and chromedriver (the browser suite), redis-server (shared stores).
@@ -101,6 +125,7 @@ if [ -z "$spin" ]; then
     exit 1
   fi
   echo "Spin pass: SKIPPED, no Spin CLI found (set SPIN_BIN or put spin on PATH to run it)"
+  check_nothing_left_running
   exit 0
 fi
 begin_phase "test under spin up"
@@ -120,3 +145,4 @@ if [ "$passed" -eq 0 ]; then
   echo "Spin pass: no test ran under Spin" >&2
   exit 1
 fi
+check_nothing_left_running

@@ -8,9 +8,9 @@
 #               component from its .wasm, as `chat-host up` does in a checkout
 #   precompiled chat-host without a compiler (release), loading the
 #               components `chat-host precompile` wrote (the image, Kubernetes)
-#   app folder  the Databricks App folder (deploy/databricks/build.sh): the
-#               `upload` profile's chat-host, size-optimised, and the same
-#               precompiled components
+#   app folder  the Databricks App folder (deploy/databricks/build.sh), by
+#               its start.sh: unpacking the gzipped server (the `upload`
+#               profile), then the same precompiled components
 #
 # Each against the same PostgreSQL (a throwaway cluster started here, so the
 # managed local database's own start is not in the figure), one serving
@@ -48,25 +48,34 @@ until "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; do sleep 0.05; done
 db_url="postgres://postgres@127.0.0.1:$pg_port/postgres"
 
 # One start: milliseconds from exec to the first 200 of /api/session.
+# Either `binary manifest` (chat-host up) or `app-folder DIR` (its start.sh,
+# which unpacks the server first, as on Databricks Apps).
 start_once() {
-    local binary=$1 manifest=$2 port
+    local port began answered host
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    local began=$(date +%s%N)
-    SPIN_VARIABLE_DB_URL=$db_url SPIN_VARIABLE_DEV_USER_EMAIL=bench@localhost \
-        "$binary" up --from "$manifest" --listen "127.0.0.1:$port" >"$work/host.log" 2>&1 &
-    local host=$!
-    until curl -sf -o /dev/null "http://127.0.0.1:$port/api/session"; do
+    began=$(date +%s%N)
+    if [ "$1" = app-folder ]; then
+        (cd "$2" && exec env DATABRICKS_APP_PORT="$port" SPIN_VARIABLE_DB_URL="$db_url" \
+            sh start.sh) >"$work/host.log" 2>&1 &
+    else
+        SPIN_VARIABLE_DB_URL=$db_url "$1" up --from "$2" --listen "127.0.0.1:$port" \
+            >"$work/host.log" 2>&1 &
+    fi
+    host=$!
+    until curl -sf -o /dev/null -H "x-forwarded-email: bench@localhost" \
+        "http://127.0.0.1:$port/api/session"; do
         if ! kill -0 "$host" 2>/dev/null; then cat "$work/host.log" >&2; exit 1; fi
     done
-    local answered=$(date +%s%N)
+    answered=$(date +%s%N)
     kill "$host"; wait "$host" 2>/dev/null || true
     echo $(( (answered - began) / 1000000 ))
 }
 
 measure() {
-    local name=$1 binary=$2 manifest=$3 times=()
-    start_once "$binary" "$manifest" >/dev/null   # warm-up: file cache, schema
-    for _ in $(seq "$runs"); do times+=("$(start_once "$binary" "$manifest")"); done
+    local name=$1 times=()
+    shift
+    start_once "$@" >/dev/null   # warm-up: file cache, schema
+    for _ in $(seq "$runs"); do times+=("$(start_once "$@")"); done
     local median
     median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
     printf '%-12s median %5d ms   runs: %s\n' "$name" "$median" "${times[*]}"
@@ -75,4 +84,4 @@ measure() {
 echo "== start to the first answer of GET /api/session ($runs runs each)"
 measure compiling "$work/chat-host-compiling" spin.toml
 measure precompiled "$work/chat-host-precompiled" "$work/precompiled/spin.toml"
-measure "app folder" "$work/app-folder/bin/chat-host" "$work/app-folder/spin.toml"
+measure "app folder" app-folder "$work/app-folder"

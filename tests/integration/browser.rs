@@ -991,6 +991,36 @@ async fn the_owner_rates_a_reply_changes_and_comments_it_and_the_rating_survives
         !browser.is_visible(".message.user .feedback").await,
         "only replies are rated"
     );
+    // The thumbs are drawn (inline SVG), not emoji that a machine without
+    // an emoji font shows as empty boxes, and are named for screen readers.
+    let thumbs = browser
+        .eval(
+            "return [...document.querySelectorAll('.message.assistant .thumb')].map((thumb) => ({ \
+               label: thumb.getAttribute('aria-label'), text: thumb.textContent, \
+               width: thumb.querySelector('svg')?.getBoundingClientRect().width ?? 0 }));",
+        )
+        .await;
+    assert_eq!(
+        thumbs
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|thumb| (
+                thumb["label"].as_str().unwrap(),
+                thumb["text"].as_str().unwrap()
+            ))
+            .collect::<Vec<_>>(),
+        [("Good reply", ""), ("Bad reply", "")],
+        "{thumbs}"
+    );
+    assert!(
+        thumbs
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|thumb| thumb["width"].as_f64().unwrap() > 8.0),
+        "each thumb's icon is drawn: {thumbs}"
+    );
 
     browser.click(".message.assistant .thumb-down").await;
     browser
@@ -1214,7 +1244,13 @@ async fn the_ui_component_serves_the_page_and_its_files_and_refuses_the_rest() {
         assert_eq!(answer.status(), 200, "{asset}");
         assert_eq!(answer.headers()["content-type"], content_type, "{asset}");
         assert!(answer.headers().contains_key("etag"), "{asset}");
-        let text = answer.text().await.unwrap();
+        // SVG's namespace is a name, never fetched; any other URL would be
+        // a request to another site.
+        let text = answer
+            .text()
+            .await
+            .unwrap()
+            .replace("\"http://www.w3.org/2000/svg\"", "");
         assert!(
             !text.contains("http://") && !text.contains("https://"),
             "{asset} names another site"

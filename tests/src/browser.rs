@@ -6,12 +6,12 @@
 //! fresh profile. Pages are read with small scripts (one round trip, no
 //! stale element handles) and driven with real clicks and key presses.
 
+use crate::process::ProcessGroup;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Long enough for anything a test waits for on a busy 2-core machine.
@@ -32,7 +32,7 @@ pub mod keys {
 /// A chromedriver process of its own, with the profile directory its
 /// browser uses; both are removed when dropped.
 struct Chromedriver {
-    child: Child,
+    process: ProcessGroup,
     port: u16,
     profile: PathBuf,
 }
@@ -44,18 +44,18 @@ impl Chromedriver {
             .expect("a free port")
             .port();
         let profile = std::env::temp_dir().join(format!("chat-ui-chromium-{port}"));
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            // Its own process group, so that dropping it also ends the
-            // browser it started, even when a test panics mid-session.
-            .process_group(0)
-            .spawn()
-            .expect("starting chromedriver (run tests/install-test-tools.sh to install it)");
+        // Dropping it also ends the browser it started, even when a test
+        // panics mid-session.
+        let process = ProcessGroup::spawn(
+            Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .expect("starting chromedriver (run tests/install-test-tools.sh to install it)");
         Self {
-            child,
+            process,
             port,
             profile,
         }
@@ -80,7 +80,7 @@ impl Chromedriver {
             if ready {
                 return;
             }
-            if let Ok(Some(exit)) = self.child.try_wait() {
+            if let Some(exit) = self.process.try_wait() {
                 panic!("chromedriver exited with {exit} before it was ready");
             }
             assert!(
@@ -94,13 +94,7 @@ impl Chromedriver {
 
 impl Drop for Chromedriver {
     fn drop(&mut self) {
-        // The whole process group: chromedriver and the browser it started.
-        // (Not `kill -KILL -<group>`: Debian 12's procps kill misreads it.)
-        let group = libc::pid_t::try_from(self.child.id()).expect("a pid fits pid_t");
-        // SAFETY: kill(2) only sends a signal; a negative pid names the
-        // process group the child leads (see `process_group(0)` above).
-        unsafe { libc::kill(-group, libc::SIGKILL) };
-        let _ = self.child.wait();
+        self.process.stop();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }

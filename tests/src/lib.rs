@@ -11,6 +11,7 @@ pub mod host;
 pub mod metrics;
 pub mod mlflow;
 pub mod nginx;
+pub mod process;
 pub mod real_mlflow;
 pub mod redis_server;
 pub mod runtime;

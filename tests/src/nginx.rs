@@ -5,14 +5,15 @@
 //! only when it could not be sent to one (nginx's default for POST: no
 //! `proxy_next_upstream non_idempotent`), so no chat is ever sent twice.
 
+use crate::process::ProcessGroup;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct TestNginx {
     pub base_url: String,
     dir: PathBuf,
-    server: Child,
+    server: ProcessGroup,
 }
 
 impl TestNginx {
@@ -54,16 +55,17 @@ impl TestNginx {
         } else {
             "nginx"
         };
-        let server = Command::new(binary)
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting nginx (run tests/install-test-tools.sh to install it)");
+        let server = ProcessGroup::spawn(
+            Command::new(binary)
+                .arg("-p")
+                .arg(&dir)
+                .arg("-c")
+                .arg(dir.join("nginx.conf"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .expect("starting nginx (run tests/install-test-tools.sh to install it)");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -92,8 +94,8 @@ impl TestNginx {
 
 impl Drop for TestNginx {
     fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
+        // nginx and its workers.
+        self.server.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

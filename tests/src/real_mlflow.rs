@@ -8,10 +8,10 @@
 //! they are never skipped.
 
 use crate::host::free_port;
+use crate::process::ProcessGroup;
 use serde_json::Value;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -50,29 +50,6 @@ fn quiet(command: &mut Command) -> &mut Command {
         .env("DO_NOT_TRACK", "true")
         .env("PYTHONUNBUFFERED", "1")
         .stdin(Stdio::null())
-        // Its own process group, so stopping it stops its workers too.
-        .process_group(0)
-}
-
-/// A child process and everything it started, stopped (SIGKILL to its
-/// process group) when dropped.
-struct Group(Child);
-
-impl Group {
-    fn stop(&mut self) {
-        // SAFETY: signals the process group this child leads
-        // (`process_group(0)` in `quiet`).
-        unsafe {
-            libc::killpg(self.0.id() as libc::pid_t, libc::SIGKILL);
-        }
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 /// `mlflow server` with a SQLite store in a directory of its own; it can be
@@ -80,7 +57,7 @@ impl Drop for Group {
 pub struct MlflowServer {
     pub port: u16,
     dir: PathBuf,
-    server: Option<Group>,
+    server: Option<ProcessGroup>,
 }
 
 impl MlflowServer {
@@ -130,8 +107,8 @@ impl MlflowServer {
             .args(["--workers", "1"])
             .stdout(log.try_clone().expect("MLflow's log"))
             .stderr(log);
-        let child = quiet(&mut command).spawn().expect("starting mlflow server");
-        self.server = Some(Group(child));
+        self.server =
+            Some(ProcessGroup::spawn(quiet(&mut command)).expect("starting mlflow server"));
         let health = format!("{}/health", self.url());
         self.wait_until(|| get(&health).is_some_and(|(status, _)| status == 200));
     }
@@ -139,7 +116,7 @@ impl MlflowServer {
     fn wait_until(&mut self, ready: impl Fn() -> bool) {
         let deadline = Instant::now() + START_PATIENCE;
         while !ready() {
-            if let Some(Ok(Some(status))) = self.server.as_mut().map(|group| group.0.try_wait()) {
+            if let Some(Some(status)) = self.server.as_mut().map(ProcessGroup::try_wait) {
                 panic!("mlflow server exited with {status}:\n{}", self.log());
             }
             assert!(
@@ -205,7 +182,7 @@ pub enum AgentShape {
 /// answering "You said: <question>." and tracing each reply to `mlflow`.
 pub struct Agent {
     pub port: u16,
-    _process: Group,
+    _process: ProcessGroup,
 }
 
 impl Agent {
@@ -227,12 +204,12 @@ impl Agent {
             .args(["--shape", shape_arg])
             .stdout(log.try_clone().expect("the agent's log"))
             .stderr(log);
-        let mut process = Group(quiet(&mut command).spawn().expect("starting agent.py"));
+        let mut process = ProcessGroup::spawn(quiet(&mut command)).expect("starting agent.py");
         let ready = format!("agent ready on port {port}");
         let deadline = Instant::now() + START_PATIENCE;
         let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
         while !read_log().contains(&ready) {
-            if let Ok(Some(status)) = process.0.try_wait() {
+            if let Some(status) = process.try_wait() {
                 panic!("agent.py exited with {status}:\n{}", read_log());
             }
             assert!(

@@ -7,8 +7,9 @@
 //! authority of the test's own.
 
 use crate::host::free_port;
+use crate::process::ProcessGroup;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct TestRedis {
@@ -17,7 +18,7 @@ pub struct TestRedis {
     /// The port that serves TLS alone, when the apps reach the server so.
     tls_port: Option<u16>,
     dir: PathBuf,
-    server: Option<Child>,
+    server: Option<ProcessGroup>,
 }
 
 impl TestRedis {
@@ -74,8 +75,7 @@ impl TestRedis {
     /// Stops the server at once (SIGKILL): clients find the port closed.
     pub fn stop(&mut self) {
         if let Some(mut server) = self.server.take() {
-            let _ = server.kill();
-            let _ = server.wait();
+            server.stop();
         }
     }
 
@@ -100,12 +100,13 @@ impl TestRedis {
                 .args(["--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", "no"])
                 .current_dir(&self.dir);
         }
-        let server = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting redis-server (run tests/install-test-tools.sh to install it)");
+        let server = ProcessGroup::spawn(
+            command
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .expect("starting redis-server (run tests/install-test-tools.sh to install it)");
         self.server = Some(server);
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.connection().is_err() {

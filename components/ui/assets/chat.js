@@ -1,6 +1,6 @@
 // The chat page: the conversation, the composer and the streaming reply.
 import * as api from "./api.js";
-import { copyText, h, skeleton, uuid } from "./dom.js";
+import { copyText, h, icon, skeleton, uuid } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
 
 /** How close to the bottom (px) still counts as "at the bottom". */
@@ -368,7 +368,7 @@ export class ChatView {
       title: vote?.isUpvoted === up ? "Withdraw your rating" : up ? "Good reply" : "Bad reply",
       disabled: busy,
       onclick: () => this.rate(message, vote?.isUpvoted === up ? null : up, vote?.comment ?? null),
-    }, up ? "👍" : "👎");
+    }, icon("thumb-up", { flip: !up }));
     const bar = h("div", { class: "feedback" }, thumb(true), thumb(false));
     if (vote && message.editingComment) {
       const input = h("input", {

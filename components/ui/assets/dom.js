@@ -12,6 +12,31 @@ export function h(tag, attributes = {}, ...children) {
   return element;
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+
+/** The outlines of our icons, on a 24 × 24 grid, drawn with the text's colour. */
+const ICONS = {
+  "thumb-up": "M7 21H4a1 1 0 0 1-1-1v-9a1 1 0 0 1 1-1h3m0 11V10l4-7a2.5 2.5 0 0 1 2.5 2.5V9h5.4a2 2 0 0 1 2 2.3l-1.3 8A2 2 0 0 1 17.6 21z",
+};
+
+/**
+ * An icon as inline SVG: it renders on machines without an emoji font, and
+ * scales and takes its colour from the text around it. Decorative: the
+ * control that holds it carries the label.
+ */
+export function icon(name, { flip = false } = {}) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("class", `icon icon-${name}`);
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  const path = document.createElementNS(SVG, "path");
+  path.setAttribute("d", ICONS[name]);
+  if (flip) path.setAttribute("transform", "rotate(180 12 12)");
+  svg.append(path);
+  return svg;
+}
+
 /**
  * Copies `text` to the clipboard and says so on `button` for a moment. The
  * Clipboard API exists only in secure contexts; on plain http (a LAN
