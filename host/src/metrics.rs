@@ -8,9 +8,11 @@
 //! stream's first bytes, and what each component's instances asked of the
 //! host (reported at each instance's next request, and when it retires).
 //! Read when scraped: database connections in use, idle and waited for, open
-//! host breakers, write-behind journal entries waiting in the `default`
-//! store, and whether the process drains. The feedback outbox lives in
-//! PostgreSQL and is not read here.
+//! host breakers, write-behind journal entries waiting in the app's store,
+//! whether the process drains, and the counts the app declares in spin.toml
+//! (`[component.<id>.tool.chat-host] gauges`, such as the ratings waiting
+//! for MLflow), each run on the app's database: the host itself knows no
+//! table of the app.
 
 use crate::app::LoadedApp;
 use crate::call_counts::CallCounts;
@@ -18,7 +20,8 @@ use crate::key_value::KeyValueStores;
 use crate::probes::Readiness;
 use anyhow::Result;
 use bytes::Bytes;
-use chat_domain::assessment;
+use chat_contract::stores;
+use chat_manifest::Gauge as DeclaredGauge;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, SizeHint};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -34,10 +37,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use wasmtime_wasi_http::WasiBody;
 
-/// The store and key prefix of the components' write-behind journal.
-const JOURNAL_STORE: &str = "default";
-const JOURNAL_PREFIX: &str = "journal/";
-/// How long a scrape waits for the database to count the outbox.
+/// How long a scrape waits for the database to answer a declared count.
 const SAMPLE_LIMIT: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -77,12 +77,14 @@ pub struct Metrics {
     connections: Family<StateLabels, Gauge>,
     breakers_open: Gauge,
     journal_depth: Gauge,
-    outbox_depth: Gauge,
+    /// The app's own counts, each with the statement that counts it.
+    declared: Vec<(DeclaredGauge, Gauge)>,
     draining: Gauge,
 }
 
 impl Metrics {
-    pub fn new() -> Arc<Self> {
+    /// The host's metrics and the `declared` counts of the app.
+    pub fn new(declared: Vec<DeclaredGauge>) -> Arc<Self> {
         let mut registry = Registry::with_prefix("chat_host");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -132,12 +134,14 @@ impl Metrics {
             "Writes waiting in the write-behind journal (the default store)",
             journal_depth.clone(),
         );
-        let outbox_depth = Gauge::default();
-        registry.register(
-            "feedback_outbox_depth",
-            "Ratings waiting in the feedback outbox for MLflow (-1: the database did not answer)",
-            outbox_depth.clone(),
-        );
+        let declared = declared
+            .into_iter()
+            .map(|declaration| {
+                let gauge = Gauge::default();
+                registry.register(&declaration.name, &declaration.help, gauge.clone());
+                (declaration, gauge)
+            })
+            .collect();
         let draining = Gauge::default();
         registry.register(
             "draining",
@@ -154,7 +158,7 @@ impl Metrics {
             connections,
             breakers_open,
             journal_depth,
-            outbox_depth,
+            declared,
             draining,
         })
     }
@@ -236,18 +240,21 @@ impl Metrics {
         // A store out of reach shows as -1 rather than as an empty journal.
         let journal = sources
             .key_value
-            .count_keys(JOURNAL_STORE, JOURNAL_PREFIX)
+            .count_keys(stores::LABEL, stores::JOURNAL_PREFIX)
             .await
             .map_or(-1, gauge_value);
         self.journal_depth.set(journal);
-        let outbox = match sources.apps.first() {
-            Some(app) => {
-                app.count_on_databases(assessment::PENDING_COUNT, SAMPLE_LIMIT)
-                    .await
-            }
-            None => None,
-        };
-        self.outbox_depth.set(outbox.unwrap_or(-1));
+        // A count the database did not answer shows as -1.
+        for (declaration, gauge) in &self.declared {
+            let count = match sources.apps.first() {
+                Some(app) => {
+                    app.count_on_databases(&declaration.count, SAMPLE_LIMIT)
+                        .await
+                }
+                None => None,
+            };
+            gauge.set(count.unwrap_or(-1));
+        }
         self.draining
             .set(i64::from(sources.readiness.is_draining()));
         let mut text = String::new();

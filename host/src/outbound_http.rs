@@ -66,7 +66,7 @@ impl WasiHttpHooks for OutboundHttp {
 /// secrets, for logs.
 fn redact_url(url: &str) -> String {
     let without_query = url.split(['?', '#']).next().unwrap_or(url);
-    chat_domain::redact::url_credentials(without_query).into_owned()
+    chat_contract::redact::url_credentials(without_query).into_owned()
 }
 
 #[cfg(test)]

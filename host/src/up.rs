@@ -136,7 +136,15 @@ pub async fn run(mut options: UpOptions) -> Result<()> {
 
     let has_schema_component = manifest.components.contains_key(SCHEMA_COMPONENT);
     let timers = crate::background::timers(&manifest);
-    let metrics = options.metrics_listen.map(|_| Metrics::new());
+    let metrics = options.metrics_listen.map(|_| {
+        Metrics::new(
+            manifest
+                .components
+                .values()
+                .flat_map(|component| component.gauges.iter().cloned())
+                .collect(),
+        )
+    });
     let app = CompiledApp::load(AppOptions {
         manifest,
         variable_overrides: overrides,
@@ -361,7 +369,7 @@ async fn start_local_postgres(data_dir: &Path) -> Result<LocalPostgres> {
     create_database(&cluster.url("postgres"), LOCAL_DATABASE).await?;
     tracing::info!(
         "db_url not set: using the local PostgreSQL at {}",
-        chat_domain::redact::url_credentials(&cluster.url(LOCAL_DATABASE))
+        chat_contract::redact::url_credentials(&cluster.url(LOCAL_DATABASE))
     );
     Ok(cluster)
 }

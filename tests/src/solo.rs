@@ -200,6 +200,7 @@ impl SoloComponent {
             environment: BTreeMap::new(),
             build: None,
             background_work: None,
+            gauges: Vec::new(),
         };
         Manifest {
             base_dir: crate::repo_root(),

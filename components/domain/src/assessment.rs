@@ -74,10 +74,6 @@ RETURNING "messageId", "traceId", "userEmail", "isUpvoted", comment, "assessment
   (SELECT floor(EXTRACT(EPOCH FROM LOCALTIMESTAMP - reply."createdAt"))::bigint
    FROM chat."Message" reply WHERE reply.id = "FeedbackOutbox"."messageId") AS reply_age_seconds"#;
 
-/// The ratings still to be delivered: the outbox's depth, which the host's
-/// metrics report.
-pub const PENDING_COUNT: &str = r#"SELECT count(*) FROM chat."FeedbackOutbox" WHERE pending"#;
-
 // Each record releases the lease. A vote made while the delivery ran has a
 // newer revision: its state is still to be delivered, due at once.
 

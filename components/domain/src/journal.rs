@@ -19,8 +19,8 @@ use crate::sql::{SqlParam, Statement};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// Prefix of every journal entry's key.
-pub const ENTRY_PREFIX: &str = "journal/";
+/// Prefix of every journal entry's key (chat-host's metrics count them).
+pub const ENTRY_PREFIX: &str = chat_contract::stores::JOURNAL_PREFIX;
 
 /// Set while entries may be waiting.
 pub const PENDING_KEY: &str = "journal-pending";

@@ -6,7 +6,7 @@
 
 use crate::postgres::DbError;
 use crate::store::{self, Remembered};
-use chat_domain::circuit::{Admission, Circuit};
+use chat_contract::circuit::{Admission, Circuit};
 use spin_sdk::key_value::Store;
 
 const KEY: &str = "database-circuit";

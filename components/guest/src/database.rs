@@ -6,7 +6,7 @@
 use crate::failure::Failure;
 use crate::postgres::Db;
 use crate::{breaker, journal, log, schema};
-use chat_domain::retry::COLD_START_RETRY_POLICY;
+use chat_contract::retry::COLD_START_RETRY_POLICY;
 
 /// Runs `work` on a connection to the `db_url` database. Failures the policy
 /// retries (and the host has not retried already) get another attempt after

@@ -1,9 +1,9 @@
 //! Server-side error lines. The host (and `spin up`) shows guest stderr, so one
 //! line per failure, with what was being done, is the log. No line carries a
-//! URL's credentials (see [`chat_domain::redact`]); callers keep message text,
+//! URL's credentials (see [`chat_contract::redact`]); callers keep message text,
 //! emails and tokens out of what they pass in.
 
-use chat_domain::redact;
+use chat_contract::redact;
 use std::fmt::Display;
 
 /// Writes `[chat] <context>: <error>` as one line, whatever newlines the error

@@ -4,9 +4,9 @@
 
 use crate::config::{self, ConfigError};
 use crate::schema;
-use chat_domain::retry::RETRIED_BY_HOST;
+use chat_contract::retry::RETRIED_BY_HOST;
+use chat_contract::sqlstate;
 use chat_domain::sql::{Row, SqlParam, Statement};
-use chat_domain::sqlstate;
 use chat_domain::timestamp::UtcDateTime;
 use serde_json::value::RawValue;
 use spin_sdk::pg::{self, Connection, DbValue, ParameterValue, PgError, QueryError};

@@ -136,5 +136,5 @@ fn to_version(recorded: i32) -> Result<u32, DbError> {
 fn is_schema_missing(error: &DbError) -> bool {
     error
         .sqlstate()
-        .is_some_and(chat_domain::sqlstate::means_schema_missing)
+        .is_some_and(chat_contract::sqlstate::means_schema_missing)
 }

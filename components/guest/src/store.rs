@@ -7,7 +7,7 @@ use spin_sdk::key_value::Store;
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const LABEL: &str = "default";
+use chat_contract::stores::LABEL;
 
 /// The store, or `None` (logged) when this component may not open it: then
 /// each instance keeps its breaker to itself, and there is no journal.

@@ -19,7 +19,7 @@ mod variables;
 
 pub use allowed_hosts::{AllowedHosts, AllowedHostsError, service_chaining_target};
 pub use manifest::{
-    Application, BackgroundWork, BuildConfig, Component, HttpRoute, HttpTrigger, Manifest,
+    Application, BackgroundWork, BuildConfig, Component, Gauge, HttpRoute, HttpTrigger, Manifest,
     ManifestError, ManifestErrorKind, VariableDecl,
 };
 pub use routing::{

@@ -84,6 +84,20 @@ pub struct Component {
     /// Work chat-host runs on a timer by calling the component
     /// (`[component.<id>.tool.chat-host] background_work`); Spin ignores it.
     pub background_work: Option<BackgroundWork>,
+    /// Counts chat-host's metrics report for the component
+    /// (`[component.<id>.tool.chat-host] gauges`); Spin ignores them.
+    pub gauges: Vec<Gauge>,
+}
+
+/// A number the app asks chat-host's metrics to report: the result of
+/// `count`, a statement answering one integer, run on the app's database
+/// at each scrape. The app declares it, so the host runs no SQL of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gauge {
+    /// The metric's name: lower-case letters, digits and `_`.
+    pub name: String,
+    pub help: String,
+    pub count: String,
 }
 
 /// A path of the component that chat-host calls (`POST`, as a
@@ -302,12 +316,57 @@ fn convert_variable(variable: raw::Variable) -> Result<VariableDecl, String> {
     }
 }
 
-fn convert_chat_host_tool(table: toml::Table) -> Result<Option<BackgroundWork>, String> {
+/// What `[component.<id>.tool.chat-host]` asks of chat-host.
+struct ChatHostTool {
+    background_work: Option<BackgroundWork>,
+    gauges: Vec<Gauge>,
+}
+
+fn convert_chat_host_tool(table: toml::Table) -> Result<ChatHostTool, String> {
     let tool = raw::ChatHostTool::deserialize(table)
         .map_err(|e| format!("[tool.{CHAT_HOST_TOOL}]: {}", e.message()))?;
-    let Some(work) = tool.background_work else {
-        return Ok(None);
-    };
+    let gauges = tool
+        .gauges
+        .into_iter()
+        .map(convert_gauge)
+        .collect::<Result<_, _>>()?;
+    let background_work = tool
+        .background_work
+        .map(convert_background_work)
+        .transpose()?;
+    Ok(ChatHostTool {
+        background_work,
+        gauges,
+    })
+}
+
+fn convert_gauge(gauge: raw::Gauge) -> Result<Gauge, String> {
+    let well_named = gauge.name.starts_with(|c: char| c.is_ascii_lowercase())
+        && gauge
+            .name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !well_named {
+        return Err(format!(
+            "[tool.{CHAT_HOST_TOOL}] gauges: a name is lower-case letters, digits and '_', \
+             starting with a letter, not {:?}",
+            gauge.name
+        ));
+    }
+    if gauge.count.trim().is_empty() {
+        return Err(format!(
+            "[tool.{CHAT_HOST_TOOL}] gauges: {} has no `count` statement",
+            gauge.name
+        ));
+    }
+    Ok(Gauge {
+        name: gauge.name,
+        help: gauge.help,
+        count: gauge.count,
+    })
+}
+
+fn convert_background_work(work: raw::BackgroundWork) -> Result<BackgroundWork, String> {
     if !work.path.starts_with('/') {
         return Err(format!(
             "[tool.{CHAT_HOST_TOOL}] background_work: `path` must start with '/', not {:?}",
@@ -321,10 +380,10 @@ fn convert_chat_host_tool(table: toml::Table) -> Result<Option<BackgroundWork>, 
             work.interval_seconds
         ));
     }
-    Ok(Some(BackgroundWork {
+    Ok(BackgroundWork {
         path: work.path,
         interval: std::time::Duration::from_secs(work.interval_seconds),
-    }))
+    })
 }
 
 fn convert_component(
@@ -409,14 +468,18 @@ fn convert_component(
         })
         .transpose()?;
 
-    let background_work = match component.tool.get(CHAT_HOST_TOOL) {
+    let tool = match component.tool.get(CHAT_HOST_TOOL) {
         Some(table) => convert_chat_host_tool(table.clone())?,
-        None => None,
+        None => ChatHostTool {
+            background_work: None,
+            gauges: Vec::new(),
+        },
     };
 
     Ok(Component {
         source,
-        background_work,
+        background_work: tool.background_work,
+        gauges: tool.gauges,
         description: component.description,
         allowed_outbound_hosts: component.allowed_outbound_hosts,
         key_value_stores: component

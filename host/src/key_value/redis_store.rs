@@ -30,7 +30,7 @@ pub struct RedisStore {
 impl RedisStore {
     /// Connects lazily: Redis may be down when the host starts.
     pub fn new(url: &str) -> Result<Self> {
-        let address = chat_domain::redact::url_credentials(url).into_owned();
+        let address = chat_contract::redact::url_credentials(url).into_owned();
         let client =
             redis::Client::open(url).with_context(|| format!("invalid Redis URL {address}"))?;
         let config = ConnectionManagerConfig::new()

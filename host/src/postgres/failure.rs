@@ -3,8 +3,8 @@
 //! failure reaches the guest as a `spin:postgres` error.
 
 use super::bindings::{self, Error, QueryError};
-use chat_domain::retry::RETRIED_BY_HOST;
-use chat_domain::sqlstate::{CONNECTION_RESET, POOL_CLOSED, TIMED_OUT};
+use chat_contract::retry::RETRIED_BY_HOST;
+use chat_contract::sqlstate::{CONNECTION_RESET, POOL_CLOSED, TIMED_OUT};
 use deadpool_postgres::{PoolError, TimeoutType};
 use std::time::Duration;
 

@@ -18,7 +18,7 @@ use super::failure::{CheckoutFailure, StatementFailure};
 use super::pool::{Checkout, Database};
 use super::session::SessionState;
 use super::{StartedQuery, convert_row, execute, start_query, values};
-use chat_domain::retry::{COLD_START_RETRY_POLICY, NextStep};
+use chat_contract::retry::{COLD_START_RETRY_POLICY, NextStep};
 use deadpool_postgres::Object;
 use futures::StreamExt;
 use std::sync::{Arc, Mutex, MutexGuard};

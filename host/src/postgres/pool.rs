@@ -8,8 +8,8 @@
 
 use super::failure::CheckoutFailure;
 use super::password::{PasswordSource, RotatingPassword};
-use chat_domain::circuit::{Admission, Circuit};
-use chat_domain::retry::{COLD_START_RETRY_POLICY, NextStep};
+use chat_contract::circuit::{Admission, Circuit};
+use chat_contract::retry::{COLD_START_RETRY_POLICY, NextStep};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -291,7 +291,7 @@ impl Database {
         if !circuit.is_open() {
             tracing::warn!(
                 "the database is out of reach ({why}): ephemeral mode; probing it again in {:?}",
-                chat_domain::circuit::COOL_DOWN
+                chat_contract::circuit::COOL_DOWN
             );
         }
         *circuit = Circuit::tripped(self.now());

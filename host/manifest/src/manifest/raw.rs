@@ -132,6 +132,17 @@ pub(super) struct Component {
 #[serde(deny_unknown_fields)]
 pub(super) struct ChatHostTool {
     pub background_work: Option<BackgroundWork>,
+    #[serde(default)]
+    pub gauges: Vec<Gauge>,
+}
+
+/// `gauges = [{ name = "...", help = "...", count = "SELECT count(*) ..." }]`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Gauge {
+    pub name: String,
+    pub help: String,
+    pub count: String,
 }
 
 /// `background_work = { path = "/...", interval_seconds = N }`

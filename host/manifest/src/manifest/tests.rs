@@ -731,6 +731,33 @@ fn chat_host_reads_its_own_tool_table_and_leaves_the_others() {
 }
 
 #[test]
+fn the_app_declares_the_counts_chat_hosts_metrics_report() {
+    let manifest = parse(&format!(
+        "{MINIMAL}[component.web.tool.chat-host]\n\
+         gauges = [{{ name = \"queue_depth\", help = \"Waiting\", count = \"SELECT count(*) FROM q\" }}]\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        manifest.components["web"].gauges,
+        [Gauge {
+            name: "queue_depth".to_owned(),
+            help: "Waiting".to_owned(),
+            count: "SELECT count(*) FROM q".to_owned(),
+        }]
+    );
+    assert!(parse(MINIMAL).unwrap().components["web"].gauges.is_empty());
+    let project = Manifest::parse(PROJECT_MANIFEST, Path::new("/srv/chat")).unwrap();
+    assert_eq!(
+        project.components["feedback"]
+            .gauges
+            .iter()
+            .map(|gauge| gauge.name.as_str())
+            .collect::<Vec<_>>(),
+        ["feedback_outbox_depth"]
+    );
+}
+
+#[test]
 fn a_malformed_chat_host_tool_table_is_refused_with_the_reason() {
     for (table, expected) in [
         ("typo = 1", "unknown field `typo`"),
@@ -745,6 +772,18 @@ fn a_malformed_chat_host_tool_table_is_refused_with_the_reason() {
         (
             "background_work = { path = \"/w\" }",
             "missing field `interval_seconds`",
+        ),
+        (
+            "gauges = [{ name = \"Depth\", help = \"\", count = \"SELECT 1\" }]",
+            "a name is lower-case letters",
+        ),
+        (
+            "gauges = [{ name = \"depth\", help = \"\", count = \" \" }]",
+            "depth has no `count` statement",
+        ),
+        (
+            "gauges = [{ name = \"depth\", count = \"SELECT 1\" }]",
+            "missing field `help`",
         ),
     ] {
         let error = error_with(&format!("[component.web.tool.chat-host]\n{table}\n"));
