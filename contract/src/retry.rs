@@ -21,8 +21,9 @@ pub struct RetryPolicy {
     pub initial_backoff_seconds: u64,
 }
 
-/// The one policy of the product (the seed's `lakebaseColdStartRetryPolicy`,
-/// plus the connection-exception codes that mean the same thing).
+/// The one policy of the product: that of the Node.js recipe the app began
+/// as (README; its `lakebaseColdStartRetryPolicy`), plus the
+/// connection-exception codes that mean the same thing.
 pub const COLD_START_RETRY_POLICY: RetryPolicy = RetryPolicy {
     retry_on: &[
         "57P01",                    // admin_shutdown: the server closed the connection

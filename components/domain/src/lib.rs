@@ -1,6 +1,10 @@
 //! The chat-history domain: identity, validation, pagination rules, SQL text and
 //! JSON views. Plain Rust with no wasm dependency, so it is unit-tested natively;
 //! the components only execute what this crate decides.
+//!
+//! "The seed", in these comments, is the Node.js recipe the app began as
+//! (README): its schema, API and browser client, which this app keeps
+//! working unchanged.
 
 pub mod access;
 pub mod admin;

@@ -1,8 +1,8 @@
 //! chat-bench: measures chat-host against a native ceiling on one seeded
 //! PostgreSQL, and its SSE proxy against calling the model endpoint
 //! directly, with the same components under `spin up` as a third server
-//! when a Spin CLI is found and the seed's own Node app on the real AppKit
-//! as a fourth (throughput only) when `run.sh` prepared it, then prints the
+//! when a Spin CLI is found and the seed's own Node app (the recipe the app
+//! began as, README) on the real AppKit as a fourth (throughput only) when `run.sh` prepared it, then prints the
 //! results as Markdown tables.
 //!
 //! Run it with `bash tests/bench/run.sh`, which builds everything in release
