@@ -379,20 +379,22 @@ async fn run_until_it_exits(
     env: &[(&str, &str)],
 ) -> (std::process::ExitStatus, String) {
     let app_yaml = AppYaml::read(&folder);
-    let (program, args) = app_yaml.command.split_first().unwrap();
-    let output = tokio::process::Command::new(program)
-        .args(args)
-        .current_dir(&folder)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env(
-            "DATABRICKS_APP_PORT",
-            chat_tests::host::free_port().to_string(),
-        )
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .expect("running the app folder's command");
+    let mut env: std::collections::BTreeMap<String, String> = env
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect();
+    env.insert(
+        "DATABRICKS_APP_PORT".to_owned(),
+        chat_tests::host::free_port().to_string(),
+    );
+    let output = tokio::process::Command::from(app_folder::platform_command(
+        &folder,
+        &app_yaml.command,
+        &env,
+    ))
+    .output()
+    .await
+    .expect("running the app folder's command");
     let _ = std::fs::remove_dir_all(&folder);
     let log = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);

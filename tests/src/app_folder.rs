@@ -60,6 +60,24 @@ pub fn copy_without_executable_bits(folder: &Path) -> PathBuf {
     copy
 }
 
+/// `command` (an `app.yaml` command) as the platform runs it: in `folder`,
+/// without a shell, with no environment but `PATH` and `env`.
+pub fn platform_command<'a>(
+    folder: &Path,
+    command: &[String],
+    env: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> std::process::Command {
+    let (program, args) = command.split_first().expect("a command");
+    let mut process = std::process::Command::new(program);
+    process
+        .args(args)
+        .current_dir(folder)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env);
+    process
+}
+
 /// What `app.yaml` tells the platform: the command, and the environment
 /// it adds (`name` with a `value`, or `valueFrom` naming an app resource).
 pub struct AppYaml {

@@ -162,18 +162,11 @@ impl TestHost {
     /// environment but `PATH` and `config.env` (the platform's), listening
     /// where `DATABRICKS_APP_PORT` says. The folder is removed with the host.
     pub fn start_app_folder(folder: PathBuf, command: &[String], config: HostConfig) -> Self {
-        let (program, args) = command.split_first().expect("a command");
         let port = config
             .port
             .expect("a port: HostConfig::on_databricks_apps_port");
         let launch = Launch::new("app-folder", Some(port));
-        let mut process = Command::new(program);
-        process
-            .args(args)
-            .current_dir(&folder)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .envs(&config.env);
+        let process = crate::app_folder::platform_command(&folder, command, &config.env);
         launch.spawn_as_is(process, Runtime::ChatHost, Some(folder))
     }
 
