@@ -7,10 +7,11 @@
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use chat_domain::{demo_agent, migrations};
+use chat_domain::database::migrations;
 use chat_tests::database::TestDatabase;
 use chat_tests::solo::{SoloComponent, SoloResponse, request};
 use chat_tests::upstream::{Script, ScriptedUpstream, Step};
+use demo_rules::agent;
 use http::{HeaderValue, Method};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -422,7 +423,7 @@ fn assert_trace_id(trace_id: &Value) {
 async fn demo_agent_streams_its_reply_word_by_word_in_both_formats() -> Result<()> {
     let agent = SoloComponent::new("demo_agent.wasm", "demo-agent")?;
     let question = "What is the capital of France?";
-    let reply = demo_agent::reply_text(question);
+    let reply = agent::reply_text(question);
 
     // Chat-completions chunks, read as they come: one write per word.
     let mut response = agent
@@ -445,7 +446,7 @@ async fn demo_agent_streams_its_reply_word_by_word_in_both_formats() -> Result<(
     };
     assert_eq!(
         deltas.len(),
-        demo_agent::pieces(&reply).len(),
+        agent::pieces(&reply).len(),
         "one event per word"
     );
     assert_eq!(streamed_text(deltas, "/choices/0/delta/content")?, reply);

@@ -1,18 +1,18 @@
 //! A stand-in for MLflow's REST API (the part the feedback component
 //! calls), served by the scripted endpoint at its own origin under
 //! `/api/3.0/mlflow/`: it answers as the real server does
-//! (`chat_domain::demo_mlflow`, checked against a real `mlflow server` by
+//! (`demo_rules::mlflow`, checked against a real `mlflow server` by
 //! the feedback suite), knows only the traces a test logged, and fails as a
 //! test tells it to (an error status, a proxy's HTML page, a hang, a dropped
 //! connection, or the work done and the connection dropped before the
 //! answer).
 
-use chat_domain::demo_mlflow::Route;
+use demo_rules::mlflow::Route;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
-pub use chat_domain::demo_mlflow::PREFIX;
+pub use demo_rules::mlflow::PREFIX;
 
 /// How the next calls fail, one failure per call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +67,7 @@ const PROXY_PAGE: &str =
     "<html><head><title>Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>\n";
 
 /// Keeps assessments the way the demo agent's MLflow does
-/// (`chat_domain::demo_mlflow`, in memory here), and fails on demand.
+/// (`demo_rules::mlflow`, in memory here), and fails on demand.
 #[derive(Default)]
 pub struct MlflowStandIn {
     state: Mutex<State>,
@@ -82,7 +82,7 @@ impl MlflowStandIn {
             .unwrap()
             .by_trace
             .entry(trace_id.to_owned())
-            .or_insert_with(chat_domain::demo_mlflow::logged_trace);
+            .or_insert_with(demo_rules::mlflow::logged_trace);
     }
 
     /// The next calls fail like this, in order (`None`: that call is
@@ -128,7 +128,7 @@ impl MlflowStandIn {
             Some(Failure::DoThenDrop) | None => {}
         }
         let Some(route) = route else {
-            return Answer::Page(404, chat_domain::demo_mlflow::NOT_A_ROUTE);
+            return Answer::Page(404, demo_rules::mlflow::NOT_A_ROUTE);
         };
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let trace = route.trace_id().to_owned();

@@ -1,6 +1,6 @@
 //! An independent reader of `text/event-stream`, written from the WHATWG
 //! "server-sent events" parsing rules and sharing no code with the app's
-//! parser (`chat_domain::sse`), so a bug there cannot hide in what the tests
+//! parser (`chat_domain::http::sse`), so a bug there cannot hide in what the tests
 //! see. It is strict where a test should be: a stream that ends inside an
 //! event is reported, not silently completed.
 
@@ -141,7 +141,7 @@ mod tests {
         let bytes = stream.as_bytes();
         for step in 1..=bytes.len() {
             let mut ours = EventReader::new();
-            let mut apps = chat_domain::sse::SseParser::new();
+            let mut apps = chat_domain::http::sse::SseParser::new();
             let (mut seen_ours, mut seen_apps) = (Vec::new(), Vec::new());
             for chunk in bytes.chunks(step) {
                 seen_ours.extend(ours.push(chunk));

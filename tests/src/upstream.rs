@@ -320,7 +320,7 @@ async fn answer_mlflow(
 fn log_traces_in(text: &str, mlflow: &MlflowStandIn) {
     for data in text.lines().filter_map(|line| line.strip_prefix("data: ")) {
         if let Ok(event) = serde_json::from_str::<Value>(data)
-            && let Some(trace_id) = chat_domain::serving::extract_trace_id(&event)
+            && let Some(trace_id) = chat_domain::chat::serving::extract_trace_id(&event)
         {
             mlflow.log_trace(trace_id);
         }

@@ -308,7 +308,7 @@ impl Serving {
         let password = format!("lbc-{}", uuid::Uuid::new_v4().simple());
         let lifetime = self.settings.credential_lifetime;
         let expiry = SystemTime::now() + lifetime;
-        let expire_time = chat_domain::timestamp::UtcDateTime::from_unix_millis(
+        let expire_time = chat_domain::database::timestamp::UtcDateTime::from_unix_millis(
             expiry
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .unwrap()

@@ -2,7 +2,7 @@
 //! for operators holding the `admin_token`.
 
 use chat_domain::admin;
-use chat_domain::routes::no_route;
+use chat_domain::http::routes::no_route;
 use chat_guest::request::{Request, allow_only, header_text};
 use chat_guest::response::{self, HttpResponse};
 use chat_guest::{Db, Failure, config, schema};

@@ -1,8 +1,8 @@
 //! `GET /api/chat/:chatId/stream`: the reply being written in a chat, from
-//! what its writer checkpointed (the rules are in `chat_domain::follow`).
+//! what its writer checkpointed (the rules are in `chat_domain::chat::follow`).
 
 use chat_domain::access::{self, ChatAccess, ChatAction};
-use chat_domain::follow::{self, FOLLOW_INTERVAL, Follower, Progress, Seen};
+use chat_domain::chat::follow::{self, FOLLOW_INTERVAL, Follower, Progress, Seen};
 use chat_guest::database::{once, with_database};
 use chat_guest::request::{Request, identify};
 use chat_guest::response::{self, EventSender, HttpResponse};

@@ -13,12 +13,12 @@ mod stop;
 mod transcript;
 mod upstream;
 
-use chat_domain::chat_request::{ChatMessage, ChatRequest};
-use chat_domain::conversation::{MessageStatus, checkpoint_due_in};
-use chat_domain::relay::{DONE_FRAME, MetaEvent, ReplyRelay, data_frame, error_frame};
-use chat_domain::routes::{ApiPath, no_route};
-use chat_domain::serving::{self, UpstreamFailure};
-use chat_domain::users;
+use chat_domain::chat::conversation::{MessageStatus, checkpoint_due_in};
+use chat_domain::chat::relay::{DONE_FRAME, MetaEvent, ReplyRelay, data_frame, error_frame};
+use chat_domain::chat::request::{ChatMessage, ChatRequest};
+use chat_domain::chat::serving::{self, UpstreamFailure};
+use chat_domain::http::routes::{ApiPath, no_route};
+use chat_domain::identity::users;
 use chat_guest::deadline::within;
 use chat_guest::request::{Request, allow_only, identify, read_body};
 use chat_guest::response::{self, EventSender, HttpResponse};
@@ -254,7 +254,7 @@ impl Reply {
     }
 
     /// Forwards each event the moment its bytes are in, and checkpoints the
-    /// text at most every [`CHECKPOINT_INTERVAL`](chat_domain::conversation::CHECKPOINT_INTERVAL)
+    /// text at most every [`CHECKPOINT_INTERVAL`](chat_domain::chat::conversation::CHECKPOINT_INTERVAL)
     /// while it streams. A client that left changes nothing: the endpoint is
     /// read to its end all the same, so the whole reply is stored. Between
     /// frames (never during a checkpoint's write) it looks for a stop on the

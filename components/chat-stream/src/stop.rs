@@ -1,9 +1,9 @@
 //! `POST /api/chat/:chatId/stop`, and the watch a streaming reply keeps for
-//! it (the rules are in `chat_domain::stop`).
+//! it (the rules are in `chat_domain::chat::stop`).
 
 use chat_domain::ApiError;
 use chat_domain::access::ChatAction;
-use chat_domain::stop::{self, STOP_CHECK_INTERVAL, StopRequested};
+use chat_domain::chat::stop::{self, STOP_CHECK_INTERVAL, StopRequested};
 use chat_guest::access::authorize;
 use chat_guest::database::with_database;
 use chat_guest::request::{Request, identify};

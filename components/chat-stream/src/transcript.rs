@@ -5,14 +5,14 @@
 //! write-behind journal and reaches the database when it is back.
 
 use chat_domain::access::{self, ChatAction};
-use chat_domain::chat_request::{ChatMessage, ChatRequest};
-use chat_domain::context::{self, Regeneration};
-use chat_domain::conversation::MessageStatus;
+use chat_domain::chat::context::{self, Regeneration};
+use chat_domain::chat::conversation::MessageStatus;
+use chat_domain::chat::request::{ChatMessage, ChatRequest};
+use chat_domain::chat::serving::fallback_title;
 use chat_domain::feedback;
 use chat_domain::feedback::ReplyRecord;
 use chat_domain::identity::Identity;
-use chat_domain::journal::ConversationWrite;
-use chat_domain::serving::fallback_title;
+use chat_domain::resilience::journal::ConversationWrite;
 use chat_guest::database::{once, with_database};
 use chat_guest::{Failure, journal, log, store, writes};
 use futures::channel::oneshot;
@@ -42,7 +42,7 @@ pub struct Opened {
 /// the chat counts as new if this is its first turn.
 ///
 /// `cleared` is told the conversation to ask the model with
-/// (`chat_domain::context`) as soon as nothing but the write itself can
+/// (`chat_domain::chat::context`) as soon as nothing but the write itself can
 /// refuse the message: a chat the client named has been read and is the
 /// caller's (or does not exist yet), or the database is out of reach. The
 /// model is called from then on, while the write runs. Someone else's chat

@@ -2,7 +2,7 @@
 //! timeout that bounds every wait on it.
 
 use bytes::Bytes;
-use chat_domain::serving::{self, EndpointApi, UpstreamFailure};
+use chat_domain::chat::serving::{self, EndpointApi, UpstreamFailure};
 use chat_guest::config;
 use chat_guest::deadline::within;
 use chat_guest::log;

@@ -1,16 +1,16 @@
-//! The demo-agent component: a local stand-in for a model-serving endpoint
-//! (see `chat_domain::demo_agent`), so the app chats with no cloud, and for
-//! its workspace's MLflow assessments API (`chat_domain::demo_mlflow`), so
-//! ratings reach an "MLflow" too. Its route is private: chat-stream and
+//! The demo-agent component: a local stand-in for a model-serving endpoint,
+//! so the app chats with no cloud, and for its workspace's MLflow
+//! assessments API, so ratings reach an "MLflow" too. What it answers is
+//! decided in `rules/` (crate demo-rules). Its route is private: chat-stream and
 //! feedback reach it by service chaining, at
 //! `http://demo-agent.spin.internal/...`; any path but the MLflow ones is
 //! the endpoint.
 
-use chat_domain::demo_agent::{self, Invocation, ReplyFormat, WORD_INTERVAL};
-use chat_domain::demo_mlflow::{self, Route};
 use chat_guest::request::{Request, allow_only, read_body};
 use chat_guest::response::{self, HttpResponse};
 use chat_guest::{Failure, store};
+use demo_rules::agent::{self, Invocation, ReplyFormat, WORD_INTERVAL};
+use demo_rules::mlflow::{self, Route};
 use spin_sdk::http::StatusCode;
 use spin_sdk::wit_bindgen::spawn;
 use uuid::Uuid;
@@ -23,8 +23,8 @@ async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
 /// A streaming invocation gets the reply word by word; any other (such as
 /// the title request) a short title at once.
 async fn route(request: Request) -> Result<HttpResponse, Failure> {
-    if request.uri().path().starts_with(demo_mlflow::PREFIX) {
-        return mlflow(request).await;
+    if request.uri().path().starts_with(mlflow::PREFIX) {
+        return serve_mlflow(request).await;
     }
     allow_only(request.method(), "POST")?;
     let format = ReplyFormat::from_query(request.uri().query().unwrap_or(""));
@@ -35,23 +35,23 @@ async fn route(request: Request) -> Result<HttpResponse, Failure> {
     } else {
         format
     };
-    let trace_id = demo_agent::trace_id(Uuid::new_v4());
+    let trace_id = agent::trace_id(Uuid::new_v4());
     log_trace(&trace_id).await;
     if !invocation.stream {
-        let title = demo_agent::title(&invocation.message);
-        let answer = demo_agent::answer(format, &title, &trace_id);
+        let title = agent::title(&invocation.message);
+        let answer = agent::answer(format, &title, &trace_id);
         return Ok(response::json(StatusCode::OK, &answer));
     }
     let (events, response) = response::event_stream();
     spawn(async move {
-        let text = demo_agent::reply_text(&invocation.message);
-        for piece in demo_agent::pieces(&text) {
+        let text = agent::reply_text(&invocation.message);
+        for piece in agent::pieces(&text) {
             spin_sdk::time::sleep(WORD_INTERVAL).await;
-            if !events.send(demo_agent::delta_frame(format, piece)) {
+            if !events.send(agent::delta_frame(format, piece)) {
                 return; // the caller hung up
             }
         }
-        for frame in demo_agent::closing_frames(format, &trace_id) {
+        for frame in agent::closing_frames(format, &trace_id) {
             events.send(frame);
         }
     });
@@ -65,8 +65,8 @@ async fn log_trace(trace_id: &str) {
     let Some(store) = store::open().await else {
         return;
     };
-    let logged = serde_json::to_vec(&demo_mlflow::logged_trace()).expect("JSON values serialise");
-    if let Err(error) = store.set(&demo_mlflow::store_key(trace_id), &logged).await {
+    let logged = serde_json::to_vec(&mlflow::logged_trace()).expect("JSON values serialise");
+    if let Err(error) = store.set(&mlflow::store_key(trace_id), &logged).await {
         chat_guest::log::failure("the demo agent: logging its trace", &format!("{error:?}"));
     }
 }
@@ -74,12 +74,9 @@ async fn log_trace(trace_id: &str) {
 /// An MLflow call, carried out on the trace's assessments in
 /// the key-value store (a demo: two calls on one trace at the same moment
 /// may overwrite each other).
-async fn mlflow(request: Request) -> Result<HttpResponse, Failure> {
+async fn serve_mlflow(request: Request) -> Result<HttpResponse, Failure> {
     let Some(route) = Route::parse(request.method().as_str(), request.uri().path()) else {
-        return Ok(response::html(
-            StatusCode::NOT_FOUND,
-            demo_mlflow::NOT_A_ROUTE,
-        ));
+        return Ok(response::html(StatusCode::NOT_FOUND, mlflow::NOT_A_ROUTE));
     };
     let (request, body) = request.into_parts();
     let body = read_body(&request.headers, body).await?;
@@ -91,7 +88,7 @@ async fn mlflow(request: Request) -> Result<HttpResponse, Failure> {
             ),
         ));
     };
-    let key = demo_mlflow::store_key(route.trace_id());
+    let key = mlflow::store_key(route.trace_id());
     let stored = match store.get(&key).await {
         Ok(Some(bytes)) => serde_json::from_slice(&bytes).ok(),
         _ => None,

@@ -7,7 +7,7 @@
 //! closed (the seed let the request through).
 
 use crate::ApiError;
-use crate::sql::{Row, SqlParam, Statement};
+use crate::database::sql::{Row, SqlParam, Statement};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -287,7 +287,7 @@ mod tests {
 
     #[test]
     fn the_access_row_decodes_as_its_select_lists_it() {
-        use crate::sql::fake::{FakeRow, Value};
+        use crate::database::sql::fake::{FakeRow, Value};
         let row = FakeRow::laid_out_by(
             CHAT_ACCESS,
             &[

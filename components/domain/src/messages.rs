@@ -12,9 +12,9 @@
 
 use crate::ApiError;
 use crate::access::{self, ChatAccess};
-use crate::sql::{Row, SqlParam, Statement, split_page};
-use crate::timestamp::UtcDateTime;
-use crate::validate::{QueryParams, parse_limit, parse_uuid};
+use crate::database::sql::{Row, SqlParam, Statement, split_page};
+use crate::database::timestamp::UtcDateTime;
+use crate::http::validate::{QueryParams, parse_limit, parse_uuid};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -44,7 +44,7 @@ macro_rules! chat_with_page {
 FROM chat."Chat" AS chat
 LEFT JOIN LATERAL (
   SELECT id, role, parts::text AS parts, "traceId", "createdAt", "#,
-            crate::conversation::reported_status!(),
+            crate::chat::conversation::reported_status!(),
             r#" AS status, "insertionOrder"
   FROM chat."Message"
   WHERE "chatId" = chat.id"#,
@@ -349,7 +349,7 @@ mod tests {
     #[test]
     fn rows_of_both_page_statements_decode_as_their_select_lists_them() {
         use crate::access::Visibility;
-        use crate::sql::fake::{FakeRow, Value};
+        use crate::database::sql::fake::{FakeRow, Value};
         let at = UtcDateTime::from_parts(2024, 5, 1, 12, 0, 0, 0).unwrap();
         let message = Uuid::from_u128(9);
         for sql in [CHAT_WITH_NEWEST, CHAT_WITH_OLDER_THAN_CURSOR] {

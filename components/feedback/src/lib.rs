@@ -18,13 +18,13 @@
 mod mlflow;
 
 use chat_domain::access::{self, ChatAction};
-use chat_domain::assessment::Delivery;
 use chat_domain::background;
+use chat_domain::feedback::assessment::Delivery;
 use chat_domain::feedback::{self, Rating, Vote, Withdrawn};
+use chat_domain::http::routes::{ApiPath, no_route};
 use chat_domain::identity::Identity;
-use chat_domain::journal::ConversationWrite;
-use chat_domain::routes::{ApiPath, no_route};
-use chat_domain::users;
+use chat_domain::identity::users;
+use chat_domain::resilience::journal::ConversationWrite;
 use chat_guest::database::with_database;
 use chat_guest::request::{Request, allow_only, identify, read_body};
 use chat_guest::response::{self, HttpResponse};

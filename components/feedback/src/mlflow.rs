@@ -1,6 +1,6 @@
 //! Delivering the feedback outbox to MLflow's REST API: at `mlflow_origin`,
 //! or in the workspace of the serving endpoint (`serving_endpoint_origin`). The rules (what to
-//! call, what an answer means, the backoff) are `chat_domain::assessment`'s;
+//! call, what an answer means, the backoff) are `chat_domain::feedback::assessment`'s;
 //! this module makes the calls, waits a little for traces MLflow has not
 //! logged yet, and records each outcome.
 //!
@@ -10,10 +10,12 @@
 //! authentication takes calls without an `Authorization` header.
 
 use bytes::Bytes;
-use chat_domain::assessment::{self, Call, Delivery, MAX_CALLS_PER_DELIVERY, Next, Problem};
 use chat_domain::background::Budget;
+use chat_domain::chat::serving;
+use chat_domain::feedback::assessment::{
+    self, Call, Delivery, MAX_CALLS_PER_DELIVERY, Next, Problem,
+};
 use chat_domain::identity::Identity;
-use chat_domain::serving;
 use chat_guest::database::for_background_work;
 use chat_guest::deadline::within;
 use chat_guest::{config, log, store};

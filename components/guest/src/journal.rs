@@ -1,21 +1,21 @@
 //! The write-behind journal in the key-value store (its rules and layout are
-//! in `chat_domain::journal`): kept when the database is out of reach,
+//! in `chat_domain::resilience::journal`): kept when the database is out of reach,
 //! replayed in order by the first request that finds it back.
 
 use crate::Failure;
 use crate::postgres::Db;
 use crate::store::{self, Remembered};
 use crate::{log, writes};
+use chat_domain::chat::stop;
+use chat_domain::database::sql::Row;
 use chat_domain::feedback::{self, ReplyRecord};
-use chat_domain::journal::{self, ConversationWrite, JournalEntry, PENDING_KEY};
-use chat_domain::sql::Row;
-use chat_domain::stop;
+use chat_domain::resilience::journal::{self, ConversationWrite, JournalEntry, PENDING_KEY};
 use spin_sdk::key_value::Store;
 use std::sync::atomic::{AtomicU64, Ordering};
 use uuid::Uuid;
 
 /// Whether this instance last saw the journal marker set: while it saw none
-/// moments ago, requests skip the store (see `chat_domain::snapshot`).
+/// moments ago, requests skip the store (see `chat_domain::resilience::snapshot`).
 static PENDING_SEEN: Remembered<bool> = Remembered::nothing_yet();
 
 /// Keeps a write for later, stamped `written_at`; a write that could not be
@@ -24,7 +24,7 @@ pub async fn keep(write: ConversationWrite, written_at: u64) {
     let entry = JournalEntry::new(written_at, write);
     let kept = match store::open().await {
         Some(store) => {
-            // The entry first, then the marker (see chat_domain::journal).
+            // The entry first, then the marker (see chat_domain::resilience::journal).
             let stored = store.set(entry.key(), entry.to_bytes()).await;
             match stored {
                 Ok(()) => mark_pending(&store).await,
@@ -169,7 +169,7 @@ pub async fn replay_if_pending(db: &Db) -> Result<(), Failure> {
 }
 
 async fn replay_locked(db: &Db, store: &Store) -> Result<(), Failure> {
-    // The marker goes before the listing (see chat_domain::journal).
+    // The marker goes before the listing (see chat_domain::resilience::journal).
     if let Err(error) = store.delete(PENDING_KEY).await {
         log::failure("clearing the journal marker", &format!("{error:?}"));
         return Ok(());

@@ -3,9 +3,10 @@
 use crate::config;
 use crate::failure::Failure;
 use bytes::Bytes;
-use chat_domain::gateway::{self, GatewaySecret};
+use chat_domain::ApiError;
+use chat_domain::http::csrf;
+use chat_domain::identity::gateway::{self, GatewaySecret};
 use chat_domain::identity::{self, Identity};
-use chat_domain::{ApiError, csrf};
 use futures::future::select;
 use http_body_util::BodyExt;
 use spin_sdk::http::{HeaderMap, Method};

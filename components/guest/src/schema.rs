@@ -4,8 +4,8 @@
 //! start together queue up and the later ones find nothing left to apply.
 
 use crate::postgres::{Db, DbError};
-use chat_domain::migrations::{self, MigrationReport, SchemaStatus};
-use chat_domain::sql::Statement;
+use chat_domain::database::migrations::{self, MigrationReport, SchemaStatus};
+use chat_domain::database::sql::Statement;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Set once this instance has seen the schema at the latest version; it only

@@ -2,7 +2,7 @@
 //! circuit breaker's state, the write-behind journal, and the record of each
 //! traced reply, for rating it without the database.
 
-use chat_domain::snapshot::Snapshot;
+use chat_domain::resilience::snapshot::Snapshot;
 use spin_sdk::key_value::Store;
 use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,7 +33,7 @@ pub fn now_ms() -> u64 {
 
 /// What this instance last read from (or wrote to) the store about one
 /// piece of shared state, so most requests need not open the store at all
-/// (the rules are in `chat_domain::snapshot`). Request-independent by
+/// (the rules are in `chat_domain::resilience::snapshot`). Request-independent by
 /// design, like the cached variables.
 pub struct Remembered<T>(Mutex<Option<Snapshot<T>>>);
 

@@ -3,10 +3,10 @@
 
 use crate::failure::Failure;
 use crate::postgres::{Db, DbError, DbRow};
-use chat_domain::conversation::{self, ReplyRow, TurnOutcome, UserTurn};
+use chat_domain::chat::conversation::{self, ReplyRow, TurnOutcome, UserTurn};
+use chat_domain::database::sql::Statement;
 use chat_domain::feedback::{self, Rating, Target};
-use chat_domain::journal::ConversationWrite;
-use chat_domain::sql::Statement;
+use chat_domain::resilience::journal::ConversationWrite;
 
 /// What a write found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

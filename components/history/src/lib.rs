@@ -4,12 +4,12 @@
 
 use chat_domain::access;
 use chat_domain::access::ChatAction;
-use chat_domain::chat::{self, Deleted, Renamed, VisibilityChanged};
+use chat_domain::database::sql::{Row, Statement};
+use chat_domain::history::changes::{self, Deleted, Renamed, VisibilityChanged};
 use chat_domain::history::{self, HistoryPage, HistoryQuery, finish_page};
+use chat_domain::http::routes::{ApiPath, no_route};
 use chat_domain::identity::Identity;
-use chat_domain::routes::{ApiPath, no_route};
-use chat_domain::session::SessionView;
-use chat_domain::sql::{Row, Statement};
+use chat_domain::identity::session_view::SessionView;
 use chat_guest::access::authorize;
 use chat_guest::database::with_database;
 use chat_guest::failure::or_when_unreachable;
@@ -112,7 +112,7 @@ async fn read_page(
 /// foreign keys cascade). Anyone else's chat, or none, is 404.
 async fn delete_chat(request: &Request, chat_id: Uuid) -> Result<HttpResponse, Failure> {
     let identity = identify(request.headers()).await?;
-    let delete = chat::delete_statement(chat_id, &identity.user_id);
+    let delete = changes::delete_statement(chat_id, &identity.user_id);
     write_owned_chat(chat_id, &identity, ChatAction::Delete, &delete).await?;
     Ok(response::json(StatusCode::OK, &Deleted { success: true }))
 }
@@ -121,9 +121,9 @@ async fn delete_chat(request: &Request, chat_id: Uuid) -> Result<HttpResponse, F
 /// checked in full before the database is touched.
 async fn change_visibility(request: Request, chat_id: Uuid) -> Result<HttpResponse, Failure> {
     let (request, body) = request.into_parts();
-    let visibility = chat::requested_visibility(&read_body(&request.headers, body).await?)?;
+    let visibility = changes::requested_visibility(&read_body(&request.headers, body).await?)?;
     let identity = identify(&request.headers).await?;
-    let update = chat::set_visibility_statement(chat_id, &identity.user_id, visibility);
+    let update = changes::set_visibility_statement(chat_id, &identity.user_id, visibility);
     write_owned_chat(chat_id, &identity, ChatAction::ChangeVisibility, &update).await?;
     Ok(response::json(
         StatusCode::OK,
@@ -138,9 +138,9 @@ async fn change_visibility(request: Request, chat_id: Uuid) -> Result<HttpRespon
 /// later leaves it as it is. The body is checked in full first.
 async fn rename(request: Request, chat_id: Uuid) -> Result<HttpResponse, Failure> {
     let (request, body) = request.into_parts();
-    let title = chat::requested_title(&read_body(&request.headers, body).await?)?;
+    let title = changes::requested_title(&read_body(&request.headers, body).await?)?;
     let identity = identify(&request.headers).await?;
-    let update = chat::rename_statement(chat_id, &identity.user_id, &title);
+    let update = changes::rename_statement(chat_id, &identity.user_id, &title);
     write_owned_chat(chat_id, &identity, ChatAction::Rename, &update).await?;
     Ok(response::json(
         StatusCode::OK,

@@ -3,9 +3,9 @@
 //! anyone.
 
 use chat_domain::access::{self, ChatAction};
+use chat_domain::database::sql::Row;
+use chat_domain::http::routes::{ApiPath, no_route};
 use chat_domain::messages::{self, MessagesPage, MessagesQuery};
-use chat_domain::routes::{ApiPath, no_route};
-use chat_domain::sql::Row;
 use chat_guest::Failure;
 use chat_guest::database::with_database;
 use chat_guest::failure::or_when_unreachable;

@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 use chat_domain::ApiError;
-use chat_domain::routes::no_route;
+use chat_domain::http::routes::no_route;
 use chat_guest::Failure;
 use chat_guest::request::Request;
 use chat_guest::response::{self, HttpResponse};

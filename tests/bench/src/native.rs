@@ -14,12 +14,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chat_domain::ApiError;
 use chat_domain::access::{self, ChatAction};
+use chat_domain::database::sql::{SqlParam, Statement};
+use chat_domain::database::timestamp::UtcDateTime;
 use chat_domain::history::{self, HistoryPage, HistoryQuery, finish_page};
+use chat_domain::http::routes::ApiPath;
 use chat_domain::identity::{self, Identity};
 use chat_domain::messages::{self, MessagesPage, MessagesQuery};
-use chat_domain::routes::ApiPath;
-use chat_domain::sql::{SqlParam, Statement};
-use chat_domain::timestamp::UtcDateTime;
 use chrono::{Datelike, NaiveDateTime, Timelike};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use serde::Serialize;
@@ -145,7 +145,7 @@ async fn messages(
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
     let ApiPath::Messages(chat_id) = ApiPath::parse(uri.path())? else {
-        return Err(chat_domain::routes::no_route(uri.path()).into());
+        return Err(chat_domain::http::routes::no_route(uri.path()).into());
     };
     let query = MessagesQuery::from_query(uri.query().unwrap_or(""))?;
     let identity = identify(&headers)?;
@@ -171,7 +171,7 @@ async fn messages(
 /// the components use.
 struct NativeRow<'r>(&'r Row);
 
-impl chat_domain::sql::Row for NativeRow<'_> {
+impl chat_domain::database::sql::Row for NativeRow<'_> {
     type Error = anyhow::Error;
 
     fn text(&self, column: usize) -> Result<String> {

@@ -6,10 +6,10 @@
 
 use crate::native::bound;
 use anyhow::{Context, Result};
+use chat_domain::database::sql::Statement;
 use chat_domain::history::{Cursor, HistoryQuery};
 use chat_domain::identity::Identity;
 use chat_domain::messages;
-use chat_domain::sql::Statement;
 use tokio_postgres::Client;
 use uuid::Uuid;
 

@@ -8,7 +8,7 @@
 use crate::load::Samples;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use chat_domain::sse::SseParser;
+use chat_domain::http::sse::SseParser;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};

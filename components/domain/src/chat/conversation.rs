@@ -13,7 +13,7 @@
 
 use crate::ApiError;
 use crate::access::{self, ChatAccess, ChatAction, Visibility};
-use crate::sql::{Row, SqlParam, Statement};
+use crate::database::sql::{Row, SqlParam, Statement};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::time::Duration;
@@ -377,7 +377,7 @@ mod tests {
         stored: bool,
         id_taken: bool,
     ) -> TurnOutcome {
-        use crate::sql::fake::{FakeRow, Value};
+        use crate::database::sql::fake::{FakeRow, Value};
         let text = |value: Option<&'static str>| value.map_or(Value::Null, Value::Text);
         let row = FakeRow::laid_out_by(
             STORE_USER_TURN,

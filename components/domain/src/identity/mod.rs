@@ -1,5 +1,11 @@
 //! Who is calling, from the platform gateway's canonical `x-forwarded-*`
 //! headers. (`x-forwarded-user-info` does not exist and is never read.)
+//! The gateway's trust check (`gateway`), the `GET /api/session` answer
+//! (`session_view`) and the caller's user row (`users`) live beside it.
+
+pub mod gateway;
+pub mod session_view;
+pub mod users;
 
 use crate::ApiError;
 use std::fmt;

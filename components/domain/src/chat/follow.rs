@@ -10,9 +10,9 @@
 //! no checkpoint yet.
 
 use crate::access::{self, ChatAccess};
-use crate::conversation::reported_status;
-use crate::relay::{DONE_FRAME, MetaEvent, data_frame};
-use crate::sql::{Row, SqlParam, Statement};
+use crate::chat::conversation::reported_status;
+use crate::chat::relay::{DONE_FRAME, MetaEvent, data_frame};
+use crate::database::sql::{Row, SqlParam, Statement};
 use serde_json::json;
 use std::time::Duration;
 use uuid::Uuid;
@@ -215,7 +215,7 @@ pub fn error_event(sentence: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conversation::ABANDONED_AFTER;
+    use crate::chat::conversation::ABANDONED_AFTER;
 
     fn reply(text: &str, status: &str) -> Seen {
         Seen::Reply(SeenReply {
@@ -331,7 +331,7 @@ mod tests {
 
     #[test]
     fn rows_decode_as_the_statements_select_them() {
-        use crate::sql::fake::{FakeRow, Value};
+        use crate::database::sql::fake::{FakeRow, Value};
         let row = FakeRow::laid_out_by(
             CHAT_WITH_LAST_MESSAGE,
             &[

@@ -6,7 +6,7 @@
 //! never silently dropped), or a required field that is missing.
 
 use crate::ApiError;
-use crate::validate::abbreviate;
+use crate::http::validate::abbreviate;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use std::fmt;

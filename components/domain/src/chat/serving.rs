@@ -2,7 +2,7 @@
 //! how its answers are read (chat-completions and Responses formats alike),
 //! and what a failure to get a reply tells the user.
 
-use crate::chat_request::ChatMessage;
+use crate::chat::request::ChatMessage;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -51,7 +51,7 @@ pub fn ends_reply(chunk: &Value) -> bool {
 /// The `serving_timeout_seconds` setting: whole seconds from 1 to 3600, or
 /// unset for [`DEFAULT_TIMEOUT`]. The error says what is wrong.
 pub fn timeout_setting(value: Option<&str>) -> Result<Duration, String> {
-    crate::validate::seconds_setting(
+    crate::http::validate::seconds_setting(
         "serving_timeout_seconds",
         value,
         1..=MAX_TIMEOUT_SECONDS,
@@ -322,7 +322,7 @@ mod tests {
             assert!(error.contains("scheme, host and port"), "{origin}: {error}");
         }
     }
-    use crate::chat_request::Role;
+    use crate::chat::request::Role;
 
     #[test]
     fn what_ends_a_reply_in_both_formats() {

@@ -8,12 +8,15 @@
 //! message's role and writes only when the caller owns the chat and the
 //! message is one of its assistant replies; the row it answers is what
 //! [`decide`] judges, so a refused write has written nothing.
+//! Delivering ratings to MLflow lives beside it (`assessment`).
+
+pub mod assessment;
 
 use crate::ApiError;
 use crate::access::{self, ChatAccess, ChatAction};
-use crate::json_body::JsonObject;
-use crate::sql::{Row, SqlParam, Statement};
-use crate::validate::parse_uuid;
+use crate::database::sql::{Row, SqlParam, Statement};
+use crate::http::json_body::JsonObject;
+use crate::http::validate::parse_uuid;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::time::Duration;
@@ -177,7 +180,7 @@ impl Rating {
 fn uuid_field(object: &mut JsonObject, name: &str) -> Result<Uuid, ApiError> {
     match object.take_required(name)? {
         Value::String(text) => parse_uuid(name, &text),
-        _ => Err(crate::validate::not_a_uuid(name)),
+        _ => Err(crate::http::validate::not_a_uuid(name)),
     }
 }
 
@@ -406,7 +409,7 @@ pub fn chat_votes<R: Row>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sql::fake::{FakeRow, Value as Cell};
+    use crate::database::sql::fake::{FakeRow, Value as Cell};
     use serde_json::json;
 
     const OWNER: &str = "owner@example.com";

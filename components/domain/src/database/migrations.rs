@@ -6,7 +6,7 @@
 //! Later versions are additive only. The runner (in the guest) applies pending
 //! migrations in one transaction under [`ADVISORY_LOCK_KEY`].
 
-use crate::sql::{SqlParam, Statement};
+use crate::database::sql::{SqlParam, Statement};
 use serde::Serialize;
 
 /// One schema version: statements applied in order, in one transaction.

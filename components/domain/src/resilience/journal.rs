@@ -14,8 +14,8 @@
 //! lists the entries. Whatever the interleaving, an entry is never left
 //! behind without a marker pointing at it.
 
-use crate::conversation::MessageStatus;
-use crate::sql::{SqlParam, Statement};
+use crate::chat::conversation::MessageStatus;
+use crate::database::sql::{SqlParam, Statement};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

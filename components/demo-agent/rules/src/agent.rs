@@ -5,8 +5,8 @@
 //! `?format=responses` on the endpoint URL) and carry a trace id. A request
 //! without `"stream": true`, such as the title request, gets a short title.
 
-use crate::ApiError;
-use crate::validate::QueryParams;
+use chat_domain::ApiError;
+use chat_domain::http::validate::QueryParams;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -25,7 +25,7 @@ const OPENINGS: [&str; 3] = [
     "Let me think about that for a moment.",
 ];
 
-/// The two streaming formats an endpoint may use (see [`crate::serving`]).
+/// The two streaming formats an endpoint may use (see [`chat_domain::chat::serving`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplyFormat {
     /// OpenAI chat-completions chunks: `choices[0].delta.content`.
@@ -45,7 +45,7 @@ impl ReplyFormat {
     }
 }
 
-/// Either request shape (`crate::serving::EndpointApi`): the conversation
+/// Either request shape (`chat_domain::chat::serving::EndpointApi`): the conversation
 /// in `messages` (chat completions) or `input` (Responses API).
 #[derive(Deserialize)]
 struct InvocationBody {
@@ -224,8 +224,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::relay::ReplyRelay;
-    use crate::serving::title_from_answer;
+    use chat_domain::chat::relay::ReplyRelay;
+    use chat_domain::chat::serving::title_from_answer;
 
     const TRACE: &str = "tr-0123456789abcdef0123456789abcdef";
 

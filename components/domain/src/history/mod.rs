@@ -9,13 +9,17 @@
 //! listed, in the same order and pages: PostgreSQL full-text search with
 //! English word stems (`websearch_to_tsquery('english', q)`: words, "quoted
 //! phrases", `or`, `-excluded`), on the GIN indexes of migration 10.
+//! The owner's changes to a chat (delete, share, rename) live beside it
+//! (`changes`).
+
+pub mod changes;
 
 use crate::ApiError;
+use crate::database::sql::{Row, SqlParam, Statement, split_page};
+use crate::database::timestamp::UtcDateTime;
+use crate::http::validate::{QueryParams, parse_limit, parse_uuid};
 use crate::identity::Identity;
-use crate::sql::{Row, SqlParam, Statement, split_page};
-use crate::timestamp::UtcDateTime;
-use crate::users;
-use crate::validate::{QueryParams, parse_limit, parse_uuid};
+use crate::identity::users;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -338,7 +342,7 @@ mod tests {
 
     #[test]
     fn rows_of_every_page_statement_decode_as_their_select_lists_them() {
-        use crate::sql::fake::{FakeRow, Value};
+        use crate::database::sql::fake::{FakeRow, Value};
         let at = UtcDateTime::from_parts(2024, 5, 1, 12, 0, 0, 0).unwrap();
         for sql in [
             FIRST_PAGE,
@@ -560,7 +564,7 @@ mod tests {
             assert!(statement.sql.ends_with("LIMIT $5"));
         }
         // Both sides of the match are the index expressions of migration 10.
-        for index in crate::migrations::SEARCH_INDEX_EXPRESSIONS {
+        for index in crate::database::migrations::SEARCH_INDEX_EXPRESSIONS {
             assert!(FIRST_PAGE_MATCHING.contains(index), "{index}");
         }
         // Without a search the plain statements serve, plans and all.

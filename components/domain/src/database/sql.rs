@@ -1,7 +1,7 @@
 //! SQL text plus typed parameters, so the domain decides every statement and the
 //! guest only maps parameters onto its driver and executes.
 
-use crate::timestamp::UtcDateTime;
+use crate::database::timestamp::UtcDateTime;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 

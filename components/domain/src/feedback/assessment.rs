@@ -25,7 +25,7 @@
 //! values are checked; and a delete answers 200 whether or not the
 //! assessment was there.
 
-use crate::sql::{Row, SqlParam, Statement};
+use crate::database::sql::{Row, SqlParam, Statement};
 use serde_json::{Value, json};
 use std::time::Duration;
 use uuid::Uuid;
@@ -391,7 +391,7 @@ pub fn outage_over_statement() -> Statement {
 /// asynchronously) rather than as unknown for good. Whole seconds, or unset
 /// for [`DEFAULT_TRACE_WAIT`]; the error says what is wrong.
 pub fn trace_wait_setting(value: Option<&str>) -> Result<Duration, String> {
-    crate::validate::seconds_setting(
+    crate::http::validate::seconds_setting(
         "mlflow_trace_wait_seconds",
         value,
         0..=MAX_TRACE_WAIT_SECONDS,
@@ -800,7 +800,7 @@ mod tests {
 
     #[test]
     fn a_claimed_row_decodes_as_the_claim_returns_it() {
-        use crate::sql::fake::{FakeRow, Value as Cell};
+        use crate::database::sql::fake::{FakeRow, Value as Cell};
         let age = CLAIM_DUE[CLAIM_DUE.find("(SELECT floor").unwrap()..].trim();
         let row = FakeRow::laid_out_by(
             CLAIM_DUE,

@@ -7,8 +7,8 @@
 
 use crate::ApiError;
 use crate::access::Visibility;
-use crate::json_body::JsonObject;
-use crate::sql::{SqlParam, Statement};
+use crate::database::sql::{SqlParam, Statement};
+use crate::http::json_body::JsonObject;
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;

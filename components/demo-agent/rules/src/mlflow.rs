@@ -1,5 +1,5 @@
 //! A stand-in for the part of MLflow's REST API that feedback delivery
-//! calls (`crate::assessment`), answering as the real server (3.x) does,
+//! calls (`chat_domain::feedback::assessment`), answering as the real server (3.x) does,
 //! quirks included: the demo agent serves it so that with zero
 //! configuration a rating reaches an "MLflow" too and can be read back, and
 //! the test suites serve it in front of their own failures. Each trace's
@@ -202,7 +202,7 @@ pub const NOT_A_ROUTE: &str = "<!doctype html>\n<html lang=en>\n<title>404 Not F
 
 /// MLflow's timestamps: RFC 3339 in UTC with milliseconds.
 fn timestamp(now_ms: u64) -> String {
-    crate::timestamp::UtcDateTime::from_unix_millis(now_ms).to_string()
+    chat_domain::database::timestamp::UtcDateTime::from_unix_millis(now_ms).to_string()
 }
 
 fn not_found(message: String) -> (u16, Value, Option<Vec<Value>>) {

@@ -3,8 +3,8 @@
 //! reply's text and trace id are gathered for storing. Then the stream's own
 //! ending: the `meta` event and `data: [DONE]`, or an `error` event.
 
-use crate::serving::{UpstreamFailure, ends_reply, extract_delta, extract_trace_id};
-use crate::sse::{EventTooLarge, SseParser};
+use crate::chat::serving::{UpstreamFailure, ends_reply, extract_delta, extract_trace_id};
+use crate::http::sse::{EventTooLarge, SseParser};
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn an_oversized_event_is_a_malformed_reply() {
         let mut relay = ReplyRelay::new();
-        let huge = vec![b'x'; crate::sse::MAX_EVENT_BYTES + 1];
+        let huge = vec![b'x'; crate::http::sse::MAX_EVENT_BYTES + 1];
         assert_eq!(relay.receive(&huge), Err(UpstreamFailure::Malformed));
     }
 

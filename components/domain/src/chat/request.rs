@@ -7,8 +7,8 @@
 //! message, the user's new one, must have text; it is the one stored.
 
 use crate::ApiError;
-use crate::json_body::JsonObject;
-use crate::validate::{abbreviate, not_a_uuid, parse_uuid};
+use crate::http::json_body::JsonObject;
+use crate::http::validate::{abbreviate, not_a_uuid, parse_uuid};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 

@@ -4,7 +4,7 @@
 //! a 400.
 
 use crate::ApiError;
-use crate::validate::{abbreviate, parse_uuid};
+use crate::http::validate::{abbreviate, parse_uuid};
 use uuid::Uuid;
 
 const CHAT_ID: &str = "chatId";

@@ -13,8 +13,8 @@
 
 use crate::ApiError;
 use crate::access::{self, ChatAccess};
-use crate::chat_request::{ChatMessage, Role};
-use crate::sql::{Row, SqlParam, Statement};
+use crate::chat::request::{ChatMessage, Role};
+use crate::database::sql::{Row, SqlParam, Statement};
 use serde_json::Value;
 use uuid::Uuid;
 
