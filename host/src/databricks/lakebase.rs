@@ -8,7 +8,9 @@
 //! shortly before it expires; each new connection takes the one kept.
 
 use super::oauth::{WorkspaceToken, renew_after};
+use crate::postgres::PasswordIssuer;
 use anyhow::{Context, Result};
+use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -56,7 +58,7 @@ impl LakebaseCredentials {
     }
 
     /// The password for a new connection.
-    pub async fn password(&self) -> Result<String> {
+    async fn current(&self) -> Result<String> {
         let mut cached = self.cached.lock().await;
         if let Some((password, _)) = cached.as_ref().filter(|(_, renew)| Instant::now() < *renew) {
             return Ok(password.clone());
@@ -83,6 +85,12 @@ impl LakebaseCredentials {
         *cached = Some((credential.token.clone(), asked_at + renew_after(lifetime)));
         tracing::info!("Lakebase credential obtained, good for {lifetime:?}");
         Ok(credential.token)
+    }
+}
+
+impl PasswordIssuer for LakebaseCredentials {
+    fn password(&self) -> BoxFuture<'_, Result<String>> {
+        Box::pin(self.current())
     }
 }
 

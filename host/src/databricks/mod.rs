@@ -106,7 +106,7 @@ impl Platform {
                          (or DATABRICKS_TOKEN)"
                     );
                 };
-                platform.db_password = Some(PasswordSource::Lakebase(Arc::new(
+                platform.db_password = Some(PasswordSource::Issued(Arc::new(
                     LakebaseCredentials::new(workspace.clone(), database),
                 )));
             }
@@ -230,7 +230,7 @@ mod tests {
         );
         assert!(matches!(
             platform.db_password,
-            Some(PasswordSource::Lakebase(_))
+            Some(PasswordSource::Issued(_))
         ));
         assert_eq!(
             platform.variables["serving_endpoint_origin"],

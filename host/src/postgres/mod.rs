@@ -14,7 +14,7 @@ mod pool;
 mod session;
 mod values;
 
-pub use password::PasswordSource;
+pub use password::{PasswordIssuer, PasswordSource};
 pub use pool::{PoolSettings, PoolStatus, Pools};
 
 use crate::component::ComponentContext;

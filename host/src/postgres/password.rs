@@ -1,10 +1,9 @@
 //! Database passwords that change while the app runs (Lakebase hands out
 //! OAuth tokens that last about an hour): read from a file, printed by a
-//! command, or asked of the Databricks workspace, again for every new
-//! connection, so a rotated password is used from the next connection on
-//! and open connections keep working.
+//! command, or asked of whoever issues them (the Databricks workspace),
+//! again for every new connection, so a rotated password is used from the
+//! next connection on and open connections keep working.
 
-use crate::databricks::lakebase::LakebaseCredentials;
 use deadpool_postgres::Connect;
 use futures::future::BoxFuture;
 use std::path::PathBuf;
@@ -23,9 +22,16 @@ pub enum PasswordSource {
     File(PathBuf),
     /// What the command (run by `sh -c`) prints, without its final line break.
     Command(String),
-    /// A Lakebase credential from the workspace (kept until shortly before
-    /// it expires).
-    Lakebase(Arc<LakebaseCredentials>),
+    /// A credential from its issuer, such as a Lakebase credential from the
+    /// workspace.
+    Issued(Arc<dyn PasswordIssuer>),
+}
+
+/// Hands out short-lived database passwords; the issuer decides how long it
+/// keeps one before asking for the next.
+pub trait PasswordIssuer: std::fmt::Debug + Send + Sync {
+    /// The password for a new connection.
+    fn password(&self) -> BoxFuture<'_, anyhow::Result<String>>;
 }
 
 impl PasswordSource {
@@ -38,8 +44,8 @@ impl PasswordSource {
                 )
             })?,
             Self::Command(command) => run(command).await?,
-            Self::Lakebase(credentials) => {
-                return credentials
+            Self::Issued(issuer) => {
+                return issuer
                     .password()
                     .await
                     .map_err(|error| format!("{error:#}"));
