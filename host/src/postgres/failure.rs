@@ -40,18 +40,11 @@ impl StatementFailure {
     pub fn into_wit(self, retried: bool) -> Error {
         let code = self.code().map(str::to_owned);
         match self {
-            Self::Postgres(error) => match error.as_db_error() {
-                Some(db) => Error::QueryFailed(QueryError::DbError(bindings::DbError {
-                    as_text: super::pool::describe(&error),
-                    severity: db.severity().to_owned(),
-                    code: db.code().code().to_owned(),
-                    message: db.message().to_owned(),
-                    detail: db.detail().map(str::to_owned),
-                    extras: with_retry_mark(db_error_extras(db), retried),
-                })),
+            Self::Postgres(error) => match server_report(&error) {
+                Some(report) => marked(report, retried),
                 None => match code {
-                    Some(code) => synthetic(&code, &super::pool::describe(&error), retried),
-                    None => Error::QueryFailed(QueryError::Text(super::pool::describe(&error))),
+                    Some(code) => synthetic(&code, &describe(&error), retried),
+                    None => Error::QueryFailed(QueryError::Text(describe(&error))),
                 },
             },
             Self::TimedOut(limit) => synthetic(
@@ -82,9 +75,10 @@ pub enum CheckoutFailure {
     /// Nothing answered: refused, unresolvable, or no handshake in time.
     #[error("could not connect to the database: {0}")]
     Unreachable(String),
-    /// The server answered the connection attempt with an error.
-    #[error("the database refused the connection: {}", super::pool::describe(.0))]
-    Refused(tokio_postgres::Error),
+    /// The server answered the connection attempt with an error: its
+    /// report, kept whole for the guest.
+    #[error("the database refused the connection: {}", .0.as_text)]
+    Refused(Box<bindings::DbError>),
     /// The breaker is open: the database was out of reach moments ago.
     #[error(
         "the database was out of reach moments ago; not asking it again for about {:.1} s",
@@ -102,8 +96,10 @@ impl CheckoutFailure {
             PoolError::Timeout(_) => {
                 Self::Unreachable("no answer to the connection attempt in time".into())
             }
-            PoolError::Backend(error) if error.as_db_error().is_some() => Self::Refused(error),
-            PoolError::Backend(error) => Self::Unreachable(super::pool::describe(&error)),
+            PoolError::Backend(error) => match server_report(&error) {
+                Some(report) => Self::Refused(Box::new(report)),
+                None => Self::Unreachable(describe(&error)),
+            },
             PoolError::Closed => Self::Closed,
             other => Self::Unreachable(other.to_string()),
         }
@@ -112,7 +108,7 @@ impl CheckoutFailure {
     /// The server's SQLSTATE, when it answered with one.
     pub fn code(&self) -> Option<&str> {
         match self {
-            Self::Refused(error) => error.as_db_error().map(|db| db.code().code()),
+            Self::Refused(report) => Some(&report.code),
             _ => None,
         }
     }
@@ -126,8 +122,41 @@ impl CheckoutFailure {
             // Marked as retried whatever the caller saw: the host is stopping
             // and its pool never reopens, so no layer should wait to retry.
             Self::Closed => synthetic(POOL_CLOSED, &self.to_string(), true),
-            Self::Refused(error) => StatementFailure::Postgres(error).into_wit(retried),
+            Self::Refused(report) => marked(*report, retried),
             other => Error::ConnectionFailed(other.to_string()),
+        }
+    }
+}
+
+/// The server's own report of an error, when it sent one.
+fn server_report(error: &tokio_postgres::Error) -> Option<bindings::DbError> {
+    let db = error.as_db_error()?;
+    Some(bindings::DbError {
+        as_text: describe(error),
+        severity: db.severity().to_owned(),
+        code: db.code().code().to_owned(),
+        message: db.message().to_owned(),
+        detail: db.detail().map(str::to_owned),
+        extras: db_error_extras(db),
+    })
+}
+
+/// The server's report as the guest gets it.
+fn marked(mut report: bindings::DbError, retried: bool) -> Error {
+    report.extras = with_retry_mark(report.extras, retried);
+    Error::QueryFailed(QueryError::DbError(report))
+}
+
+/// A connection error with its SQLSTATE when the server sent one.
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => {
+            let mut text = error.to_string();
+            if let Some(source) = std::error::Error::source(error) {
+                text = format!("{text}: {source}");
+            }
+            text
         }
     }
 }

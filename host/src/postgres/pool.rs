@@ -5,6 +5,11 @@
 //! like); here that is a pool checkout, so a request pays no connect cost.
 //! Each database also has the host's circuit breaker: while the database is
 //! out of reach, checkouts fail at once instead of waiting on it.
+//!
+//! A database takes its connections from a [`ClientFactory`]: deadpool's
+//! pool of tokio-postgres connections when serving ([`PooledClients`]), a
+//! script in the unit tests below, so the checkout's retries and breaker are
+//! tested without a server.
 
 use super::failure::CheckoutFailure;
 use super::password::{PasswordSource, RotatingPassword};
@@ -13,7 +18,8 @@ use chat_contract::retry::{COLD_START_RETRY_POLICY, NextStep};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Limits that keep a slow or absent database from hanging requests.
@@ -71,21 +77,38 @@ pub struct Pools {
     by_address: Mutex<HashMap<PoolKey, Arc<Database>>>,
 }
 
-/// One database: its pool of connections and its circuit breaker, shared by
-/// every instance of every component.
-pub struct Database {
-    pool: Pool,
+/// One database: where its connections come from and its circuit breaker,
+/// shared by every instance of every component.
+pub struct Database<F = PooledClients> {
+    clients: F,
     settings: PoolSettings,
     circuit: Mutex<Circuit>,
-    /// The breaker's clock starts here.
+    /// The breaker's clock starts here (tokio's clock, which a test can
+    /// pause and advance).
     origin: Instant,
 }
 
 /// A connection checked out of its pool.
-pub struct Checkout {
-    pub client: Object,
+pub struct Checkout<C = Object> {
+    pub client: C,
     /// The pool created it for this checkout (rather than reusing one).
     pub fresh: bool,
+}
+
+/// Where a database's connections come from; one attempt each, as the
+/// policy and the breaker around it are the database's.
+pub trait ClientFactory: Send + Sync + 'static {
+    type Client: Send + Sync + 'static;
+
+    /// A connection: one idle in the pool, or one made for this checkout.
+    fn get(&self) -> impl Future<Output = Result<Checkout<Self::Client>, CheckoutFailure>> + Send;
+}
+
+/// The host's connections: a deadpool pool of tokio-postgres connections.
+pub struct PooledClients {
+    pool: Pool,
+    max_connections: usize,
+    checkout_timeout: Duration,
 }
 
 impl Pools {
@@ -124,7 +147,7 @@ impl Pools {
         let pools = self.by_address();
         let mut total = PoolStatus::default();
         for database in pools.values() {
-            let status = database.pool.status();
+            let status = database.clients.pool.status();
             total.in_use += status.size.saturating_sub(status.available);
             total.idle += status.available;
             total.waiting += status.waiting;
@@ -149,7 +172,7 @@ impl Pools {
                 return None;
             }
             let counted = tokio::time::timeout(limit, async {
-                let client = database.pool.get().await.ok()?;
+                let client = database.clients.pool.get().await.ok()?;
                 client
                     .query_one(count, &[])
                     .await
@@ -167,7 +190,7 @@ impl Pools {
     pub fn close_all(&self) {
         let pools = self.by_address();
         for database in pools.values() {
-            database.pool.close();
+            database.clients.pool.close();
         }
     }
 }
@@ -177,6 +200,17 @@ impl Database {
         address: &str,
         ca_root: Option<&str>,
         settings: PoolSettings,
+    ) -> Result<Self, CheckoutFailure> {
+        let clients = PooledClients::new(address, ca_root, &settings)?;
+        Ok(Self::with_clients(clients, settings))
+    }
+}
+
+impl PooledClients {
+    fn new(
+        address: &str,
+        ca_root: Option<&str>,
+        settings: &PoolSettings,
     ) -> Result<Self, CheckoutFailure> {
         let mut config: tokio_postgres::Config = address
             .parse()
@@ -203,10 +237,32 @@ impl Database {
             .map_err(|e| CheckoutFailure::InvalidAddress(e.to_string()))?;
         Ok(Self {
             pool,
+            max_connections: settings.max_connections,
+            checkout_timeout: settings.checkout_timeout,
+        })
+    }
+}
+
+impl ClientFactory for PooledClients {
+    type Client = Object;
+
+    async fn get(&self) -> Result<Checkout, CheckoutFailure> {
+        let client = self.pool.get().await.map_err(|error| {
+            CheckoutFailure::from_pool(error, self.max_connections, self.checkout_timeout)
+        })?;
+        let fresh = Object::metrics(&client).recycle_count == 0;
+        Ok(Checkout { client, fresh })
+    }
+}
+
+impl<F: ClientFactory> Database<F> {
+    fn with_clients(clients: F, settings: PoolSettings) -> Self {
+        Self {
+            clients,
             settings,
             circuit: Mutex::new(Circuit::Closed),
             origin: Instant::now(),
-        })
+        }
     }
 
     pub fn statement_timeout(&self) -> Duration {
@@ -221,21 +277,16 @@ impl Database {
     /// that is still starting (57P03) gets the policy's backoff; one that is
     /// not there at all opens the breaker at once. The error says whether
     /// the policy was applied (`true`: the guest must not retry it again).
-    pub async fn checkout(&self) -> Result<Checkout, (CheckoutFailure, bool)> {
+    pub async fn checkout(&self) -> Result<Checkout<F::Client>, (CheckoutFailure, bool)> {
         self.admit().map_err(|failure| (failure, true))?;
         let mut attempt = 1;
         loop {
-            let failure = match self.pool.get().await {
-                Ok(client) => {
+            let failure = match self.clients.get().await {
+                Ok(checkout) => {
                     self.reached();
-                    let fresh = Object::metrics(&client).recycle_count == 0;
-                    return Ok(Checkout { client, fresh });
+                    return Ok(checkout);
                 }
-                Err(error) => CheckoutFailure::from_pool(
-                    error,
-                    self.settings.max_connections,
-                    self.settings.checkout_timeout,
-                ),
+                Err(failure) => failure,
             };
             if matches!(failure, CheckoutFailure::Unreachable(_)) {
                 self.trip(&failure);
@@ -333,16 +384,141 @@ fn tls_config(ca_root: Option<&str>) -> Result<rustls::ClientConfig, CheckoutFai
     .with_no_client_auth())
 }
 
-/// A connection error with its SQLSTATE when the server sent one.
-pub fn describe(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-        None => {
-            let mut text = error.to_string();
-            if let Some(source) = std::error::Error::source(error) {
-                text = format!("{text}: {source}");
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::postgres::bindings::DbError;
+    use chat_contract::circuit::COOL_DOWN;
+    use std::collections::VecDeque;
+
+    /// SQLSTATE cannot_connect_now: the server is still starting.
+    const STARTING: &str = "57P03";
+
+    /// Connections as a test scripts them: each checkout takes the next
+    /// answer (a connection once the script is spent), and is counted.
+    #[derive(Default)]
+    struct Script {
+        answers: Mutex<VecDeque<CheckoutFailure>>,
+        asked: Mutex<Vec<Instant>>,
+    }
+
+    impl ClientFactory for Script {
+        type Client = ();
+
+        async fn get(&self) -> Result<Checkout<()>, CheckoutFailure> {
+            self.asked.lock().unwrap().push(Instant::now());
+            match self.answers.lock().unwrap().pop_front() {
+                Some(failure) => Err(failure),
+                None => Ok(Checkout {
+                    client: (),
+                    fresh: true,
+                }),
             }
-            text
+        }
+    }
+
+    fn database(answers: impl IntoIterator<Item = CheckoutFailure>) -> Database<Script> {
+        let script = Script {
+            answers: Mutex::new(answers.into_iter().collect()),
+            ..Script::default()
+        };
+        Database::with_clients(script, PoolSettings::default())
+    }
+
+    impl Database<Script> {
+        /// The times of the checkouts that reached the script.
+        fn asked(&self) -> Vec<Instant> {
+            self.clients.asked.lock().unwrap().clone()
+        }
+    }
+
+    fn refused(code: &str) -> CheckoutFailure {
+        CheckoutFailure::Refused(Box::new(DbError {
+            as_text: format!("refused ({code})"),
+            severity: "FATAL".to_owned(),
+            code: code.to_owned(),
+            message: "refused".to_owned(),
+            detail: None,
+            extras: Vec::new(),
+        }))
+    }
+
+    fn unreachable() -> CheckoutFailure {
+        CheckoutFailure::Unreachable("connection refused".to_owned())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_still_starting_is_asked_again_after_the_policys_waits() {
+        let database = database([refused(STARTING), refused(STARTING)]);
+        let start = Instant::now();
+        assert!(database.checkout().await.is_ok());
+        let waits: Vec<_> = database.asked().iter().map(|at| *at - start).collect();
+        assert_eq!(
+            waits,
+            [0, 5, 15].map(Duration::from_secs),
+            "three attempts, 5 s and then 10 s apart"
+        );
+        assert!(!database.circuit().is_open());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_stays_starting_opens_the_breaker_and_the_error_is_marked() {
+        let database = database([refused(STARTING), refused(STARTING), refused(STARTING)]);
+        let Err((failure, retried)) = database.checkout().await else {
+            panic!("the third refusal is the last attempt");
+        };
+        assert_eq!(failure.code(), Some(STARTING));
+        assert!(retried, "the guest must not retry it again");
+        assert_eq!(database.asked().len(), 3);
+        assert!(database.circuit().is_open());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_breaker_fails_checkouts_at_once_until_one_probes_after_the_cool_down() {
+        let database = database([unreachable()]);
+        assert!(matches!(
+            database.checkout().await,
+            Err((CheckoutFailure::Unreachable(_), true))
+        ));
+        assert!(matches!(
+            database.checkout().await,
+            Err((CheckoutFailure::CircuitOpen(_), true))
+        ));
+        assert_eq!(database.asked().len(), 1, "an open breaker asks nobody");
+
+        tokio::time::advance(COOL_DOWN).await;
+        assert!(database.checkout().await.is_ok(), "the probe");
+        assert!(
+            !database.circuit().is_open(),
+            "the answer closes the breaker"
+        );
+        assert_eq!(database.asked().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_a_probe_is_under_way_the_others_keep_skipping() {
+        let database = database([unreachable()]);
+        let _ = database.checkout().await;
+        tokio::time::advance(COOL_DOWN).await;
+        database.admit().expect("the probe");
+        assert!(matches!(
+            database.admit(),
+            Err(CheckoutFailure::CircuitOpen(_))
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_pool_or_a_refusal_outside_the_policy_is_neither_retried_nor_trips() {
+        let busy = CheckoutFailure::Busy {
+            max: 4,
+            waited: Duration::from_secs(10),
+        };
+        // 28P01: invalid_password.
+        for failure in [busy, refused("28P01")] {
+            let database = database([failure]);
+            assert!(matches!(database.checkout().await, Err((_, false))));
+            assert_eq!(database.asked().len(), 1);
+            assert!(!database.circuit().is_open());
         }
     }
 }
