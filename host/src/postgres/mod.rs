@@ -12,6 +12,7 @@ mod lease;
 mod password;
 mod pool;
 mod session;
+mod statement;
 mod values;
 
 pub use password::{PasswordIssuer, PasswordSource};
@@ -24,6 +25,7 @@ use bindings::{Column, Error, ParameterValue, Row, RowSet};
 use failure::StatementFailure;
 use futures::StreamExt;
 use lease::Lease;
+use statement::convert_row;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -140,74 +142,6 @@ fn lease_for_statement<T>(
         view.state.statements += 1;
         Ok(view.table.get(connection)?.lease.clone())
     })
-}
-
-/// A query started: its columns, its first row (fetched before the guest
-/// sees anything, so a connection lost before any row can still be retried)
-/// and the rest of its rows.
-struct StartedQuery {
-    columns: Vec<Column>,
-    first: Option<Row>,
-    rest: Pin<Box<tokio_postgres::RowStream>>,
-}
-
-/// Prepares (or reuses) the statement and starts it.
-async fn start_query(
-    client: Arc<deadpool_postgres::Object>,
-    statement: &str,
-    params: &[values::SqlParam],
-) -> Result<StartedQuery, StatementFailure> {
-    let prepared = client
-        .prepare_cached(statement)
-        .await
-        .map_err(StatementFailure::Postgres)?;
-    let columns = prepared.columns().iter().map(values::column).collect();
-    let mut rest = Box::pin(
-        client
-            .query_raw(&prepared, bound(params))
-            .await
-            .map_err(StatementFailure::Postgres)?,
-    );
-    let first = match rest.next().await {
-        None => None,
-        Some(row) => Some(convert_row(row)?),
-    };
-    Ok(StartedQuery {
-        columns,
-        first,
-        rest,
-    })
-}
-
-fn convert_row(
-    row: Result<tokio_postgres::Row, tokio_postgres::Error>,
-) -> Result<Row, StatementFailure> {
-    let row = row.map_err(StatementFailure::Postgres)?;
-    values::row(&row).map_err(|error| StatementFailure::Conversion(error.to_string()))
-}
-
-async fn execute(
-    client: Arc<deadpool_postgres::Object>,
-    statement: &str,
-    params: &[values::SqlParam],
-) -> Result<u64, StatementFailure> {
-    let prepared = client
-        .prepare_cached(statement)
-        .await
-        .map_err(StatementFailure::Postgres)?;
-    client
-        .execute_raw(&prepared, bound(params))
-        .await
-        .map_err(StatementFailure::Postgres)
-}
-
-/// The parameters as tokio-postgres binds them.
-fn bound(
-    params: &[values::SqlParam],
-) -> impl ExactSizeIterator<Item = &(dyn tokio_postgres::types::ToSql + Sync)> {
-    params
-        .iter()
-        .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
 }
 
 /// Rows waiting to be delivered to the guest; a small bound gives
