@@ -7,7 +7,7 @@ use crate::engine;
 use crate::instances::{ComponentInstances, ReusePolicy};
 use crate::key_value::KeyValueStores;
 use crate::metrics::Metrics;
-use crate::postgres::{PoolSettings, PoolStatus, Pools};
+use crate::postgres::{PoolSettings, Pools};
 use crate::runtime_config::RuntimeConfig;
 use crate::state::HostState;
 use anyhow::{Context, Result, bail};
@@ -168,13 +168,8 @@ impl LoadedApp {
     }
 
     /// This copy's database pools, for metrics.
-    pub fn pool_status(&self) -> PoolStatus {
-        self.postgres.status()
-    }
-
-    /// See [`Pools::count_on_each`].
-    pub async fn count_on_databases(&self, count: &str, limit: std::time::Duration) -> Option<i64> {
-        self.postgres.count_on_each(count, limit).await
+    pub fn pools(&self) -> Arc<Pools> {
+        self.postgres.clone()
     }
 
     /// The public routes in precedence order, as `(route, component)`.

@@ -14,9 +14,9 @@
 //! for MLflow), each run on the app's database: the host itself knows no
 //! table of the app.
 
-use crate::app::LoadedApp;
 use crate::call_counts::CallCounts;
 use crate::key_value::KeyValueStores;
+use crate::postgres::Pools;
 use crate::probes::Readiness;
 use anyhow::Result;
 use bytes::Bytes;
@@ -224,12 +224,12 @@ impl Metrics {
         let mut idle = 0;
         let mut waiting = 0;
         let mut breakers_open = 0;
-        for app in &sources.apps {
-            let pools = app.pool_status();
-            in_use += pools.in_use;
-            idle += pools.idle;
-            waiting += pools.waiting;
-            breakers_open += pools.breakers_open;
+        for pools in &sources.pools {
+            let status = pools.status();
+            in_use += status.in_use;
+            idle += status.idle;
+            waiting += status.waiting;
+            breakers_open += status.breakers_open;
         }
         for (state, count) in [("in_use", in_use), ("idle", idle), ("waiting", waiting)] {
             self.connections
@@ -246,11 +246,8 @@ impl Metrics {
         self.journal_depth.set(journal);
         // A count the database did not answer shows as -1.
         for (declaration, gauge) in &self.declared {
-            let count = match sources.apps.first() {
-                Some(app) => {
-                    app.count_on_databases(&declaration.count, SAMPLE_LIMIT)
-                        .await
-                }
+            let count = match sources.pools.first() {
+                Some(pools) => pools.count_on_each(&declaration.count, SAMPLE_LIMIT).await,
                 None => None,
             };
             gauge.set(count.unwrap_or(-1));
@@ -314,7 +311,8 @@ impl Drop for FollowedStream {
 
 /// Where the sampled metrics are read.
 pub struct Sources {
-    pub apps: Vec<Arc<LoadedApp>>,
+    /// Each serving thread's database pools.
+    pub pools: Vec<Arc<Pools>>,
     pub key_value: Arc<KeyValueStores>,
     pub readiness: Readiness,
 }

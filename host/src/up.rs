@@ -194,7 +194,7 @@ pub async fn run(mut options: UpOptions) -> Result<()> {
     if let (Some(listener), Some(metrics)) = (metrics_listener, metrics) {
         println!("Metrics at http://{}/metrics", listener.local_addr()?);
         let sources = Arc::new(crate::metrics::Sources {
-            apps: copies.clone(),
+            pools: copies.iter().map(|copy| copy.pools()).collect(),
             key_value: app.key_value(),
             readiness: serving.readiness.clone(),
         });
