@@ -2,17 +2,19 @@
 //! one [`LoadedApp`] per serving thread with that thread's instances and
 //! database pools.
 
-use crate::component::{self, ComponentContext};
+use crate::component::ComponentContext;
 use crate::engine;
 use crate::instances::{ComponentInstances, ReusePolicy};
 use crate::key_value::KeyValueStores;
 use crate::metrics::Metrics;
+use crate::outbound_http::ChainedRequests;
 use crate::postgres::{PoolSettings, Pools};
 use crate::runtime_config::RuntimeConfig;
 use crate::state::HostState;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use chat_manifest::{Manifest, RouteMatch, Router, VariableResolver};
+use futures::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -34,8 +36,8 @@ pub struct AppOptions {
     pub metrics: Option<Arc<Metrics>>,
 }
 
-/// A component's way back to the app it belongs to. Weak, so the app and
-/// its components do not keep each other alive.
+/// A component's way back to the app it belongs to, for service chaining.
+/// Weak, so the app and its components do not keep each other alive.
 #[derive(Clone, Default)]
 pub struct AppLink(Arc<OnceLock<Weak<LoadedApp>>>);
 
@@ -43,10 +45,16 @@ impl AppLink {
     fn connect(&self, app: &Arc<LoadedApp>) {
         let _ = self.0.set(Arc::downgrade(app));
     }
+}
 
-    /// The app, while it is running.
-    pub fn app(&self) -> Option<Arc<LoadedApp>> {
-        self.0.get().and_then(Weak::upgrade)
+impl ChainedRequests for AppLink {
+    fn send(
+        &self,
+        component: String,
+        request: http::Request<WasiBody>,
+    ) -> BoxFuture<'static, Option<http::Response<WasiBody>>> {
+        let app = self.0.get().and_then(Weak::upgrade);
+        Box::pin(async move { Some(app?.handle_chained(&component, request).await) })
     }
 }
 
@@ -79,7 +87,7 @@ impl CompiledApp {
         }
         let engine = engine::engine()?;
         let linker = engine::linker(&engine)?;
-        let key_value = KeyValueStores::new(&options.runtime_config)?;
+        let key_value = KeyValueStores::new(&options.runtime_config.key_value_store)?;
         let mut components = BTreeMap::new();
         for (id, declared) in &manifest.components {
             for label in &declared.key_value_stores {
@@ -89,7 +97,7 @@ impl CompiledApp {
                     );
                 }
             }
-            let pre = component::prepare(&engine, &linker, &declared.source)
+            let pre = engine::prepare(&engine, &linker, &declared.source)
                 .with_context(|| format!("component {id}"))?;
             components.insert(id.clone(), pre);
         }

@@ -1,137 +1,65 @@
-//! One component of the app: its compiled code, its pre-instantiated linker
-//! and the configuration its host capabilities consult.
+//! One component of the app as its host capabilities see it: each
+//! capability's configuration, built from what spin.toml declares of it.
 
-use crate::app::AppLink;
-use crate::engine::anyhow_error;
-use crate::key_value::KeyValueStores;
+use crate::key_value::{KeyValueConfig, KeyValueStores};
 use crate::metrics::Metrics;
-use crate::postgres::Pools;
-use crate::state::HostState;
-use anyhow::{Context, Result, bail};
+use crate::outbound_http::{ChainedRequests, OutboundHttpConfig};
+use crate::postgres::{Pools, PostgresConfig};
+use crate::variables::VariablesConfig;
+use anyhow::{Context, Result};
 use chat_manifest::{AllowedHosts, VariableResolver};
-use std::path::Path;
 use std::sync::Arc;
-use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Precompiled};
-use wasmtime_wasi_http::p3::bindings::ServicePre;
 
-/// What a component's host capabilities need to know about it; shared by
-/// all of its instances.
+/// What a component's instances are given; shared by all of them.
 pub struct ComponentContext {
     pub id: String,
     pub environment: Vec<(String, String)>,
-    pub variables: Arc<VariableResolver>,
-    pub allowed_hosts: AllowedHosts,
-    /// The key-value store labels this component may open.
-    pub key_value_labels: Vec<String>,
-    pub postgres: Arc<Pools>,
-    pub key_value: Arc<KeyValueStores>,
-    /// For service-chaining requests to the app's other components.
-    pub app: AppLink,
+    pub postgres: Arc<PostgresConfig>,
+    pub key_value: Arc<KeyValueConfig>,
+    pub variables: Arc<VariablesConfig>,
+    pub outbound_http: Arc<OutboundHttpConfig>,
     /// Where its instances report what they asked of the host, if anywhere.
     pub metrics: Option<Arc<Metrics>>,
 }
 
 impl ComponentContext {
     /// The context of component `id` as spin.toml declares it, with the
-    /// app's variables, pools, stores and link to the other components.
+    /// app's variables, pools, stores and way to the other components.
     pub fn declared(
         id: &str,
         declared: &chat_manifest::Component,
         variables: Arc<VariableResolver>,
         postgres: Arc<Pools>,
         key_value: Arc<KeyValueStores>,
-        app: AppLink,
+        chained: impl ChainedRequests + 'static,
         metrics: Option<Arc<Metrics>>,
     ) -> Result<Self> {
-        let allowed_hosts = AllowedHosts::parse(&declared.allowed_outbound_hosts, &variables)
-            .with_context(|| format!("allowed_outbound_hosts of component {id}"))?;
+        let allowed_hosts = Arc::new(
+            AllowedHosts::parse(&declared.allowed_outbound_hosts, &variables)
+                .with_context(|| format!("allowed_outbound_hosts of component {id}"))?,
+        );
         Ok(Self {
             id: id.to_owned(),
             environment: declared.environment.clone().into_iter().collect(),
-            variables,
-            allowed_hosts,
-            key_value_labels: declared.key_value_stores.clone(),
-            postgres,
-            key_value,
-            app,
+            postgres: Arc::new(PostgresConfig {
+                component: id.to_owned(),
+                allowed_hosts: allowed_hosts.clone(),
+                pools: postgres,
+            }),
+            key_value: Arc::new(KeyValueConfig {
+                stores: key_value,
+                labels: declared.key_value_stores.clone(),
+            }),
+            variables: Arc::new(VariablesConfig {
+                component: id.to_owned(),
+                resolver: variables,
+            }),
+            outbound_http: Arc::new(OutboundHttpConfig {
+                component: id.to_owned(),
+                allowed_hosts,
+                chained: Arc::new(chained),
+            }),
             metrics,
         })
     }
-}
-
-/// Loads a component (compiling a `.wasm` file, or mapping one that
-/// `chat-host precompile` wrote) and links it once (InstancePre), so each
-/// new instance costs only the instantiation itself.
-pub fn prepare(
-    engine: &Engine,
-    linker: &Linker<HostState>,
-    source: &Path,
-) -> Result<ServicePre<HostState>> {
-    let component = load(engine, source)?;
-    let instance_pre = linker
-        .instantiate_pre(&component)
-        .map_err(anyhow_error)
-        .with_context(|| {
-            format!(
-                "{} imports something chat-host does not provide",
-                source.display()
-            )
-        })?;
-    ServicePre::new(instance_pre)
-        .map_err(anyhow_error)
-        .with_context(|| {
-            format!(
-                "{} does not export wasi:http/handler@0.3.0",
-                source.display()
-            )
-        })
-}
-
-fn load(engine: &Engine, source: &Path) -> Result<Component> {
-    if !source.is_file() {
-        bail!(
-            "cannot load component {}: no such file (build it with `chat-host build`)",
-            source.display()
-        );
-    }
-    // Not an ELF file (a `.wasm`) reads as `Err`: compile it.
-    match Engine::detect_precompiled_file(source) {
-        Ok(Some(Precompiled::Component)) => {
-            // SAFETY: wasmtime runs a precompiled file's machine code as it
-            // is; these are the app's own files, written by `chat-host
-            // precompile`, and wasmtime first checks that they were made by
-            // this wasmtime version, with these settings, for this CPU.
-            unsafe { Component::deserialize_file(engine, source) }
-                .map_err(anyhow_error)
-                .with_context(|| {
-                    format!(
-                        "{} was precompiled by another chat-host build or for another CPU; \
-                         precompile it again with this chat-host (`chat-host precompile`)",
-                        source.display()
-                    )
-                })
-        }
-        Ok(Some(Precompiled::Module)) => bail!(
-            "{} is a precompiled core module, not a component",
-            source.display()
-        ),
-        Ok(None) | Err(_) => compile(engine, source),
-    }
-}
-
-#[cfg(feature = "compiler")]
-fn compile(engine: &Engine, source: &Path) -> Result<Component> {
-    Component::from_file(engine, source)
-        .map_err(anyhow_error)
-        .with_context(|| format!("cannot compile component {}", source.display()))
-}
-
-#[cfg(not(feature = "compiler"))]
-fn compile(_engine: &Engine, source: &Path) -> Result<Component> {
-    bail!(
-        "cannot load component {}: this chat-host is built without a compiler and loads only \
-         components precompiled by `chat-host precompile` (deploy/databricks/build.sh does)",
-        source.display()
-    )
 }

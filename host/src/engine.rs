@@ -1,4 +1,5 @@
-//! The wasmtime engine and the linker that gives guests every capability.
+//! The wasmtime engine, the linker that gives guests every capability, and
+//! loading a component with them.
 //!
 //! One configuration serves every build: the engine that compiles
 //! components as chat-host starts, the precompiler that writes them ahead of
@@ -8,9 +9,11 @@
 
 use crate::state::HostState;
 use crate::{key_value, postgres, variables};
-use anyhow::Result;
-use wasmtime::component::Linker;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use anyhow::{Context, Result, bail};
+use std::path::Path;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Precompiled};
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 /// Upper bounds for the pooling allocator: slots are reserved up front and
 /// reused, so instantiation does no mmap work on the request path.
@@ -70,10 +73,86 @@ pub fn linker(engine: &Engine) -> Result<Linker<HostState>> {
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow_error)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(anyhow_error)?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(anyhow_error)?;
-    postgres::add_to_linker(&mut linker)?;
-    key_value::add_to_linker(&mut linker)?;
-    variables::add_to_linker(&mut linker)?;
+    postgres::add_to_linker(&mut linker).map_err(anyhow_error)?;
+    key_value::add_to_linker(&mut linker).map_err(anyhow_error)?;
+    variables::add_to_linker(&mut linker).map_err(anyhow_error)?;
     Ok(linker)
+}
+
+/// Loads a component (compiling a `.wasm` file, or mapping one that
+/// `chat-host precompile` wrote) and links it once (InstancePre), so each
+/// new instance costs only the instantiation itself.
+pub fn prepare(
+    engine: &Engine,
+    linker: &Linker<HostState>,
+    source: &Path,
+) -> Result<ServicePre<HostState>> {
+    let component = load(engine, source)?;
+    let instance_pre = linker
+        .instantiate_pre(&component)
+        .map_err(anyhow_error)
+        .with_context(|| {
+            format!(
+                "{} imports something chat-host does not provide",
+                source.display()
+            )
+        })?;
+    ServicePre::new(instance_pre)
+        .map_err(anyhow_error)
+        .with_context(|| {
+            format!(
+                "{} does not export wasi:http/handler@0.3.0",
+                source.display()
+            )
+        })
+}
+
+fn load(engine: &Engine, source: &Path) -> Result<Component> {
+    if !source.is_file() {
+        bail!(
+            "cannot load component {}: no such file (build it with `chat-host build`)",
+            source.display()
+        );
+    }
+    // Not an ELF file (a `.wasm`) reads as `Err`: compile it.
+    match Engine::detect_precompiled_file(source) {
+        Ok(Some(Precompiled::Component)) => {
+            // SAFETY: wasmtime runs a precompiled file's machine code as it
+            // is; these are the app's own files, written by `chat-host
+            // precompile`, and wasmtime first checks that they were made by
+            // this wasmtime version, with these settings, for this CPU.
+            unsafe { Component::deserialize_file(engine, source) }
+                .map_err(anyhow_error)
+                .with_context(|| {
+                    format!(
+                        "{} was precompiled by another chat-host build or for another CPU; \
+                         precompile it again with this chat-host (`chat-host precompile`)",
+                        source.display()
+                    )
+                })
+        }
+        Ok(Some(Precompiled::Module)) => bail!(
+            "{} is a precompiled core module, not a component",
+            source.display()
+        ),
+        Ok(None) | Err(_) => compile(engine, source),
+    }
+}
+
+#[cfg(feature = "compiler")]
+fn compile(engine: &Engine, source: &Path) -> Result<Component> {
+    Component::from_file(engine, source)
+        .map_err(anyhow_error)
+        .with_context(|| format!("cannot compile component {}", source.display()))
+}
+
+#[cfg(not(feature = "compiler"))]
+fn compile(_engine: &Engine, source: &Path) -> Result<Component> {
+    bail!(
+        "cannot load component {}: this chat-host is built without a compiler and loads only \
+         components precompiled by `chat-host precompile` (deploy/databricks/build.sh does)",
+        source.display()
+    )
 }
 
 /// wasmtime 48's error type is not anyhow's; keep its full chain.
@@ -84,7 +163,6 @@ pub fn anyhow_error(error: wasmtime::Error) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasmtime::component::Component;
 
     /// The smallest component: the preamble alone.
     const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";

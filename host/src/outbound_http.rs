@@ -4,20 +4,38 @@
 //! `http://<component>.spin.internal` (Spin's service chaining) are served
 //! in-process by that component.
 
-use crate::component::ComponentContext;
-use chat_manifest::service_chaining_target;
+use chat_manifest::{AllowedHosts, service_chaining_target};
+use futures::future::BoxFuture;
 use std::sync::Arc;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks, default_send_request};
 
+/// Where a component's requests may go.
+pub struct OutboundHttpConfig {
+    /// The component, for the log.
+    pub component: String,
+    pub allowed_hosts: Arc<AllowedHosts>,
+    pub chained: Arc<dyn ChainedRequests>,
+}
+
+/// Serves a request to another component of the app in-process.
+pub trait ChainedRequests: Send + Sync {
+    /// The response of `component` to `request`; `None` once the app is
+    /// gone.
+    fn send(
+        &self,
+        component: String,
+        request: http::Request<WasiBody>,
+    ) -> BoxFuture<'static, Option<http::Response<WasiBody>>>;
+}
+
+/// One instance's outbound hooks.
 pub struct OutboundHttp {
-    component: Arc<ComponentContext>,
+    config: Arc<OutboundHttpConfig>,
 }
 
 impl OutboundHttp {
-    pub fn new(component: &Arc<ComponentContext>) -> Self {
-        Self {
-            component: component.clone(),
-        }
+    pub fn new(config: Arc<OutboundHttpConfig>) -> Self {
+        Self { config }
     }
 }
 
@@ -32,19 +50,18 @@ impl WasiHttpHooks for OutboundHttp {
     ) -> BoxedFuture<Result<(http::Response<WasiBody>, BoxedFuture<Result<(), Error>>), Error>>
     {
         let url = request.uri().to_string();
-        if !self.component.allowed_hosts.allows_url(&url) {
+        if !self.config.allowed_hosts.allows_url(&url) {
             tracing::warn!(
-                component = %self.component.id,
+                component = %self.config.component,
                 "outbound request to {} denied: not in allowed_outbound_hosts",
                 redact_url(&url)
             );
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
         if let Some(target) = service_chaining_target(&url) {
-            let app = self.component.app.clone();
+            let response = self.config.chained.send(target, request);
             return Box::new(async move {
-                let app = app.app().ok_or(Error::DestinationUnavailable)?;
-                let response = app.handle_chained(&target, request).await;
+                let response = response.await.ok_or(Error::DestinationUnavailable)?;
                 Ok((
                     response,
                     Box::new(async { Ok(()) }) as BoxedFuture<Result<(), Error>>,

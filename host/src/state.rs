@@ -1,26 +1,28 @@
-//! The per-instance store data: one small state per capability the host
-//! provides, plus what wasmtime's WASI implementations need.
+//! The per-instance store data: each capability's own slice, plus what
+//! wasmtime's WASI implementations need. Each capability reaches its slice
+//! through its view (as `wasi:http` does through `WasiHttpView`), so none of
+//! them knows this type.
 
 use crate::call_counts::CallCounts;
 use crate::component::ComponentContext;
-use crate::key_value::KeyValueState;
+use crate::key_value::{KeyValueCtxView, KeyValueState, KeyValueView};
 use crate::metrics::Metrics;
 use crate::outbound_http::OutboundHttp;
-use crate::postgres::PostgresState;
-use crate::variables::VariablesState;
+use crate::postgres::{PostgresCtxView, PostgresState, PostgresView};
+use crate::variables::{VariablesState, VariablesView};
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 pub struct HostState {
-    pub table: ResourceTable,
+    table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     outbound_http: OutboundHttp,
-    pub postgres: PostgresState,
-    pub key_value: KeyValueState,
-    pub variables: VariablesState,
+    postgres: PostgresState,
+    key_value: KeyValueState,
+    variables: VariablesState,
     /// Requests this instance has taken.
     pub requests: u64,
     /// Where the instance's calls are counted when metrics are served, and
@@ -30,7 +32,7 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub fn new(component: &Arc<ComponentContext>) -> Self {
+    pub fn new(component: &ComponentContext) -> Self {
         let mut wasi = WasiCtx::builder();
         // Guest logs (eprintln!) go to the host's own output.
         wasi.inherit_stdout().inherit_stderr();
@@ -39,10 +41,10 @@ impl HostState {
             table: ResourceTable::new(),
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            outbound_http: OutboundHttp::new(component),
-            postgres: PostgresState::new(component),
-            key_value: KeyValueState::new(component),
-            variables: VariablesState::new(component),
+            outbound_http: OutboundHttp::new(component.outbound_http.clone()),
+            postgres: PostgresState::new(component.postgres.clone()),
+            key_value: KeyValueState::new(component.key_value.clone()),
+            variables: VariablesState::new(component.variables.clone()),
             requests: 0,
             metrics: component
                 .metrics
@@ -95,5 +97,29 @@ impl WasiView for HostState {
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         self.http_view()
+    }
+}
+
+impl PostgresView for HostState {
+    fn postgres(&mut self) -> PostgresCtxView<'_> {
+        PostgresCtxView {
+            state: &mut self.postgres,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl KeyValueView for HostState {
+    fn key_value(&mut self) -> KeyValueCtxView<'_> {
+        KeyValueCtxView {
+            state: &mut self.key_value,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl VariablesView for HostState {
+    fn variables(&mut self) -> &mut VariablesState {
+        &mut self.variables
     }
 }

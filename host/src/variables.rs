@@ -1,9 +1,7 @@
 //! `spin:variables/variables@3.0.0`: a component reads the variables it
 //! declares in spin.toml, resolved from the app's variables.
 
-use crate::component::ComponentContext;
-use anyhow::Result;
-use chat_manifest::VariableError;
+use chat_manifest::{VariableError, VariableResolver};
 use std::sync::Arc;
 use wasmtime::component::{Accessor, HasData, Linker};
 
@@ -18,32 +16,41 @@ mod bindings {
 
 use bindings::Error;
 
+/// What a component's guests may read: its own variables, resolved from
+/// the app's.
+pub struct VariablesConfig {
+    pub component: String,
+    pub resolver: Arc<VariableResolver>,
+}
+
+/// One instance's slice of the store.
 pub struct VariablesState {
-    component: Arc<ComponentContext>,
+    config: Arc<VariablesConfig>,
     /// Variables the guest read, for `call_counts`.
     pub reads: u64,
 }
 
 impl VariablesState {
-    pub fn new(component: &Arc<ComponentContext>) -> Self {
-        Self {
-            component: component.clone(),
-            reads: 0,
-        }
+    pub fn new(config: Arc<VariablesConfig>) -> Self {
+        Self { config, reads: 0 }
     }
 
     fn get(&mut self, name: &str) -> Result<String, Error> {
         self.reads += 1;
-        let component = &self.component;
-        component
-            .variables
-            .component_variable(&component.id, name)
+        self.config
+            .resolver
+            .component_variable(&self.config.component, name)
             .map_err(|error| match error {
                 VariableError::InvalidName(..) => Error::InvalidName(name.to_owned()),
                 VariableError::Undefined(..) => Error::Undefined(name.to_owned()),
                 other => Error::Provider(other.to_string()),
             })
     }
+}
+
+/// Store data that can lend the capability its slice.
+pub trait VariablesView: Send {
+    fn variables(&mut self) -> &mut VariablesState;
 }
 
 struct Variables;
@@ -60,7 +67,6 @@ impl<T> bindings::HostWithStore<T> for Variables {
 
 impl bindings::Host for &mut VariablesState {}
 
-pub fn add_to_linker(linker: &mut Linker<crate::state::HostState>) -> Result<()> {
-    bindings::add_to_linker::<_, Variables>(linker, |state| &mut state.variables)
-        .map_err(crate::engine::anyhow_error)
+pub fn add_to_linker<T: VariablesView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    bindings::add_to_linker::<T, Variables>(linker, T::variables)
 }

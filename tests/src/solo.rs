@@ -12,7 +12,7 @@ use crate::sse::EventReader;
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
 use chat_host::app::AppLink;
-use chat_host::component::{self, ComponentContext};
+use chat_host::component::ComponentContext;
 use chat_host::engine::anyhow_error;
 use chat_host::key_value::KeyValueStores;
 use chat_host::postgres::{PoolSettings, Pools};
@@ -73,14 +73,14 @@ impl SoloComponent {
         let source = crate::repo_root().join(COMPONENTS_DIR).join(wasm_file);
         Ok(Self {
             id: id.to_owned(),
-            pre: component::prepare(engine, linker, &source)?,
+            pre: chat_host::engine::prepare(engine, linker, &source)?,
             source,
             variables: BTreeMap::new(),
             key_value_labels: Vec::new(),
             allowed_outbound_hosts: Vec::new(),
             postgres: Pools::new(PoolSettings::default()),
             // The default runtime config: one in-memory store, `default`.
-            key_value: KeyValueStores::new(&RuntimeConfig::default())
+            key_value: KeyValueStores::new(&RuntimeConfig::default().key_value_store)
                 .context("creating the in-memory key-value store")?,
         })
     }
@@ -161,13 +161,13 @@ impl SoloComponent {
     /// builds it from spin.toml; there are no other components to chain to,
     /// and `SPIN_VARIABLE_*` in the environment are ignored: the test alone
     /// sets the variables.
-    fn context(&self) -> Result<Arc<ComponentContext>> {
+    fn context(&self) -> Result<ComponentContext> {
         let manifest = self.manifest();
         let variables = Arc::new(
             VariableResolver::new(&manifest, [], self.variables.clone())
                 .context("resolving the component's variables")?,
         );
-        let context = ComponentContext::declared(
+        ComponentContext::declared(
             &self.id,
             &manifest.components[&self.id],
             variables,
@@ -175,8 +175,7 @@ impl SoloComponent {
             self.key_value.clone(),
             AppLink::default(),
             None,
-        )?;
-        Ok(Arc::new(context))
+        )
     }
 
     /// The app of this one component: each variable an app variable that the

@@ -3,9 +3,7 @@
 //! in a SQLite file (Spin's `type = "spin"`, in `local`), or in Redis
 //! (Spin's `type = "redis"`, in `redis_store`), as the runtime config says.
 
-use crate::component::ComponentContext;
-use crate::runtime_config::{KeyValueStoreConfig, RuntimeConfig};
-use crate::state::HostState;
+use crate::runtime_config::KeyValueStoreConfig;
 use anyhow::{Context, Result};
 use local::LocalStore;
 use redis_store::RedisStore;
@@ -79,9 +77,9 @@ pub struct KeyValueStores {
 }
 
 impl KeyValueStores {
-    pub fn new(config: &RuntimeConfig) -> Result<Arc<Self>> {
-        let by_label = config
-            .key_value_store
+    /// The stores the runtime config defines (its `key_value_store` tables).
+    pub fn new(stores: &BTreeMap<String, KeyValueStoreConfig>) -> Result<Arc<Self>> {
+        let by_label = stores
             .iter()
             .map(|(label, kind)| {
                 let store = match kind {
@@ -124,31 +122,34 @@ impl KeyValueStores {
 /// A store a guest has opened.
 pub struct OpenStore(Arc<Store>);
 
+/// What a component's guests may open: the app's stores, and of them the
+/// labels its `key_value_stores` lists.
+pub struct KeyValueConfig {
+    pub stores: Arc<KeyValueStores>,
+    pub labels: Vec<String>,
+}
+
+/// One instance's slice of the store.
 pub struct KeyValueState {
-    component: Arc<ComponentContext>,
+    config: Arc<KeyValueConfig>,
     /// Opens and operations the guest asked for, for `call_counts`.
     pub operations: u64,
 }
 
 impl KeyValueState {
-    pub fn new(component: &Arc<ComponentContext>) -> Self {
+    pub fn new(config: Arc<KeyValueConfig>) -> Self {
         Self {
-            component: component.clone(),
+            config,
             operations: 0,
         }
     }
 
     fn open(&self, label: &str) -> Result<Arc<Store>, Error> {
-        if !self
-            .component
-            .key_value_labels
-            .iter()
-            .any(|allowed| allowed == label)
-        {
+        if !self.config.labels.iter().any(|allowed| allowed == label) {
             return Err(Error::AccessDenied);
         }
-        self.component
-            .key_value
+        self.config
+            .stores
             .by_label
             .get(label)
             .cloned()
@@ -156,15 +157,21 @@ impl KeyValueState {
     }
 }
 
-pub struct KeyValueView<'a> {
-    state: &'a mut KeyValueState,
-    table: &'a mut ResourceTable,
+/// What the capability borrows of the store for one call.
+pub struct KeyValueCtxView<'a> {
+    pub state: &'a mut KeyValueState,
+    pub table: &'a mut ResourceTable,
+}
+
+/// Store data that can lend the capability its slice.
+pub trait KeyValueView: Send {
+    fn key_value(&mut self) -> KeyValueCtxView<'_>;
 }
 
 struct KeyValue;
 
 impl HasData for KeyValue {
-    type Data<'a> = KeyValueView<'a>;
+    type Data<'a> = KeyValueCtxView<'a>;
 }
 
 /// The open store for one operation (counted).
@@ -244,19 +251,15 @@ impl<T> bindings::HostStoreWithStore<T> for KeyValue {
     }
 }
 
-impl bindings::HostStore for KeyValueView<'_> {
+impl bindings::HostStore for KeyValueCtxView<'_> {
     async fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {
         self.table.delete(store)?;
         Ok(())
     }
 }
 
-impl bindings::Host for KeyValueView<'_> {}
+impl bindings::Host for KeyValueCtxView<'_> {}
 
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
-    bindings::add_to_linker::<_, KeyValue>(linker, |state| KeyValueView {
-        state: &mut state.key_value,
-        table: &mut state.table,
-    })
-    .map_err(crate::engine::anyhow_error)
+pub fn add_to_linker<T: KeyValueView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    bindings::add_to_linker::<T, KeyValue>(linker, T::key_value)
 }

@@ -18,10 +18,8 @@ mod values;
 pub use password::{PasswordIssuer, PasswordSource};
 pub use pool::{PoolSettings, PoolStatus, Pools};
 
-use crate::component::ComponentContext;
-use crate::state::HostState;
-use anyhow::Result;
 use bindings::{Column, Error, ParameterValue, Row, RowSet};
+use chat_manifest::AllowedHosts;
 use failure::StatementFailure;
 use futures::StreamExt;
 use lease::Lease;
@@ -60,50 +58,66 @@ pub struct ConnectionRequest {
     ca_root: Option<String>,
 }
 
+/// What a component's guests may reach: the serving thread's pools, and
+/// the databases its `allowed_outbound_hosts` name.
+pub struct PostgresConfig {
+    /// The component, for the log.
+    pub component: String,
+    pub allowed_hosts: Arc<AllowedHosts>,
+    pub pools: Arc<Pools>,
+}
+
+/// One instance's slice of the store.
 pub struct PostgresState {
-    component: Arc<ComponentContext>,
+    config: Arc<PostgresConfig>,
     /// Connections the guest opened and statements it ran, for `call_counts`.
     pub opens: u64,
     pub statements: u64,
 }
 
 impl PostgresState {
-    pub fn new(component: &Arc<ComponentContext>) -> Self {
+    pub fn new(config: Arc<PostgresConfig>) -> Self {
         Self {
-            component: component.clone(),
+            config,
             opens: 0,
             statements: 0,
         }
     }
 }
 
-pub struct PostgresView<'a> {
-    state: &'a mut PostgresState,
-    table: &'a mut ResourceTable,
+/// What the capability borrows of the store for one call.
+pub struct PostgresCtxView<'a> {
+    pub state: &'a mut PostgresState,
+    pub table: &'a mut ResourceTable,
+}
+
+/// Store data that can lend the capability its slice.
+pub trait PostgresView: Send {
+    fn postgres(&mut self) -> PostgresCtxView<'_>;
 }
 
 struct Postgres;
 
 impl HasData for Postgres {
-    type Data<'a> = PostgresView<'a>;
+    type Data<'a> = PostgresCtxView<'a>;
 }
 
 /// Opens a connection for the guest: a permission check, then a checkout.
 async fn connect(
-    component: Arc<ComponentContext>,
+    config: Arc<PostgresConfig>,
     request: ConnectionRequest,
 ) -> Result<GuestConnection, Error> {
-    if !component
+    if !config
         .allowed_hosts
         .allows_postgres_address(&request.address)
     {
-        tracing::warn!(component = %component.id, "Postgres connection denied: host not in allowed_outbound_hosts");
+        tracing::warn!(component = %config.component, "Postgres connection denied: host not in allowed_outbound_hosts");
         return Err(Error::ConnectionFailed(
             "the database host is not in this component's allowed_outbound_hosts".into(),
         ));
     }
-    let database = component
-        .postgres
+    let database = config
+        .pools
         .database(&request.address, request.ca_root.as_deref())
         .map_err(|failure| failure.into_wit(false))?;
     let lease = Lease::check_out(database)
@@ -118,12 +132,12 @@ async fn open_with<T>(
     accessor: &Accessor<T, Postgres>,
     request: ConnectionRequest,
 ) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
-    let component = accessor.with(|mut access| {
+    let config = accessor.with(|mut access| {
         let state = &mut access.get().state;
         state.opens += 1;
-        state.component.clone()
+        state.config.clone()
     });
-    match connect(component, request).await {
+    match connect(config, request).await {
         Ok(connection) => {
             accessor.with(|mut access| Ok(Ok(access.get().table.push(connection)?)))
         }
@@ -253,19 +267,19 @@ impl<T> bindings::HostConnectionBuilderWithStore<T> for Postgres {
     }
 }
 
-impl PostgresView<'_> {
-    fn component(&self) -> Arc<ComponentContext> {
-        self.state.component.clone()
+impl PostgresCtxView<'_> {
+    fn config(&self) -> Arc<PostgresConfig> {
+        self.state.config.clone()
     }
 }
 
-impl bindings::HostConnection for PostgresView<'_> {
+impl bindings::HostConnection for PostgresCtxView<'_> {
     async fn open(
         &mut self,
         address: String,
     ) -> wasmtime::Result<Result<Resource<GuestConnection>, Error>> {
         match connect(
-            self.component(),
+            self.config(),
             ConnectionRequest {
                 address,
                 ca_root: None,
@@ -305,7 +319,7 @@ impl bindings::HostConnection for PostgresView<'_> {
     }
 }
 
-impl bindings::HostConnectionBuilder for PostgresView<'_> {
+impl bindings::HostConnectionBuilder for PostgresCtxView<'_> {
     async fn new(&mut self, address: String) -> wasmtime::Result<Resource<ConnectionRequest>> {
         Ok(self.table.push(ConnectionRequest {
             address,
@@ -331,7 +345,7 @@ impl bindings::HostConnectionBuilder for PostgresView<'_> {
             address: request.address.clone(),
             ca_root: request.ca_root.clone(),
         };
-        match connect(self.component(), request).await {
+        match connect(self.config(), request).await {
             Ok(connection) => Ok(Ok(self.table.push(connection)?)),
             Err(error) => Ok(Err(error)),
         }
@@ -343,7 +357,7 @@ impl bindings::HostConnectionBuilder for PostgresView<'_> {
     }
 }
 
-impl bindings::Host for PostgresView<'_> {}
+impl bindings::Host for PostgresCtxView<'_> {}
 
 /// Delivers rows from the pump task to the guest's `stream<row>`.
 struct RowChannel(mpsc::Receiver<Row>);
@@ -378,10 +392,6 @@ impl<D> StreamProducer<D> for RowChannel {
     }
 }
 
-pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<()> {
-    bindings::add_to_linker::<_, Postgres>(linker, |state| PostgresView {
-        state: &mut state.postgres,
-        table: &mut state.table,
-    })
-    .map_err(crate::engine::anyhow_error)
+pub fn add_to_linker<T: PostgresView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    bindings::add_to_linker::<T, Postgres>(linker, T::postgres)
 }
