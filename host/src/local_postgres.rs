@@ -49,6 +49,12 @@ impl LocalPostgres {
     /// Initialises `data_dir` if it holds no cluster yet, then starts the
     /// server on a free loopback port and waits until it accepts connections.
     pub fn start(data_dir: &Path, durability: Durability) -> Result<Self> {
+        Self::start_on(data_dir, durability, free_port()?)
+    }
+
+    /// [`start`](Self::start) on `port`: the port a server of `data_dir` had
+    /// before, so what connected to it finds it again.
+    pub fn start_on(data_dir: &Path, durability: Durability, port: u16) -> Result<Self> {
         let bin_dir = find_bin_dir()?;
         let owner = server_user()?;
         std::fs::create_dir_all(data_dir)
@@ -58,7 +64,7 @@ impl LocalPostgres {
         }
         let mut cluster = Self {
             data_dir: data_dir.to_path_buf(),
-            port: 0,
+            port,
             bin_dir,
             owner,
             durability,
@@ -76,10 +82,13 @@ impl LocalPostgres {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
-    /// Stops the server with a fast shutdown (clients are disconnected).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server with a fast shutdown (clients are disconnected), as
+    /// dropping it does, with the error, if any, to the caller.
     pub fn stop(&mut self) -> Result<()> {
-        // Thawed first, in case a fault test left it frozen.
-        let _ = self.thaw();
         let Some(server) = self.server.take() else {
             return Ok(());
         };
@@ -89,53 +98,6 @@ impl LocalPostgres {
             Ok(result) => result.map(drop).context("waiting for PostgreSQL to stop"),
             Err(_) => bail!("the PostgreSQL supervisor thread panicked"),
         }
-    }
-
-    /// Starts the server again, on the same port, after [`stop`](Self::stop).
-    pub fn start_again(&mut self) -> Result<()> {
-        if self.server.is_some() {
-            return Ok(());
-        }
-        self.start_server()
-    }
-
-    /// What `pg_ctl restart -m fast` does: a fast shutdown (SIGINT, every
-    /// client disconnected), then the server starts again on the same port.
-    pub fn restart_fast(&mut self) -> Result<()> {
-        self.stop()?;
-        self.start_server()
-    }
-
-    /// Stops every process of the server where it stands (SIGSTOP to the
-    /// postmaster and each of its children): connections stay open and the
-    /// kernel still accepts new ones, but nothing answers. For fault tests;
-    /// see [`thaw`](Self::thaw).
-    pub fn freeze(&self) -> Result<()> {
-        self.signal_all(libc::SIGSTOP)
-    }
-
-    pub fn thaw(&self) -> Result<()> {
-        self.signal_all(libc::SIGCONT)
-    }
-
-    /// Signals the postmaster and its children: each backend runs in a
-    /// session of its own, so signalling the process group is not enough.
-    fn signal_all(&self, signal: libc::c_int) -> Result<()> {
-        let Some(server) = &self.server else {
-            bail!("the server is not running");
-        };
-        let mut targets = vec![server.pid];
-        targets.extend(children_of(server.pid)?);
-        for pid in targets {
-            if unsafe { libc::kill(pid, signal) } != 0 {
-                let error = std::io::Error::last_os_error();
-                // A backend that just exited is fine.
-                if error.raw_os_error() != Some(libc::ESRCH) {
-                    return Err(error).context("signalling PostgreSQL");
-                }
-            }
-        }
-        Ok(())
     }
 
     fn init_db(&self) -> Result<()> {
@@ -165,9 +127,6 @@ impl LocalPostgres {
     }
 
     fn start_server(&mut self) -> Result<()> {
-        if self.port == 0 {
-            self.port = free_port()?;
-        }
         let log_path = self.data_dir.join("server.log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("cannot create {}", log_path.display()))?;
@@ -331,32 +290,6 @@ fn chown_recursive(dir: &Path, user: OsUser) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The processes whose parent is `parent`, from `/proc/<pid>/stat`.
-fn children_of(parent: libc::pid_t) -> Result<Vec<libc::pid_t>> {
-    let mut children = Vec::new();
-    for entry in std::fs::read_dir("/proc").context("listing /proc")? {
-        let Some(pid) = entry?
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue; // gone meanwhile
-        };
-        // "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|ppid| ppid.parse::<libc::pid_t>().ok());
-        if ppid == Some(parent) {
-            children.push(pid);
-        }
-    }
-    Ok(children)
 }
 
 fn free_port() -> Result<u16> {

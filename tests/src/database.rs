@@ -1,7 +1,8 @@
 //! One PostgreSQL cluster per test binary, one fresh database per test.
 
+use anyhow::{Context, Result, bail};
 use chat_host::local_postgres::{Durability, LocalPostgres};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 /// The cluster, started on first use and stopped when the test binary exits
@@ -44,7 +45,7 @@ fn remove_clusters_of_finished_runs() {
 /// A PostgreSQL server of one test's own, which the test may stop, restart
 /// and freeze, with one database (`db`) on it.
 pub struct ControlledDatabase {
-    pub cluster: LocalPostgres,
+    pub cluster: ControlledCluster,
     pub db: TestDatabase,
     dir: PathBuf,
 }
@@ -53,19 +54,135 @@ impl ControlledDatabase {
     pub async fn start() -> Self {
         let dir =
             std::env::temp_dir().join(format!("chat-fault-pg-{}", uuid::Uuid::new_v4().simple()));
-        let cluster = LocalPostgres::start(&dir, Durability::Ephemeral)
+        let server = LocalPostgres::start(&dir, Durability::Ephemeral)
             .expect("starting the test's own PostgreSQL");
         let name = "chat".to_owned();
-        chat_host::up::create_database(&cluster.url("postgres"), &name)
+        chat_host::up::create_database(&server.url("postgres"), &name)
             .await
             .expect("creating the test database");
-        let url = cluster.url(&name);
+        let url = server.url(&name);
         Self {
-            cluster,
+            cluster: ControlledCluster {
+                port: server.port(),
+                server: Some(server),
+                dir: dir.clone(),
+            },
             db: TestDatabase { name, url },
             dir,
         }
     }
+}
+
+/// The server of a [`ControlledDatabase`], and the faults a test gives it.
+pub struct ControlledCluster {
+    /// `None` while stopped.
+    server: Option<LocalPostgres>,
+    dir: PathBuf,
+    /// Kept across restarts, so the host under test finds the server again.
+    port: u16,
+}
+
+impl ControlledCluster {
+    /// Stops the server with a fast shutdown (clients are disconnected).
+    pub fn stop(&mut self) -> Result<()> {
+        // Thawed first: a frozen server would never hear the shutdown.
+        let _ = self.thaw();
+        match self.server.take() {
+            Some(mut server) => server.stop(),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts the server again, on the same port, after [`stop`](Self::stop).
+    pub fn start_again(&mut self) -> Result<()> {
+        if self.server.is_none() {
+            self.server = Some(LocalPostgres::start_on(
+                &self.dir,
+                Durability::Ephemeral,
+                self.port,
+            )?);
+        }
+        Ok(())
+    }
+
+    /// What `pg_ctl restart -m fast` does: a fast shutdown (every client
+    /// disconnected), then the server starts again on the same port.
+    pub fn restart_fast(&mut self) -> Result<()> {
+        self.stop()?;
+        self.start_again()
+    }
+
+    /// Stops every process of the server where it stands (SIGSTOP to the
+    /// postmaster and each of its children): connections stay open and the
+    /// kernel still accepts new ones, but nothing answers. See
+    /// [`thaw`](Self::thaw).
+    pub fn freeze(&self) -> Result<()> {
+        self.signal_all(libc::SIGSTOP)
+    }
+
+    pub fn thaw(&self) -> Result<()> {
+        self.signal_all(libc::SIGCONT)
+    }
+
+    /// Signals the postmaster and its children: each backend runs in a
+    /// session of its own, so signalling the process group is not enough.
+    fn signal_all(&self, signal: libc::c_int) -> Result<()> {
+        if self.server.is_none() {
+            bail!("the server is not running");
+        }
+        let postmaster = postmaster_pid(&self.dir)?;
+        let mut targets = vec![postmaster];
+        targets.extend(children_of(postmaster)?);
+        for pid in targets {
+            // SAFETY: kill(2) only sends a signal, to our own server's processes.
+            if unsafe { libc::kill(pid, signal) } != 0 {
+                let error = std::io::Error::last_os_error();
+                // A backend that just exited is fine.
+                if error.raw_os_error() != Some(libc::ESRCH) {
+                    return Err(error).context("signalling PostgreSQL");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The running postmaster's pid: the first line of `postmaster.pid` in its
+/// data folder.
+fn postmaster_pid(data_dir: &Path) -> Result<libc::pid_t> {
+    let file = data_dir.join("postmaster.pid");
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    text.lines()
+        .next()
+        .and_then(|line| line.trim().parse().ok())
+        .with_context(|| format!("no pid in {}", file.display()))
+}
+
+/// The processes whose parent is `parent`, from `/proc/<pid>/stat`.
+fn children_of(parent: libc::pid_t) -> Result<Vec<libc::pid_t>> {
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").context("listing /proc")? {
+        let Some(pid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue; // gone meanwhile
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|ppid| ppid.parse::<libc::pid_t>().ok());
+        if ppid == Some(parent) {
+            children.push(pid);
+        }
+    }
+    Ok(children)
 }
 
 impl ControlledDatabase {
