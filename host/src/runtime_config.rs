@@ -36,18 +36,6 @@ pub enum KeyValueStoreConfig {
     Redis { url: String },
 }
 
-/// Only the in-memory default store: for embedding the host in tests.
-impl Default for RuntimeConfig {
-    fn default() -> Self {
-        Self {
-            key_value_store: BTreeMap::from([(
-                DEFAULT_STORE.to_owned(),
-                KeyValueStoreConfig::Memory,
-            )]),
-        }
-    }
-}
-
 impl RuntimeConfig {
     /// The settings of `chat-host up`: those of `file` if one is given; the
     /// default store, unless the file places it, is durable, in `state_dir`.

@@ -16,7 +16,7 @@ use chat_host::component::ComponentContext;
 use chat_host::engine::anyhow_error;
 use chat_host::key_value::KeyValueStores;
 use chat_host::postgres::{PoolSettings, Pools};
-use chat_host::runtime_config::RuntimeConfig;
+use chat_host::runtime_config::{DEFAULT_STORE, KeyValueStoreConfig};
 use chat_host::state::HostState;
 use chat_manifest::{Application, Component, Manifest, VariableDecl, VariableResolver};
 use http::{HeaderMap, StatusCode};
@@ -79,9 +79,12 @@ impl SoloComponent {
             key_value_labels: Vec::new(),
             allowed_outbound_hosts: Vec::new(),
             postgres: Pools::new(PoolSettings::default()),
-            // The default runtime config: one in-memory store, `default`.
-            key_value: KeyValueStores::new(&RuntimeConfig::default().key_value_store)
-                .context("creating the in-memory key-value store")?,
+            // One in-memory store, `default`.
+            key_value: KeyValueStores::new(&BTreeMap::from([(
+                DEFAULT_STORE.to_owned(),
+                KeyValueStoreConfig::Memory,
+            )]))
+            .context("creating the in-memory key-value store")?,
         })
     }
 
