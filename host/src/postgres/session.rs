@@ -8,11 +8,14 @@
 //! own, temporary tables, settings changed through `set_config`) is closed
 //! instead. Plain statements, the common case, cost nothing extra.
 //!
-//! Detection reads the statement's text: the driver does not expose the
-//! transaction status the server reports, and asking the server costs a
-//! round trip, as much as resetting always (measured in docs/resilience.md,
-//! which also says why the host keeps detection: it decides whether a
-//! statement may be replayed on a new connection).
+//! Detection reads the statement's text. What the server reports would be
+//! better, but is out of reach: tokio-postgres (0.7.18) drops the
+//! transaction status of each ReadyForQuery and keeps only the row count of
+//! each command tag; even that status would not show an advisory lock, a
+//! `LISTEN` or most `SET`s, which the server does not report; and asking the
+//! server costs a round trip, as much as resetting always (measured in
+//! docs/resilience.md, which also says why the host keeps detection: it
+//! decides whether a statement may be replayed on a new connection).
 
 use std::sync::Arc;
 
