@@ -17,11 +17,12 @@ use chat_domain::chat::conversation::{MessageStatus, checkpoint_due_in};
 use chat_domain::chat::relay::{DONE_FRAME, MetaEvent, ReplyRelay, data_frame, error_frame};
 use chat_domain::chat::request::{ChatMessage, ChatRequest};
 use chat_domain::chat::serving::{self, UpstreamFailure};
-use chat_domain::http::routes::{ApiPath, no_route};
+use chat_domain::http::routes::{ChatHandler, Found, Handler};
 use chat_domain::identity::users;
 use chat_guest::deadline::within;
-use chat_guest::request::{Request, allow_only, identify, read_body};
+use chat_guest::request::{Request, identify, read_body};
 use chat_guest::response::{self, EventSender, HttpResponse};
+use chat_guest::router;
 use chat_guest::{Failure, journal, log, store};
 use futures::FutureExt;
 use futures::channel::oneshot;
@@ -40,7 +41,11 @@ const TITLE_ANSWER_BYTES: usize = 64 * 1024;
 
 #[spin_sdk::http_service]
 async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
-    response::serve(request, route).await
+    let own = |handler| match handler {
+        Handler::Chat(handler) => Some(handler),
+        _ => None,
+    };
+    router::serve(request, own, route).await
 }
 
 /// The model's answer to the reply request once its head is in, with how
@@ -55,23 +60,12 @@ type Upstream = Result<(spin_sdk::http::Response, Duration), UpstreamFailure>;
 /// overlap the model's first token; nothing is sent to the client before
 /// the write has committed (or been journaled), and a write that is refused
 /// (the message id is another message's) cancels the call.
-async fn route(request: Request) -> Result<HttpResponse, Failure> {
-    let path = ApiPath::parse(request.uri().path())?;
-    if !matches!(
-        path,
-        ApiPath::ChatStream
-            | ApiPath::ChatStop(_)
-            | ApiPath::ChatRegenerate(_)
-            | ApiPath::ChatFollow(_)
-    ) {
-        return Err(no_route(request.uri().path()).into());
-    }
-    allow_only(request.method(), path.method())?;
-    match path {
-        ApiPath::ChatStop(chat_id) => stop::request(&request, chat_id).await,
-        ApiPath::ChatRegenerate(chat_id) => regenerate(&request, chat_id).await,
-        ApiPath::ChatFollow(chat_id) => follow::request(&request, chat_id).await,
-        _ => chat(request).await,
+async fn route(request: Request, found: Found<ChatHandler>) -> Result<HttpResponse, Failure> {
+    match found.handler {
+        ChatHandler::Send => chat(request).await,
+        ChatHandler::Stop => stop::request(&request, found.chat_id()?).await,
+        ChatHandler::Regenerate => regenerate(&request, found.chat_id()?).await,
+        ChatHandler::Follow => follow::request(&request, found.chat_id()?).await,
     }
 }
 

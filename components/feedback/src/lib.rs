@@ -21,13 +21,14 @@ use chat_domain::access::{self, ChatAction};
 use chat_domain::background;
 use chat_domain::feedback::assessment::Delivery;
 use chat_domain::feedback::{self, Rating, Vote, Withdrawn};
-use chat_domain::http::routes::{ApiPath, no_route};
+use chat_domain::http::routes::{FeedbackHandler, Found, Handler};
 use chat_domain::identity::Identity;
 use chat_domain::identity::users;
 use chat_domain::resilience::journal::ConversationWrite;
 use chat_guest::database::with_database;
-use chat_guest::request::{Request, allow_only, identify, read_body};
+use chat_guest::request::{Request, identify, read_body};
 use chat_guest::response::{self, HttpResponse};
+use chat_guest::router;
 use chat_guest::{Failure, journal, log, store, writes};
 use spin_sdk::http::StatusCode;
 use spin_sdk::wit_bindgen::spawn;
@@ -35,23 +36,21 @@ use uuid::Uuid;
 
 #[spin_sdk::http_service]
 async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
-    response::serve(request, route).await
+    let own = |handler| match handler {
+        Handler::Feedback(handler) => Some(handler),
+        _ => None,
+    };
+    router::serve(request, own, route).await
 }
 
-async fn route(request: Request) -> Result<HttpResponse, Failure> {
-    if request.uri().path() == background::WORK_PATH {
-        allow_only(request.method(), "POST")?;
-        return Ok(run_background_work().await);
-    }
-    let path = ApiPath::parse(request.uri().path())?;
-    allow_only(request.method(), path.method())?;
-    let answer = match path {
-        ApiPath::Feedback => rate(request).await,
-        ApiPath::MessageFeedback(chat_id, message_id) => {
-            withdraw(&request, chat_id, message_id).await
+async fn route(request: Request, found: Found<FeedbackHandler>) -> Result<HttpResponse, Failure> {
+    let answer = match found.handler {
+        FeedbackHandler::BackgroundWork => return Ok(run_background_work().await),
+        FeedbackHandler::Rate => rate(request).await,
+        FeedbackHandler::Withdraw => {
+            withdraw(&request, found.chat_id()?, found.message_id()?).await
         }
-        ApiPath::ChatFeedback(chat_id) => list(&request, chat_id).await,
-        _ => return Err(no_route(request.uri().path()).into()),
+        FeedbackHandler::List => list(&request, found.chat_id()?).await,
     };
     answer.map(|(response, caller)| {
         spawn(async move {

@@ -26,6 +26,7 @@ pub mod postgres;
 pub mod request;
 /// HTTP answers (not the model's reply, which is chat-stream's).
 pub mod response;
+pub mod router;
 pub mod schema;
 pub mod store;
 pub mod writes;

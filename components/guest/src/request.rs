@@ -246,7 +246,7 @@ mod tests {
         assert!(allow_only(&Method::GET, "GET").is_ok());
         let error = allow_only(&Method::POST, "GET").unwrap_err();
         assert_eq!(error.status, 405);
-        assert_eq!(error.allow, Some("GET"));
+        assert_eq!(error.allow.as_deref(), Some("GET"));
     }
 
     #[test]

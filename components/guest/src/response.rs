@@ -50,10 +50,12 @@ pub fn html(status: StatusCode, page: &'static str) -> HttpResponse {
 pub fn error(error: &ApiError) -> HttpResponse {
     let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = json(status, error);
-    if let Some(allow) = error.allow {
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static(allow));
+    if let Some(allow) = error
+        .allow
+        .as_deref()
+        .and_then(|allow| HeaderValue::from_str(allow).ok())
+    {
+        response.headers_mut().insert(ALLOW, allow);
     }
     response
 }
@@ -192,11 +194,10 @@ pub fn event_stream() -> (EventSender, HttpResponse) {
 /// server-side failure is logged, labelled with the method and path), and
 /// receives whatever body the route left unread before answering, so the
 /// client always gets the answer on a connection that stays usable.
-pub async fn serve<Route, Outcome>(request: spin_sdk::http::Request, route: Route) -> HttpResponse
-where
-    Route: FnOnce(Request) -> Outcome,
-    Outcome: Future<Output = Result<HttpResponse, Failure>>,
-{
+pub async fn serve(
+    request: spin_sdk::http::Request,
+    route: impl AsyncFnOnce(Request) -> Result<HttpResponse, Failure>,
+) -> HttpResponse {
     let context = format!("{} {}", request.method(), request.uri().path());
     let (request, unread) = split_body(request);
     let outcome = match admit(&request, &unread) {

@@ -7,14 +7,15 @@ use chat_domain::access::ChatAction;
 use chat_domain::database::sql::{Row, Statement};
 use chat_domain::history::changes::{self, Deleted, Renamed, VisibilityChanged};
 use chat_domain::history::{self, HistoryPage, HistoryQuery, finish_page};
-use chat_domain::http::routes::{ApiPath, no_route};
+use chat_domain::http::routes::{Found, Handler, HistoryHandler};
 use chat_domain::identity::Identity;
 use chat_domain::identity::session_view::SessionView;
 use chat_guest::access::authorize;
 use chat_guest::database::with_database;
 use chat_guest::failure::or_when_unreachable;
-use chat_guest::request::{Request, allow_only, identify, read_body};
+use chat_guest::request::{Request, identify, read_body};
 use chat_guest::response::{self, HttpResponse};
+use chat_guest::router;
 use chat_guest::{Db, Failure};
 use spin_sdk::http::StatusCode;
 use spin_sdk::wit_bindgen::spawn;
@@ -26,26 +27,20 @@ const FEEDBACK: &str = "feedback";
 
 #[spin_sdk::http_service]
 async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
-    response::serve(request, route).await
+    let own = |handler| match handler {
+        Handler::History(handler) => Some(handler),
+        _ => None,
+    };
+    router::serve(request, own, route).await
 }
 
-async fn route(request: Request) -> Result<HttpResponse, Failure> {
-    let path = ApiPath::parse(request.uri().path())?;
-    allow_only(request.method(), path.method())?;
-    match path {
-        ApiPath::Session => session(&request).await,
-        ApiPath::History => history(&request).await,
-        ApiPath::Chat(chat_id) => delete_chat(&request, chat_id).await,
-        ApiPath::ChatVisibility(chat_id) => change_visibility(request, chat_id).await,
-        ApiPath::ChatTitle(chat_id) => rename(request, chat_id).await,
-        ApiPath::Messages(_)
-        | ApiPath::ChatStream
-        | ApiPath::ChatStop(_)
-        | ApiPath::ChatRegenerate(_)
-        | ApiPath::ChatFollow(_)
-        | ApiPath::Feedback
-        | ApiPath::ChatFeedback(_)
-        | ApiPath::MessageFeedback(..) => Err(no_route(request.uri().path()).into()),
+async fn route(request: Request, found: Found<HistoryHandler>) -> Result<HttpResponse, Failure> {
+    match found.handler {
+        HistoryHandler::Session => session(&request).await,
+        HistoryHandler::List => history(&request).await,
+        HistoryHandler::Delete => delete_chat(&request, found.chat_id()?).await,
+        HistoryHandler::SetVisibility => change_visibility(request, found.chat_id()?).await,
+        HistoryHandler::Rename => rename(request, found.chat_id()?).await,
     }
 }
 

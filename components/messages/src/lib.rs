@@ -4,27 +4,29 @@
 
 use chat_domain::access::{self, ChatAction};
 use chat_domain::database::sql::Row;
-use chat_domain::http::routes::{ApiPath, no_route};
+use chat_domain::http::routes::{Found, Handler, MessagesHandler};
 use chat_domain::messages::{self, MessagesPage, MessagesQuery};
 use chat_guest::Failure;
 use chat_guest::database::with_database;
 use chat_guest::failure::or_when_unreachable;
-use chat_guest::request::{Request, allow_only, identify};
+use chat_guest::request::{Request, identify};
 use chat_guest::response::{self, HttpResponse};
+use chat_guest::router;
 use spin_sdk::http::StatusCode;
 use uuid::Uuid;
 
 #[spin_sdk::http_service]
 async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
-    response::serve(request, route).await
+    let own = |handler| match handler {
+        Handler::Messages(handler) => Some(handler),
+        _ => None,
+    };
+    router::serve(request, own, page).await
 }
 
-async fn route(request: Request) -> Result<HttpResponse, Failure> {
-    let path = ApiPath::parse(request.uri().path())?;
-    let ApiPath::Messages(chat_id) = path else {
-        return Err(no_route(request.uri().path()).into());
-    };
-    allow_only(request.method(), path.method())?;
+async fn page(request: Request, found: Found<MessagesHandler>) -> Result<HttpResponse, Failure> {
+    let MessagesHandler::Page = found.handler;
+    let chat_id = found.chat_id()?;
     let query = MessagesQuery::from_query(request.uri().query().unwrap_or_default())?;
     let identity = identify(request.headers()).await?;
     // Without the database nothing is known about the chat, so nothing is

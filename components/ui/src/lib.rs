@@ -7,11 +7,11 @@
 //! revalidation of an unchanged file is a bodiless 304.
 
 use bytes::Bytes;
-use chat_domain::ApiError;
-use chat_domain::http::routes::no_route;
+use chat_domain::http::routes::{Found, Handler, UiHandler, no_route};
 use chat_guest::Failure;
 use chat_guest::request::Request;
-use chat_guest::response::{self, HttpResponse};
+use chat_guest::response::HttpResponse;
+use chat_guest::router;
 use http::header::{
     CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
     X_CONTENT_TYPE_OPTIONS,
@@ -73,30 +73,28 @@ const SVG: &str = "image/svg+xml";
 const POLICY: &str = "default-src 'self'; base-uri 'none'; form-action 'self'; \
                       frame-ancestors 'none'; object-src 'none'";
 
+/// Every path no other component's route claims reaches this component
+/// (`spin.toml`'s catch-all), so its 404 is the app's.
 #[spin_sdk::http_service]
 async fn handle(request: spin_sdk::http::Request) -> HttpResponse {
-    response::serve(request, route).await
+    let own = |handler| match handler {
+        Handler::Ui(handler) => Some(handler),
+        _ => None,
+    };
+    router::serve(request, own, route).await
 }
 
-async fn route(request: Request) -> Result<HttpResponse, Failure> {
+async fn route(request: Request, found: Found<UiHandler>) -> Result<HttpResponse, Failure> {
     let path = request.uri().path();
-    let asset = find(path).ok_or_else(|| no_route(path))?;
-    let method = request.method();
-    if method != Method::GET && method != Method::HEAD {
-        return Err(ApiError::method_not_allowed("GET, HEAD").into());
-    }
-    Ok(answer(asset, &request, method == Method::HEAD))
+    let asset = match found.handler {
+        UiHandler::Page => &PAGE,
+        UiHandler::Asset => find_asset(path).ok_or_else(|| no_route(path))?,
+    };
+    Ok(answer(asset, &request, request.method() == Method::HEAD))
 }
 
-/// The file a path names: the page for `/` and `/chat/<id>` (one non-empty
-/// segment), an asset for `/assets/<name>`.
-fn find(path: &str) -> Option<&'static Asset> {
-    if path == "/" {
-        return Some(&PAGE);
-    }
-    if let Some(chat_id) = path.strip_prefix("/chat/") {
-        return (!chat_id.is_empty() && !chat_id.contains('/')).then_some(&PAGE);
-    }
+/// The asset `/assets/<name>` names.
+fn find_asset(path: &str) -> Option<&'static Asset> {
     let name = path.strip_prefix("/assets/")?;
     ASSETS
         .iter()

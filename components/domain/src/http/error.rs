@@ -11,7 +11,7 @@ pub struct ApiError {
     pub status: u16,
     pub message: String,
     /// The `Allow` header of a 405 answer.
-    pub allow: Option<&'static str>,
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -44,10 +44,12 @@ impl ApiError {
     }
 
     /// `allow` lists the methods the route accepts, as in an `Allow` header.
-    pub fn method_not_allowed(allow: &'static str) -> Self {
+    pub fn method_not_allowed(allow: impl Into<String>) -> Self {
+        let allow = allow.into();
+        let message = format!("This route only accepts {allow} requests.");
         Self {
             allow: Some(allow),
-            ..Self::new(405, format!("This route only accepts {allow} requests."))
+            ..Self::new(405, message)
         }
     }
 
@@ -107,7 +109,7 @@ mod tests {
     #[test]
     fn method_not_allowed_names_the_allowed_methods() {
         let error = ApiError::method_not_allowed("GET");
-        assert_eq!(error.allow, Some("GET"));
+        assert_eq!(error.allow.as_deref(), Some("GET"));
         assert_eq!(error.message, "This route only accepts GET requests.");
         assert_eq!(ApiError::bad_request("x").allow, None);
     }

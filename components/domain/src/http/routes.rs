@@ -1,94 +1,333 @@
-//! The API's request paths. Spin routes by prefix (`/api/chat/...` reaches the
-//! history component whatever follows), so each component parses the full
-//! path here: a path of no known shape is a 404, a chat id that is not a UUID
-//! a 400.
+//! The route table: every route the app serves, once, as method + path →
+//! component → handler. `spin.toml` sends whole path prefixes to a
+//! component (`/api/chat/...` reaches history whatever follows), so each
+//! component finds the request's route here ([`find`]): a path of no known
+//! shape is a 404, a known path with another method a 405 naming the ones
+//! it takes, a malformed id a 400 naming the id. `tests/integration/routes.rs`
+//! holds this table against `spin.toml` (each route reaches its component)
+//! and `openapi.yaml` (the same methods and paths, no more, no fewer).
+//!
+//! A path is written as the API documents it: `{name}` is any one non-empty
+//! segment, `{name:uuid}` one that must be a UUID.
 
 use crate::ApiError;
 use crate::http::validate::{abbreviate, parse_uuid};
 use uuid::Uuid;
 
+/// One route: the method and path it answers and the handler that does.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub handler: Handler,
+    /// Served to the world (listed in `openapi.yaml`), or only to the app
+    /// itself (reached by service chaining, never by a public route).
+    pub public: bool,
+}
+
+/// Which component serves a route, and which of its handlers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    History(HistoryHandler),
+    Messages(MessagesHandler),
+    Chat(ChatHandler),
+    Feedback(FeedbackHandler),
+    Admin(AdminHandler),
+    Ui(UiHandler),
+}
+
+/// The history component: the sidebar and the owner's changes to a chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryHandler {
+    Session,
+    List,
+    Delete,
+    SetVisibility,
+    Rename,
+}
+
+/// The messages component: a chat's messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessagesHandler {
+    Page,
+}
+
+/// The chat-stream component: sending a message and the reply it streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatHandler {
+    Send,
+    Stop,
+    Regenerate,
+    Follow,
+}
+
+/// The feedback component: ratings, and delivering them to MLflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedbackHandler {
+    Rate,
+    List,
+    Withdraw,
+    /// `crate::background`'s runs, on the app's own request.
+    BackgroundWork,
+}
+
+/// The admin-schema component: the operator's schema routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminHandler {
+    SchemaStatus,
+    Migrate,
+}
+
+/// The ui component: the page (for a new chat or a chat's address) and its
+/// assets; `HEAD` answers the same headers without the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UiHandler {
+    Page,
+    Asset,
+}
+
+impl Handler {
+    /// The component (its id in `spin.toml`) that serves the handler.
+    pub fn component(self) -> &'static str {
+        match self {
+            Self::History(_) => "history",
+            Self::Messages(_) => "messages",
+            Self::Chat(_) => "chat-stream",
+            Self::Feedback(_) => "feedback",
+            Self::Admin(_) => "admin-schema",
+            Self::Ui(_) => "ui",
+        }
+    }
+}
+
+const fn public(method: &'static str, path: &'static str, handler: Handler) -> Route {
+    Route {
+        method,
+        path,
+        handler,
+        public: true,
+    }
+}
+
+/// Every route, grouped by component.
+pub const ROUTES: &[Route] = &[
+    public(
+        "GET",
+        "/api/session",
+        Handler::History(HistoryHandler::Session),
+    ),
+    public(
+        "GET",
+        "/api/history",
+        Handler::History(HistoryHandler::List),
+    ),
+    public(
+        "DELETE",
+        "/api/chat/{chatId:uuid}",
+        Handler::History(HistoryHandler::Delete),
+    ),
+    public(
+        "PATCH",
+        "/api/chat/{chatId:uuid}/visibility",
+        Handler::History(HistoryHandler::SetVisibility),
+    ),
+    public(
+        "PATCH",
+        "/api/chat/{chatId:uuid}/title",
+        Handler::History(HistoryHandler::Rename),
+    ),
+    public(
+        "GET",
+        "/api/messages/{chatId:uuid}",
+        Handler::Messages(MessagesHandler::Page),
+    ),
+    public("POST", "/api/chat", Handler::Chat(ChatHandler::Send)),
+    public(
+        "POST",
+        "/api/chat/{chatId:uuid}/stop",
+        Handler::Chat(ChatHandler::Stop),
+    ),
+    public(
+        "POST",
+        "/api/chat/{chatId:uuid}/regenerate",
+        Handler::Chat(ChatHandler::Regenerate),
+    ),
+    public(
+        "GET",
+        "/api/chat/{chatId:uuid}/stream",
+        Handler::Chat(ChatHandler::Follow),
+    ),
+    public(
+        "PUT",
+        "/api/feedback",
+        Handler::Feedback(FeedbackHandler::Rate),
+    ),
+    public(
+        "GET",
+        "/api/feedback/{chatId:uuid}",
+        Handler::Feedback(FeedbackHandler::List),
+    ),
+    public(
+        "DELETE",
+        "/api/feedback/{chatId:uuid}/{messageId:uuid}",
+        Handler::Feedback(FeedbackHandler::Withdraw),
+    ),
+    Route {
+        method: "POST",
+        path: crate::background::WORK_PATH,
+        handler: Handler::Feedback(FeedbackHandler::BackgroundWork),
+        public: false,
+    },
+    public(
+        "GET",
+        "/admin/schema",
+        Handler::Admin(AdminHandler::SchemaStatus),
+    ),
+    public(
+        "POST",
+        "/admin/schema/migrate",
+        Handler::Admin(AdminHandler::Migrate),
+    ),
+    public("GET", "/", Handler::Ui(UiHandler::Page)),
+    public("HEAD", "/", Handler::Ui(UiHandler::Page)),
+    public("GET", "/chat/{chatId}", Handler::Ui(UiHandler::Page)),
+    public("HEAD", "/chat/{chatId}", Handler::Ui(UiHandler::Page)),
+    public("GET", "/assets/{asset}", Handler::Ui(UiHandler::Asset)),
+    public("HEAD", "/assets/{asset}", Handler::Ui(UiHandler::Asset)),
+];
+
+/// The route a request takes, with its ids already checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found<H> {
+    pub handler: H,
+    chat_id: Option<Uuid>,
+    message_id: Option<Uuid>,
+}
+
+impl<H> Found<H> {
+    /// The same route with the handler narrowed to one component's.
+    pub fn with_handler<Narrowed>(self, handler: Narrowed) -> Found<Narrowed> {
+        Found {
+            handler,
+            chat_id: self.chat_id,
+            message_id: self.message_id,
+        }
+    }
+
+    /// The path's `{chatId:uuid}`.
+    pub fn chat_id(&self) -> Result<Uuid, ApiError> {
+        self.chat_id.ok_or_else(|| missing(CHAT_ID))
+    }
+
+    /// The path's `{messageId:uuid}`.
+    pub fn message_id(&self) -> Result<Uuid, ApiError> {
+        self.message_id.ok_or_else(|| missing(MESSAGE_ID))
+    }
+}
+
 const CHAT_ID: &str = "chatId";
 const MESSAGE_ID: &str = "messageId";
 
-/// A path the API serves, with its chat id already checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApiPath {
-    /// `/api/session`
-    Session,
-    /// `/api/history`
-    History,
-    /// `/api/chat`: send a message, stream the reply.
-    ChatStream,
-    /// `/api/chat/:chatId`
-    Chat(Uuid),
-    /// `/api/chat/:chatId/visibility`
-    ChatVisibility(Uuid),
-    /// `/api/chat/:chatId/title`: rename the chat.
-    ChatTitle(Uuid),
-    /// `/api/chat/:chatId/stop`: stop the reply streaming in the chat.
-    ChatStop(Uuid),
-    /// `/api/chat/:chatId/regenerate`: replace the chat's last reply.
-    ChatRegenerate(Uuid),
-    /// `/api/chat/:chatId/stream`: follow the reply being written.
-    ChatFollow(Uuid),
-    /// `/api/messages/:chatId`
-    Messages(Uuid),
-    /// `/api/feedback`: rate a reply.
-    Feedback,
-    /// `/api/feedback/:chatId`: the chat's ratings.
-    ChatFeedback(Uuid),
-    /// `/api/feedback/:chatId/:messageId`: withdraw a rating.
-    MessageFeedback(Uuid, Uuid),
+/// A handler asked for an id its route's path does not carry: the table
+/// and the handler disagree, which is the server's fault.
+fn missing(name: &str) -> ApiError {
+    ApiError::internal(format!("The route has no {name}."))
 }
 
-impl ApiPath {
-    /// Matches whole segments exactly: a trailing slash, an empty id or an
-    /// extra segment is no API path (404).
-    pub fn parse(path: &str) -> Result<Self, ApiError> {
-        let segments: Vec<&str> = match path.strip_prefix("/api/") {
-            Some(rest) => rest.split('/').collect(),
-            None => return Err(no_route(path)),
-        };
-        let chat_id = |id: &str| parse_uuid(CHAT_ID, id);
-        match segments.as_slice() {
-            ["session"] => Ok(Self::Session),
-            ["history"] => Ok(Self::History),
-            ["chat"] => Ok(Self::ChatStream),
-            ["chat", id] if !id.is_empty() => chat_id(id).map(Self::Chat),
-            ["chat", id, "visibility"] if !id.is_empty() => chat_id(id).map(Self::ChatVisibility),
-            ["chat", id, "title"] if !id.is_empty() => chat_id(id).map(Self::ChatTitle),
-            ["chat", id, "stop"] if !id.is_empty() => chat_id(id).map(Self::ChatStop),
-            ["chat", id, "regenerate"] if !id.is_empty() => chat_id(id).map(Self::ChatRegenerate),
-            ["chat", id, "stream"] if !id.is_empty() => chat_id(id).map(Self::ChatFollow),
-            ["messages", id] if !id.is_empty() => chat_id(id).map(Self::Messages),
-            ["feedback"] => Ok(Self::Feedback),
-            ["feedback", id] if !id.is_empty() => chat_id(id).map(Self::ChatFeedback),
-            ["feedback", id, message] if !id.is_empty() && !message.is_empty() => Ok(
-                Self::MessageFeedback(chat_id(id)?, parse_uuid(MESSAGE_ID, message)?),
-            ),
-            _ => Err(no_route(path)),
+/// The route for `method` and `path`. Whole segments match exactly: a
+/// trailing slash, an empty segment or an extra one is no route (404).
+/// The ids are checked before the method, so a malformed id is a 400
+/// whatever the method.
+pub fn find(method: &str, path: &str) -> Result<Found<Handler>, ApiError> {
+    let segments: Vec<&str> = match path.strip_prefix('/') {
+        Some("") => Vec::new(),
+        Some(rest) => rest.split('/').collect(),
+        None => return Err(no_route(path)),
+    };
+    let mut same_path = ROUTES
+        .iter()
+        .filter(|route| shape_matches(route.path, &segments))
+        .peekable();
+    let Some(first) = same_path.peek() else {
+        return Err(no_route(path));
+    };
+    let (chat_id, message_id) = ids(first.path, &segments)?;
+    let mut allowed = Vec::new();
+    for route in same_path {
+        if route.method == method {
+            return Ok(Found {
+                handler: route.handler,
+                chat_id,
+                message_id,
+            });
         }
+        allowed.push(route.method);
     }
-
-    /// The one method the path accepts, as an `Allow` header names it.
-    pub fn method(self) -> &'static str {
-        match self {
-            Self::Session
-            | Self::History
-            | Self::Messages(_)
-            | Self::ChatFeedback(_)
-            | Self::ChatFollow(_) => "GET",
-            Self::ChatStream | Self::ChatStop(_) | Self::ChatRegenerate(_) => "POST",
-            Self::Chat(_) | Self::MessageFeedback(..) => "DELETE",
-            Self::ChatVisibility(_) | Self::ChatTitle(_) => "PATCH",
-            Self::Feedback => "PUT",
-        }
-    }
+    Err(ApiError::method_not_allowed(allowed.join(", ")))
 }
 
-/// The 404 for a path no component serves.
+/// The 404 for a path no route serves.
 pub fn no_route(path: &str) -> ApiError {
     ApiError::not_found(format!("There is nothing at {}.", abbreviate(path)))
+}
+
+/// One segment of a route's path.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Segment<'a> {
+    Literal(&'a str),
+    /// `{name}`: any one non-empty segment.
+    Any(&'a str),
+    /// `{name:uuid}`.
+    Uuid(&'a str),
+}
+
+/// The segments of a route's path, as the table writes it.
+pub fn segments(path: &'static str) -> impl Iterator<Item = Segment<'static>> {
+    path.strip_prefix('/')
+        .unwrap_or(path)
+        .split('/')
+        .filter(|segment| !segment.is_empty())
+        .map(|segment| {
+            match segment
+                .strip_prefix('{')
+                .and_then(|name| name.strip_suffix('}'))
+            {
+                Some(name) => match name.strip_suffix(":uuid") {
+                    Some(name) => Segment::Uuid(name),
+                    None => Segment::Any(name),
+                },
+                None => Segment::Literal(segment),
+            }
+        })
+}
+
+fn shape_matches(path: &'static str, request: &[&str]) -> bool {
+    let mut pattern = segments(path);
+    let mut request = request.iter();
+    loop {
+        match (pattern.next(), request.next()) {
+            (None, None) => return true,
+            (Some(Segment::Literal(literal)), Some(segment)) if literal == *segment => {}
+            (Some(Segment::Any(_) | Segment::Uuid(_)), Some(segment)) if !segment.is_empty() => {}
+            _ => return false,
+        }
+    }
+}
+
+fn ids(path: &'static str, request: &[&str]) -> Result<(Option<Uuid>, Option<Uuid>), ApiError> {
+    let mut chat_id = None;
+    let mut message_id = None;
+    for (segment, value) in segments(path).zip(request) {
+        if let Segment::Uuid(name) = segment {
+            let id = parse_uuid(name, value)?;
+            match name {
+                CHAT_ID => chat_id = Some(id),
+                MESSAGE_ID => message_id = Some(id),
+                _ => return Err(missing(name)),
+            }
+        }
+    }
+    Ok((chat_id, message_id))
 }
 
 #[cfg(test)]
@@ -96,88 +335,78 @@ mod tests {
     use super::*;
 
     const CHAT: &str = "123e4567-e89b-12d3-a456-426614174000";
+    const OTHER: &str = "00000000-0000-4000-8000-000000000001";
 
     fn chat_id() -> Uuid {
         Uuid::parse_str(CHAT).unwrap()
     }
 
     #[test]
-    fn parses_every_shape_and_its_method() {
-        let cases = [
-            ("/api/session".to_owned(), ApiPath::Session, "GET"),
-            ("/api/history".to_owned(), ApiPath::History, "GET"),
-            ("/api/chat".to_owned(), ApiPath::ChatStream, "POST"),
-            (
-                format!("/api/chat/{CHAT}"),
-                ApiPath::Chat(chat_id()),
-                "DELETE",
-            ),
-            (
-                format!("/api/chat/{CHAT}/visibility"),
-                ApiPath::ChatVisibility(chat_id()),
-                "PATCH",
-            ),
-            (
-                format!("/api/chat/{CHAT}/title"),
-                ApiPath::ChatTitle(chat_id()),
-                "PATCH",
-            ),
-            (
-                format!("/api/chat/{CHAT}/stop"),
-                ApiPath::ChatStop(chat_id()),
-                "POST",
-            ),
-            (
-                format!("/api/chat/{CHAT}/regenerate"),
-                ApiPath::ChatRegenerate(chat_id()),
-                "POST",
-            ),
-            (
-                format!("/api/chat/{CHAT}/stream"),
-                ApiPath::ChatFollow(chat_id()),
-                "GET",
-            ),
-            (
-                format!("/api/messages/{CHAT}"),
-                ApiPath::Messages(chat_id()),
-                "GET",
-            ),
-            ("/api/feedback".to_owned(), ApiPath::Feedback, "PUT"),
-            (
-                format!("/api/feedback/{CHAT}"),
-                ApiPath::ChatFeedback(chat_id()),
-                "GET",
-            ),
-            (
-                format!("/api/feedback/{CHAT}/{CHAT}"),
-                ApiPath::MessageFeedback(chat_id(), chat_id()),
-                "DELETE",
-            ),
-        ];
-        for (path, expected, method) in cases {
-            let parsed = ApiPath::parse(&path).unwrap();
-            assert_eq!(parsed, expected, "{path}");
-            assert_eq!(parsed.method(), method, "{path}");
+    fn every_route_is_found_by_its_own_method_and_path() {
+        for route in ROUTES {
+            let path = route
+                .path
+                .replace("{chatId:uuid}", CHAT)
+                .replace("{messageId:uuid}", OTHER)
+                .replace("{chatId}", "anything")
+                .replace("{asset}", "app.js");
+            let found = find(route.method, &path).unwrap();
+            assert_eq!(found.handler, route.handler, "{} {path}", route.method);
+        }
+    }
+
+    #[test]
+    fn ids_come_from_their_segments() {
+        let found = find("DELETE", &format!("/api/feedback/{CHAT}/{OTHER}")).unwrap();
+        assert_eq!(found.chat_id().unwrap(), chat_id());
+        assert_eq!(found.message_id().unwrap().to_string(), OTHER);
+        let found = find("GET", "/api/history").unwrap();
+        assert_eq!(found.chat_id().unwrap_err().status, 500);
+    }
+
+    /// A path's literals, with every parameter alike.
+    fn shape(path: &'static str) -> impl Iterator<Item = Option<&'static str>> {
+        segments(path).map(|segment| match segment {
+            Segment::Literal(literal) => Some(literal),
+            Segment::Any(_) | Segment::Uuid(_) => None,
+        })
+    }
+
+    #[test]
+    fn no_two_routes_share_a_method_and_a_shape() {
+        for (i, route) in ROUTES.iter().enumerate() {
+            for other in &ROUTES[i + 1..] {
+                let same_shape = shape(route.path).eq(shape(other.path));
+                assert!(
+                    !(same_shape && route.method == other.method),
+                    "{} {} and {}",
+                    route.method,
+                    route.path,
+                    other.path
+                );
+            }
         }
     }
 
     #[test]
     fn ids_in_any_letter_case_name_the_same_chat() {
-        assert_eq!(
-            ApiPath::parse(&format!("/api/messages/{}", CHAT.to_uppercase())).unwrap(),
-            ApiPath::Messages(chat_id())
-        );
+        let found = find("GET", &format!("/api/messages/{}", CHAT.to_uppercase())).unwrap();
+        assert_eq!(found.chat_id().unwrap(), chat_id());
     }
 
     #[test]
-    fn a_malformed_chat_id_is_400_naming_it() {
-        for path in [
-            "/api/chat/not-a-uuid",
-            "/api/chat/123/visibility",
-            "/api/messages/123e4567e89b12d3a456426614174000",
-            "/api/messages/%7B123e4567-e89b-12d3-a456-426614174000%7D",
+    fn a_malformed_chat_id_is_400_naming_it_whatever_the_method() {
+        for (method, path) in [
+            ("DELETE", "/api/chat/not-a-uuid"),
+            ("PATCH", "/api/chat/123/visibility"),
+            ("POST", "/api/chat/123/visibility"),
+            ("GET", "/api/messages/123e4567e89b12d3a456426614174000"),
+            (
+                "GET",
+                "/api/messages/%7B123e4567-e89b-12d3-a456-426614174000%7D",
+            ),
         ] {
-            let error = ApiPath::parse(path).unwrap_err();
+            let error = find(method, path).unwrap_err();
             assert_eq!(error.status, 400, "{path}");
             assert!(error.message.starts_with("chatId must be a UUID"), "{path}");
         }
@@ -185,15 +414,26 @@ mod tests {
 
     #[test]
     fn a_malformed_message_id_is_400_naming_it() {
-        let error = ApiPath::parse(&format!("/api/feedback/{CHAT}/not-a-uuid")).unwrap_err();
+        let error = find("DELETE", &format!("/api/feedback/{CHAT}/not-a-uuid")).unwrap_err();
         assert_eq!(error.status, 400);
         assert!(error.message.starts_with("messageId must be a UUID"));
     }
 
     #[test]
+    fn another_method_is_405_naming_every_method_the_path_takes() {
+        let error = find("POST", "/api/history").unwrap_err();
+        assert_eq!((error.status, error.allow.as_deref()), (405, Some("GET")));
+        let error = find("DELETE", "/").unwrap_err();
+        assert_eq!(
+            (error.status, error.allow.as_deref()),
+            (405, Some("GET, HEAD"))
+        );
+    }
+
+    #[test]
     fn other_shapes_are_404() {
         for path in [
-            "/",
+            "",
             "/api",
             "/api/",
             "/api/chat/",
@@ -209,9 +449,13 @@ mod tests {
             &format!("/api/feedback/{CHAT}/{CHAT}/x"),
             "/api/history/",
             "/api/sessions",
-            "/admin/schema",
+            "/admin",
+            "/admin/schema/",
+            "/chat/",
+            "/chat/a/b",
+            "/assets",
         ] {
-            let error = ApiPath::parse(path).unwrap_err();
+            let error = find("GET", path).unwrap_err();
             assert_eq!(error.status, 404, "{path}");
         }
     }
