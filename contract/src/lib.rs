@@ -11,9 +11,11 @@
 //! - [`circuit`]: the breaker both sides keep in front of the database;
 //! - [`stores`]: the key-value store's label and the key prefixes whose
 //!   entries the host counts;
-//! - [`redact`]: how credentials in URLs are hidden from every log line.
+//! - [`redact`]: how credentials in URLs are hidden from every log line;
+//! - [`error_body`]: the JSON body of every error answer.
 
 pub mod circuit;
+pub mod error_body;
 pub mod redact;
 pub mod retry;
 pub mod sqlstate;

@@ -258,7 +258,7 @@ impl LoadedApp {
 
 /// An error response in the API's shape, `{"error": "<sentence>"}`.
 pub fn json_error(status: http::StatusCode, message: &str) -> http::Response<WasiBody> {
-    let body = serde_json::json!({ "error": message }).to_string();
+    let body = chat_contract::error_body::json(message);
     let mut response = http::Response::new(
         Full::new(Bytes::from(body))
             .map_err(|never| match never {})

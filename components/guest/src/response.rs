@@ -28,7 +28,8 @@ pub fn json(status: StatusCode, body: &impl Serialize) -> HttpResponse {
             crate::log::failure("encoding a JSON answer", &error);
             json_bytes(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                br#"{"error":"The server could not encode its answer."}"#.to_vec(),
+                chat_contract::error_body::json("The server could not encode its answer.")
+                    .into_bytes(),
             )
         }
     }
@@ -49,7 +50,8 @@ pub fn html(status: StatusCode, page: &'static str) -> HttpResponse {
 /// The error's status and `{"error": ...}` body; a 405 carries `Allow`.
 pub fn error(error: &ApiError) -> HttpResponse {
     let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = json(status, error);
+    let body = chat_contract::error_body::json(&error.message);
+    let mut response = json_bytes(status, body.into_bytes());
     if let Some(allow) = error
         .allow
         .as_deref()

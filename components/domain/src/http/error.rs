@@ -1,7 +1,5 @@
 //! The one error type every route answers with: a status and a sentence for a
-//! human, serialised as `{"error": "<sentence>"}`.
-
-use serde::ser::{Serialize, SerializeStruct, Serializer};
+//! human, answered as `{"error": "<sentence>"}` (`chat_contract::error_body`).
 
 /// An error to show the caller. The message is a complete sentence; it never
 /// carries SQL, stack traces or other server internals.
@@ -66,27 +64,9 @@ impl ApiError {
     }
 }
 
-impl Serialize for ApiError {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut body = serializer.serialize_struct("ApiError", 1)?;
-        body.serialize_field("error", &self.message)?;
-        body.end()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn serialises_only_the_sentence() {
-        let json =
-            serde_json::to_value(ApiError::bad_request("limit must be a whole number")).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!({"error": "limit must be a whole number"})
-        );
-    }
 
     #[test]
     fn constructors_set_their_status() {
