@@ -48,12 +48,24 @@ impl Visibility {
     }
 }
 
-/// The facts about a chat that access depends on.
+/// The facts about a chat that access depends on. Every statement that
+/// selects them (this module's, and those that look them up beside what
+/// their route reads) decodes its own columns into one with [`ChatAccess::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatAccess {
     /// The owner's user id (`chat."Chat"."userId"`).
     pub owner: String,
     pub visibility: Visibility,
+}
+
+impl ChatAccess {
+    /// From the stored `"userId"` and `visibility` columns.
+    pub fn new(owner: String, stored_visibility: &str) -> Self {
+        Self {
+            owner,
+            visibility: Visibility::from_stored(stored_visibility),
+        }
+    }
 }
 
 /// What a caller wants to do with a chat.
@@ -130,12 +142,11 @@ pub fn access_statement(chat_id: Uuid) -> Statement {
     Statement::new(CHAT_ACCESS, vec![SqlParam::Uuid(chat_id)])
 }
 
-/// Decodes the row of [`access_statement`].
-pub fn chat_access<R: Row>(row: &R) -> Result<ChatAccess, R::Error> {
-    Ok(ChatAccess {
-        owner: row.text(0)?,
-        visibility: Visibility::from_stored(&row.text(1)?),
-    })
+/// Decodes the rows of [`access_statement`] (`None`: no such chat).
+pub fn chat_access<R: Row>(rows: &[R]) -> Result<Option<ChatAccess>, R::Error> {
+    rows.first()
+        .map(|row| Ok(ChatAccess::new(row.text(0)?, &row.text(1)?)))
+        .transpose()
 }
 
 #[cfg(test)]
@@ -295,8 +306,9 @@ mod tests {
                 ("visibility", Value::Text("public")),
             ],
         );
-        let access = chat_access(&row).unwrap();
+        let access = chat_access(&[row]).unwrap().expect("a chat");
         assert_eq!(access.owner, OWNER);
         assert_eq!(access.visibility, Visibility::Public);
+        assert_eq!(chat_access::<FakeRow>(&[]).unwrap(), None, "no such chat");
     }
 }

@@ -11,7 +11,7 @@
 //! further back, so however long a chat grows, one answer stays bounded.
 
 use crate::ApiError;
-use crate::access::{self, ChatAccess};
+use crate::access::ChatAccess;
 use crate::database::sql::{Row, SqlParam, Statement, split_page};
 use crate::database::timestamp::UtcDateTime;
 use crate::http::validate::{QueryParams, parse_limit, parse_uuid};
@@ -136,6 +136,11 @@ impl MessagesQuery {
         })
     }
 
+    /// Decodes the rows of [`MessagesQuery::cursor_statement`].
+    pub fn cursor_is_known<R: Row>(rows: &[R]) -> Result<bool, R::Error> {
+        rows.first().map_or(Ok(false), |row| row.boolean(0))
+    }
+
     /// The 400 for a cursor that is not a message of the chat.
     pub fn unknown_cursor_error() -> ApiError {
         ApiError::bad_request(format!(
@@ -159,7 +164,7 @@ pub fn chat_page<R: Row>(rows: &[R]) -> Result<(Option<ChatAccess>, Vec<MessageV
     let Some(first) = rows.first() else {
         return Ok((None, Vec::new()));
     };
-    let chat = access::chat_access(first)?;
+    let chat = ChatAccess::new(first.text(0)?, &first.text(1)?);
     let mut messages = Vec::with_capacity(rows.len());
     for row in rows {
         // NULL: the one row of a chat without (such) messages.

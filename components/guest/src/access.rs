@@ -15,6 +15,6 @@ pub async fn authorize(
     action: ChatAction,
 ) -> Result<(), Failure> {
     let rows = db.query(&access::access_statement(chat_id)).await?;
-    let chat = rows.first().map(access::chat_access).transpose()?;
+    let chat = access::chat_access(&rows)?;
     Ok(access::decide(chat.as_ref(), caller, action)?)
 }

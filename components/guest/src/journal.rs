@@ -7,7 +7,6 @@ use crate::postgres::Db;
 use crate::store::{self, Remembered};
 use crate::{log, writes};
 use chat_domain::chat::stop;
-use chat_domain::database::sql::Row;
 use chat_domain::feedback::{self, ReplyRecord};
 use chat_domain::resilience::journal::{self, ConversationWrite, JournalEntry, PENDING_KEY};
 use spin_sdk::key_value::Store;
@@ -157,8 +156,7 @@ pub async fn replay_if_pending(db: &Db) -> Result<(), Failure> {
     }
     let store = &store;
     let locked = db.query(&journal::try_lock_replay_statement()).await?;
-    let locked: Option<bool> = locked.first().map(|row| row.boolean(0)).transpose()?;
-    if locked != Some(true) {
+    if !journal::replay_lock_taken(&locked)? {
         return Ok(()); // another instance is replaying it
     }
     let replayed = replay_locked(db, store).await;

@@ -4,9 +4,9 @@
 
 use chat_domain::access;
 use chat_domain::access::ChatAction;
-use chat_domain::database::sql::{Row, Statement};
+use chat_domain::database::sql::Statement;
 use chat_domain::history::changes::{self, Deleted, Renamed, VisibilityChanged};
-use chat_domain::history::{self, HistoryPage, HistoryQuery, finish_page};
+use chat_domain::history::{self, Cursor, HistoryPage, HistoryQuery, finish_page};
 use chat_domain::http::routes::{Found, Handler, HistoryHandler};
 use chat_domain::identity::Identity;
 use chat_domain::identity::session_view::SessionView;
@@ -83,15 +83,10 @@ async fn read_page(
     // Any row proves the cursor is one of the caller's chats; only an empty
     // page needs the (rare) extra lookup.
     if let Some(cursor) = query.cursor.filter(|_| rows.is_empty()) {
-        let known = match db
+        let rows = db
             .query(&cursor.existence_statement(&identity.user_id))
-            .await?
-            .first()
-        {
-            Some(row) => row.boolean(0)?,
-            None => false,
-        };
-        if !known {
+            .await?;
+        if !Cursor::is_known(&rows)? {
             return Err(cursor.unknown_error().into());
         }
     }

@@ -3,7 +3,6 @@
 //! anyone.
 
 use chat_domain::access::{self, ChatAction};
-use chat_domain::database::sql::Row;
 use chat_domain::http::routes::{Found, Handler, MessagesHandler};
 use chat_domain::messages::{self, MessagesPage, MessagesQuery};
 use chat_guest::Failure;
@@ -54,11 +53,7 @@ async fn load_messages(
             .cursor_statement(chat_id)
             .filter(|_| messages.is_empty())
         {
-            let known = match db.query(&check).await?.first() {
-                Some(row) => row.boolean(0)?,
-                None => false,
-            };
-            if !known {
+            if !MessagesQuery::cursor_is_known(&db.query(&check).await?)? {
                 return Err(MessagesQuery::unknown_cursor_error().into());
             }
         }

@@ -12,7 +12,7 @@
 //! one that checks whose chat it is, so this costs no round trip.
 
 use crate::ApiError;
-use crate::access::{self, ChatAccess};
+use crate::access::ChatAccess;
 use crate::chat::request::{ChatMessage, Role};
 use crate::database::sql::{Row, SqlParam, Statement};
 use serde_json::Value;
@@ -54,7 +54,8 @@ pub fn statement(chat_id: Uuid) -> Statement {
 /// Decodes the row of [`statement`]: who may do what with the chat, and
 /// its recent messages as stored.
 pub fn stored_chat<R: Row>(row: &R) -> Result<(ChatAccess, Option<String>), R::Error> {
-    Ok((access::chat_access(row)?, row.optional_text(2)?))
+    let access = ChatAccess::new(row.text(0)?, &row.text(1)?);
+    Ok((access, row.optional_text(2)?))
 }
 
 /// The context for a stored chat: its recent messages (`recent`, as

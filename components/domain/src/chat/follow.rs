@@ -9,7 +9,7 @@
 //! the user's, written within [`REPLY_GRACE`], is waited on: its reply has
 //! no checkpoint yet.
 
-use crate::access::{self, ChatAccess};
+use crate::access::ChatAccess;
 use crate::chat::conversation::reported_status;
 use crate::chat::relay::{DONE_FRAME, MetaEvent, data_frame};
 use crate::database::sql::{Row, SqlParam, Statement};
@@ -86,7 +86,7 @@ pub struct SeenReply {
 /// Decodes the row of [`chat_statement`]: who may read the chat, and its
 /// last message.
 pub fn chat_and_last_message<R: Row>(row: &R) -> Result<(ChatAccess, Seen), R::Error> {
-    let access = access::chat_access(row)?;
+    let access = ChatAccess::new(row.text(0)?, &row.text(1)?);
     let seen = match row.optional_text(3)?.as_deref() {
         Some("assistant") => Seen::Reply(seen_reply(row, 2)?),
         Some("user") if row.optional_boolean(7)? == Some(true) => Seen::AwaitingReply,

@@ -229,7 +229,7 @@ pub struct Target {
 impl Target {
     pub fn from_row<R: Row>(row: &R) -> Result<Self, R::Error> {
         Ok(Self {
-            chat: access::chat_access(row)?,
+            chat: ChatAccess::new(row.text(0)?, &row.text(1)?),
             role: row.optional_text(2)?,
         })
     }
@@ -390,7 +390,7 @@ pub fn chat_votes<R: Row>(
     let Some(first) = rows.first() else {
         return Ok((None, ChatVotes { data: Vec::new() }));
     };
-    let chat = access::chat_access(first)?;
+    let chat = ChatAccess::new(first.text(0)?, &first.text(1)?);
     let mut data = Vec::with_capacity(rows.len());
     for row in rows {
         // NULL: the one row of a chat without votes.

@@ -58,6 +58,26 @@ WHERE "userId" = $1"#
     };
 }
 
+/// Decodes a row of the page statements.
+pub fn chat_summary<R: Row>(row: &R) -> Result<ChatSummary, R::Error> {
+    Ok(ChatSummary {
+        id: row.uuid(0)?,
+        title: row.text(1)?,
+        created_at: row.timestamp(2)?,
+        visibility: row.text(3)?,
+    })
+}
+
+/// One sidebar entry, as the seed's client reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatSummary {
+    pub id: Uuid,
+    pub title: String,
+    #[serde(rename = "createdAt")]
+    pub created_at: UtcDateTime,
+    pub visibility: String,
+}
+
 /// Keeps the chats whose title or a message of which matches the search in
 /// parameter `$search`; each side is one GIN index scan (migration 10).
 macro_rules! matching {
@@ -190,6 +210,11 @@ impl Cursor {
         )
     }
 
+    /// Decodes the rows of [`Cursor::existence_statement`].
+    pub fn is_known<R: Row>(rows: &[R]) -> Result<bool, R::Error> {
+        rows.first().map_or(Ok(false), |row| row.boolean(0))
+    }
+
     /// The 400 for a cursor that is not one of the caller's chats.
     pub fn unknown_error(self) -> ApiError {
         ApiError::bad_request(format!(
@@ -292,26 +317,6 @@ pub fn finish_page<T>(rows: Vec<T>, query: &HistoryQuery) -> (Vec<T>, bool) {
         rows.reverse();
     }
     (rows, has_more)
-}
-
-/// Decodes a row of the page statements.
-pub fn chat_summary<R: Row>(row: &R) -> Result<ChatSummary, R::Error> {
-    Ok(ChatSummary {
-        id: row.uuid(0)?,
-        title: row.text(1)?,
-        created_at: row.timestamp(2)?,
-        visibility: row.text(3)?,
-    })
-}
-
-/// One sidebar entry, as the seed's client reads it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ChatSummary {
-    pub id: Uuid,
-    pub title: String,
-    #[serde(rename = "createdAt")]
-    pub created_at: UtcDateTime,
-    pub visibility: String,
 }
 
 /// The `GET /api/history` answer.

@@ -15,7 +15,7 @@
 //! behind without a marker pointing at it.
 
 use crate::chat::conversation::MessageStatus;
-use crate::database::sql::{SqlParam, Statement};
+use crate::database::sql::{Row, SqlParam, Statement};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -181,6 +181,12 @@ pub fn try_lock_replay_statement() -> Statement {
         "SELECT pg_try_advisory_lock($1)",
         vec![SqlParam::Int64(REPLAY_LOCK_KEY)],
     )
+}
+
+/// Decodes the rows of [`try_lock_replay_statement`]: whether this session
+/// holds the lock now.
+pub fn replay_lock_taken<R: Row>(rows: &[R]) -> Result<bool, R::Error> {
+    rows.first().map_or(Ok(false), |row| row.boolean(0))
 }
 
 pub fn unlock_replay_statement() -> Statement {
