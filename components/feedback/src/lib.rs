@@ -159,7 +159,7 @@ async fn without_database(
     let record = journal::kept_reply(change.message_id).await;
     let now = store::now_ms();
     if let Err(refusal) =
-        feedback::decide_without_database(record.as_ref(), change.chat_id, &identity.user_id, now)
+        feedback::may_rate_without_database(record.as_ref(), change.chat_id, &identity.user_id, now)
     {
         if refusal.status == 503 {
             log::failure(

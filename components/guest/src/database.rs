@@ -5,7 +5,7 @@
 
 use crate::failure::Failure;
 use crate::postgres::Db;
-use crate::{breaker, journal, log, schema};
+use crate::{circuit, journal, log, schema};
 use chat_contract::retry::COLD_START_RETRY_POLICY;
 
 /// Runs `work` on a connection to the `db_url` database. Failures the policy
@@ -16,7 +16,7 @@ use chat_contract::retry::COLD_START_RETRY_POLICY;
 pub async fn with_database<T>(
     mut work: impl AsyncFnMut(&Db) -> Result<T, Failure>,
 ) -> Result<T, Failure> {
-    let gate = breaker::admit().await?;
+    let gate = circuit::admit().await?;
     let outcome = COLD_START_RETRY_POLICY
         .run(Failure::retry_code, spin_sdk::time::sleep, async || {
             work(&ready().await?).await
@@ -30,7 +30,7 @@ pub async fn with_database<T>(
 /// Like [`with_database`] but a single attempt, for writes whose fallback
 /// (the journal) is better than making a streaming reply wait out a backoff.
 pub async fn once<T>(work: impl AsyncFnOnce(&Db) -> Result<T, Failure>) -> Result<T, Failure> {
-    let gate = breaker::admit().await?;
+    let gate = circuit::admit().await?;
     let outcome = async { work(&ready().await?).await }.await;
     gate.record(outcome.as_ref().is_err_and(Failure::is_unreachable))
         .await;
@@ -45,7 +45,7 @@ pub async fn once<T>(work: impl AsyncFnOnce(&Db) -> Result<T, Failure>) -> Resul
 pub async fn for_background_work<T>(
     work: impl AsyncFnOnce(&Db) -> Result<T, Failure>,
 ) -> Result<T, Failure> {
-    if !breaker::is_closed().await {
+    if !circuit::is_closed().await {
         let skipped = crate::DbError::Skipped {
             for_about: std::time::Duration::ZERO,
         };

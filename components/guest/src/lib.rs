@@ -11,7 +11,7 @@
 pub mod access;
 /// Background work riding on served requests (Spin has no timers).
 pub mod background;
-pub mod breaker;
+pub mod circuit;
 pub mod config;
 /// How components use the database: [`database::with_database`] wraps the
 /// [`postgres`] client in the breaker, the retry policy, the schema check

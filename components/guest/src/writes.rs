@@ -146,11 +146,11 @@ async fn store_user_turn(
 }
 
 /// Runs a rating write (`feedback`'s rate or withdraw statement), which
-/// writes only what `feedback::decide` allows, and answers its row, or the
+/// writes only what `feedback::may_rate` allows, and answers its row, or the
 /// refusal (nothing was written).
 pub async fn rate(db: &Db, statement: &Statement, caller: &str) -> Result<DbRow, Failure> {
     let row = db.query(statement).await?.into_iter().next();
     let target = row.as_ref().map(Target::from_row).transpose()?;
-    feedback::decide(target.as_ref(), caller)?;
+    feedback::may_rate(target.as_ref(), caller)?;
     Ok(row.expect("a rated message has a row"))
 }

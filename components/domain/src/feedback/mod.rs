@@ -7,7 +7,7 @@
 //! Each write is one statement that looks up the chat's owner and the
 //! message's role and writes only when the caller owns the chat and the
 //! message is one of its assistant replies; the row it answers is what
-//! [`decide`] judges, so a refused write has written nothing.
+//! [`may_rate`] judges, so a refused write has written nothing.
 //! Delivering ratings to MLflow lives beside it (`assessment`).
 
 pub mod assessment;
@@ -238,7 +238,7 @@ impl Target {
 /// Whether `caller` could rate the message (`None`: no such chat): the chat
 /// must be theirs, whatever its visibility, and the message one of its
 /// assistant replies. Refused, the statement wrote nothing.
-pub fn decide(target: Option<&Target>, caller: &str) -> Result<(), ApiError> {
+pub fn may_rate(target: Option<&Target>, caller: &str) -> Result<(), ApiError> {
     access::decide(target.map(|target| &target.chat), caller, ChatAction::Rate)?;
     match target.and_then(|target| target.role.as_deref()) {
         Some("assistant") => Ok(()),
@@ -322,7 +322,7 @@ pub fn prunable(record: Option<&[u8]>, now_ms: u64) -> bool {
 /// from its kept record (`None`: none kept): it must be a live record of a
 /// reply in the chat the rating names, and the chat the caller's. Without
 /// such a record nobody can tell whose it is: 503, nothing written.
-pub fn decide_without_database(
+pub fn may_rate_without_database(
     record: Option<&ReplyRecord>,
     chat_id: Uuid,
     caller: &str,
@@ -534,7 +534,9 @@ mod tests {
         for sql in [RATE, WITHDRAW] {
             let status = |owner, role| {
                 let target = Target::from_row(&target(sql, owner, role)).unwrap();
-                decide(Some(&target), OWNER).err().map(|error| error.status)
+                may_rate(Some(&target), OWNER)
+                    .err()
+                    .map(|error| error.status)
             };
             assert_eq!(status(OWNER, Some("assistant")), None);
             assert_eq!(status(OWNER, Some("user")), Some(400));
@@ -544,7 +546,7 @@ mod tests {
                 Some(403),
                 "a public chat one does not own"
             );
-            assert_eq!(decide(None, OWNER).unwrap_err().status, 404);
+            assert_eq!(may_rate(None, OWNER).unwrap_err().status, 404);
         }
         assert!(was_withdrawn(&target(WITHDRAW, OWNER, Some("assistant"))).unwrap());
     }
@@ -565,7 +567,7 @@ mod tests {
         assert_eq!(ReplyRecord::from_bytes(b"tr-1"), None);
         let lifetime = REPLY_RECORD_LIFETIME.as_millis() as u64;
         let status = |record: Option<&ReplyRecord>, chat, caller, now| {
-            decide_without_database(record, chat, caller, now)
+            may_rate_without_database(record, chat, caller, now)
                 .err()
                 .map(|error| error.status)
         };

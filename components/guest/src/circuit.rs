@@ -1,4 +1,4 @@
-//! The circuit breaker as components keep it: in the key-value store, which
+//! The circuit breaker (`chat_contract::circuit`) as components keep it: in the key-value store, which
 //! every instance sees (under `spin up` as well as under chat-host, whose own
 //! breaker in front of its pool trips first and answers at once). Each
 //! instance remembers the state it last read or wrote for a moment, so a
