@@ -3,7 +3,7 @@
 
 use chat_domain::access::{self, ChatAccess, ChatAction};
 use chat_domain::chat::follow::{self, FOLLOW_INTERVAL, Follower, Progress, Seen};
-use chat_guest::database::{once, with_database};
+use chat_guest::database;
 use chat_guest::request::{Request, identify};
 use chat_guest::response::{self, EventSender, HttpResponse};
 use chat_guest::{Db, Failure, log};
@@ -14,7 +14,7 @@ use uuid::Uuid;
 /// own, or a public one), or answers 204 when none is.
 pub async fn request(request: &Request, chat_id: Uuid) -> Result<HttpResponse, Failure> {
     let identity = identify(request.headers()).await?;
-    let seen = with_database(async |db| {
+    let seen = database::read(async |db| {
         let found = chat_and_last_message(db, chat_id).await?;
         access::decide(
             found.as_ref().map(|(chat, _)| chat),
@@ -72,7 +72,7 @@ async fn follow_to_the_end(
 
 /// The followed reply, or before one is known the chat's last message.
 async fn look(chat_id: Uuid, reply: Option<Uuid>) -> Result<Seen, Failure> {
-    once(async |db| match reply {
+    database::read_once(async |db| match reply {
         Some(reply_id) => {
             let rows = db
                 .query(&follow::reply_statement(chat_id, reply_id))

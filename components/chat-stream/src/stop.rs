@@ -5,7 +5,7 @@ use chat_domain::ApiError;
 use chat_domain::access::ChatAction;
 use chat_domain::chat::stop::{self, STOP_CHECK_INTERVAL, StopRequested};
 use chat_guest::access::authorize;
-use chat_guest::database::with_database;
+use chat_guest::database;
 use chat_guest::request::{Request, identify};
 use chat_guest::response::{self, HttpResponse};
 use chat_guest::{Failure, log, store};
@@ -20,7 +20,7 @@ use uuid::Uuid;
 /// without the database the answer is 503, never a signal.
 pub async fn request(request: &Request, chat_id: Uuid) -> Result<HttpResponse, Failure> {
     let identity = identify(request.headers()).await?;
-    with_database(async |db| authorize(db, chat_id, &identity.user_id, ChatAction::Stop).await)
+    database::read(async |db| authorize(db, chat_id, &identity.user_id, ChatAction::Stop).await)
         .await?;
     let unavailable = || {
         ApiError::service_unavailable(

@@ -13,7 +13,7 @@ use chat_domain::feedback;
 use chat_domain::feedback::ReplyRecord;
 use chat_domain::identity::Identity;
 use chat_domain::resilience::journal::ConversationWrite;
-use chat_guest::database::{once, with_database};
+use chat_guest::database;
 use chat_guest::{Failure, journal, log, store, writes};
 use futures::channel::oneshot;
 use std::cell::{Cell, RefCell};
@@ -81,7 +81,7 @@ pub async fn open(
         owner: identity.user_id.clone(),
         journaled: Cell::new(false),
     };
-    let stored = with_database(async |db| {
+    let stored = database::write(async |db| {
         if request.chat_id.is_some() {
             let rows = db.query(&context::statement(chat_id)).await?;
             let recent = match rows.first() {
@@ -126,7 +126,7 @@ pub async fn prepare_regeneration(
     identity: &Identity,
     chat_id: Uuid,
 ) -> Result<Regeneration, Failure> {
-    with_database(async |db| {
+    database::write(async |db| {
         let rows = db.query(&context::statement(chat_id)).await?;
         let stored = rows.first().map(context::stored_chat).transpose()?;
         access::decide(
@@ -181,7 +181,7 @@ impl Transcript {
             status,
         };
         if !self.journaled.get() {
-            match once(async |db| writes::apply(db, &write, None).await).await {
+            match database::write_once(async |db| writes::apply(db, &write, None).await).await {
                 Ok(_) => return,
                 Err(failure) if failure.is_unreachable() => {
                     log::failure("POST /api/chat: saving the reply (journaled)", &failure);
@@ -218,7 +218,7 @@ pub async fn set_title(chat_id: Uuid, owner: &str, title: &str) {
         owner: owner.to_owned(),
         title: title.to_owned(),
     };
-    match once(async |db| writes::apply(db, &write, None).await).await {
+    match database::write_once(async |db| writes::apply(db, &write, None).await).await {
         Ok(_) => {}
         Err(failure) if failure.is_unreachable() => {
             journal::keep(write, store::now_ms()).await;

@@ -25,7 +25,7 @@ use chat_domain::http::routes::{FeedbackHandler, Found, Handler};
 use chat_domain::identity::Identity;
 use chat_domain::identity::users;
 use chat_domain::resilience::journal::ConversationWrite;
-use chat_guest::database::with_database;
+use chat_guest::database;
 use chat_guest::request::{Request, identify, read_body};
 use chat_guest::response::{self, HttpResponse};
 use chat_guest::router;
@@ -69,6 +69,9 @@ async fn run_background_work() -> HttpResponse {
             log::failure("background work: noting the run", &format!("{error:?}"));
         }
     }
+    // Votes kept in the journal during an outage are written (and queued
+    // for MLflow) before the deliveries.
+    database::replay_journal_in_background().await;
     let report = mlflow::deliver_due(None, background::PER_RUN).await;
     response::json(StatusCode::OK, &report)
 }
@@ -81,7 +84,7 @@ async fn rate(request: Request) -> Result<(HttpResponse, Identity), Failure> {
     users::check_storable(&identity)?;
     let statement = rating.statement(&identity.user_id, &identity.email);
     let stored =
-        with_database(async |db| writes::rate(db, &statement, &identity.user_id).await).await;
+        database::write(async |db| writes::rate(db, &statement, &identity.user_id).await).await;
     match stored {
         Ok(_) => {}
         Err(failure) if failure.is_unreachable() => {
@@ -110,7 +113,7 @@ async fn withdraw(
     users::check_storable(&identity)?;
     let statement =
         feedback::withdraw_statement(chat_id, message_id, &identity.user_id, &identity.email);
-    let withdrawn = with_database(async |db| {
+    let withdrawn = database::write(async |db| {
         let row = writes::rate(db, &statement, &identity.user_id).await?;
         Ok(feedback::was_withdrawn(&row)?)
     })
@@ -196,7 +199,7 @@ async fn without_database(
 
 async fn list(request: &Request, chat_id: Uuid) -> Result<(HttpResponse, Identity), Failure> {
     let identity = identify(request.headers()).await?;
-    let votes = with_database(async |db| {
+    let votes = database::read(async |db| {
         let rows = db.query(&feedback::chat_votes_statement(chat_id)).await?;
         let (chat, votes) = feedback::chat_votes(chat_id, &rows)?;
         access::decide(chat.as_ref(), &identity.user_id, ChatAction::Rate)?;

@@ -13,9 +13,9 @@ pub mod access;
 pub mod background;
 pub mod circuit;
 pub mod config;
-/// How components use the database: [`database::with_database`] wraps the
-/// [`postgres`] client in the breaker, the retry policy, the schema check
-/// and the journal replay.
+/// How components use the database: [`database::read`] and
+/// [`database::write`] wrap the [`postgres`] client in the breaker, the
+/// retry policy and the schema check; writes replay the journal first.
 pub mod database;
 pub mod deadline;
 pub mod failure;

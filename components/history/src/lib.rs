@@ -11,7 +11,7 @@ use chat_domain::http::routes::{Found, Handler, HistoryHandler};
 use chat_domain::identity::Identity;
 use chat_domain::identity::session_view::SessionView;
 use chat_guest::access::authorize;
-use chat_guest::database::with_database;
+use chat_guest::database;
 use chat_guest::failure::or_when_unreachable;
 use chat_guest::request::{Request, identify, read_body};
 use chat_guest::response::{self, HttpResponse};
@@ -60,7 +60,7 @@ async fn history(request: &Request) -> Result<HttpResponse, Failure> {
     let query = HistoryQuery::from_query(request.uri().query().unwrap_or(""))?;
     let identity = identify(request.headers()).await?;
     let page = query.page_statement(&identity)?;
-    let outcome = with_database(async |db| read_page(db, &query, &page, &identity).await)
+    let outcome = database::read(async |db| read_page(db, &query, &page, &identity).await)
         .await
         .map(|page| response::json(StatusCode::OK, &page));
     // Every page load asks for the history: where no timer runs the
@@ -150,7 +150,7 @@ async fn write_owned_chat(
     action: ChatAction,
     write: &Statement,
 ) -> Result<(), Failure> {
-    with_database(async |db| {
+    database::write(async |db| {
         authorize(db, chat_id, &identity.user_id, action).await?;
         match db.execute(write).await? {
             0 => Err(access::chat_not_found().into()),

@@ -6,7 +6,7 @@ use chat_domain::access::{self, ChatAction};
 use chat_domain::http::routes::{Found, Handler, MessagesHandler};
 use chat_domain::messages::{self, MessagesPage, MessagesQuery};
 use chat_guest::Failure;
-use chat_guest::database::with_database;
+use chat_guest::database;
 use chat_guest::failure::or_when_unreachable;
 use chat_guest::request::{Request, identify};
 use chat_guest::response::{self, HttpResponse};
@@ -43,7 +43,7 @@ async fn load_messages(
     query: &MessagesQuery,
     caller: &str,
 ) -> Result<MessagesPage, Failure> {
-    with_database(async |db| {
+    database::read(async |db| {
         let rows = db.query(&query.chat_page_statement(chat_id)).await?;
         let (chat, messages) = messages::chat_page(&rows)?;
         access::decide(chat.as_ref(), caller, ChatAction::ReadMessages)?;
