@@ -272,6 +272,34 @@ impl TestHost {
             .collect()
     }
 
+    /// Prints what the components wrote, for a failing test: under Spin
+    /// their stdout and stderr go to files in the state directory's `logs`
+    /// (one pair per component), not to the runtime's own output, and the
+    /// state directory goes with the host.
+    fn print_component_logs(&self) {
+        let Some(logs) = self.state_dir.as_ref().map(|dir| dir.join("logs")) else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(&logs) else {
+            return;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|entry| Some(entry.ok()?.path()))
+            .collect();
+        files.sort();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            if text.is_empty() {
+                continue;
+            }
+            let name = file.file_name().unwrap_or_default().to_string_lossy();
+            eprintln!(
+                "---- {} component log {name} ----\n{text}",
+                self.runtime.name()
+            );
+        }
+    }
+
     /// The host's process id, to read its memory use from /proc.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -341,6 +369,7 @@ impl Drop for TestHost {
         }
         if std::thread::panicking() {
             eprintln!("---- {} output ----\n{}", self.runtime.name(), self.log());
+            self.print_component_logs();
         }
         let _ = std::fs::remove_file(&self.log_path);
         let _ = std::fs::remove_file(self.log_path.with_extension("toml"));
