@@ -5,9 +5,8 @@
 //! request with the breaker closed opens no store.
 
 use crate::postgres::DbError;
-use crate::store::{self, Remembered};
+use crate::store::{self, Remembered, Store};
 use chat_contract::circuit::{Admission, Circuit};
-use spin_sdk::key_value::Store;
 
 const KEY: &str = "database-circuit";
 

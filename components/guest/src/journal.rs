@@ -4,12 +4,11 @@
 
 use crate::Failure;
 use crate::postgres::Db;
-use crate::store::{self, Remembered};
+use crate::store::{self, Remembered, Store};
 use crate::{log, writes};
 use chat_domain::chat::stop;
 use chat_domain::feedback::{self, ReplyRecord};
 use chat_domain::resilience::journal::{self, ConversationWrite, JournalEntry, PENDING_KEY};
-use spin_sdk::key_value::Store;
 use std::sync::atomic::{AtomicU64, Ordering};
 use uuid::Uuid;
 
@@ -91,7 +90,7 @@ pub async fn prune_expired_records() {
         log::failure("pruning reply records", &format!("{error:?}"));
         return;
     }
-    let keys = match store.get_keys().await.collect().await {
+    let keys = match store.keys().await {
         Ok(keys) => keys,
         Err(error) => {
             log::failure("listing reply records", &format!("{error:?}"));
@@ -173,7 +172,7 @@ async fn replay_locked(db: &Db, store: &Store) -> Result<(), Failure> {
         return Ok(());
     }
     PENDING_SEEN.remember(false, store::now_ms());
-    let keys = match store.get_keys().await.collect().await {
+    let keys = match store.keys().await {
         Ok(keys) => journal::replay_order(keys),
         Err(error) => {
             restore_marker(store).await;
@@ -225,7 +224,7 @@ async fn replay_locked(db: &Db, store: &Store) -> Result<(), Failure> {
 }
 
 /// Sets the marker, for every instance, and remembers it for this one.
-async fn mark_pending(store: &Store) -> Result<(), spin_sdk::key_value::Error> {
+async fn mark_pending(store: &Store) -> Result<(), store::Error> {
     PENDING_SEEN.remember(true, store::now_ms());
     store.set(PENDING_KEY, b"1").await
 }
