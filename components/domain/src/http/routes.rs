@@ -8,7 +8,8 @@
 //! and `openapi.yaml` (the same methods and paths, no more, no fewer).
 //!
 //! A path is written as the API documents it: `{name}` is any one non-empty
-//! segment, `{name:uuid}` one that must be a UUID.
+//! segment, `{name:uuid}` one that must be a UUID, and `{name...}` the rest
+//! of the path, one or more non-empty segments (an asset in a folder).
 
 use crate::ApiError;
 use crate::http::validate::{abbreviate, parse_uuid};
@@ -192,8 +193,8 @@ pub const ROUTES: &[Route] = &[
     public("HEAD", "/", Handler::Ui(UiHandler::Page)),
     public("GET", "/chat/{chatId}", Handler::Ui(UiHandler::Page)),
     public("HEAD", "/chat/{chatId}", Handler::Ui(UiHandler::Page)),
-    public("GET", "/assets/{asset}", Handler::Ui(UiHandler::Asset)),
-    public("HEAD", "/assets/{asset}", Handler::Ui(UiHandler::Asset)),
+    public("GET", "/assets/{asset...}", Handler::Ui(UiHandler::Asset)),
+    public("HEAD", "/assets/{asset...}", Handler::Ui(UiHandler::Asset)),
 ];
 
 /// The route a request takes, with its ids already checked.
@@ -279,6 +280,8 @@ pub enum Segment<'a> {
     Any(&'a str),
     /// `{name:uuid}`.
     Uuid(&'a str),
+    /// `{name...}`: the rest of the path, one or more non-empty segments.
+    Rest(&'a str),
 }
 
 /// The segments of a route's path, as the table writes it.
@@ -292,10 +295,15 @@ pub fn segments(path: &'static str) -> impl Iterator<Item = Segment<'static>> {
                 .strip_prefix('{')
                 .and_then(|name| name.strip_suffix('}'))
             {
-                Some(name) => match name.strip_suffix(":uuid") {
-                    Some(name) => Segment::Uuid(name),
-                    None => Segment::Any(name),
-                },
+                Some(name) => {
+                    if let Some(name) = name.strip_suffix(":uuid") {
+                        Segment::Uuid(name)
+                    } else if let Some(name) = name.strip_suffix("...") {
+                        Segment::Rest(name)
+                    } else {
+                        Segment::Any(name)
+                    }
+                }
                 None => Segment::Literal(segment),
             }
         })
@@ -309,6 +317,9 @@ fn shape_matches(path: &'static str, request: &[&str]) -> bool {
             (None, None) => return true,
             (Some(Segment::Literal(literal)), Some(segment)) if literal == *segment => {}
             (Some(Segment::Any(_) | Segment::Uuid(_)), Some(segment)) if !segment.is_empty() => {}
+            (Some(Segment::Rest(_)), Some(segment)) if !segment.is_empty() => {
+                return request.all(|segment| !segment.is_empty());
+            }
             _ => return false,
         }
     }
@@ -349,7 +360,7 @@ mod tests {
                 .replace("{chatId:uuid}", CHAT)
                 .replace("{messageId:uuid}", OTHER)
                 .replace("{chatId}", "anything")
-                .replace("{asset}", "app.js");
+                .replace("{asset...}", "vendor/marked.esm.js");
             let found = find(route.method, &path).unwrap();
             assert_eq!(found.handler, route.handler, "{} {path}", route.method);
         }
@@ -368,7 +379,7 @@ mod tests {
     fn shape(path: &'static str) -> impl Iterator<Item = Option<&'static str>> {
         segments(path).map(|segment| match segment {
             Segment::Literal(literal) => Some(literal),
-            Segment::Any(_) | Segment::Uuid(_) => None,
+            Segment::Any(_) | Segment::Uuid(_) | Segment::Rest(_) => None,
         })
     }
 
@@ -454,6 +465,9 @@ mod tests {
             "/chat/",
             "/chat/a/b",
             "/assets",
+            "/assets/",
+            "/assets/vendor/",
+            "/assets//app.js",
         ] {
             let error = find("GET", path).unwrap_err();
             assert_eq!(error.status, 404, "{path}");
