@@ -15,6 +15,7 @@ pub mod process;
 pub mod real_mlflow;
 pub mod redis_server;
 pub mod runtime;
+pub mod seed;
 pub mod solo;
 pub mod sse;
 pub mod upstream;

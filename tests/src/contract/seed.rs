@@ -1,35 +1,15 @@
-//! Rows written and read straight through SQL: a test controls exactly
-//! which chats exist (POST /api/chat would also call a model), and must check
-//! what a request really did to the database, not what it answered.
+//! Rows written (through [`crate::seed`]) and read straight through SQL: a
+//! test controls exactly which chats exist (POST /api/chat would also call a
+//! model), and must check what a request really did to the database, not
+//! what it answered.
 
+use crate::seed::{Role, Seed, Vote, When};
 use chat_host::postgres::{PoolSettings, Pools};
-use serde_json::json;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// A chat's visibility as the app stores it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Visibility {
-    Public,
-    Private,
-}
-
-impl Visibility {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Visibility::Public => "public",
-            Visibility::Private => "private",
-        }
-    }
-
-    pub fn other(self) -> Self {
-        match self {
-            Visibility::Public => Visibility::Private,
-            Visibility::Private => Visibility::Public,
-        }
-    }
-}
+pub use crate::seed::Visibility;
 
 /// A chat the seeder wrote: two messages (a user's, then the assistant's
 /// with a trace id) and a vote on the reply.
@@ -91,52 +71,30 @@ impl Seeder {
         }
     }
 
+    fn seed(&self) -> Seed<'_> {
+        Seed::on(&self.client)
+    }
+
     pub async fn user(&self, id: &str) {
-        self.client
-            .execute(
-                r#"INSERT INTO chat."User" (id, email) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"#,
-                &[&id, &id],
-            )
-            .await
-            .expect("seeding a user");
+        self.seed().user(id).await;
     }
 
     /// A chat of `owner`, created now, with two messages and a vote.
     pub async fn chat(&self, owner: &str, visibility: Visibility) -> SeededChat {
-        self.user(owner).await;
+        let seed = self.seed();
         let id = Uuid::new_v4();
         let title = format!("contract chat {}", &id.simple().to_string()[..8]);
-        self.client
-            .execute(
-                r#"INSERT INTO chat."Chat" (id, title, "userId", visibility) VALUES ($1, $2, $3, $4)"#,
-                &[&id, &title, &owner, &visibility.as_str()],
-            )
-            .await
-            .expect("seeding a chat");
-        let question = Uuid::new_v4();
-        let answer = Uuid::new_v4();
-        for (offset, message, role, text, trace) in [
-            (0.0, question, "user", "What is 2 + 2?", None),
-            (1.0, answer, "assistant", "4", Some("tr-contract")),
-        ] {
-            let parts = json!([{"type": "text", "text": text}]).to_string();
-            self.client
-                .execute(
-                    r#"INSERT INTO chat."Message" (id, "chatId", role, parts, "traceId", "createdAt")
-                       VALUES ($1, $2, $3, $4::text::json, $5,
-                               CURRENT_TIMESTAMP + make_interval(secs => $6))"#,
-                    &[&message, &id, &role, &parts, &trace, &offset],
-                )
-                .await
-                .expect("seeding a message");
-        }
-        self.client
-            .execute(
-                r#"INSERT INTO chat."Vote" ("chatId", "messageId", "isUpvoted") VALUES ($1, $2, true)"#,
-                &[&id, &answer],
-            )
-            .await
-            .expect("seeding a vote");
+        seed.chat(owner, visibility).id(id).titled(&title).await;
+        let question = seed
+            .message(id, Role::User, "What is 2 + 2?")
+            .at(When::SecondsFromNow(0.0))
+            .await;
+        let answer = seed
+            .message(id, Role::Assistant, "4")
+            .traced("tr-contract")
+            .at(When::SecondsFromNow(1.0))
+            .await;
+        seed.vote(id, answer, Vote::Up).await;
         SeededChat {
             id,
             owner: owner.to_owned(),
