@@ -5,6 +5,7 @@
 
 use chat_tests::database::TestDatabase;
 use chat_tests::host::{HostConfig, TestHost};
+use chat_tests::seed::{Role, Seed, Visibility, Vote, When};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -114,119 +115,45 @@ fn assert_error(answer: &Answer, status: StatusCode, context: &str) {
     assert_eq!(answer.body.as_object().unwrap().len(), 1, "{context}");
 }
 
-struct Seeder {
-    client: tokio_postgres::Client,
+/// How many rows of `table` belong to `chat` (`id` for Chat, `"chatId"` otherwise).
+async fn rows_of(db: &TestDatabase, table: &str, chat: Uuid) -> i64 {
+    let column = if table == "Chat" { "id" } else { r#""chatId""# };
+    let sql = format!(r#"SELECT count(*) FROM chat."{table}" WHERE {column} = $1"#);
+    db.column(&sql, &[&chat]).await[0]
 }
 
-impl Seeder {
-    async fn new(db: &TestDatabase) -> Self {
-        Self {
-            client: db.connect().await,
-        }
-    }
+/// The chat's rows, its messages and its votes.
+async fn rows_of_chat(db: &TestDatabase, chat: Uuid) -> [i64; 3] {
+    [
+        rows_of(db, "Chat", chat).await,
+        rows_of(db, "Message", chat).await,
+        rows_of(db, "Vote", chat).await,
+    ]
+}
 
-    async fn chat(&self, owner: &str, visibility: &str) -> Uuid {
-        self.client
-            .execute(
-                r#"INSERT INTO chat."User" (id, email) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"#,
-                &[&owner, &owner],
-            )
-            .await
-            .unwrap();
-        let id = Uuid::new_v4();
-        self.client
-            .execute(
-                r#"INSERT INTO chat."Chat" (id, title, "userId", visibility) VALUES ($1, 'A chat', $2, $3)"#,
-                &[&id, &owner, &visibility],
-            )
-            .await
-            .unwrap();
-        id
-    }
+async fn visibility_of(db: &TestDatabase, chat: Uuid) -> String {
+    let visibility: Vec<String> = db
+        .column(
+            r#"SELECT visibility FROM chat."Chat" WHERE id = $1"#,
+            &[&chat],
+        )
+        .await;
+    visibility.into_iter().next().expect("the chat")
+}
 
-    /// A chat of `owner` titled `title`, created `seconds` after 2026-01-01.
-    async fn titled_chat(&self, owner: &str, title: &str, seconds: f64) -> Uuid {
-        let id = self.chat(owner, "private").await;
-        self.client
-            .execute(
-                r#"UPDATE chat."Chat" SET title = $2,
-                   "createdAt" = TIMESTAMP '2026-01-01' + make_interval(secs => $3) WHERE id = $1"#,
-                &[&id, &title, &seconds],
-            )
-            .await
-            .unwrap();
-        id
-    }
-
-    /// A message created `seconds` after 2026-01-01 00:00 UTC.
-    async fn message(
-        &self,
-        chat: Uuid,
-        role: &str,
-        text: &str,
-        trace_id: Option<&str>,
-        seconds: f64,
-    ) -> Uuid {
-        let id = Uuid::new_v4();
-        let parts = json!([{"type": "text", "text": text}]).to_string();
-        self.client
-            .execute(
-                r#"INSERT INTO chat."Message" (id, "chatId", role, parts, "traceId", "createdAt")
-                   VALUES ($1, $2, $3, $4::text::json, $5,
-                           TIMESTAMP '2026-01-01' + make_interval(secs => $6))"#,
-                &[&id, &chat, &role, &parts, &trace_id, &seconds],
-            )
-            .await
-            .unwrap();
-        id
-    }
-
-    async fn vote(&self, chat: Uuid, message: Uuid) {
-        self.client
-            .execute(
-                r#"INSERT INTO chat."Vote" ("chatId", "messageId", "isUpvoted") VALUES ($1, $2, true)"#,
-                &[&chat, &message],
-            )
-            .await
-            .unwrap();
-    }
-
-    /// How many rows of `table` belong to `chat` (`id` for Chat, `"chatId"` otherwise).
-    async fn rows_of(&self, table: &str, chat: Uuid) -> i64 {
-        let column = if table == "Chat" { "id" } else { r#""chatId""# };
-        let sql = format!(r#"SELECT count(*) FROM chat."{table}" WHERE {column} = $1"#);
-        self.client.query_one(&sql, &[&chat]).await.unwrap().get(0)
-    }
-
-    async fn visibility(&self, chat: Uuid) -> String {
-        self.client
-            .query_one(
-                r#"SELECT visibility FROM chat."Chat" WHERE id = $1"#,
-                &[&chat],
-            )
-            .await
-            .unwrap()
-            .get(0)
-    }
-
-    /// A chat with two messages and a vote, for checking what a delete removes.
-    async fn chat_with_messages_and_vote(&self, owner: &str, visibility: &str) -> Uuid {
-        let chat = self.chat(owner, visibility).await;
-        self.message(chat, "user", "hi", None, 1.0).await;
-        let reply = self
-            .message(chat, "assistant", "hello", Some("tr-1"), 2.0)
-            .await;
-        self.vote(chat, reply).await;
-        chat
-    }
-
-    async fn rows_of_chat(&self, chat: Uuid) -> [i64; 3] {
-        [
-            self.rows_of("Chat", chat).await,
-            self.rows_of("Message", chat).await,
-            self.rows_of("Vote", chat).await,
-        ]
-    }
+/// A chat with two messages and a vote, for checking what a delete removes.
+async fn chat_with_messages_and_vote(seed: &Seed<'_>, owner: &str, visibility: Visibility) -> Uuid {
+    let chat = seed.chat(owner, visibility).await;
+    seed.message(chat, Role::User, "hi")
+        .at(When::SecondsInto2026(1.0))
+        .await;
+    let reply = seed
+        .message(chat, Role::Assistant, "hello")
+        .traced("tr-1")
+        .at(When::SecondsInto2026(2.0))
+        .await;
+    seed.vote(chat, reply, Vote::Up).await;
+    chat
 }
 
 /// The ids of a history page's chats, in order.
@@ -243,26 +170,46 @@ fn chat_ids(page: &Value) -> Vec<Uuid> {
 async fn search_finds_the_callers_chats_by_title_or_message_words_newest_first() {
     let db = TestDatabase::create().await;
     let host = TestHost::start(HostConfig::new(&db.url));
-    let seed = Seeder::new(&db).await;
-    let trip = seed.titled_chat(OWNER, "Trip to Lisbon", 1.0).await;
-    seed.message(trip, "user", "We should book the flights soon", None, 1.5)
+    let seed = Seed::connect(&db).await;
+    let trip = seed
+        .chat(OWNER, Visibility::Private)
+        .titled("Trip to Lisbon")
+        .at(When::SecondsInto2026(1.0))
         .await;
-    let groceries = seed.titled_chat(OWNER, "Groceries", 2.0).await;
-    seed.message(groceries, "user", "Apples, bread and cheese", None, 2.5)
+    seed.message(trip, Role::User, "We should book the flights soon")
+        .at(When::SecondsInto2026(1.5))
         .await;
-    let work = seed.titled_chat(OWNER, "Work notes", 3.0).await;
-    seed.message(work, "user", "Plan the week", None, 3.2).await;
-    seed.message(
-        work,
-        "assistant",
-        "Your flight was delayed, so...",
-        None,
-        3.5,
-    )
-    .await;
-    let cheap = seed.titled_chat(OWNER, "Cheap flights", 4.0).await;
-    let theirs = seed.titled_chat(OTHER, "Flight plans", 5.0).await;
-    seed.message(theirs, "user", "flight flight flight", None, 5.5)
+    let groceries = seed
+        .chat(OWNER, Visibility::Private)
+        .titled("Groceries")
+        .at(When::SecondsInto2026(2.0))
+        .await;
+    seed.message(groceries, Role::User, "Apples, bread and cheese")
+        .at(When::SecondsInto2026(2.5))
+        .await;
+    let work = seed
+        .chat(OWNER, Visibility::Private)
+        .titled("Work notes")
+        .at(When::SecondsInto2026(3.0))
+        .await;
+    seed.message(work, Role::User, "Plan the week")
+        .at(When::SecondsInto2026(3.2))
+        .await;
+    seed.message(work, Role::Assistant, "Your flight was delayed, so...")
+        .at(When::SecondsInto2026(3.5))
+        .await;
+    let cheap = seed
+        .chat(OWNER, Visibility::Private)
+        .titled("Cheap flights")
+        .at(When::SecondsInto2026(4.0))
+        .await;
+    let theirs = seed
+        .chat(OTHER, Visibility::Private)
+        .titled("Flight plans")
+        .at(When::SecondsInto2026(5.0))
+        .await;
+    seed.message(theirs, Role::User, "flight flight flight")
+        .at(When::SecondsInto2026(5.5))
         .await;
 
     let search = async |query: &str| {
@@ -313,14 +260,22 @@ async fn search_finds_the_callers_chats_by_title_or_message_words_newest_first()
 async fn messages_come_oldest_first_with_parts_and_trace_ids() {
     let db = TestDatabase::create().await;
     let host = TestHost::start(HostConfig::new(&db.url));
-    let seed = Seeder::new(&db).await;
-    let chat = seed.chat(OWNER, "private").await;
+    let seed = Seed::connect(&db).await;
+    let chat = seed.chat(OWNER, Visibility::Private).await;
     // Inserted out of order: the answer follows "createdAt".
     let second = seed
-        .message(chat, "assistant", "hello", Some("tr-1"), 20.5)
+        .message(chat, Role::Assistant, "hello")
+        .traced("tr-1")
+        .at(When::SecondsInto2026(20.5))
         .await;
-    let first = seed.message(chat, "user", "hi", None, 10.0).await;
-    let third = seed.message(chat, "user", "again", None, 30.0).await;
+    let first = seed
+        .message(chat, Role::User, "hi")
+        .at(When::SecondsInto2026(10.0))
+        .await;
+    let third = seed
+        .message(chat, Role::User, "again")
+        .at(When::SecondsInto2026(30.0))
+        .await;
 
     let answer = get(&host, &messages_path(chat), Some(OWNER)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -347,7 +302,7 @@ async fn messages_come_oldest_first_with_parts_and_trace_ids() {
     assert_eq!(data[0]["parts"], json!([{"type": "text", "text": "hi"}]));
 
     // A chat without messages is an empty live list.
-    let empty = seed.chat(OWNER, "private").await;
+    let empty = seed.chat(OWNER, Visibility::Private).await;
     let answer = get(&host, &messages_path(empty), Some(OWNER)).await;
     assert_eq!(
         answer.body,
@@ -359,38 +314,46 @@ async fn messages_come_oldest_first_with_parts_and_trace_ids() {
 async fn messages_written_in_one_transaction_keep_the_order_they_were_written_in() {
     let db = TestDatabase::create().await;
     let host = TestHost::start(HostConfig::new(&db.url));
-    let seed = Seeder::new(&db).await;
-    let chat = seed.chat(OWNER, "private").await;
+    let seed = Seed::connect(&db).await;
+    let chat = seed.chat(OWNER, Visibility::Private).await;
     // One transaction: every row gets the same CURRENT_TIMESTAMP. The ids
     // descend, so ordering by id would reverse them.
     let written: Vec<Uuid> = (0..6u128).map(|i| Uuid::from_u128(u128::MAX - i)).collect();
-    let mut sql = String::from("BEGIN;");
+    let mut session = db.connect().await;
+    let transaction = session.transaction().await.unwrap();
+    let in_one = Seed::in_transaction(&transaction);
     for (i, id) in written.iter().enumerate() {
-        let role = if i % 2 == 0 { "user" } else { "assistant" };
-        sql.push_str(&format!(
-            r#"INSERT INTO chat."Message" (id, "chatId", role, parts) VALUES ('{id}', '{chat}', '{role}', '[]');"#
-        ));
+        let role = if i % 2 == 0 {
+            Role::User
+        } else {
+            Role::Assistant
+        };
+        in_one
+            .message(chat, role, "")
+            .id(*id)
+            .parts(json!([]))
+            .await;
     }
-    sql.push_str("COMMIT;");
+    transaction.commit().await.unwrap();
     // Moving the first two rows away and back (updates of an indexed column,
     // so new row versions at the end of the table) leaves neither the id nor
     // the physical order matching the order written.
-    for shift in ["+", "-"] {
-        sql.push_str(&format!(
-            r#"UPDATE chat."Message" SET "createdAt" = "createdAt" {shift} interval '1 hour' WHERE id IN ('{}', '{}');"#,
-            written[0], written[1]
-        ));
+    for hours in [1, -1] {
+        session
+            .execute(
+                r#"UPDATE chat."Message" SET "createdAt" = "createdAt" + make_interval(hours => $1)
+                   WHERE id IN ($2, $3)"#,
+                &[&hours, &written[0], &written[1]],
+            )
+            .await
+            .unwrap();
     }
-    seed.client.batch_execute(&sql).await.unwrap();
-    let shared: i64 = seed
-        .client
-        .query_one(
+    let shared: i64 = db
+        .column(
             r#"SELECT count(DISTINCT "createdAt") FROM chat."Message" WHERE "chatId" = $1"#,
             &[&chat],
         )
-        .await
-        .unwrap()
-        .get(0);
+        .await[0];
     assert_eq!(shared, 1);
 
     let answer = get(&host, &messages_path(chat), Some(OWNER)).await;
@@ -407,9 +370,9 @@ async fn messages_written_in_one_transaction_keep_the_order_they_were_written_in
 async fn messages_are_for_the_owner_or_anyone_when_public() {
     let db = TestDatabase::create().await;
     let host = TestHost::start(HostConfig::new(&db.url));
-    let seed = Seeder::new(&db).await;
-    let private = seed.chat_with_messages_and_vote(OWNER, "private").await;
-    let public = seed.chat_with_messages_and_vote(OWNER, "public").await;
+    let seed = Seed::connect(&db).await;
+    let private = chat_with_messages_and_vote(&seed, OWNER, Visibility::Private).await;
+    let public = chat_with_messages_and_vote(&seed, OWNER, Visibility::Public).await;
 
     let answer = get(&host, &messages_path(private), Some(OWNER)).await;
     assert_eq!(answer.body["data"].as_array().unwrap().len(), 2);
@@ -430,27 +393,27 @@ async fn messages_are_for_the_owner_or_anyone_when_public() {
 async fn only_the_owner_deletes_and_the_messages_and_votes_go_with_the_chat() {
     let db = TestDatabase::create().await;
     let host = TestHost::start(HostConfig::new(&db.url));
-    let seed = Seeder::new(&db).await;
-    let private = seed.chat_with_messages_and_vote(OWNER, "private").await;
-    let public = seed.chat_with_messages_and_vote(OWNER, "public").await;
-    let bystander = seed.chat_with_messages_and_vote(OTHER, "private").await;
+    let seed = Seed::connect(&db).await;
+    let private = chat_with_messages_and_vote(&seed, OWNER, Visibility::Private).await;
+    let public = chat_with_messages_and_vote(&seed, OWNER, Visibility::Public).await;
+    let bystander = chat_with_messages_and_vote(&seed, OTHER, Visibility::Private).await;
 
     // Someone else's chat looks as if it did not exist, public or not.
     for chat in [private, public] {
         let answer = delete(&host, &chat_path(chat), Some(OTHER)).await;
         assert_error(&answer, StatusCode::NOT_FOUND, "other user deletes");
-        assert_eq!(seed.rows_of_chat(chat).await, [1, 2, 1]);
+        assert_eq!(rows_of_chat(&db, chat).await, [1, 2, 1]);
     }
     let answer = delete(&host, &chat_path(private), None).await;
     assert_error(&answer, StatusCode::UNAUTHORIZED, "no identity");
-    assert_eq!(seed.rows_of_chat(private).await, [1, 2, 1]);
+    assert_eq!(rows_of_chat(&db, private).await, [1, 2, 1]);
 
     let answer = delete(&host, &chat_path(private), Some(OWNER)).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert_eq!(answer.body, json!({"success": true}));
-    assert_eq!(seed.rows_of_chat(private).await, [0, 0, 0]);
-    assert_eq!(seed.rows_of_chat(public).await, [1, 2, 1]);
-    assert_eq!(seed.rows_of_chat(bystander).await, [1, 2, 1]);
+    assert_eq!(rows_of_chat(&db, private).await, [0, 0, 0]);
+    assert_eq!(rows_of_chat(&db, public).await, [1, 2, 1]);
+    assert_eq!(rows_of_chat(&db, bystander).await, [1, 2, 1]);
 
     let answer = delete(&host, &chat_path(private), Some(OWNER)).await;
     assert_error(&answer, StatusCode::NOT_FOUND, "deleted twice");
@@ -462,8 +425,8 @@ async fn only_the_owner_deletes_and_the_messages_and_votes_go_with_the_chat() {
 async fn only_the_owner_changes_visibility() {
     let db = TestDatabase::create().await;
     let host = TestHost::start(HostConfig::new(&db.url));
-    let seed = Seeder::new(&db).await;
-    let chat = seed.chat(OWNER, "private").await;
+    let seed = Seed::connect(&db).await;
+    let chat = seed.chat(OWNER, Visibility::Private).await;
 
     let answer = request_visibility(&host, chat, Some(OWNER), "public").await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -471,22 +434,22 @@ async fn only_the_owner_changes_visibility() {
         answer.body,
         json!({"success": true, "visibility": "public"})
     );
-    assert_eq!(seed.visibility(chat).await, "public");
+    assert_eq!(visibility_of(&db, chat).await, "public");
 
     // A public chat is readable by others, never re-shareable by them.
     let answer = request_visibility(&host, chat, Some(OTHER), "private").await;
     assert_error(&answer, StatusCode::FORBIDDEN, "other user");
-    assert_eq!(seed.visibility(chat).await, "public");
+    assert_eq!(visibility_of(&db, chat).await, "public");
     let answer = request_visibility(&host, chat, None, "private").await;
     assert_error(&answer, StatusCode::UNAUTHORIZED, "no identity");
-    assert_eq!(seed.visibility(chat).await, "public");
+    assert_eq!(visibility_of(&db, chat).await, "public");
 
     let answer = request_visibility(&host, chat, Some(OWNER), "private").await;
     assert_eq!(
         answer.body,
         json!({"success": true, "visibility": "private"})
     );
-    assert_eq!(seed.visibility(chat).await, "private");
+    assert_eq!(visibility_of(&db, chat).await, "private");
 
     let answer = request_visibility(&host, Uuid::new_v4(), Some(OWNER), "public").await;
     assert_error(&answer, StatusCode::NOT_FOUND, "unknown chat");
@@ -496,8 +459,8 @@ async fn only_the_owner_changes_visibility() {
 async fn bad_visibility_bodies_are_refused_and_change_nothing() {
     let db = TestDatabase::create().await;
     let host = TestHost::start(HostConfig::new(&db.url));
-    let seed = Seeder::new(&db).await;
-    let chat = seed.chat(OWNER, "private").await;
+    let seed = Seed::connect(&db).await;
+    let chat = seed.chat(OWNER, Visibility::Private).await;
     let path = visibility_path(chat);
 
     let oversized_field = format!(r#"{{"visibility":"{}"}}"#, "p".repeat(512 * 1024));
@@ -547,7 +510,7 @@ async fn bad_visibility_bodies_are_refused_and_change_nothing() {
         let message = answer.body["error"].as_str().unwrap();
         assert!(message.contains(says), "{case}: {message}");
         assert!(message.len() < 300, "{case}: the answer repeats the input");
-        assert_eq!(seed.visibility(chat).await, "private", "{case}");
+        assert_eq!(visibility_of(&db, chat).await, "private", "{case}");
     }
 
     // Over 1 MiB, whether announced by content-length or streamed without it.
@@ -569,15 +532,10 @@ async fn bad_visibility_bodies_are_refused_and_change_nothing() {
         StatusCode::PAYLOAD_TOO_LARGE,
         "2 MiB streamed body",
     );
-    assert_eq!(seed.visibility(chat).await, "private");
+    assert_eq!(visibility_of(&db, chat).await, "private");
 
     // No User row is written for a refused request.
-    let users: i64 = seed
-        .client
-        .query_one(r#"SELECT count(*) FROM chat."User""#, &[])
-        .await
-        .unwrap()
-        .get(0);
+    let users: i64 = db.column(r#"SELECT count(*) FROM chat."User""#, &[]).await[0];
     assert_eq!(users, 1);
 }
 
@@ -585,8 +543,8 @@ async fn bad_visibility_bodies_are_refused_and_change_nothing() {
 async fn wrong_methods_ids_and_paths_get_json_errors() {
     let db = TestDatabase::create().await;
     let host = TestHost::start(HostConfig::new(&db.url));
-    let seed = Seeder::new(&db).await;
-    let chat = seed.chat_with_messages_and_vote(OWNER, "public").await;
+    let seed = Seed::connect(&db).await;
+    let chat = chat_with_messages_and_vote(&seed, OWNER, Visibility::Public).await;
 
     let wrong_methods = [
         (
@@ -618,7 +576,7 @@ async fn wrong_methods_ids_and_paths_get_json_errors() {
             assert_eq!(answer.headers["allow"], allowed, "{context}");
         }
     }
-    assert_eq!(seed.rows_of_chat(chat).await, [1, 2, 1]);
+    assert_eq!(rows_of_chat(&db, chat).await, [1, 2, 1]);
 
     for (method, path) in [
         (Method::GET, "/api/messages/not-a-uuid"),
@@ -663,7 +621,7 @@ async fn wrong_methods_ids_and_paths_get_json_errors() {
             &format!("{method} {path}"),
         );
     }
-    assert_eq!(seed.rows_of_chat(chat).await, [1, 2, 1]);
+    assert_eq!(rows_of_chat(&db, chat).await, [1, 2, 1]);
 }
 
 #[tokio::test]
@@ -733,8 +691,8 @@ async fn write(
 async fn cross_site_and_non_json_writes_are_refused_and_change_nothing() {
     let db = TestDatabase::create().await;
     let host = TestHost::start(HostConfig::new(&db.url));
-    let seed = Seeder::new(&db).await;
-    let chat = seed.chat_with_messages_and_vote(OWNER, "private").await;
+    let seed = Seed::connect(&db).await;
+    let chat = chat_with_messages_and_vote(&seed, OWNER, Visibility::Private).await;
     let public = || {
         Some((
             "application/json",
@@ -775,7 +733,7 @@ async fn cross_site_and_non_json_writes_are_refused_and_change_nothing() {
         "chunked: {error}"
     );
     assert_eq!(
-        seed.rows_of("Chat", new_chat).await,
+        rows_of(&db, "Chat", new_chat).await,
         0,
         "no chat was created"
     );
@@ -845,12 +803,12 @@ async fn cross_site_and_non_json_writes_are_refused_and_change_nothing() {
         assert_eq!(status, expected, "{case}: {error}");
         assert!(!error.is_empty(), "{case}: an error sentence");
         assert_eq!(
-            seed.visibility(chat).await,
+            visibility_of(&db, chat).await,
             "private",
             "{case} changed nothing"
         );
         assert_eq!(
-            seed.rows_of_chat(chat).await,
+            rows_of_chat(&db, chat).await,
             [1, 2, 1],
             "{case} deleted nothing"
         );
@@ -869,7 +827,7 @@ async fn cross_site_and_non_json_writes_are_refused_and_change_nothing() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "same origin: {error}");
-    assert_eq!(seed.visibility(chat).await, "public");
+    assert_eq!(visibility_of(&db, chat).await, "public");
     let through_gateway = [
         ("origin", "https://chat.example.com"),
         ("x-forwarded-host", "chat.example.com"),
@@ -888,7 +846,7 @@ async fn cross_site_and_non_json_writes_are_refused_and_change_nothing() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "through the gateway: {error}");
-    assert_eq!(seed.visibility(chat).await, "private");
+    assert_eq!(visibility_of(&db, chat).await, "private");
 
     // Through Databricks Apps' proxy, which terminates TLS and forwards the
     // host but no scheme (its documented header set), from the app's page:
@@ -910,7 +868,7 @@ async fn cross_site_and_non_json_writes_are_refused_and_change_nothing() {
         let (status, error) =
             write(&host, Method::PATCH, &visibility_path(chat), &headers, body).await;
         assert_eq!(status, StatusCode::OK, "through Databricks Apps: {error}");
-        assert_eq!(seed.visibility(chat).await, visibility);
+        assert_eq!(visibility_of(&db, chat).await, visibility);
     }
     // Another app on the platform's domain is another site.
     let mut neighbour = databricks_apps.to_vec();
@@ -928,13 +886,13 @@ async fn cross_site_and_non_json_writes_are_refused_and_change_nothing() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(seed.visibility(chat).await, "private");
+    assert_eq!(visibility_of(&db, chat).await, "private");
 
     // A client that is not a browser sends no Origin; a delete needs no body.
     let no_body = None::<(&str, String)>;
     let (status, error) = write(&host, Method::DELETE, &chat_path(chat), &[], no_body).await;
     assert_eq!(status, StatusCode::OK, "{error}");
-    assert_eq!(seed.rows_of_chat(chat).await, [0, 0, 0]);
+    assert_eq!(rows_of_chat(&db, chat).await, [0, 0, 0]);
 }
 
 /// The text of each message of a messages page, in the order given.
@@ -957,22 +915,23 @@ async fn a_long_chat_is_read_in_bounded_pages_newest_first_each_oldest_first() {
     const MESSAGES: usize = 100_000;
     let db = TestDatabase::create().await;
     let host = TestHost::launch(HostConfig::new(&db.url)).await;
-    let seed = Seeder::new(&db).await;
-    let chat = seed.chat(OWNER, "private").await;
+    let seed = Seed::connect(&db).await;
+    let chat = seed.chat(OWNER, Visibility::Private).await;
     // Two messages per second, so each pair shares its "createdAt" and only
-    // the insertion order tells them apart.
-    seed.client
-        .execute(
-            r#"INSERT INTO chat."Message" (id, "chatId", role, parts, "createdAt")
+    // the insertion order tells them apart. A raw statement: the server
+    // generates the 100,000 rows in one, where seeding them one by one
+    // would take minutes.
+    seed.raw(
+        r#"INSERT INTO chat."Message" (id, "chatId", role, parts, "createdAt")
                SELECT gen_random_uuid(), $1,
                       CASE WHEN i % 2 = 0 THEN 'user' ELSE 'assistant' END,
                       json_build_array(json_build_object('type', 'text', 'text', 'm' || i)),
                       TIMESTAMP '2026-01-01' + make_interval(secs => (i / 2)::float8)
                FROM generate_series(0, $2::int - 1) AS i ORDER BY i"#,
-            &[&chat, &(MESSAGES as i32)],
-        )
-        .await
-        .unwrap();
+        &[&chat, &(MESSAGES as i32)],
+    )
+    .await
+    .unwrap();
     let expected =
         |range: std::ops::Range<usize>| range.map(|i| format!("m{i}")).collect::<Vec<_>>();
 
@@ -1025,8 +984,11 @@ async fn a_long_chat_is_read_in_bounded_pages_newest_first_each_oldest_first() {
     assert_eq!(texts_of(&small.body), expected(MESSAGES - 3..MESSAGES));
 
     // A cursor that is not a message of this chat is refused.
-    let elsewhere = seed.chat(OWNER, "private").await;
-    let foreign = seed.message(elsewhere, "user", "hi", None, 1.0).await;
+    let elsewhere = seed.chat(OWNER, Visibility::Private).await;
+    let foreign = seed
+        .message(elsewhere, Role::User, "hi")
+        .at(When::SecondsInto2026(1.0))
+        .await;
     for cursor in [foreign, Uuid::new_v4()] {
         let answer = get(
             &host,
