@@ -6,6 +6,7 @@
 use chat_tests::browser::{Browser, PATIENCE, keys};
 use chat_tests::database::TestDatabase;
 use chat_tests::host::{HostConfig, TestHost};
+use chat_tests::seed::{Role, Seed, Visibility, When};
 use chat_tests::upstream::{Script, ScriptedUpstream, Step};
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -76,42 +77,33 @@ impl Rig {
 
     /// A chat of `owner` created `hours_ago`, with a question and an answer.
     async fn seed_chat(&self, owner: &str, title: &str, hours_ago: i32) -> Uuid {
-        let client = self.db.connect().await;
-        let chat_id = Uuid::new_v4();
-        client
-            .execute(
-                r#"INSERT INTO chat."User" (id, email) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"#,
-                &[&owner, &owner],
-            )
-            .await
-            .expect("seeding a user");
-        client
-            .execute(
-                r#"INSERT INTO chat."Chat" (id, title, "userId", "createdAt")
-                   VALUES ($1, $2, $3, (now() AT TIME ZONE 'UTC') - make_interval(hours => $4))"#,
-                &[&chat_id, &title, &owner, &hours_ago],
-            )
-            .await
-            .expect("seeding a chat");
-        for (role, text) in [
-            ("user", format!("Question of {title}")),
-            ("assistant", format!("Answer of {title}")),
-        ] {
-            client
-                .execute(
-                    r#"INSERT INTO chat."Message" (id, "chatId", role, parts, "createdAt")
-                       VALUES ($1, $2, $3, $4, now() AT TIME ZONE 'UTC')"#,
-                    &[
-                        &Uuid::new_v4(),
-                        &chat_id,
-                        &role,
-                        &json!([{"type": "text", "text": text}]),
-                    ],
-                )
-                .await
-                .expect("seeding a message");
-        }
-        chat_id
+        self.seed_traced_chat(owner, title, hours_ago, None).await
+    }
+
+    /// The same, its answer traced as `trace_id` when given. The times are
+    /// on the UTC clock, which the page reads them on.
+    async fn seed_traced_chat(
+        &self,
+        owner: &str,
+        title: &str,
+        hours_ago: i32,
+        trace_id: Option<&str>,
+    ) -> Uuid {
+        let seed = Seed::connect(&self.db).await;
+        let now = When::SecondsFromNowUtc(0.0);
+        let chat = seed
+            .chat(owner, Visibility::Private)
+            .titled(title)
+            .at(When::SecondsFromNowUtc(-3600.0 * f64::from(hours_ago)))
+            .await;
+        seed.message(chat, Role::User, &format!("Question of {title}"))
+            .at(now)
+            .await;
+        seed.message(chat, Role::Assistant, &format!("Answer of {title}"))
+            .traced(trace_id)
+            .at(now)
+            .await;
+        chat
     }
 
     /// The chat's stored replies as `(status, text)`, oldest first.
@@ -969,17 +961,10 @@ fn thumbs_are(up: bool, down: bool, note: &str) -> String {
 #[tokio::test]
 async fn the_owner_rates_a_reply_changes_and_comments_it_and_the_rating_survives_a_reload() {
     let rig = Rig::start().await;
-    let chat_id = rig.seed_chat(OWNER, "Rated answer", 1).await;
     // A traced reply, so its rating goes to MLflow (the stand-in) too.
-    rig.db
-        .connect()
-        .await
-        .execute(
-            r#"UPDATE chat."Message" SET "traceId" = 'tr-rated' WHERE "chatId" = $1 AND role = 'assistant'"#,
-            &[&chat_id],
-        )
-        .await
-        .expect("tracing the reply");
+    let chat_id = rig
+        .seed_traced_chat(OWNER, "Rated answer", 1, Some("tr-rated"))
+        .await;
     rig.upstream.mlflow.log_trace("tr-rated");
     let chat_path = format!("/chat/{chat_id}");
     let browser = Browser::start().await;

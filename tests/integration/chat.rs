@@ -8,6 +8,7 @@ use chat_tests::event_stream::EventStream;
 use chat_tests::host::{HostConfig, TestHost};
 use chat_tests::redis_server::TestRedis;
 use chat_tests::runtime::Runtime;
+use chat_tests::seed::{Role, Seed, Status, Visibility, When};
 use chat_tests::upstream::{Received, Script, ScriptedUpstream, Step};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
@@ -752,43 +753,20 @@ async fn a_second_client_follows_a_reply_being_written_to_its_end() {
 #[tokio::test]
 async fn a_follower_waits_for_a_reply_due_and_gives_up_on_an_abandoned_one() {
     let rig = Rig::start().await;
-    let client = rig.db.connect().await;
-    let (chat, question, reply) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    client
-        .execute(
-            r#"INSERT INTO chat."User" (id, email) VALUES ($1, $1::text)"#,
-            &[&OWNER],
-        )
-        .await
-        .unwrap();
-    client
-        .execute(
-            r#"INSERT INTO chat."Chat" (id, title, "userId", visibility) VALUES ($1, 'Live', $2, 'public')"#,
-            &[&chat, &OWNER],
-        )
-        .await
-        .unwrap();
-    client
-        .execute(
-            r#"INSERT INTO chat."Message" (id, "chatId", role, parts, "createdAt")
-               VALUES ($1, $2, 'user', '[{"type":"text","text":"Hello?"}]', LOCALTIMESTAMP)"#,
-            &[&question, &chat],
-        )
-        .await
-        .unwrap();
+    let seed = Seed::connect(&rig.db).await;
+    let chat = seed.chat(OWNER, Visibility::Public).titled("Live").await;
+    seed.message(chat, Role::User, "Hello?")
+        .at(When::SecondsFromNow(0.0))
+        .await;
 
     // The user's message is recent and has no reply yet: the follower waits
     // (anyone may follow a public chat).
     let mut follower = events_of(follow(&rig.host, chat, OTHER)).await;
-    client
-        .execute(
-            r#"INSERT INTO chat."Message" (id, "chatId", role, parts, status, "heartbeatAt", "createdAt")
-               VALUES ($1, $2, 'assistant', '[{"type":"text","text":"Hi"}]', 'streaming', LOCALTIMESTAMP,
-                       LOCALTIMESTAMP + interval '1 millisecond')"#,
-            &[&reply, &chat],
-        )
-        .await
-        .unwrap();
+    let reply = seed
+        .message(chat, Role::Assistant, "Hi")
+        .status(Status::Streaming)
+        .at(When::SecondsFromNow(0.001))
+        .await;
     let first = follower.next().await.expect("the reply so far");
     assert_eq!(text_of_chunks(std::slice::from_ref(&first)), "Hi");
     let page = rig.get(&format!("/api/messages/{chat}"), OWNER).await;
@@ -796,7 +774,9 @@ async fn a_follower_waits_for_a_reply_due_and_gives_up_on_an_abandoned_one() {
 
     // Its writer went away: once the heartbeat is old it reads as
     // incomplete, the follower is told so, and nobody else follows it.
-    client
+    rig.db
+        .connect()
+        .await
         .execute(
             r#"UPDATE chat."Message" SET "heartbeatAt" = LOCALTIMESTAMP - interval '1 minute' WHERE id = $1"#,
             &[&reply],
@@ -892,32 +872,10 @@ async fn regenerating_replaces_the_last_reply_with_one_asked_from_the_stored_con
 #[tokio::test]
 async fn regenerating_answers_a_question_left_without_reply_and_refuses_an_empty_chat() {
     let rig = Rig::start().await;
-    let client = rig.db.connect().await;
-    let (answered, empty, question) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-    client
-        .execute(
-            r#"INSERT INTO chat."User" (id, email) VALUES ($1, $1::text)"#,
-            &[&OWNER],
-        )
-        .await
-        .unwrap();
-    for chat in [answered, empty] {
-        client
-            .execute(
-                r#"INSERT INTO chat."Chat" (id, title, "userId") VALUES ($1, 'Seeded', $2)"#,
-                &[&chat, &OWNER],
-            )
-            .await
-            .unwrap();
-    }
-    client
-        .execute(
-            r#"INSERT INTO chat."Message" (id, "chatId", role, parts)
-               VALUES ($1, $2, 'user', '[{"type":"text","text":"Still there?"}]')"#,
-            &[&question, &answered],
-        )
-        .await
-        .unwrap();
+    let seed = Seed::connect(&rig.db).await;
+    let answered = seed.chat(OWNER, Visibility::Private).titled("Seeded").await;
+    let empty = seed.chat(OWNER, Visibility::Private).titled("Seeded").await;
+    seed.message(answered, Role::User, "Still there?").await;
 
     rig.upstream.expect_reply(reply_of(&[chat_chunk("Yes.")]));
     meta_of(
@@ -1452,13 +1410,12 @@ async fn a_turn_that_races_the_chats_creation_follows_whoever_created_it() {
         // turn's own read and snapshot do not see it.
         let mut creator_session = rig.db.connect().await;
         let creation = creator_session.transaction().await.unwrap();
-        creation
-            .execute(
-                r#"INSERT INTO chat."Chat" (id, title, "userId") VALUES ($1, 'First', $2)"#,
-                &[&chat, &creator],
-            )
-            .await
-            .unwrap();
+        Seed::in_transaction(&creation)
+            .chat(creator, Visibility::Private)
+            .id(chat)
+            .titled("First")
+            .without_user_row()
+            .await;
         if status == StatusCode::OK {
             rig.upstream
                 .expect_reply(reply_of(&[chat_chunk("Joined.")]));
@@ -1493,21 +1450,17 @@ async fn a_message_id_taken_while_the_turn_ran_is_a_409_that_leaves_no_chat() {
     let (theirs, chat, question) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     let mut other_session = rig.db.connect().await;
     let other_turn = other_session.transaction().await.unwrap();
-    other_turn
-        .execute(
-            r#"INSERT INTO chat."Chat" (id, title, "userId") VALUES ($1, 'Theirs', $2)"#,
-            &[&theirs, &OTHER],
-        )
-        .await
-        .unwrap();
-    other_turn
-        .execute(
-            r#"INSERT INTO chat."Message" (id, "chatId", role, parts)
-               VALUES ($1, $2, 'user', '[{"type":"text","text":"First"}]')"#,
-            &[&question, &theirs],
-        )
-        .await
-        .unwrap();
+    let in_their_turn = Seed::in_transaction(&other_turn);
+    in_their_turn
+        .chat(OTHER, Visibility::Private)
+        .id(theirs)
+        .titled("Theirs")
+        .without_user_row()
+        .await;
+    in_their_turn
+        .message(theirs, Role::User, "First")
+        .id(question)
+        .await;
     let body = json!({"id": chat, "messages": [user_message("Same id", question)]});
     let post = tokio::spawn(rig.post(OWNER, &body).send());
     until_a_statement_waits_on_a_lock(&rig.db, TURN_STATEMENT).await;

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use chat_domain::database::migrations;
 use chat_tests::database::TestDatabase;
+use chat_tests::seed::{Role, Seed, Visibility, When};
 use chat_tests::solo::{SoloComponent, SoloResponse, request};
 use chat_tests::upstream::{Script, ScriptedUpstream, Step};
 use demo_rules::agent;
@@ -114,50 +115,6 @@ async fn migrated_database() -> Result<TestDatabase> {
     Ok(db)
 }
 
-/// A private chat of `owner`'s, created `minute` minutes into 2026.
-async fn seed_chat(db: &TestDatabase, owner: &str, title: &str, minute: i32) -> Result<Uuid> {
-    let client = db.connect().await;
-    client
-        .execute(
-            r#"INSERT INTO chat."User" (id, email) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"#,
-            &[&owner, &owner],
-        )
-        .await
-        .context("seeding a user")?;
-    let chat = Uuid::new_v4();
-    client
-        .execute(
-            r#"INSERT INTO chat."Chat" (id, title, "userId", "createdAt")
-               VALUES ($1, $2, $3, TIMESTAMP '2026-01-01' + make_interval(mins => $4))"#,
-            &[&chat, &title, &owner, &minute],
-        )
-        .await
-        .context("seeding a chat")?;
-    Ok(chat)
-}
-
-/// A text message appended to `chat`.
-async fn seed_message(
-    db: &TestDatabase,
-    chat: Uuid,
-    role: &str,
-    text: &str,
-    trace_id: Option<&str>,
-) -> Result<Uuid> {
-    let id = Uuid::new_v4();
-    let parts = json!([{"type": "text", "text": text}]).to_string();
-    db.connect()
-        .await
-        .execute(
-            r#"INSERT INTO chat."Message" (id, "chatId", role, parts, "traceId")
-               VALUES ($1, $2, $3, $4::text::json, $5)"#,
-            &[&id, &chat, &role, &parts, &trace_id],
-        )
-        .await
-        .context("seeding a message")?;
-    Ok(id)
-}
-
 fn parse(event: &str) -> Result<Value> {
     serde_json::from_str(event).with_context(|| format!("an event that is not JSON: {event:?}"))
 }
@@ -202,9 +159,21 @@ async fn history_migrates_a_fresh_database_and_lists_the_callers_chats() -> Resu
     let users: Vec<String> = db.column(r#"SELECT id FROM chat."User""#, &[]).await;
     assert_eq!(users, [OWNER], "the caller is recorded");
 
-    let older = seed_chat(&db, OWNER, "Older", 1).await?;
-    let newer = seed_chat(&db, OWNER, "Newer", 2).await?;
-    seed_chat(&db, OTHER, "Not yours", 3).await?;
+    let seed = Seed::connect(&db).await;
+    let older = seed
+        .chat(OWNER, Visibility::Private)
+        .titled("Older")
+        .at(When::SecondsInto2026(60.0))
+        .await;
+    let newer = seed
+        .chat(OWNER, Visibility::Private)
+        .titled("Newer")
+        .at(When::SecondsInto2026(120.0))
+        .await;
+    seed.chat(OTHER, Visibility::Private)
+        .titled("Not yours")
+        .at(When::SecondsInto2026(180.0))
+        .await;
     let page = ok_json(history.call(get("/api/history", OWNER)).await?).await?;
     let listed: Vec<Value> = page["data"]
         .as_array()
@@ -227,9 +196,17 @@ async fn history_migrates_a_fresh_database_and_lists_the_callers_chats() -> Resu
 #[tokio::test]
 async fn messages_shows_a_chat_to_its_owner_and_to_nobody_else() -> Result<()> {
     let db = migrated_database().await?;
-    let chat = seed_chat(&db, OWNER, "Geography", 0).await?;
-    let question = seed_message(&db, chat, "user", "Capital of France?", None).await?;
-    let answer = seed_message(&db, chat, "assistant", "Paris.", Some("tr-paris")).await?;
+    let seed = Seed::connect(&db).await;
+    let chat = seed
+        .chat(OWNER, Visibility::Private)
+        .titled("Geography")
+        .at(When::SecondsInto2026(0.0))
+        .await;
+    let question = seed.message(chat, Role::User, "Capital of France?").await;
+    let answer = seed
+        .message(chat, Role::Assistant, "Paris.")
+        .traced("tr-paris")
+        .await;
     let messages = database_component("messages.wasm", "messages", &db.url)?;
     let path = format!("/api/messages/{chat}");
 

@@ -11,6 +11,7 @@ use chat_tests::file_store::FileStore;
 use chat_tests::host::{HostConfig, TestHost};
 use chat_tests::mlflow::Failure;
 use chat_tests::runtime::Runtime;
+use chat_tests::seed::{Role, Seed, Visibility};
 use chat_tests::upstream::{Script, ScriptedUpstream, Step};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -72,25 +73,13 @@ impl Rig {
 
     /// A reply whose trace MLflow has not logged (yet).
     async fn chat_with_unlogged_reply(&self, trace_id: Option<&str>) -> Rated {
-        let client = self.db.connect().await;
-        let (chat, question, reply) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        client
-            .execute(
-                r#"INSERT INTO chat."Chat" (id, title, "userId") VALUES ($1, 'Rated', $2)"#,
-                &[&chat, &OWNER],
-            )
-            .await
-            .unwrap();
-        for (id, role, trace) in [(question, "user", None), (reply, "assistant", trace_id)] {
-            client
-                .execute(
-                    r#"INSERT INTO chat."Message" (id, "chatId", role, parts, "traceId")
-                       VALUES ($1, $2, $3, '[{"type":"text","text":"…"}]', $4)"#,
-                    &[&id, &chat, &role, &trace],
-                )
-                .await
-                .unwrap();
-        }
+        let seed = Seed::connect(&self.db).await;
+        let chat = seed.chat(OWNER, Visibility::Private).titled("Rated").await;
+        seed.message(chat, Role::User, "…").await;
+        let reply = seed
+            .message(chat, Role::Assistant, "…")
+            .traced(trace_id)
+            .await;
         Rated {
             chat,
             reply,

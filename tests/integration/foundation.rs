@@ -3,6 +3,7 @@
 
 use chat_tests::database::TestDatabase;
 use chat_tests::host::{HostConfig, TestHost};
+use chat_tests::seed::{Role, Seed, Status, Visibility, When};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -32,26 +33,15 @@ async fn get(host: &TestHost, path: &str, email: Option<&str>) -> (StatusCode, V
 /// Inserts chats for `user` with the given createdAt values (seconds since
 /// 2026-01-01), returning their ids in insertion order.
 async fn seed_chats(db: &TestDatabase, user: &str, created: &[i64]) -> Vec<Uuid> {
-    let client = db.connect().await;
-    client
-        .execute(
-            r#"INSERT INTO chat."User" (id, email) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"#,
-            &[&user, &user],
-        )
-        .await
-        .unwrap();
+    let seed = Seed::connect(db).await;
     let mut ids = Vec::new();
     for (i, seconds) in created.iter().enumerate() {
-        let id = Uuid::new_v4();
-        client
-            .execute(
-                r#"INSERT INTO chat."Chat" (id, title, "userId", "createdAt")
-                   VALUES ($1, $2, $3, TIMESTAMP '2026-01-01' + make_interval(secs => $4))"#,
-                &[&id, &format!("chat {i}"), &user, &(*seconds as f64)],
-            )
-            .await
-            .unwrap();
-        ids.push(id);
+        let chat = seed
+            .chat(user, Visibility::Private)
+            .titled(&format!("chat {i}"))
+            .at(When::SecondsInto2026(*seconds as f64))
+            .await;
+        ids.push(chat);
     }
     ids
 }
@@ -318,29 +308,23 @@ async fn migrations_are_idempotent_and_safe_when_hosts_start_together() {
     assert_eq!(status_body["pending"], json!([]));
 
     // A message holds one of the five statuses, and nothing else.
-    let chat = Uuid::new_v4();
-    client
-        .execute(
-            r#"INSERT INTO chat."Chat" (id, title, "userId") VALUES ($1, 't', 'u')"#,
-            &[&chat],
+    let seed = Seed::on(&client);
+    let chat = seed.chat("u", Visibility::Private).titled("t").await;
+    for status in Status::ALL {
+        seed.message(chat, Role::Assistant, "")
+            .parts(json!([]))
+            .status(status)
+            .await;
+    }
+    // Raw: a status the app could never write, which the schema must refuse.
+    let refused = seed
+        .raw(
+            r#"INSERT INTO chat."Message" (id, "chatId", role, parts, status)
+               VALUES ($1, $2, 'assistant', '[]', 'paused')"#,
+            &[&Uuid::new_v4(), &chat],
         )
         .await
-        .unwrap();
-    let store = async |status: &str| {
-        client
-            .execute(
-                r#"INSERT INTO chat."Message" (id, "chatId", role, parts, status)
-                   VALUES ($1, $2, 'assistant', '[]', $3)"#,
-                &[&Uuid::new_v4(), &chat, &status],
-            )
-            .await
-    };
-    for status in ["complete", "incomplete", "error", "stopped", "streaming"] {
-        store(status)
-            .await
-            .unwrap_or_else(|e| panic!("{status}: {e}"));
-    }
-    let refused = store("paused").await.unwrap_err();
+        .unwrap_err();
     assert_eq!(
         refused.code(),
         Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION)
@@ -683,7 +667,9 @@ mod chat_host_only {
         assert_eq!(value("chat_host_journal_depth"), 0.0);
         assert_eq!(value("chat_host_feedback_outbox_depth"), 0.0);
         assert_eq!(value("chat_host_draining"), 0.0);
-        // A rating waiting for MLflow, as the feedback route leaves one.
+        // A rating waiting for MLflow, as the feedback route leaves one
+        // (raw: the outbox is the app's own queue, not something a user
+        // makes, so the seeding API has no word for it).
         db.connect()
             .await
             .execute(
