@@ -35,21 +35,13 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A chat turn through the app: the reply's meta event.
 async fn chat(host: &TestHost, question: &str) -> Value {
-    let events = reqwest::Client::new()
-        .post(host.url("/api/chat"))
-        .header("x-forwarded-email", USER)
-        .json(&json!({"messages": [{"role": "user", "content": question}]}))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let answer = chat_tests::turn::ask(host, USER, None, question).await;
     assert!(
-        events.contains(&format!("You asked: {question}")),
-        "{events}"
+        answer.stream.contains(&format!("You asked: {question}")),
+        "{}",
+        answer.stream
     );
-    chat_tests::sse::meta_event(&events)
+    answer.meta
 }
 
 /// The history's status and its chats' ids.

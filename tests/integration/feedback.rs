@@ -623,17 +623,9 @@ async fn without_the_database_a_kept_reply_is_rated_into_mlflow_and_its_vote_wai
 
 /// Asks `question` in `chat` as the owner and answers the reply's meta event.
 async fn ask(host: &TestHost, chat: Uuid, question: &str) -> Value {
-    let events = reqwest::Client::new()
-        .post(host.url("/api/chat"))
-        .header("x-forwarded-email", OWNER)
-        .json(&json!({"id": chat, "messages": [{"role": "user", "content": question}]}))
-        .send()
+    chat_tests::turn::ask(host, OWNER, Some(chat), question)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    chat_tests::sse::meta_event(&events)
+        .meta
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ pub mod runtime;
 pub mod seed;
 pub mod solo;
 pub mod sse;
+pub mod turn;
 pub mod upstream;
 pub mod workspace;
 
