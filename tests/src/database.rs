@@ -159,30 +159,15 @@ fn postmaster_pid(data_dir: &Path) -> Result<libc::pid_t> {
         .with_context(|| format!("no pid in {}", file.display()))
 }
 
-/// The processes whose parent is `parent`, from `/proc/<pid>/stat`.
+/// The processes whose parent is `parent`.
 fn children_of(parent: libc::pid_t) -> Result<Vec<libc::pid_t>> {
-    let mut children = Vec::new();
-    for entry in std::fs::read_dir("/proc").context("listing /proc")? {
-        let Some(pid) = entry?
-            .file_name()
-            .to_str()
-            .and_then(|name| name.parse().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue; // gone meanwhile
-        };
-        // "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|ppid| ppid.parse::<libc::pid_t>().ok());
-        if ppid == Some(parent) {
-            children.push(pid);
-        }
-    }
-    Ok(children)
+    let parent = u32::try_from(parent).context("a pid")?;
+    let running = crate::process::running().context("listing /proc")?;
+    Ok(running
+        .into_iter()
+        .filter(|process| process.parent == parent)
+        .filter_map(|process| libc::pid_t::try_from(process.pid).ok())
+        .collect())
 }
 
 impl ControlledDatabase {

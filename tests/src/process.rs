@@ -48,3 +48,53 @@ impl Drop for ProcessGroup {
         self.stop();
     }
 }
+
+/// A running process, as its `/proc/<pid>/stat` line shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Running {
+    pub pid: u32,
+    pub parent: u32,
+    pub group: u32,
+}
+
+/// Every process running now; one that ends while they are read is left
+/// out.
+pub fn running() -> std::io::Result<Vec<Running>> {
+    let mut processes = Vec::new();
+    for entry in std::fs::read_dir("/proc")? {
+        let Some(pid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue; // gone meanwhile
+        };
+        if let Some((parent, group)) = parent_and_group(&stat) {
+            processes.push(Running { pid, parent, group });
+        }
+    }
+    Ok(processes)
+}
+
+/// "pid (comm) state ppid pgrp ...": the command name may hold spaces and
+/// parentheses, so the fields are counted after its last ')'.
+fn parent_and_group(stat: &str) -> Option<(u32, u32)> {
+    let (_, after_name) = stat.rsplit_once(')')?;
+    let mut fields = after_name.split_whitespace().skip(1);
+    let parent = fields.next()?.parse().ok()?;
+    let group = fields.next()?.parse().ok()?;
+    Some((parent, group))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_stat_line_gives_the_parent_and_the_group() {
+        let stat = "4242 (tokio (x) y) S 17 4240 17 0 -1 4194560 ...";
+        assert_eq!(super::parent_and_group(stat), Some((17, 4240)));
+        assert_eq!(super::parent_and_group("4242 (cut"), None);
+    }
+}

@@ -74,33 +74,15 @@ impl Memory {
             peak_mib: 0.0,
             resident_mib: 0.0,
         };
-        for entry in std::fs::read_dir("/proc").context("listing /proc")? {
-            let Some(pid) = entry?
-                .file_name()
-                .to_str()
-                .and_then(|name| name.parse().ok())
-            else {
-                continue;
-            };
-            // A process that ended since the listing is no longer a member.
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            if process_group_of(&stat) == Some(group) {
-                let member = Memory::of(pid)?;
+        for process in chat_tests::process::running().context("listing /proc")? {
+            if process.group == group {
+                let member = Memory::of(process.pid)?;
                 total.peak_mib += member.peak_mib;
                 total.resident_mib += member.resident_mib;
             }
         }
         Ok(total)
     }
-}
-
-/// The process group in a `/proc/<pid>/stat` line: the third field after
-/// the command name, which is in parentheses and may hold spaces.
-fn process_group_of(stat: &str) -> Option<u32> {
-    let (_, after_name) = stat.rsplit_once(')')?;
-    after_name.split_whitespace().nth(2)?.parse().ok()
 }
 
 /// A `Name:   1234 kB` line's number.
