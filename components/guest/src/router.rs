@@ -5,15 +5,15 @@
 use crate::failure::Failure;
 use crate::request::Request;
 use crate::response::{self, HttpResponse};
-use chat_domain::http::routes::{self, Found, Handler, no_route};
+use chat_domain::http::routes::{self, Found, Handler};
 
 /// Answers `request` with `handle`, given the route the table finds for it
-/// narrowed by `own` to this component's handlers. A route of another
+/// among this component's handlers (`own` keeps them). A route of another
 /// component is a 404 here: `spin.toml` sent this component a path it does
-/// not serve.
+/// not serve, or an internal route was asked for from outside.
 pub async fn serve<Own, Handle>(
     request: spin_sdk::http::Request,
-    own: impl FnOnce(Handler) -> Option<Own>,
+    own: impl Fn(Handler) -> Option<Own>,
     handle: Handle,
 ) -> HttpResponse
 where
@@ -27,7 +27,7 @@ where
 pub async fn serve_guarded<Own, Handle>(
     request: spin_sdk::http::Request,
     guard: impl AsyncFnOnce(&Request) -> Result<(), Failure>,
-    own: impl FnOnce(Handler) -> Option<Own>,
+    own: impl Fn(Handler) -> Option<Own>,
     handle: Handle,
 ) -> HttpResponse
 where
@@ -35,12 +35,8 @@ where
 {
     response::serve(request, async |request: Request| {
         guard(&request).await?;
-        let path = request.uri().path();
-        let found = routes::find(request.method().as_str(), path)?;
-        let Some(handler) = own(found.handler) else {
-            return Err(no_route(path).into());
-        };
-        handle(request, found.with_handler(handler)).await
+        let found = routes::find(request.method().as_str(), request.uri().path(), own)?;
+        handle(request, found).await
     })
     .await
 }

@@ -17,7 +17,7 @@ use chat_domain::access::{self, ChatAction};
 use chat_domain::database::sql::{SqlParam, Statement};
 use chat_domain::database::timestamp::UtcDateTime;
 use chat_domain::history::{self, HistoryPage, HistoryQuery, finish_page};
-use chat_domain::http::routes::ApiPath;
+use chat_domain::http::routes::{self, Handler};
 use chat_domain::identity::{self, Identity};
 use chat_domain::messages::{self, MessagesPage, MessagesQuery};
 use chrono::{Datelike, NaiveDateTime, Timelike};
@@ -87,12 +87,21 @@ impl IntoResponse for Failure {
         };
         let status =
             StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        json(status, &error)
+        json_bytes(
+            status,
+            chat_contract::error_body::json(&error.message).into_bytes(),
+        )
     }
 }
 
 fn json(status: StatusCode, body: &impl Serialize) -> Response {
-    let bytes = serde_json::to_vec(body).expect("API answers serialise");
+    json_bytes(
+        status,
+        serde_json::to_vec(body).expect("API answers serialise"),
+    )
+}
+
+fn json_bytes(status: StatusCode, bytes: Vec<u8>) -> Response {
     (
         status,
         [(http::header::CONTENT_TYPE, "application/json")],
@@ -144,9 +153,8 @@ async fn messages(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, Failure> {
-    let ApiPath::Messages(chat_id) = ApiPath::parse(uri.path())? else {
-        return Err(chat_domain::http::routes::no_route(uri.path()).into());
-    };
+    let messages = |handler| matches!(handler, Handler::Messages(_)).then_some(handler);
+    let chat_id = routes::find("GET", uri.path(), messages)?.chat_id()?;
     let query = MessagesQuery::from_query(uri.query().unwrap_or(""))?;
     let identity = identify(&headers)?;
     let db = pool.get().await.context("checking out a connection")?;

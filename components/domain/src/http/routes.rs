@@ -206,15 +206,6 @@ pub struct Found<H> {
 }
 
 impl<H> Found<H> {
-    /// The same route with the handler narrowed to one component's.
-    pub fn with_handler<Narrowed>(self, handler: Narrowed) -> Found<Narrowed> {
-        Found {
-            handler,
-            chat_id: self.chat_id,
-            message_id: self.message_id,
-        }
-    }
-
     /// The path's `{chatId:uuid}`.
     pub fn chat_id(&self) -> Result<Uuid, ApiError> {
         self.chat_id.ok_or_else(|| missing(CHAT_ID))
@@ -235,11 +226,18 @@ fn missing(name: &str) -> ApiError {
     ApiError::internal(format!("The route has no {name}."))
 }
 
-/// The route for `method` and `path`. Whole segments match exactly: a
-/// trailing slash, an empty segment or an extra one is no route (404).
-/// The ids are checked before the method, so a malformed id is a 400
-/// whatever the method.
-pub fn find(method: &str, path: &str) -> Result<Found<Handler>, ApiError> {
+/// The route for `method` and `path` among those `own` keeps (a
+/// component's own handlers, narrowed to their type): a route of another
+/// component is no route here, so a path `spin.toml` sends elsewhere, or an
+/// internal route asked for from outside, is a 404 that tells nothing of it.
+/// Whole segments match exactly: a trailing slash, an empty segment or an
+/// extra one is no route (404). The ids are checked before the method, so
+/// a malformed id is a 400 whatever the method.
+pub fn find<Own>(
+    method: &str,
+    path: &str,
+    own: impl Fn(Handler) -> Option<Own>,
+) -> Result<Found<Own>, ApiError> {
     let segments: Vec<&str> = match path.strip_prefix('/') {
         Some("") => Vec::new(),
         Some(rest) => rest.split('/').collect(),
@@ -247,17 +245,18 @@ pub fn find(method: &str, path: &str) -> Result<Found<Handler>, ApiError> {
     };
     let mut same_path = ROUTES
         .iter()
-        .filter(|route| shape_matches(route.path, &segments))
+        .filter_map(|route| Some((route, own(route.handler)?)))
+        .filter(|(route, _)| shape_matches(route.path, &segments))
         .peekable();
-    let Some(first) = same_path.peek() else {
+    let Some((first, _)) = same_path.peek() else {
         return Err(no_route(path));
     };
     let (chat_id, message_id) = ids(first.path, &segments)?;
     let mut allowed = Vec::new();
-    for route in same_path {
+    for (route, handler) in same_path {
         if route.method == method {
             return Ok(Found {
-                handler: route.handler,
+                handler,
                 chat_id,
                 message_id,
             });
@@ -361,17 +360,17 @@ mod tests {
                 .replace("{messageId:uuid}", OTHER)
                 .replace("{chatId}", "anything")
                 .replace("{asset...}", "vendor/marked.esm.js");
-            let found = find(route.method, &path).unwrap();
+            let found = find(route.method, &path, Some).unwrap();
             assert_eq!(found.handler, route.handler, "{} {path}", route.method);
         }
     }
 
     #[test]
     fn ids_come_from_their_segments() {
-        let found = find("DELETE", &format!("/api/feedback/{CHAT}/{OTHER}")).unwrap();
+        let found = find("DELETE", &format!("/api/feedback/{CHAT}/{OTHER}"), Some).unwrap();
         assert_eq!(found.chat_id().unwrap(), chat_id());
         assert_eq!(found.message_id().unwrap().to_string(), OTHER);
-        let found = find("GET", "/api/history").unwrap();
+        let found = find("GET", "/api/history", Some).unwrap();
         assert_eq!(found.chat_id().unwrap_err().status, 500);
     }
 
@@ -401,7 +400,12 @@ mod tests {
 
     #[test]
     fn ids_in_any_letter_case_name_the_same_chat() {
-        let found = find("GET", &format!("/api/messages/{}", CHAT.to_uppercase())).unwrap();
+        let found = find(
+            "GET",
+            &format!("/api/messages/{}", CHAT.to_uppercase()),
+            Some,
+        )
+        .unwrap();
         assert_eq!(found.chat_id().unwrap(), chat_id());
     }
 
@@ -417,7 +421,7 @@ mod tests {
                 "/api/messages/%7B123e4567-e89b-12d3-a456-426614174000%7D",
             ),
         ] {
-            let error = find(method, path).unwrap_err();
+            let error = find(method, path, Some).unwrap_err();
             assert_eq!(error.status, 400, "{path}");
             assert!(error.message.starts_with("chatId must be a UUID"), "{path}");
         }
@@ -425,20 +429,34 @@ mod tests {
 
     #[test]
     fn a_malformed_message_id_is_400_naming_it() {
-        let error = find("DELETE", &format!("/api/feedback/{CHAT}/not-a-uuid")).unwrap_err();
+        let error = find("DELETE", &format!("/api/feedback/{CHAT}/not-a-uuid"), Some).unwrap_err();
         assert_eq!(error.status, 400);
         assert!(error.message.starts_with("messageId must be a UUID"));
     }
 
     #[test]
     fn another_method_is_405_naming_every_method_the_path_takes() {
-        let error = find("POST", "/api/history").unwrap_err();
+        let error = find("POST", "/api/history", Some).unwrap_err();
         assert_eq!((error.status, error.allow.as_deref()), (405, Some("GET")));
-        let error = find("DELETE", "/").unwrap_err();
+        let error = find("DELETE", "/", Some).unwrap_err();
         assert_eq!(
             (error.status, error.allow.as_deref()),
             (405, Some("GET, HEAD"))
         );
+    }
+
+    #[test]
+    fn another_components_route_is_404_whatever_the_method() {
+        let ui = |handler| matches!(handler, Handler::Ui(_)).then_some(handler);
+        for method in ["GET", "POST"] {
+            let error = find(method, crate::background::WORK_PATH, ui).unwrap_err();
+            assert_eq!(
+                error.status, 404,
+                "{method}: an internal route stays hidden"
+            );
+            let error = find(method, "/api/history", ui).unwrap_err();
+            assert_eq!(error.status, 404, "{method}: another component's route");
+        }
     }
 
     #[test]
@@ -469,7 +487,7 @@ mod tests {
             "/assets/vendor/",
             "/assets//app.js",
         ] {
-            let error = find("GET", path).unwrap_err();
+            let error = find("GET", path, Some).unwrap_err();
             assert_eq!(error.status, 404, "{path}");
         }
     }
