@@ -1,8 +1,8 @@
-//! The circuit breaker (`chat_contract::circuit`) as components keep it: in the key-value store, which
-//! every instance sees (under `spin up` as well as under chat-host, whose own
-//! breaker in front of its pool trips first and answers at once). Each
-//! instance remembers the state it last read or wrote for a moment, so a
-//! request with the breaker closed opens no store.
+//! The circuit breaker (`chat_contract::circuit`) as components keep it: in
+//! the key-value store, which every instance sees (under `spin up` as well
+//! as under chat-host, whose own breaker in front of its pool trips first
+//! and answers at once). Each instance remembers the state it last read or
+//! wrote for a moment, so a request with the breaker closed opens no store.
 
 use crate::postgres::DbError;
 use crate::store::{self, Remembered, Store};

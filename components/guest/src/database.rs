@@ -64,7 +64,8 @@ async fn once<T>(attempt: impl AsyncFnOnce() -> Result<T, Failure>) -> Result<T,
 
 /// For background work, which no user waits for: while the breaker is
 /// closed, one attempt on a connection with the schema current. No backoff
-/// holds the run, no journal is replayed, and its failures never open the
+/// holds the run, the journal is replayed only by the run's own step for it
+/// ([`replay_journal_in_background`]), and its failures never open the
 /// breaker, so a database that blinks during background work sends no
 /// user request to ephemeral mode; the work waits for the next run.
 pub async fn for_background_work<T>(
