@@ -81,7 +81,7 @@ fn main() -> Result<()> {
             runtime.block_on(native::serve(&db_url, listen))
         }
         Some(Command::Replicas { seconds, rounds }) => {
-            runtime.block_on(until_stopped(replicas::run(&cli.out, seconds, rounds)))
+            runtime.block_on(until_stopped(replicas::run(seconds, rounds)))
         }
         None => runtime.block_on(until_stopped(run::run(run::Options {
             settings: if cli.quick {

@@ -11,7 +11,6 @@ use chat_tests::host::{HostConfig, TestHost, free_port};
 use chat_tests::nginx::TestNginx;
 use chat_tests::redis_server::TestRedis;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 const USER: &str = "replicas@bench.example";
@@ -19,8 +18,8 @@ const CHATS: i64 = 50;
 const CONNECTIONS: usize = 32;
 const REPLICAS: usize = 3;
 
-pub async fn run(out: &Path, seconds: u64, rounds: usize) -> Result<()> {
-    let data_dir = out.join("replicas-postgres");
+pub async fn run(seconds: u64, rounds: usize) -> Result<()> {
+    let data_dir = crate::run::postgres_data_dir("replicas-postgres");
     let _ = std::fs::remove_dir_all(&data_dir);
     let mut postgres =
         LocalPostgres::start(&data_dir, Durability::Ephemeral).context("starting PostgreSQL")?;

@@ -115,7 +115,7 @@ pub async fn run(options: Options) -> Result<()> {
     }
 
     println!("starting PostgreSQL, the model endpoint and chat-host");
-    let data_dir = options.out.join("postgres");
+    let data_dir = postgres_data_dir("postgres");
     let _ = std::fs::remove_dir_all(&data_dir);
     let mut postgres =
         LocalPostgres::start(&data_dir, Durability::Ephemeral).context("starting PostgreSQL")?;
@@ -475,6 +475,14 @@ pub async fn run(options: Options) -> Result<()> {
     postgres.stop()?;
     let _ = std::fs::remove_dir_all(&data_dir);
     Ok(())
+}
+
+/// Where a benchmark's PostgreSQL keeps its data: in the system's temporary
+/// folder, not under the output folder, because PostgreSQL runs as its own
+/// user, who cannot reach a build directory kept under a private home
+/// (`target` linked to `~/.cache/...`).
+pub fn postgres_data_dir(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("chat-bench-{name}-{}", std::process::id()))
 }
 
 /// Measures `get` against every server, `settings.rounds` times each with a
