@@ -99,7 +99,7 @@ for suite in $(awk '/^\[\[test\]\]/ { in_test = 1; next }
   esac
 done
 # Default members' unit tests (see Cargo.toml), then the other suites.
-cargo test -p chat-contract -p chat-domain -p chat-guest -p chat-host -p chat-manifest "$@"
+cargo test -p chat-contract -p chat-domain -p chat-guest -p demo-rules -p chat-host -p chat-manifest "$@"
 cargo test -p chat-tests --lib "${other_suites[@]}" "$@"
 begin_phase "fault suites, every core busy"
 # The fault scenarios with every core kept busy by the harness, as on a
