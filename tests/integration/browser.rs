@@ -574,6 +574,76 @@ async fn a_reload_mid_reply_shows_what_came_and_follows_it_to_the_end() {
     browser.quit().await;
 }
 
+/// Makes the page's request to follow a reply wait until
+/// `window.releaseFollow()` is called.
+const HOLD_FOLLOW: &str = r#"
+const send = window.fetch;
+window.fetch = (input, init) => {
+  const url = input instanceof Request ? input.url : String(input);
+  if (!url.endsWith("/stream")) return send(input, init);
+  return new Promise((release) => { window.releaseFollow = release; })
+    .then(() => send(input, init));
+};
+return null;"#;
+
+#[tokio::test]
+async fn a_reply_that_ends_before_the_page_follows_it_is_shown_whole() {
+    let rig = Rig::start().await;
+    rig.upstream.expect_title(title_answer("Short story"));
+    rig.upstream.expect_reply(Script::stream(vec![
+        chunk("Once upon a time"),
+        Step::AwaitAck(1),
+        chunk(", the end."),
+        Step::Send(UPSTREAM_DONE.to_owned()),
+    ]));
+    let browser = Browser::start().await;
+    browser.goto(&rig.host.url("/")).await;
+    browser.wait_for_visible(SIDEBAR_READY).await;
+    browser
+        .type_into("#input", &format!("Tell me a story{}", keys::ENTER))
+        .await;
+    browser
+        .wait_for(
+            "the reply streaming",
+            &shows_text(REPLY, "Once upon a time"),
+        )
+        .await;
+    let chat_id = chat_in_address(&browser).await;
+    chat_tests::eventually("the first checkpoint", PATIENCE, async || {
+        let replies = rig.replies(chat_id).await;
+        (replies.len() == 1 && replies[0].0 == "streaming").then_some(())
+    })
+    .await;
+    // Away and back: the page loads the reply as streaming and asks to
+    // follow it, and the reply ends before that request arrives.
+    browser.click("#new-chat").await;
+    browser
+        .wait_for(
+            "an empty chat",
+            "return document.querySelectorAll('.message').length === 0;",
+        )
+        .await;
+    browser.eval(HOLD_FOLLOW).await;
+    browser
+        .click(&format!("{} .chat-link", chat_row(chat_id)))
+        .await;
+    browser
+        .wait_for(
+            "the page asking to follow the reply",
+            "return typeof window.releaseFollow === 'function';",
+        )
+        .await;
+    rig.upstream.acknowledge(1);
+    chat_tests::eventually("the reply stored whole", PATIENCE, async || {
+        let replies = rig.replies(chat_id).await;
+        (replies.len() == 1 && replies[0].0 == "complete").then_some(())
+    })
+    .await;
+    browser.eval("window.releaseFollow(); return null;").await;
+    wait_for_whole_reply(&browser, "Once upon a time, the end.").await;
+    browser.quit().await;
+}
+
 #[tokio::test]
 async fn the_last_reply_can_be_regenerated_in_place() {
     let rig = Rig::start().await;

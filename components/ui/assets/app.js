@@ -24,10 +24,13 @@ const sidebar = new Sidebar({
 });
 
 const chat = new ChatView({
-  started: (chatId) => {
+  started: (chatId, isNew) => {
     const path = `/chat/${chatId}`;
     if (location.pathname !== path) history.pushState(null, "", path);
     sidebar.setActive(chatId);
+    // A new chat is listed at once, under its first words until it is
+    // named: the user may leave it while its reply streams.
+    if (isNew) refreshHistory();
   },
   finished: async (chatId, isNew) => {
     await refreshHistory();

@@ -14,7 +14,7 @@ const REPLY_GRACE = 30_000;
 
 export class ChatView {
   /**
-   * `started(chatId)` is called when the server accepted a message (the chat
+   * `started(chatId, isNew)` is called when the server accepted a message (the chat
    * exists from then on), `finished(chatId, isNew)` when its reply ended.
    */
   constructor({ started, finished }) {
@@ -79,14 +79,7 @@ export class ChatView {
     try {
       const answer = await api.messages(chatId);
       if (loadId !== this.loadId) return false;
-      this.messages = answer.data.map((message) => ({
-        id: message.id,
-        role: message.role,
-        content: api.textOf(message),
-        traceId: message.traceId,
-        vote: message.vote ?? null,
-        stopped: message.status === "stopped",
-      }));
+      this.messages = answer.data.map(shownMessage);
       this.render();
       if (answer.source === "mock") {
         this.showNotice("The chat history is unavailable right now (ephemeral mode), so earlier messages cannot be shown.");
@@ -146,7 +139,7 @@ export class ChatView {
     this.input.value = "";
     const accepted = await this.streamInto(reply, {
       start: (onEvent, signal) => api.streamChat({ id: chatId, messages: [...earlier, asked] }, onEvent, signal),
-      opened: () => this.started(chatId),
+      opened: () => this.started(chatId, isNew),
       refused: (error) => {
         // Refused before anything was stored: take the message back and
         // give its text back to the composer, so nothing typed is lost.
@@ -260,8 +253,17 @@ export class ChatView {
       refused: () => {},
     });
     if (followed || loadId !== this.loadId) return;
-    if (placeholder) this.messages.splice(this.messages.indexOf(reply), 1);
-    else Object.assign(reply, before);
+    // Nothing is being written (any more): the reply may have ended between
+    // loading the chat and asking to follow it, so show the chat as stored now.
+    try {
+      const answer = await api.messages(this.chatId);
+      if (loadId !== this.loadId) return;
+      this.messages = answer.data.map(shownMessage);
+    } catch {
+      if (loadId !== this.loadId) return;
+      if (placeholder) this.messages.splice(this.messages.indexOf(reply), 1);
+      else Object.assign(reply, before);
+    }
     this.render();
   }
 
@@ -427,6 +429,18 @@ export class ChatView {
   scrollToEnd() {
     if (this.follow) this.list.scrollTop = this.list.scrollHeight;
   }
+}
+
+/** A stored message (as `/api/messages` answers it) as the page shows it. */
+function shownMessage(message) {
+  return {
+    id: message.id,
+    role: message.role,
+    content: api.textOf(message),
+    traceId: message.traceId,
+    vote: message.vote ?? null,
+    stopped: message.status === "stopped",
+  };
 }
 
 function openFailure(error) {
