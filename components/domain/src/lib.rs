@@ -20,5 +20,6 @@ pub mod http;
 pub mod identity;
 pub mod messages;
 pub mod resilience;
+pub mod transfer;
 
 pub use http::error::ApiError;
