@@ -1385,10 +1385,18 @@ const TURN_STATEMENT: &str = "WITH existing AS";
 const TITLE_STATEMENT: &str = r#"UPDATE chat."Chat" SET title = $3 WHERE"#;
 
 /// Waits until a statement that begins with `start` waits for a row lock
-/// that another transaction holds.
-async fn until_a_statement_waits_on_a_lock(db: &TestDatabase, start: &str) {
+/// that another transaction holds. A `request` that ends first never will:
+/// the failure then says what it answered.
+async fn until_a_statement_waits_on_a_lock(
+    db: &TestDatabase,
+    start: &str,
+    request: &mut tokio::task::JoinHandle<reqwest::Result<reqwest::Response>>,
+) {
     let pattern = format!("{start}%");
-    eventually(&format!("{start}… waits on the lock"), || async {
+    let waited = eventually(&format!("{start}… waits on the lock"), || async {
+        if request.is_finished() {
+            return Some(false);
+        }
         let waiting: i64 = db
             .column(
                 "SELECT count(*) FROM pg_stat_activity \
@@ -1396,9 +1404,20 @@ async fn until_a_statement_waits_on_a_lock(db: &TestDatabase, start: &str) {
                 &[&pattern],
             )
             .await[0];
-        (waiting > 0).then_some(())
+        (waiting > 0).then_some(true)
     })
     .await;
+    if !waited {
+        let answer = match request.await.unwrap() {
+            Ok(response) => format!(
+                "{} {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            ),
+            Err(error) => error.to_string(),
+        };
+        panic!("the request ended before {start}… waited on the lock: {answer}");
+    }
 }
 
 #[tokio::test]
@@ -1421,8 +1440,8 @@ async fn a_turn_that_races_the_chats_creation_follows_whoever_created_it() {
                 .expect_reply(reply_of(&[chat_chunk("Joined.")]));
         }
         let body = json!({"id": chat, "messages": [user_message("Me too", question)]});
-        let post = tokio::spawn(rig.post(OWNER, &body).send());
-        until_a_statement_waits_on_a_lock(&rig.db, TURN_STATEMENT).await;
+        let mut post = tokio::spawn(rig.post(OWNER, &body).send());
+        until_a_statement_waits_on_a_lock(&rig.db, TURN_STATEMENT, &mut post).await;
         creation.commit().await.unwrap();
 
         let response = post.await.unwrap().expect("POST /api/chat");
@@ -1462,8 +1481,8 @@ async fn a_message_id_taken_while_the_turn_ran_is_a_409_that_leaves_no_chat() {
         .id(question)
         .await;
     let body = json!({"id": chat, "messages": [user_message("Same id", question)]});
-    let post = tokio::spawn(rig.post(OWNER, &body).send());
-    until_a_statement_waits_on_a_lock(&rig.db, TURN_STATEMENT).await;
+    let mut post = tokio::spawn(rig.post(OWNER, &body).send());
+    until_a_statement_waits_on_a_lock(&rig.db, TURN_STATEMENT, &mut post).await;
     other_turn.commit().await.unwrap();
 
     let response = post.await.unwrap().expect("POST /api/chat");

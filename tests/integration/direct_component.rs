@@ -292,6 +292,7 @@ async fn admin_schema_reports_and_migrates_for_token_holders_only() -> Result<()
         [
             "Chat",
             "FeedbackOutbox",
+            "Folder",
             "Message",
             "User",
             "Vote",

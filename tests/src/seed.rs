@@ -216,8 +216,25 @@ impl<'c> Seed<'c> {
             visibility,
             title: None,
             created: None,
+            active: None,
+            pinned: false,
+            archived: false,
+            folder: None,
             user_row: true,
         }
+    }
+
+    /// A folder of `owner`'s named `name`, at position 0; `.await` answers
+    /// its id.
+    pub async fn folder(&self, owner: &str, name: &str) -> Uuid {
+        let id = Uuid::new_v4();
+        self.write(
+            &format!("the folder {name}"),
+            r#"INSERT INTO chat."Folder" (id, "userId", name) VALUES ($1, $2, $3)"#,
+            &[&id, &owner, &name],
+        )
+        .await;
+        id
     }
 
     /// A message of `role` in `chat`, its one text part `text`, complete and
@@ -286,11 +303,16 @@ impl Insert {
         self
     }
 
-    fn created(mut self, when: Option<When>) -> Self {
+    fn created(self, when: Option<When>) -> Self {
+        self.timestamp(r#""createdAt""#, when)
+    }
+
+    /// `column` set to `when`, or left to its default.
+    fn timestamp(mut self, column: &'static str, when: Option<When>) -> Self {
         if let Some(when) = when {
             let (expression, seconds) = when.expression(self.params.len() + 1);
             self.params.push(Box::new(seconds));
-            self.columns.push(r#""createdAt""#);
+            self.columns.push(column);
             self.values.push(expression);
         }
         self
@@ -321,6 +343,10 @@ pub struct ChatSeed<'s> {
     visibility: Visibility,
     title: Option<String>,
     created: Option<When>,
+    active: Option<When>,
+    pinned: bool,
+    archived: bool,
+    folder: Option<Uuid>,
     user_row: bool,
 }
 
@@ -337,8 +363,31 @@ impl ChatSeed<'_> {
         self
     }
 
+    /// Created then, and last active then unless [`active_at`](Self::active_at)
+    /// says otherwise (as if its last message were its first).
     pub fn at(mut self, when: When) -> Self {
         self.created = Some(when);
+        self
+    }
+
+    /// Last active then (`"lastActivityAt"`, which orders the history).
+    pub fn active_at(mut self, when: When) -> Self {
+        self.active = Some(when);
+        self
+    }
+
+    pub fn pinned(mut self) -> Self {
+        self.pinned = true;
+        self
+    }
+
+    pub fn archived(mut self) -> Self {
+        self.archived = true;
+        self
+    }
+
+    pub fn in_folder(mut self, folder: Uuid) -> Self {
+        self.folder = Some(folder);
         self
     }
 
@@ -361,7 +410,20 @@ impl ChatSeed<'_> {
         if let Some(title) = self.title {
             insert = insert.value("title", title);
         }
-        insert.created(self.created).run(self.seed, "a chat").await;
+        if self.pinned {
+            insert = insert.expression(r#""pinnedAt""#, "CURRENT_TIMESTAMP");
+        }
+        if self.archived {
+            insert = insert.expression(r#""archivedAt""#, "CURRENT_TIMESTAMP");
+        }
+        if let Some(folder) = self.folder {
+            insert = insert.value(r#""folderId""#, folder);
+        }
+        insert
+            .created(self.created)
+            .timestamp(r#""lastActivityAt""#, self.active.or(self.created))
+            .run(self.seed, "a chat")
+            .await;
         self.id
     }
 }

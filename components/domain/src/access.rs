@@ -83,6 +83,9 @@ pub enum ChatAction {
     AddMessages,
     /// Rating its replies, withdrawing a rating or reading the ratings.
     Rate,
+    /// Pinning it, archiving it or filing it in a folder: the owner's own
+    /// order, which no one else sees.
+    Organise,
 }
 
 /// Whether `caller` (a user id) may perform `action` on the chat described by
@@ -93,7 +96,8 @@ pub enum ChatAction {
 /// - anyone may read a public chat; a private one is 403;
 /// - deleting someone else's chat is 404, as if it did not exist, so a failed
 ///   delete reveals nothing;
-/// - changing someone else's chat's visibility or title, stopping or
+/// - changing someone else's chat's visibility or title, pinning, archiving
+///   or filing it, stopping or
 ///   regenerating its reply, adding messages to it or
 ///   rating its replies (public or not), is 403.
 pub fn decide(
@@ -117,6 +121,9 @@ pub fn decide(
             "Only the chat's owner can change its visibility.",
         )),
         ChatAction::Rename => Err(ApiError::forbidden("Only the chat's owner can rename it.")),
+        ChatAction::Organise => Err(ApiError::forbidden(
+            "Only the chat's owner can pin, archive or file it in a folder.",
+        )),
         ChatAction::Stop => Err(ApiError::forbidden(
             "Only the chat's owner can stop its replies.",
         )),
@@ -155,7 +162,7 @@ mod tests {
 
     const OWNER: &str = "owner@example.com";
     const OTHER: &str = "other@example.com";
-    const ACTIONS: [ChatAction; 8] = [
+    const ACTIONS: [ChatAction; 9] = [
         ChatAction::ReadMessages,
         ChatAction::Delete,
         ChatAction::ChangeVisibility,
@@ -164,6 +171,7 @@ mod tests {
         ChatAction::Rate,
         ChatAction::Stop,
         ChatAction::Regenerate,
+        ChatAction::Organise,
     ];
 
     fn chat(visibility: Visibility) -> ChatAccess {
@@ -234,6 +242,7 @@ mod tests {
             assert_eq!(status(Some(&access), OTHER, ChatAction::Rename), 403);
             assert_eq!(status(Some(&access), OTHER, ChatAction::Stop), 403);
             assert_eq!(status(Some(&access), OTHER, ChatAction::Regenerate), 403);
+            assert_eq!(status(Some(&access), OTHER, ChatAction::Organise), 403);
         }
     }
 

@@ -195,7 +195,7 @@ impl Db {
     /// Runs a statement that returns no rows; answers the affected row count.
     pub async fn execute(&self, statement: &Statement) -> Result<u64, DbError> {
         self.connection
-            .execute(statement.sql, parameters(statement))
+            .execute(statement.sql.as_ref(), parameters(statement))
             .await
             .map_err(DbError::from_statement)
     }
@@ -232,7 +232,7 @@ impl Db {
     pub async fn query(&self, statement: &Statement) -> Result<Vec<DbRow>, DbError> {
         let mut result = self
             .connection
-            .query(statement.sql, parameters(statement))
+            .query(statement.sql.as_ref(), parameters(statement))
             .await
             .map_err(DbError::from_statement)?;
         // Each read crosses the component boundary once and takes every row
@@ -351,14 +351,14 @@ impl Row for DbRow {
             other => Err(unexpected(column, "a BIGINT", other)),
         }
     }
-}
 
-impl DbRow {
-    pub fn int32(&self, column: usize) -> Result<i32, DbError> {
+    fn int32(&self, column: usize) -> Result<i32, DbError> {
         self.optional_int32(column)?
             .ok_or_else(|| unexpected(column, "a non-NULL INTEGER", &DbValue::DbNull))
     }
+}
 
+impl DbRow {
     /// An INTEGER that may be NULL (for example `max(...)` over no rows).
     pub fn optional_int32(&self, column: usize) -> Result<Option<i32>, DbError> {
         match self.value(column)? {

@@ -5,7 +5,7 @@
 
 use crate::postgres::{Db, DbError};
 use chat_domain::database::migrations::{self, MigrationReport, SchemaStatus};
-use chat_domain::database::sql::Statement;
+use chat_domain::database::sql::{Row, Statement};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Set once this instance has seen the schema at the latest version; it only

@@ -16,7 +16,7 @@ use chat_domain::ApiError;
 use chat_domain::access::{self, ChatAction};
 use chat_domain::database::sql::{SqlParam, Statement};
 use chat_domain::database::timestamp::UtcDateTime;
-use chat_domain::history::{self, HistoryPage, HistoryQuery, finish_page};
+use chat_domain::history::{self, Cursor, HistoryQuery, finish_page};
 use chat_domain::http::routes::{self, Handler};
 use chat_domain::identity::{self, Identity};
 use chat_domain::messages::{self, MessagesPage, MessagesQuery};
@@ -132,8 +132,11 @@ async fn history(
     let page = query.page_statement(&identity)?;
     let db = pool.get().await.context("checking out a connection")?;
     let rows = query_rows(&db, &page).await?;
-    if let Some(cursor) = query.cursor.filter(|_| rows.is_empty()) {
-        let existence = query_rows(&db, &cursor.existence_statement(&identity.user_id)).await?;
+    if let Some(cursor) = query.cursor.filter(|_| rows.is_empty())
+        && let Some(chat) = cursor.named_chat()
+    {
+        let existence =
+            query_rows(&db, &Cursor::existence_statement(chat, &identity.user_id)).await?;
         let known = existence.first().is_some_and(|row| row.get::<_, bool>(0));
         if !known {
             return Err(cursor.unknown_error().into());
@@ -143,8 +146,7 @@ async fn history(
         .iter()
         .map(|row| history::chat_summary(&NativeRow(row)))
         .collect::<Result<Vec<_>>>()?;
-    let (data, has_more) = finish_page(summaries, &query);
-    Ok(json(StatusCode::OK, &HistoryPage { data, has_more }))
+    Ok(json(StatusCode::OK, &finish_page(summaries, &query)))
 }
 
 /// `components/messages`: `route` and `load_messages`.
@@ -217,6 +219,10 @@ impl chat_domain::database::sql::Row for NativeRow<'_> {
     fn int64(&self, column: usize) -> Result<i64> {
         Ok(self.0.try_get(column)?)
     }
+
+    fn int32(&self, column: usize) -> Result<i32> {
+        Ok(self.0.try_get(column)?)
+    }
 }
 
 /// TIMESTAMP columns hold UTC without a zone, as the components read them.
@@ -236,7 +242,7 @@ fn utc(stored: NaiveDateTime) -> Result<UtcDateTime> {
 
 async fn query_rows(db: &deadpool_postgres::Client, statement: &Statement) -> Result<Vec<Row>> {
     let prepared = db
-        .prepare_cached(statement.sql)
+        .prepare_cached(statement.sql.as_ref())
         .await
         .context("preparing a statement")?;
     db.query(&prepared, &bound(&statement.params))

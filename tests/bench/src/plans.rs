@@ -7,7 +7,7 @@
 use crate::native::bound;
 use anyhow::{Context, Result};
 use chat_domain::database::sql::Statement;
-use chat_domain::history::{Cursor, HistoryQuery};
+use chat_domain::history::HistoryQuery;
 use chat_domain::identity::Identity;
 use chat_domain::messages;
 use tokio_postgres::Client;
@@ -51,16 +51,10 @@ pub struct HotStatements {
 }
 
 pub async fn explain(db: &Client, hot: &HotStatements) -> Result<Vec<Plan>> {
-    let first = HistoryQuery {
-        limit: 20,
-        cursor: None,
-        search: None,
-    };
-    let deep = HistoryQuery {
-        limit: 20,
-        cursor: Some(Cursor::StartingAfter(hot.deep_cursor)),
-        search: None,
-    };
+    // Parsed as the component parses them, so the plans are of the very
+    // statements it runs.
+    let first = HistoryQuery::from_query("limit=20")?;
+    let deep = HistoryQuery::from_query(&format!("limit=20&starting_after={}", hot.deep_cursor))?;
     // The caller exists already: recording them again changes nothing.
     let caller = Identity {
         user_id: hot.history_user.clone(),
@@ -69,11 +63,7 @@ pub async fn explain(db: &Client, hot: &HotStatements) -> Result<Vec<Plan>> {
         authenticated: true,
         access_token: None,
     };
-    let search = HistoryQuery {
-        limit: 20,
-        cursor: None,
-        search: Some(crate::seed::SEARCH_WORD.to_owned()),
-    };
+    let search = HistoryQuery::from_query(&format!("limit=20&q={}", crate::seed::SEARCH_WORD))?;
     let searcher = Identity {
         user_id: hot.search_user.clone(),
         email: hot.search_user.clone(),

@@ -94,8 +94,8 @@ async fn seed(db_url: &str) -> Result<()> {
         .await?;
     client
         .execute(
-            r#"INSERT INTO chat."Chat" (id, title, "userId", "createdAt")
-               SELECT gen_random_uuid(), 'chat ' || n, $1, now() - make_interval(secs => n)
+            r#"INSERT INTO chat."Chat" (id, title, "userId", "createdAt", "lastActivityAt")
+               SELECT gen_random_uuid(), 'chat ' || n, $1, now() - make_interval(secs => n), now() - make_interval(secs => n)
                FROM generate_series(1, $2::bigint) AS n"#,
             &[&USER, &CHATS],
         )

@@ -100,9 +100,9 @@ pub async fn seed(db: &Client, scale: Scale) -> Result<Seeded> {
     step(
         db,
         &format!("{chats} chats, {} per user", scale.chats_per_user),
-        r#"INSERT INTO chat."Chat" ("createdAt", title, "userId", visibility)
-           SELECT timestamp '2024-01-01' + g * interval '1 minute', 'Chat ' || g,
-                  'user' || (g % $1::bigint + 1) || '@bench.example', 'private'
+        r#"INSERT INTO chat."Chat" ("createdAt", "lastActivityAt", title, "userId", visibility)
+           SELECT timestamp '2024-01-01' + g * interval '1 minute', timestamp '2024-01-01' + g * interval '1 minute',
+                  'Chat ' || g, 'user' || (g % $1::bigint + 1) || '@bench.example', 'private'
            FROM generate_series(1, $2::bigint) AS g"#,
         &[&users, &chats],
     )
@@ -128,8 +128,9 @@ pub async fn seed(db: &Client, scale: Scale) -> Result<Seeded> {
         step(
             db,
             &format!("{count} chats of {user}"),
-            r#"INSERT INTO chat."Chat" ("createdAt", title, "userId", visibility)
-               SELECT timestamp '2023-01-01' + (g / 2) * interval '1 second', 'Chat ' || g, $1, 'private'
+            r#"INSERT INTO chat."Chat" ("createdAt", "lastActivityAt", title, "userId", visibility)
+               SELECT timestamp '2023-01-01' + (g / 2) * interval '1 second',
+                      timestamp '2023-01-01' + (g / 2) * interval '1 second', 'Chat ' || g, $1, 'private'
                FROM generate_series(1, $2::bigint) AS g"#,
             &[&user, &count],
         )
@@ -162,7 +163,7 @@ async fn seed_conversation(db: &Client) -> Result<Uuid> {
     .await?;
     let chat: Uuid = db
         .query_one(
-            r#"INSERT INTO chat."Chat" ("createdAt", title, "userId") VALUES (timestamp '2024-06-01', 'A long conversation', $1) RETURNING id"#,
+            r#"INSERT INTO chat."Chat" ("createdAt", "lastActivityAt", title, "userId") VALUES (timestamp '2024-06-01', timestamp '2024-06-01', 'A long conversation', $1) RETURNING id"#,
             &[&READER],
         )
         .await?

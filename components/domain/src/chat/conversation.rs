@@ -40,9 +40,11 @@ pub(crate) use reported_status;
 
 /// The user's turn in one statement (one round trip before the first byte
 /// of the reply): records the caller in "User", creates the chat on first use
-/// and stores the user's message, or writes nothing at all when the chat is
-/// someone else's or the message id is another message's. Parameters: $1 chat
-/// id, $2 caller, $3 title, $4 written at, $5 message id, $6 parts, $7 email.
+/// and stores the user's message, moving the chat's `"lastActivityAt"` up to
+/// it (a turn replayed late from the journal never moves it back), or
+/// writes nothing at all when the chat is someone else's or the message id
+/// is another message's. Parameters: $1 chat id, $2 caller, $3 title, $4
+/// written at, $5 message id, $6 parts, $7 email.
 ///
 /// Every part decides on the statement's one snapshot (WITH queries share
 /// it), so a row a concurrent request adds after it is not seen: then the
@@ -60,8 +62,9 @@ const STORE_USER_TURN: &str = r#"WITH existing AS (
   SELECT NOT EXISTS (SELECT 1 FROM existing WHERE "userId" <> $2)
      AND NOT EXISTS (SELECT 1 FROM earlier WHERE NOT resent) AS accepted
 ), created AS (
-  INSERT INTO chat."Chat" (id, title, "userId", "createdAt")
-  SELECT $1, $3, $2, COALESCE(to_timestamp($4::bigint / 1000.0), CURRENT_TIMESTAMP)
+  INSERT INTO chat."Chat" (id, title, "userId", "createdAt", "lastActivityAt")
+  SELECT $1, $3, $2, COALESCE(to_timestamp($4::bigint / 1000.0), CURRENT_TIMESTAMP),
+    COALESCE(to_timestamp($4::bigint / 1000.0), CURRENT_TIMESTAMP)
   FROM verdict WHERE accepted AND NOT EXISTS (SELECT 1 FROM existing)
   ON CONFLICT (id) DO NOTHING
   RETURNING "userId", visibility
@@ -77,7 +80,10 @@ const STORE_USER_TURN: &str = r#"WITH existing AS (
   WHERE accepted AND NOT EXISTS (SELECT 1 FROM earlier)
     AND (EXISTS (SELECT 1 FROM created) OR EXISTS (SELECT 1 FROM existing))
   ON CONFLICT (id) DO NOTHING
-  RETURNING id
+  RETURNING id, "createdAt"
+), active AS (
+  UPDATE chat."Chat" SET "lastActivityAt" = greatest("lastActivityAt", stored."createdAt")
+  FROM stored WHERE chat."Chat".id = $1 AND EXISTS (SELECT 1 FROM existing)
 )
 SELECT COALESCE(created."userId", existing."userId"),
   COALESCE(created.visibility, existing.visibility),

@@ -191,7 +191,46 @@ $body$"#,
             r#"ALTER TABLE chat."Message" ADD COLUMN IF NOT EXISTS "heartbeatAt" TIMESTAMP"#,
         ],
     },
+    Migration {
+        version: 12,
+        name: "history by recent activity, pins, archive and folders",
+        // The sidebar lists chats by their last user message
+        // ("lastActivityAt", set by the turn's own statement,
+        // conversation.rs), paged by ("lastActivityAt", id) on the new
+        // index; existing chats start at their newest message. Migration 2's
+        // index served the order by "createdAt", which no page uses any
+        // more, so it goes. Pins, archive and folders are the owner's
+        // (history/changes.rs, history/folders.rs); a folder's deletion
+        // leaves its chats in the main list.
+        statements: &[
+            r#"ALTER TABLE chat."Chat" ADD COLUMN IF NOT EXISTS "lastActivityAt" TIMESTAMP"#,
+            BACKFILL_LAST_ACTIVITY,
+            r#"ALTER TABLE chat."Chat" ALTER COLUMN "lastActivityAt" SET DEFAULT CURRENT_TIMESTAMP"#,
+            r#"ALTER TABLE chat."Chat" ALTER COLUMN "lastActivityAt" SET NOT NULL"#,
+            r#"CREATE INDEX IF NOT EXISTS idx_chat_user_activity ON chat."Chat" ("userId", "lastActivityAt" DESC, id DESC)"#,
+            r#"DROP INDEX IF EXISTS chat.idx_chat_user_keyset"#,
+            r#"CREATE TABLE IF NOT EXISTS chat."Folder" (
+  id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+  "userId" TEXT NOT NULL,
+  name TEXT NOT NULL,
+  position INTEGER NOT NULL DEFAULT 0,
+  "createdAt" TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+)"#,
+            r#"CREATE INDEX IF NOT EXISTS idx_folder_user ON chat."Folder" ("userId", position)"#,
+            r#"ALTER TABLE chat."Chat" ADD COLUMN IF NOT EXISTS "pinnedAt" TIMESTAMP"#,
+            r#"ALTER TABLE chat."Chat" ADD COLUMN IF NOT EXISTS "archivedAt" TIMESTAMP"#,
+            r#"ALTER TABLE chat."Chat" ADD COLUMN IF NOT EXISTS "folderId" UUID REFERENCES chat."Folder"(id) ON DELETE SET NULL"#,
+            r#"CREATE INDEX IF NOT EXISTS idx_chat_folder ON chat."Chat" ("folderId") WHERE "folderId" IS NOT NULL"#,
+        ],
+    },
 ];
+
+/// Each chat's last activity is its newest user message (or its creation,
+/// without one). Fills only what is not set, so running it again changes
+/// nothing.
+const BACKFILL_LAST_ACTIVITY: &str = r#"UPDATE chat."Chat" AS c SET "lastActivityAt" = greatest(c."createdAt",
+  (SELECT max(m."createdAt") FROM chat."Message" AS m WHERE m."chatId" = c.id AND m.role = 'user'))
+WHERE c."lastActivityAt" IS NULL"#;
 
 /// The expressions the search indexes hold, which the search's statements
 /// must repeat exactly for PostgreSQL to use them.
@@ -328,7 +367,12 @@ mod tests {
                 assert!(
                     statement.contains("IF NOT EXISTS")
                         || statement.starts_with("CREATE OR REPLACE FUNCTION")
+                        || *statement == BACKFILL_LAST_ACTIVITY
+                        || (statement.contains(" ALTER COLUMN ")
+                            && (statement.ends_with(" SET NOT NULL")
+                                || statement.contains(" SET DEFAULT ")))
                         || statement.contains("DROP CONSTRAINT IF EXISTS")
+                        || statement.starts_with("DROP INDEX IF EXISTS ")
                         || replaces_a_dropped_constraint(statement, &migration.statements[..index]),
                     "{statement}"
                 );

@@ -3,6 +3,7 @@
 
 use crate::database::timestamp::UtcDateTime;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use uuid::Uuid;
 
 /// A statement parameter. The variant fixes the Postgres type the driver binds:
@@ -25,15 +26,21 @@ impl SqlParam {
 }
 
 /// One SQL statement with its positional parameters (`$1` is `params[0]`).
+/// Its text is a constant, or assembled from constant pieces where the
+/// filters a request asks for decide its shape (the history pages): values
+/// are always parameters, never text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
-    pub sql: &'static str,
+    pub sql: Cow<'static, str>,
     pub params: Vec<SqlParam>,
 }
 
 impl Statement {
-    pub fn new(sql: &'static str, params: Vec<SqlParam>) -> Self {
-        Self { sql, params }
+    pub fn new(sql: impl Into<Cow<'static, str>>, params: Vec<SqlParam>) -> Self {
+        Self {
+            sql: sql.into(),
+            params,
+        }
     }
 
     pub fn without_params(sql: &'static str) -> Self {
@@ -71,6 +78,8 @@ pub trait Row {
     fn optional_boolean(&self, column: usize) -> Result<Option<bool>, Self::Error>;
     /// A BIGINT column.
     fn int64(&self, column: usize) -> Result<i64, Self::Error>;
+    /// An INTEGER column.
+    fn int32(&self, column: usize) -> Result<i32, Self::Error>;
 }
 
 /// Rows for the decoders' unit tests.
@@ -88,6 +97,7 @@ pub mod fake {
         Timestamp(UtcDateTime),
         Boolean(bool),
         Int64(i64),
+        Int32(i32),
     }
 
     /// A row whose columns are laid out as a SELECT lists them, each filled
@@ -232,6 +242,13 @@ pub mod fake {
             match self.value(column)? {
                 Value::Int64(n) => Ok(*n),
                 other => Err(wrong(column, "a BIGINT", other)),
+            }
+        }
+
+        fn int32(&self, column: usize) -> Result<i32, String> {
+            match self.value(column)? {
+                Value::Int32(n) => Ok(*n),
+                other => Err(wrong(column, "an INTEGER", other)),
             }
         }
     }

@@ -80,6 +80,28 @@ impl UtcDateTime {
     }
 }
 
+impl UtcDateTime {
+    /// Microseconds since the Unix epoch (negative before it): the
+    /// instant's whole precision as PostgreSQL keeps a TIMESTAMP, for keys
+    /// that must find the row again exactly (history cursors).
+    pub fn unix_micros(&self) -> i64 {
+        // Days since the epoch by the proleptic Gregorian calendar, counted
+        // from 0000-03-01 in 400-year eras, the inverse of `from_unix_millis`.
+        let year = i64::from(self.year) - i64::from(self.month <= 2);
+        let era = year.div_euclid(400);
+        let year_of_era = year.rem_euclid(400);
+        let month_from_march = (i64::from(self.month) + 9) % 12;
+        let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(self.day) - 1;
+        let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+        let days = era * 146_097 + day_of_era - 719_468;
+        let seconds = days * 86_400
+            + i64::from(self.hour) * 3600
+            + i64::from(self.minute) * 60
+            + i64::from(self.second);
+        seconds * 1_000_000 + i64::from(self.nanosecond / 1000)
+    }
+}
+
 /// `2024-05-01T12:34:56.789Z`, truncated to milliseconds like a JavaScript
 /// `Date`; years outside 0..=9999 use JavaScript's six-digit signed form.
 impl fmt::Display for UtcDateTime {
@@ -128,6 +150,27 @@ mod tests {
 
     fn at(year: i32, month: u8, day: u8, nanosecond: u32) -> UtcDateTime {
         UtcDateTime::from_parts(year, month, day, 7, 8, 9, nanosecond).unwrap()
+    }
+
+    #[test]
+    fn unix_micros_count_from_the_epoch() {
+        assert_eq!(UtcDateTime::from_unix_millis(0).unix_micros(), 0);
+        assert_eq!(at(1970, 1, 1, 1_000).unix_micros(), 25_689_000_001);
+        assert_eq!(
+            at(1969, 12, 31, 0).unix_micros(),
+            (-86_400 + 25_689) * 1_000_000
+        );
+        for millis in [951_782_400_000, 1_709_164_800_123, 4_102_444_799_999] {
+            assert_eq!(
+                UtcDateTime::from_unix_millis(millis).unix_micros(),
+                millis as i64 * 1000,
+                "{millis}"
+            );
+        }
+        assert_eq!(
+            at(2024, 12, 31, 123_456_789).unix_micros(),
+            1_735_628_889_123_456
+        );
     }
 
     #[test]

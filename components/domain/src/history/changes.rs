@@ -1,5 +1,5 @@
-//! The owner's writes to a chat: `DELETE /api/chat/:chatId`,
-//! `PATCH /api/chat/:chatId/visibility` and `PATCH /api/chat/:chatId/title`.
+//! The owner's writes to a chat: `DELETE /api/chat/:chatId` and
+//! `PATCH /api/chat/:chatId/{visibility,title,pinned,archived,folder}`.
 //!
 //! Each runs after [`crate::access::decide`] allowed it, and its statement
 //! repeats the owner condition: a chat deleted in between changes zero rows,
@@ -8,6 +8,7 @@
 use crate::ApiError;
 use crate::access::Visibility;
 use crate::database::sql::{SqlParam, Statement};
+use crate::history::MAX_PINNED;
 use crate::http::json_body::JsonObject;
 use serde::Serialize;
 use serde_json::Value;
@@ -23,6 +24,31 @@ const SET_VISIBILITY_OF_OWNED_CHAT: &str =
 /// arriving later leaves alone (`conversation::set_title_statement`).
 const RENAME_OWNED_CHAT: &str = r#"UPDATE chat."Chat" SET title = $3, "renamedAt" = CURRENT_TIMESTAMP WHERE id = $1 AND "userId" = $2"#;
 
+/// Pinning brings an archived chat back: a chat is pinned or archived,
+/// never both. A chat already pinned keeps its place; a new pin counts
+/// against [`MAX_PINNED`], checked in the same statement so two pins at
+/// once cannot both pass the last free place.
+const PIN_OWNED_CHAT: &str = r#"UPDATE chat."Chat" SET "pinnedAt" = coalesce("pinnedAt", CURRENT_TIMESTAMP), "archivedAt" = NULL
+WHERE id = $1 AND "userId" = $2
+  AND ("pinnedAt" IS NOT NULL OR (
+    SELECT count(*) FROM chat."Chat" WHERE "userId" = $2 AND "pinnedAt" IS NOT NULL AND "archivedAt" IS NULL) < $3)"#;
+
+const UNPIN_OWNED_CHAT: &str =
+    r#"UPDATE chat."Chat" SET "pinnedAt" = NULL WHERE id = $1 AND "userId" = $2"#;
+
+/// Archiving unpins: the archive is out of the sidebar's sections.
+const ARCHIVE_OWNED_CHAT: &str = r#"UPDATE chat."Chat" SET "archivedAt" = coalesce("archivedAt", CURRENT_TIMESTAMP), "pinnedAt" = NULL WHERE id = $1 AND "userId" = $2"#;
+
+const RESTORE_OWNED_CHAT: &str =
+    r#"UPDATE chat."Chat" SET "archivedAt" = NULL WHERE id = $1 AND "userId" = $2"#;
+
+/// Only into a folder of the chat's owner.
+const FILE_OWNED_CHAT: &str = r#"UPDATE chat."Chat" SET "folderId" = $3 WHERE id = $1 AND "userId" = $2
+  AND EXISTS (SELECT 1 FROM chat."Folder" WHERE id = $3 AND "userId" = $2)"#;
+
+const UNFILE_OWNED_CHAT: &str =
+    r#"UPDATE chat."Chat" SET "folderId" = NULL WHERE id = $1 AND "userId" = $2"#;
+
 /// The longest title a user may give a chat, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
 
@@ -30,6 +56,13 @@ const VISIBILITY: &str = "visibility";
 const VISIBILITY_EXAMPLE: &str = r#"{"visibility":"public"}"#;
 const TITLE: &str = "title";
 const TITLE_EXAMPLE: &str = r#"{"title":"Trip to Lisbon"}"#;
+const PINNED: &str = "pinned";
+const PINNED_EXAMPLE: &str = r#"{"pinned":true}"#;
+const ARCHIVED: &str = "archived";
+const ARCHIVED_EXAMPLE: &str = r#"{"archived":true}"#;
+const FOLDER_ID: &str = "folderId";
+const FOLDER_ID_EXAMPLE: &str =
+    r#"{"folderId":"0b5c6d1e-8f3a-4c2b-9d7e-1a2b3c4d5e6f"} or {"folderId":null}"#;
 
 pub fn delete_statement(chat_id: Uuid, owner: &str) -> Statement {
     Statement::new(
@@ -60,34 +93,137 @@ pub fn rename_statement(chat_id: Uuid, owner: &str, title: &str) -> Statement {
     )
 }
 
+/// Pins the chat (`pinned`) or unpins it. A pin that would pass
+/// [`MAX_PINNED`] changes no row (see [`pin_refused`]).
+pub fn pin_statement(chat_id: Uuid, owner: &str, pinned: bool) -> Statement {
+    let mut params = vec![SqlParam::Uuid(chat_id), SqlParam::Text(owner.to_owned())];
+    if pinned {
+        params.push(SqlParam::Int64(i64::from(MAX_PINNED)));
+        Statement::new(PIN_OWNED_CHAT, params)
+    } else {
+        Statement::new(UNPIN_OWNED_CHAT, params)
+    }
+}
+
+/// The 409 for a pin that found every place taken: the chat is the
+/// caller's (checked before), so no row changed means the limit.
+pub fn pin_refused() -> ApiError {
+    ApiError::conflict(format!(
+        "You have pinned {MAX_PINNED} chats, the most there can be; unpin one first."
+    ))
+}
+
+pub fn archive_statement(chat_id: Uuid, owner: &str, archived: bool) -> Statement {
+    Statement::new(
+        if archived {
+            ARCHIVE_OWNED_CHAT
+        } else {
+            RESTORE_OWNED_CHAT
+        },
+        vec![SqlParam::Uuid(chat_id), SqlParam::Text(owner.to_owned())],
+    )
+}
+
+/// Files the chat in one of the owner's folders, or in none. Into a folder
+/// that is not the owner's it changes no row (see [`folder_not_found`]).
+pub fn file_statement(chat_id: Uuid, owner: &str, folder: Option<Uuid>) -> Statement {
+    let mut params = vec![SqlParam::Uuid(chat_id), SqlParam::Text(owner.to_owned())];
+    match folder {
+        Some(folder) => {
+            params.push(SqlParam::Uuid(folder));
+            Statement::new(FILE_OWNED_CHAT, params)
+        }
+        None => Statement::new(UNFILE_OWNED_CHAT, params),
+    }
+}
+
+/// The 404 for a folder that is not one of the caller's (or is no more).
+pub fn folder_not_found() -> ApiError {
+    ApiError::not_found("There is no such folder of yours; it may have been deleted.")
+}
+
 /// The title a `PATCH /api/chat/:chatId/title` body asks for: exactly
 /// `{"title": "..."}`, trimmed, 1 to [`MAX_TITLE_CHARS`] characters, none
 /// of them a control character (a title is one line of the sidebar).
 pub fn requested_title(body: &[u8]) -> Result<String, ApiError> {
     let mut object = JsonObject::parse(body, &[TITLE], TITLE_EXAMPLE)?;
-    let Value::String(title) = object.take_required(TITLE)? else {
+    one_line_name(
+        TITLE,
+        object.take_required(TITLE)?,
+        MAX_TITLE_CHARS,
+        TITLE_EXAMPLE,
+    )
+}
+
+/// A name shown as one line of the sidebar (a chat's title, a folder's
+/// name): a string, trimmed, 1 to `max_chars` characters, none of them a
+/// control character.
+pub fn one_line_name(
+    field: &str,
+    value: Value,
+    max_chars: usize,
+    example: &str,
+) -> Result<String, ApiError> {
+    let Value::String(name) = value else {
         return Err(ApiError::bad_request(format!(
-            "title must be a string, such as {TITLE_EXAMPLE}."
+            "{field} must be a string, such as {example}."
         )));
     };
-    let title = title.trim();
-    let chars = title.chars().count();
+    let name = name.trim();
+    let chars = name.chars().count();
     if chars == 0 {
-        return Err(ApiError::bad_request(
-            "title is empty; give the chat a name.",
-        ));
-    }
-    if chars > MAX_TITLE_CHARS {
         return Err(ApiError::bad_request(format!(
-            "title has {chars} characters; at most {MAX_TITLE_CHARS} are allowed."
+            "{field} is empty; give it a name."
         )));
     }
-    if title.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(
-            "title holds a control character (a line break, a tab or the like); a title is one line of text.",
-        ));
+    if chars > max_chars {
+        return Err(ApiError::bad_request(format!(
+            "{field} has {chars} characters; at most {max_chars} are allowed."
+        )));
     }
-    Ok(title.to_owned())
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(format!(
+            "{field} holds a control character (a line break, a tab or the like); it must be one line of text."
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+/// The `PATCH /api/chat/:chatId/pinned` body: exactly `{"pinned": bool}`.
+pub fn requested_pin(body: &[u8]) -> Result<bool, ApiError> {
+    requested_flag(body, PINNED, PINNED_EXAMPLE)
+}
+
+/// The `PATCH /api/chat/:chatId/archived` body: exactly `{"archived": bool}`.
+pub fn requested_archive(body: &[u8]) -> Result<bool, ApiError> {
+    requested_flag(body, ARCHIVED, ARCHIVED_EXAMPLE)
+}
+
+fn requested_flag(body: &[u8], field: &str, example: &str) -> Result<bool, ApiError> {
+    let mut object = JsonObject::parse(body, &[field], example)?;
+    match object.take_required(field)? {
+        Value::Bool(flag) => Ok(flag),
+        _ => Err(ApiError::bad_request(format!(
+            "{field} must be true or false, such as {example}."
+        ))),
+    }
+}
+
+/// The `PATCH /api/chat/:chatId/folder` body: exactly `{"folderId": id}`,
+/// or `{"folderId": null}` for no folder.
+pub fn requested_folder(body: &[u8]) -> Result<Option<Uuid>, ApiError> {
+    let mut object = JsonObject::parse(body, &[FOLDER_ID], FOLDER_ID_EXAMPLE)?;
+    match object.take_required(FOLDER_ID)? {
+        Value::Null => Ok(None),
+        Value::String(id) => Uuid::parse_str(&id).map(Some).map_err(|_| {
+            ApiError::bad_request(format!(
+                "folderId must be a folder's id (a UUID) or null, such as {FOLDER_ID_EXAMPLE}."
+            ))
+        }),
+        _ => Err(ApiError::bad_request(format!(
+            "folderId must be a folder's id (a UUID) or null, such as {FOLDER_ID_EXAMPLE}."
+        ))),
+    }
 }
 
 /// The visibility a `PATCH /api/chat/:chatId/visibility` body asks for:
@@ -112,6 +248,28 @@ pub struct Deleted {
 pub struct VisibilityChanged {
     pub success: bool,
     pub visibility: Visibility,
+}
+
+/// `{"success": true, "pinned": bool}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PinChanged {
+    pub success: bool,
+    pub pinned: bool,
+}
+
+/// `{"success": true, "archived": bool}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArchiveChanged {
+    pub success: bool,
+    pub archived: bool,
+}
+
+/// `{"success": true, "folderId": id | null}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Filed {
+    pub success: bool,
+    #[serde(rename = "folderId")]
+    pub folder_id: Option<Uuid>,
 }
 
 /// `{"success": true, "title": "..."}`: the title as stored.

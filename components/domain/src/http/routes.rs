@@ -45,6 +45,13 @@ pub enum HistoryHandler {
     Delete,
     SetVisibility,
     Rename,
+    SetPinned,
+    SetArchived,
+    File,
+    Folders,
+    CreateFolder,
+    ChangeFolder,
+    DeleteFolder,
 }
 
 /// The messages component: a chat's messages.
@@ -138,6 +145,41 @@ pub const ROUTES: &[Route] = &[
         Handler::History(HistoryHandler::Rename),
     ),
     public(
+        "PATCH",
+        "/api/chat/{chatId:uuid}/pinned",
+        Handler::History(HistoryHandler::SetPinned),
+    ),
+    public(
+        "PATCH",
+        "/api/chat/{chatId:uuid}/archived",
+        Handler::History(HistoryHandler::SetArchived),
+    ),
+    public(
+        "PATCH",
+        "/api/chat/{chatId:uuid}/folder",
+        Handler::History(HistoryHandler::File),
+    ),
+    public(
+        "GET",
+        "/api/folders",
+        Handler::History(HistoryHandler::Folders),
+    ),
+    public(
+        "POST",
+        "/api/folders",
+        Handler::History(HistoryHandler::CreateFolder),
+    ),
+    public(
+        "PATCH",
+        "/api/folders/{folderId:uuid}",
+        Handler::History(HistoryHandler::ChangeFolder),
+    ),
+    public(
+        "DELETE",
+        "/api/folders/{folderId:uuid}",
+        Handler::History(HistoryHandler::DeleteFolder),
+    ),
+    public(
         "GET",
         "/api/messages/{chatId:uuid}",
         Handler::Messages(MessagesHandler::Page),
@@ -201,24 +243,37 @@ pub const ROUTES: &[Route] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Found<H> {
     pub handler: H,
-    chat_id: Option<Uuid>,
-    message_id: Option<Uuid>,
+    ids: Ids,
+}
+
+/// The ids a route's path carries, each checked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Ids {
+    chat: Option<Uuid>,
+    message: Option<Uuid>,
+    folder: Option<Uuid>,
 }
 
 impl<H> Found<H> {
     /// The path's `{chatId:uuid}`.
     pub fn chat_id(&self) -> Result<Uuid, ApiError> {
-        self.chat_id.ok_or_else(|| missing(CHAT_ID))
+        self.ids.chat.ok_or_else(|| missing(CHAT_ID))
     }
 
     /// The path's `{messageId:uuid}`.
     pub fn message_id(&self) -> Result<Uuid, ApiError> {
-        self.message_id.ok_or_else(|| missing(MESSAGE_ID))
+        self.ids.message.ok_or_else(|| missing(MESSAGE_ID))
+    }
+
+    /// The path's `{folderId:uuid}`.
+    pub fn folder_id(&self) -> Result<Uuid, ApiError> {
+        self.ids.folder.ok_or_else(|| missing(FOLDER_ID))
     }
 }
 
 const CHAT_ID: &str = "chatId";
 const MESSAGE_ID: &str = "messageId";
+const FOLDER_ID: &str = "folderId";
 
 /// A handler asked for an id its route's path does not carry: the table
 /// and the handler disagree, which is the server's fault.
@@ -251,15 +306,11 @@ pub fn find<Own>(
     let Some((first, _)) = same_path.peek() else {
         return Err(no_route(path));
     };
-    let (chat_id, message_id) = ids(first.path, &segments)?;
+    let ids = ids(first.path, &segments)?;
     let mut allowed = Vec::new();
     for (route, handler) in same_path {
         if route.method == method {
-            return Ok(Found {
-                handler,
-                chat_id,
-                message_id,
-            });
+            return Ok(Found { handler, ids });
         }
         allowed.push(route.method);
     }
@@ -324,20 +375,20 @@ fn shape_matches(path: &'static str, request: &[&str]) -> bool {
     }
 }
 
-fn ids(path: &'static str, request: &[&str]) -> Result<(Option<Uuid>, Option<Uuid>), ApiError> {
-    let mut chat_id = None;
-    let mut message_id = None;
+fn ids(path: &'static str, request: &[&str]) -> Result<Ids, ApiError> {
+    let mut ids = Ids::default();
     for (segment, value) in segments(path).zip(request) {
         if let Segment::Uuid(name) = segment {
-            let id = parse_uuid(name, value)?;
+            let id = Some(parse_uuid(name, value)?);
             match name {
-                CHAT_ID => chat_id = Some(id),
-                MESSAGE_ID => message_id = Some(id),
+                CHAT_ID => ids.chat = id,
+                MESSAGE_ID => ids.message = id,
+                FOLDER_ID => ids.folder = id,
                 _ => return Err(missing(name)),
             }
         }
     }
-    Ok((chat_id, message_id))
+    Ok(ids)
 }
 
 #[cfg(test)]
@@ -358,6 +409,7 @@ mod tests {
                 .path
                 .replace("{chatId:uuid}", CHAT)
                 .replace("{messageId:uuid}", OTHER)
+                .replace("{folderId:uuid}", OTHER)
                 .replace("{chatId}", "anything")
                 .replace("{asset...}", "vendor/marked.esm.js");
             let found = find(route.method, &path, Some).unwrap();

@@ -145,6 +145,8 @@ fn project_manifest_is_read_completely() {
                 HttpRoute::Path("/api/chat/:chat_id/stream".into()),
                 "chat-stream"
             ),
+            (HttpRoute::Path("/api/folders".into()), "history"),
+            (HttpRoute::Path("/api/folders/...".into()), "history"),
             (HttpRoute::Path("/api/chat/...".into()), "history"),
             (HttpRoute::Path("/api/messages/...".into()), "messages"),
             (HttpRoute::Path("/api/feedback".into()), "feedback"),
