@@ -999,3 +999,458 @@ async fn a_long_chat_is_read_in_bounded_pages_newest_first_each_oldest_first() {
         assert_error(&answer, StatusCode::BAD_REQUEST, "a cursor from elsewhere");
     }
 }
+
+/// The titles of a history answer's `field` (`data` or `pinned`), in order.
+fn titles(page: &Value, field: &str) -> Vec<String> {
+    page[field]
+        .as_array()
+        .map(|chats| {
+            chats
+                .iter()
+                .map(|chat| chat["title"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn cursor_of_last(page: &Value) -> String {
+    let last = page["data"].as_array().unwrap().last().unwrap();
+    last["cursor"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_history_lists_recent_activity_first_and_pages_stay_stable_while_chats_move() {
+    let db = TestDatabase::create().await;
+    let host = TestHost::start(HostConfig::new(&db.url));
+    let seed = Seed::connect(&db).await;
+    let mut chats = Vec::new();
+    for minute in 0..12 {
+        // Created in the opposite order of their activity: the order is
+        // the activity's.
+        let chat = seed
+            .chat(OWNER, Visibility::Private)
+            .titled(&format!("c{minute}"))
+            .at(When::SecondsInto2026(f64::from(100 - minute)))
+            .active_at(When::SecondsInto2026(f64::from(1000 + 60 * minute)))
+            .await;
+        chats.push(chat);
+    }
+    let first = get(&host, "/api/history?limit=5", Some(OWNER)).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(
+        titles(&first.body, "data"),
+        ["c11", "c10", "c9", "c8", "c7"]
+    );
+    assert_eq!(first.body["hasMore"], true);
+    assert_eq!(
+        first.body["data"][0]["lastActivityAt"],
+        "2026-01-01T00:27:40.000Z"
+    );
+
+    // While the client reads, c9 (listed) and c3 (not yet) are continued.
+    let connection = db.connect().await;
+    for (chat, minutes) in [(chats[9], 1), (chats[3], 2)] {
+        connection
+            .execute(
+                r#"UPDATE chat."Chat" SET "lastActivityAt" = TIMESTAMP '2026-06-01' + make_interval(mins => $2) WHERE id = $1"#,
+                &[&chat, &minutes],
+            )
+            .await
+            .unwrap();
+    }
+    let mut listed = titles(&first.body, "data");
+    let mut cursor = cursor_of_last(&first.body);
+    loop {
+        let page = get(
+            &host,
+            &format!("/api/history?limit=5&starting_after={cursor}"),
+            Some(OWNER),
+        )
+        .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        listed.extend(titles(&page.body, "data"));
+        if page.body["hasMore"] == false {
+            break;
+        }
+        cursor = cursor_of_last(&page.body);
+    }
+    // No chat twice; every chat that did not move exactly once; c3, which
+    // moved above the pages already read, is for the next first page.
+    assert_eq!(
+        listed,
+        [
+            "c11", "c10", "c9", "c8", "c7", "c6", "c5", "c4", "c2", "c1", "c0"
+        ]
+    );
+    let again = get(&host, "/api/history?limit=3", Some(OWNER)).await;
+    assert_eq!(titles(&again.body, "data"), ["c3", "c9", "c11"]);
+
+    // The seed's cursor, a chat id, pages from where that chat is now.
+    let by_id = get(
+        &host,
+        &format!("/api/history?limit=3&starting_after={}", chats[9]),
+        Some(OWNER),
+    )
+    .await;
+    assert_eq!(titles(&by_id.body, "data"), ["c11", "c10", "c8"]);
+    // A cursor that is no page's and no chat id is refused, naming it.
+    let refused = get(&host, "/api/history?starting_after=12.x", Some(OWNER)).await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "a malformed cursor");
+    assert!(
+        refused.body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("starting_after must be")
+    );
+}
+
+async fn send_json(
+    host: &TestHost,
+    method: Method,
+    path: &str,
+    email: &str,
+    body: Value,
+) -> Answer {
+    send(
+        host,
+        method,
+        path,
+        Some(email),
+        Some(body.to_string().into()),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn owners_pin_archive_and_file_their_chats_and_no_one_else_can() {
+    let db = TestDatabase::create().await;
+    let host = TestHost::start(HostConfig::new(&db.url));
+    let seed = Seed::connect(&db).await;
+    let chat = |title: &'static str, at: f64| {
+        seed.chat(OWNER, Visibility::Public)
+            .titled(title)
+            .at(When::SecondsInto2026(at))
+    };
+    let (a, b, c) = (
+        chat("a", 1.0).await,
+        chat("b", 2.0).await,
+        chat("c", 3.0).await,
+    );
+    seed.message(b, Role::User, "Flights to Lisbon").await;
+    let theirs = seed.chat(OTHER, Visibility::Public).titled("theirs").await;
+    let list =
+        async |query: &str, who: &str| get(&host, &format!("/api/history{query}"), Some(who)).await;
+
+    // Pinned chats come apart, on the first page only.
+    let pinned = send_json(
+        &host,
+        Method::PATCH,
+        &format!("/api/chat/{a}/pinned"),
+        OWNER,
+        json!({"pinned": true}),
+    )
+    .await;
+    assert_eq!(pinned.body, json!({"success": true, "pinned": true}));
+    let page = list("", OWNER).await;
+    assert_eq!(titles(&page.body, "pinned"), ["a"]);
+    assert_eq!(titles(&page.body, "data"), ["c", "b"]);
+    assert_eq!(page.body["pinned"][0]["pinned"], true);
+    assert_eq!(
+        titles(
+            &list(&format!("?limit=1&starting_after={b}"), OWNER).await.body,
+            "pinned"
+        ),
+        Vec::<String>::new()
+    );
+
+    // Archived chats leave the list for the archive; a search may look there.
+    let archived = send_json(
+        &host,
+        Method::PATCH,
+        &format!("/api/chat/{b}/archived"),
+        OWNER,
+        json!({"archived": true}),
+    )
+    .await;
+    assert_eq!(archived.body, json!({"success": true, "archived": true}));
+    assert_eq!(titles(&list("", OWNER).await.body, "data"), ["c"]);
+    let archive = list("?archived=only", OWNER).await;
+    assert_eq!(titles(&archive.body, "data"), ["b"]);
+    assert_eq!(archive.body["data"][0]["archived"], true);
+    assert_eq!(
+        titles(&list("?q=lisbon", OWNER).await.body, "data"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        titles(
+            &list("?q=lisbon&archived=include", OWNER).await.body,
+            "data"
+        ),
+        ["b"]
+    );
+    // Its address still opens it.
+    assert_eq!(
+        get(&host, &messages_path(b), Some(OWNER)).await.status,
+        StatusCode::OK
+    );
+    send_json(
+        &host,
+        Method::PATCH,
+        &format!("/api/chat/{b}/archived"),
+        OWNER,
+        json!({"archived": false}),
+    )
+    .await;
+    assert_eq!(titles(&list("", OWNER).await.body, "data"), ["c", "b"]);
+
+    // A folder of one's own holds chats one level deep; deleting it keeps them.
+    let created = send_json(
+        &host,
+        Method::POST,
+        "/api/folders",
+        OWNER,
+        json!({"name": " Work "}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(
+        (
+            created.body["name"].as_str(),
+            created.body["position"].as_i64()
+        ),
+        (Some("Work"), Some(0))
+    );
+    let folder = created.body["id"].as_str().unwrap().to_owned();
+    let second = send_json(
+        &host,
+        Method::POST,
+        "/api/folders",
+        OWNER,
+        json!({"name": "Home"}),
+    )
+    .await;
+    assert_eq!(second.body["position"], 1);
+    let filed = send_json(
+        &host,
+        Method::PATCH,
+        &format!("/api/chat/{c}/folder"),
+        OWNER,
+        json!({"folderId": folder}),
+    )
+    .await;
+    assert_eq!(filed.body, json!({"success": true, "folderId": folder}));
+    assert_eq!(titles(&list("", OWNER).await.body, "data"), ["b"]);
+    let in_folder = list(&format!("?folder={folder}"), OWNER).await;
+    assert_eq!(titles(&in_folder.body, "data"), ["c"]);
+    assert_eq!(in_folder.body["data"][0]["folderId"], folder.as_str());
+    let folders = get(&host, "/api/folders", Some(OWNER)).await;
+    let names: Vec<&str> = folders.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Work", "Home"]);
+    let moved = send_json(
+        &host,
+        Method::PATCH,
+        &format!("/api/folders/{folder}"),
+        OWNER,
+        json!({"position": 5, "name": "Job"}),
+    )
+    .await;
+    assert_eq!(
+        (moved.body["name"].as_str(), moved.body["position"].as_i64()),
+        (Some("Job"), Some(5))
+    );
+
+    // Nobody else sees, changes or uses the owner's folders and order.
+    assert_error(
+        &list(&format!("?folder={folder}"), OTHER).await,
+        StatusCode::NOT_FOUND,
+        "another's folder",
+    );
+    assert_error(
+        &send_json(
+            &host,
+            Method::PATCH,
+            &format!("/api/chat/{theirs}/folder"),
+            OTHER,
+            json!({"folderId": folder}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "filing in another's folder",
+    );
+    for (method, body) in [
+        (Method::PATCH, json!({"name": "Mine"})),
+        (Method::DELETE, Value::Null),
+    ] {
+        let answer = if body.is_null() {
+            send(
+                &host,
+                method,
+                &format!("/api/folders/{folder}"),
+                Some(OTHER),
+                None,
+            )
+            .await
+        } else {
+            send_json(
+                &host,
+                method,
+                &format!("/api/folders/{folder}"),
+                OTHER,
+                body,
+            )
+            .await
+        };
+        assert_error(&answer, StatusCode::NOT_FOUND, "another's folder");
+    }
+    for (path, body) in [
+        ("pinned", json!({"pinned": true})),
+        ("archived", json!({"archived": true})),
+        ("folder", json!({"folderId": null})),
+    ] {
+        let answer = send_json(
+            &host,
+            Method::PATCH,
+            &format!("/api/chat/{a}/{path}"),
+            OTHER,
+            body,
+        )
+        .await;
+        assert_error(&answer, StatusCode::FORBIDDEN, path);
+    }
+    let other_view = list("", OTHER).await;
+    assert_eq!(
+        (
+            titles(&other_view.body, "data"),
+            other_view.body.get("pinned")
+        ),
+        (vec!["theirs".to_owned()], None)
+    );
+    assert_eq!(
+        get(&host, "/api/folders", Some(OTHER)).await.body,
+        json!({"data": []})
+    );
+
+    let deleted = send(
+        &host,
+        Method::DELETE,
+        &format!("/api/folders/{folder}"),
+        Some(OWNER),
+        None,
+    )
+    .await;
+    assert_eq!(deleted.body, json!({"success": true}));
+    assert_eq!(titles(&list("", OWNER).await.body, "data"), ["c", "b"]);
+    let state: Vec<bool> = db
+        .column(
+            r#"SELECT "pinnedAt" IS NOT NULL FROM chat."Chat" WHERE id = $1"#,
+            &[&a],
+        )
+        .await;
+    assert_eq!(
+        state,
+        [true],
+        "nothing the other user asked changed the pin"
+    );
+}
+
+#[tokio::test]
+async fn pins_and_folders_have_limits_and_bad_bodies_change_nothing() {
+    let db = TestDatabase::create().await;
+    let host = TestHost::start(HostConfig::new(&db.url));
+    let seed = Seed::connect(&db).await;
+    for _ in 0..50 {
+        seed.chat(OWNER, Visibility::Private).pinned().await;
+    }
+    let unpinned = seed.chat(OWNER, Visibility::Private).await;
+    let pin = send_json(
+        &host,
+        Method::PATCH,
+        &format!("/api/chat/{unpinned}/pinned"),
+        OWNER,
+        json!({"pinned": true}),
+    )
+    .await;
+    assert_error(&pin, StatusCode::CONFLICT, "the 51st pin");
+    assert_eq!(
+        get(&host, "/api/history", Some(OWNER)).await.body["pinned"]
+            .as_array()
+            .unwrap()
+            .len(),
+        50
+    );
+    for body in [
+        json!({"pinned": "yes"}),
+        json!({"pinned": true, "extra": 1}),
+        json!({}),
+    ] {
+        let answer = send_json(
+            &host,
+            Method::PATCH,
+            &format!("/api/chat/{unpinned}/pinned"),
+            OWNER,
+            body.clone(),
+        )
+        .await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, &body.to_string());
+    }
+    for body in [json!({"folderId": "work"}), json!({"folderId": 3})] {
+        let answer = send_json(
+            &host,
+            Method::PATCH,
+            &format!("/api/chat/{unpinned}/folder"),
+            OWNER,
+            body.clone(),
+        )
+        .await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, &body.to_string());
+    }
+    for body in [
+        json!({"name": ""}),
+        json!({"name": "a\nb"}),
+        json!({"name": "x".repeat(101)}),
+        json!({"label": "x"}),
+    ] {
+        let answer = send_json(&host, Method::POST, "/api/folders", OWNER, body.clone()).await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, &body.to_string());
+    }
+    let unknown = Uuid::new_v4();
+    assert_error(
+        &send_json(
+            &host,
+            Method::PATCH,
+            &format!("/api/chat/{unpinned}/folder"),
+            OWNER,
+            json!({"folderId": unknown}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+        "an unknown folder",
+    );
+    let folders: Vec<i64> = db
+        .column(r#"SELECT count(*) FROM chat."Folder""#, &[])
+        .await;
+    let pins: Vec<i64> = db.column(r#"SELECT count(*) FROM chat."Chat" WHERE "pinnedAt" IS NOT NULL OR "folderId" IS NOT NULL"#, &[]).await;
+    assert_eq!((folders, pins), (vec![0], vec![50]));
+    let connection = db.connect().await;
+    connection
+        .execute(
+            r#"INSERT INTO chat."Folder" ("userId", name, position) SELECT $1, 'f' || n, n FROM generate_series(1, 100) AS n"#,
+            &[&OWNER],
+        )
+        .await
+        .unwrap();
+    let too_many = send_json(
+        &host,
+        Method::POST,
+        "/api/folders",
+        OWNER,
+        json!({"name": "One more"}),
+    )
+    .await;
+    assert_error(&too_many, StatusCode::CONFLICT, "the 101st folder");
+}

@@ -1357,3 +1357,91 @@ async fn the_ui_component_serves_the_page_and_its_files_and_refuses_the_rest() {
     let session: Value = get("/api/session").await.unwrap().json().await.unwrap();
     assert_eq!(session["user"]["email"], OWNER);
 }
+
+/// Opens the menu of the chat's row and picks `action` (a folder's id for
+/// "file").
+async fn pick_from_menu(browser: &Browser, chat_id: Uuid, action: &str) {
+    let row = chat_row(chat_id);
+    browser.click(&format!("{row} .more")).await;
+    browser
+        .click(&format!(r#"{row} .menu-item[data-action="{action}"]"#))
+        .await;
+}
+
+#[tokio::test]
+async fn chats_are_pinned_filed_in_folders_archived_and_restored_from_their_menu() {
+    let rig = Rig::start().await;
+    let alpha = rig.seed_chat(OWNER, "Alpha", 3).await;
+    let beta = rig.seed_chat(OWNER, "Beta", 2).await;
+    let gamma = rig.seed_chat(OWNER, "Gamma", 1).await;
+    let browser = Browser::start().await;
+    browser.goto(&rig.host.url("/")).await;
+    browser.wait_for_visible(SIDEBAR_READY).await;
+
+    pick_from_menu(&browser, beta, "pin").await;
+    browser
+        .wait_for_visible(&format!(".group.pinned {}", chat_row(beta)))
+        .await;
+
+    browser.click(".new-folder").await;
+    browser
+        .type_into(".folder-name-input", &format!("Work{}", keys::ENTER))
+        .await;
+    browser
+        .wait_for(
+            "the new folder",
+            &shows_text(".folder .folder-toggle", "▸ Work"),
+        )
+        .await;
+    let folder: Uuid = rig.db.column(r#"SELECT id FROM chat."Folder""#, &[]).await[0];
+    pick_from_menu(&browser, gamma, "file").await;
+    // Filing opens the folder, which shows the chat, out of the main list.
+    browser
+        .wait_for_visible(&format!(
+            r#".folder[data-folder-id="{folder}"] {}"#,
+            chat_row(gamma)
+        ))
+        .await;
+
+    pick_from_menu(&browser, alpha, "archive").await;
+    browser
+        .wait_for(
+            "the archived chat gone from the list",
+            &format!("return document.querySelector('{}') === null;", chat_row(alpha).replace('\'', "\\'")),
+        )
+        .await;
+    browser.click(".show-archive").await;
+    browser
+        .wait_for_visible(&format!(".history {}", chat_row(alpha)))
+        .await;
+    assert_eq!(browser.texts(".history .chat-link").await, ["Alpha"]);
+    pick_from_menu(&browser, alpha, "restore").await;
+    browser
+        .wait_for(
+            "the archive empty",
+            "return document.querySelector('.history .chat') === null;",
+        )
+        .await;
+    browser.click(".archive-back").await;
+    browser
+        .wait_for_visible(&format!(".group:not(.pinned) {}", chat_row(alpha)))
+        .await;
+
+    let state: Vec<(bool, Option<Uuid>, bool)> = {
+        let client = rig.db.connect().await;
+        let rows = client
+            .query(
+                r#"SELECT "pinnedAt" IS NOT NULL, "folderId", "archivedAt" IS NOT NULL
+                   FROM chat."Chat" WHERE id = ANY($1) ORDER BY title"#,
+                &[&vec![alpha, beta, gamma]],
+            )
+            .await
+            .unwrap();
+        rows.iter().map(|row| (row.get(0), row.get(1), row.get(2))).collect()
+    };
+    assert_eq!(
+        state,
+        [(false, None, false), (true, None, false), (false, Some(folder), false)]
+    );
+    browser.quit().await;
+}

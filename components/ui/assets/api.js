@@ -41,16 +41,52 @@ export async function session() {
 }
 
 /**
- * One page of the caller's chats, newest first: `{data, hasMore}`, or
- * `null` in ephemeral mode (the database is unavailable: 204).
+ * One page of the caller's chats, most recently active first: `{data,
+ * hasMore, pinned?}` (`pinned` on the main list's first page), or `null` in
+ * ephemeral mode (the database is unavailable: 204). `startingAfter` is a
+ * listed chat's `cursor`; `folder` a folder's id; `archived` is "only" (the
+ * archive) or "include" (every chat, wherever it is).
  */
-export async function history({ startingAfter, limit, search } = {}) {
+export async function history({ startingAfter, limit, search, folder, archived } = {}) {
   const query = new URLSearchParams();
   if (startingAfter) query.set("starting_after", startingAfter);
   if (limit) query.set("limit", String(limit));
   if (search) query.set("q", search);
+  if (folder) query.set("folder", folder);
+  if (archived) query.set("archived", archived);
   const response = await send("GET", `/api/history?${query}`);
   return response.status === 204 ? null : response.json();
+}
+
+/** The caller's folders `[{id, name, position}]`, or `null` in ephemeral mode. */
+export async function folders() {
+  const response = await send("GET", "/api/folders");
+  return response.status === 204 ? null : (await response.json()).data;
+}
+
+export async function createFolder(name) {
+  return (await send("POST", "/api/folders", { name })).json();
+}
+
+export async function renameFolder(folderId, name) {
+  return (await send("PATCH", `/api/folders/${encodeURIComponent(folderId)}`, { name })).json();
+}
+
+export async function deleteFolder(folderId) {
+  await send("DELETE", `/api/folders/${encodeURIComponent(folderId)}`);
+}
+
+export async function setPinned(chatId, pinned) {
+  await send("PATCH", `/api/chat/${encodeURIComponent(chatId)}/pinned`, { pinned });
+}
+
+export async function setArchived(chatId, archived) {
+  await send("PATCH", `/api/chat/${encodeURIComponent(chatId)}/archived`, { archived });
+}
+
+/** Files the chat in a folder, or in none (`folderId` null). */
+export async function fileChat(chatId, folderId) {
+  await send("PATCH", `/api/chat/${encodeURIComponent(chatId)}/folder`, { folderId });
 }
 
 /**

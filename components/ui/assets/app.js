@@ -54,7 +54,7 @@ function navigate(path) {
 
 async function refreshHistory() {
   await sidebar.refresh();
-  const summary = sidebar.chats.find((known) => known.id === chat.chatId);
+  const summary = sidebar.known(chat.chatId);
   if (summary) showHeader(summary);
 }
 
@@ -97,7 +97,7 @@ async function showChatOfPath() {
   }
   // The reply to this chat's first message is streaming right here.
   if (chatId === chat.chatId && chat.streaming) return;
-  showHeader(sidebar.chats.find((known) => known.id === chatId) ?? null, "");
+  showHeader(sidebar.known(chatId) ?? null, "");
   const [loaded, own] = await Promise.all([
     chat.open(chatId),
     sidebar.findOwn(chatId).catch(() => null),

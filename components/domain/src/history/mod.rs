@@ -14,7 +14,8 @@
 //! and not archived; its first page also carries every pinned chat
 //! (`pinned`, at most [`MAX_PINNED`], so pins never page). `folder=<id>`
 //! lists that folder's chats that are not pinned; `archived=only` the
-//! archived chats (archiving unpins). With `q`, only the chats whose title
+//! archived chats (archiving unpins); `archived=include` every chat,
+//! wherever it is. With `q`, only the chats whose title
 //! or any message's text matches are listed, wherever they are (pinned or
 //! in a folder; archived ones with `archived=include` or `only`), in the
 //! same order and pages: PostgreSQL full-text search with English word
@@ -151,11 +152,21 @@ impl SortKey {
     fn parse(token: &str) -> Option<Self> {
         let (micros, id) = token.split_once('.')?;
         Some(Self {
-            activity_micros: micros.parse().ok()?,
+            activity_micros: micros
+                .parse()
+                .ok()
+                .filter(|micros| CURSOR_MICROS.contains(micros))?,
             id: Uuid::parse_str(id).ok()?,
         })
     }
 }
+
+/// The times a cursor may name, in microseconds since 1970: the years 1 to
+/// 9999, where every stored time lies. PostgreSQL cannot seek from much
+/// further out (the page's statement fails with "interval out of range",
+/// a 500), so a cursor beyond them is no cursor a page gave (400).
+const CURSOR_MICROS: std::ops::RangeInclusive<i64> =
+    -62_135_596_800_000_000..=253_402_300_799_999_999;
 
 /// Where a page starts: a chat's place as a page listed it (its `cursor`),
 /// or a bare chat id (the chat's place now; the seed's clients send these).
@@ -241,7 +252,8 @@ pub enum Archived {
     Exclude,
     /// Only archived chats (the "Archived" view).
     Only,
-    /// Both (a search that looks in the archive too).
+    /// Both, and wherever they are: every chat of the caller's (or, with
+    /// a search, every match).
     Include,
 }
 
@@ -342,10 +354,10 @@ impl HistoryQuery {
     }
 
     /// Whether the page lists one place of the sidebar (the main list or a
-    /// folder), which pinned chats are never in, rather than a search or
-    /// the archive, which look everywhere.
+    /// folder), which pinned chats are never in, rather than a search, the
+    /// archive or every chat (`archived=include`), which look everywhere.
     fn lists_a_place(&self) -> bool {
-        self.search.is_none() && self.archived != Archived::Only
+        self.search.is_none() && self.archived == Archived::Exclude
     }
 
     /// The page statement, which also records the caller (400 when their
@@ -383,7 +395,7 @@ impl HistoryQuery {
                 let id = statement.bind(SqlParam::Uuid(key.id));
                 conditions.push_str(&format!(
                     r#"
-  AND ("lastActivityAt", id) {} (TIMESTAMP 'epoch' + {micros}::float8 * interval '1 microsecond', {id})"#,
+  AND ("lastActivityAt", id) {} (TIMESTAMP 'epoch' + {micros}::bigint::float8 * interval '1 microsecond', {id})"#,
                     self.seek_operator()
                 ));
             }
@@ -688,6 +700,27 @@ mod tests {
     }
 
     #[test]
+    fn cursors_name_times_from_year_1_to_9999() {
+        let first = UtcDateTime::from_parts(1, 1, 1, 0, 0, 0, 0).unwrap();
+        let last = UtcDateTime::from_parts(9999, 12, 31, 23, 59, 59, 999_999_999).unwrap();
+        assert_eq!(CURSOR_MICROS, first.unix_micros()..=last.unix_micros());
+        for micros in [*CURSOR_MICROS.start(), *CURSOR_MICROS.end()] {
+            let cursor = HistoryQuery::from_query(&format!("starting_after={micros}.{CHAT}"));
+            assert!(cursor.is_ok(), "{micros}");
+        }
+        for micros in [
+            CURSOR_MICROS.start() - 1,
+            CURSOR_MICROS.end() + 1,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            let error =
+                HistoryQuery::from_query(&format!("starting_after={micros}.{CHAT}")).unwrap_err();
+            assert_eq!(error.status, 400, "{micros}");
+        }
+    }
+
+    #[test]
     fn both_cursors_are_rejected() {
         let error =
             HistoryQuery::from_query(&format!("starting_after={CHAT}&ending_before={CHAT}"))
@@ -827,7 +860,7 @@ mod tests {
         );
         assert!(statement.sql.starts_with(RECORD_CALLER));
         assert!(statement.sql.contains(
-            r#"("lastActivityAt", id) < (TIMESTAMP 'epoch' + $3::float8 * interval '1 microsecond', $4)"#
+            r#"("lastActivityAt", id) < (TIMESTAMP 'epoch' + $3::bigint::float8 * interval '1 microsecond', $4)"#
         ));
     }
 
@@ -889,6 +922,21 @@ mod tests {
             .page_statement(&ada())
             .unwrap();
         assert!(!everywhere.sql.contains(r#"AND "archivedAt" IS"#));
+        // Without a search, `include` lists every chat wherever it is.
+        let every_chat = HistoryQuery {
+            archived: Archived::Include,
+            ..query(5, None)
+        }
+        .page_statement(&ada())
+        .unwrap();
+        for place in [
+            r#"AND "archivedAt""#,
+            r#"AND "folderId""#,
+            r#"AND "pinnedAt""#,
+            "UNION",
+        ] {
+            assert!(!every_chat.sql.contains(place), "{place}");
+        }
         let after = searching(
             Some(Cursor::StartingAfter(Position::Chat(chat_id()))),
             Archived::Exclude,
