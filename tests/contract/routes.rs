@@ -131,6 +131,22 @@ async fn history_lists_only_the_callers_chats_and_refuses_bad_queries() {
     assert_eq!(ids_of(&reply.json()).len(), 2);
     assert_eq!(reply.json()["hasMore"], true);
 
+    // The furthest times a cursor may name: every chat lies between them.
+    for query in [
+        format!("starting_after=253402300799999999.{}", mine[0]),
+        format!("ending_before=-62135596800000000.{}", mine[0]),
+    ] {
+        let reply = api
+            .get(&format!("/api/history?{query}"))
+            .caller(&owner)
+            .send()
+            .await;
+        reply.expect_status(200);
+        let mut listed = ids_of(&reply.json());
+        listed.sort();
+        assert_eq!(listed, mine, "{query}");
+    }
+
     let bad_queries = [
         "limit=ten".to_owned(),
         "limit=1&limit=2".to_owned(),
@@ -138,6 +154,13 @@ async fn history_lists_only_the_callers_chats_and_refuses_bad_queries() {
         "ending_before=%FF".to_owned(),
         format!("starting_after={0}&ending_before={0}", mine[0]),
         format!("starting_after={}", someone_elses.id),
+        // Cursors a page never gave: times PostgreSQL cannot seek from.
+        format!("starting_after={}.{}", i64::MAX, mine[0]),
+        format!("ending_before={}.{}", i64::MIN, mine[0]),
+        // No text can hold a NUL.
+        "q=trip%00".to_owned(),
+        "archived=all".to_owned(),
+        "folder=not-a-uuid".to_owned(),
     ];
     expect_statuses(bad_queries.iter().map(|query| {
         let request = api.get(&format!("/api/history?{query}"));

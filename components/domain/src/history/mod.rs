@@ -289,9 +289,10 @@ impl HistoryQuery {
     /// `archived`; other parameters are ignored. `limit` defaults to 20 and
     /// is clamped to 1..=100; it must be a whole number. A cursor is a
     /// chat's id or the `cursor` a page gave; the two are mutually
-    /// exclusive. `q` is trimmed (blank: no search) and at most
-    /// [`MAX_SEARCH_CHARS`] characters. `folder` is a folder's id;
-    /// `archived` is `exclude` (the default), `only` or `include`.
+    /// exclusive. `q` is trimmed (blank: no search), at most
+    /// [`MAX_SEARCH_CHARS`] characters and without NUL. `folder` is a
+    /// folder's id; `archived` is `exclude` (the default), `only` or
+    /// `include`.
     pub fn from_query(query: &str) -> Result<Self, ApiError> {
         let params = QueryParams::parse(query);
         let limit = match params.single("limit")? {
@@ -319,6 +320,12 @@ impl HistoryQuery {
             if chars > MAX_SEARCH_CHARS {
                 return Err(ApiError::bad_request(format!(
                     "{SEARCH} has {chars} characters; search with at most {MAX_SEARCH_CHARS}"
+                )));
+            }
+            // PostgreSQL's text cannot hold it: the search would fail (500).
+            if text.contains('\0') {
+                return Err(ApiError::bad_request(format!(
+                    "{SEARCH} holds a NUL character, which no chat's text can contain"
                 )));
             }
         }
@@ -980,6 +987,9 @@ mod tests {
         assert_eq!(error.status, 400);
         assert!(error.message.contains("at most 200"), "{}", error.message);
         assert_eq!(parsed("q=a&q=b").unwrap_err().status, 400);
+        let error = parsed("q=trip%00").unwrap_err();
+        assert_eq!(error.status, 400);
+        assert!(error.message.contains("NUL"), "{}", error.message);
     }
 
     #[test]
