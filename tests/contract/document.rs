@@ -16,12 +16,17 @@ const A_CHAT: &str = "123e4567-e89b-12d3-a456-426614174000";
 /// Every route refuses a body over 1 MiB first, so 413 is everywhere; every
 /// write also refuses cross-site requests (403) and bodies that are not JSON
 /// (415).
-const OPERATIONS: [(&str, &str, &[u16]); 22] = [
+const OPERATIONS: [(&str, &str, &[u16]); 23] = [
     ("GET", "/api/session", &[200, 401, 413]),
     (
         "GET",
         "/api/history",
         &[200, 204, 400, 401, 404, 413, 500, 503],
+    ),
+    (
+        "POST",
+        "/api/history/delete",
+        &[200, 400, 401, 403, 413, 415, 500, 503],
     ),
     ("GET", "/api/folders", &[200, 204, 401, 413, 500, 503]),
     (

@@ -1157,7 +1157,9 @@ async fn owners_pin_archive_and_file_their_chats_and_no_one_else_can() {
     assert_eq!(page.body["pinned"][0]["pinned"], true);
     assert_eq!(
         titles(
-            &list(&format!("?limit=1&starting_after={b}"), OWNER).await.body,
+            &list(&format!("?limit=1&starting_after={b}"), OWNER)
+                .await
+                .body,
             "pinned"
         ),
         Vec::<String>::new()
@@ -1453,4 +1455,107 @@ async fn pins_and_folders_have_limits_and_bad_bodies_change_nothing() {
     )
     .await;
     assert_error(&too_many, StatusCode::CONFLICT, "the 101st folder");
+}
+
+#[tokio::test]
+async fn owners_delete_several_chats_or_all_and_never_anyone_elses() {
+    let db = TestDatabase::create().await;
+    let host = TestHost::start(HostConfig::new(&db.url));
+    let seed = Seed::connect(&db).await;
+    let [one, two, three] = [
+        chat_with_messages_and_vote(&seed, OWNER, Visibility::Private).await,
+        chat_with_messages_and_vote(&seed, OWNER, Visibility::Public).await,
+        chat_with_messages_and_vote(&seed, OWNER, Visibility::Private).await,
+    ];
+    let theirs = chat_with_messages_and_vote(&seed, OTHER, Visibility::Public).await;
+    let deleted = send_json(
+        &host,
+        Method::POST,
+        "/api/history/delete",
+        OWNER,
+        json!({"chatIds": [one, two, theirs, Uuid::new_v4()]}),
+    )
+    .await;
+    assert_eq!(deleted.body, json!({"success": true, "deleted": 2}));
+    for (chat, left) in [
+        (one, [0, 0, 0]),
+        (two, [0, 0, 0]),
+        (three, [1, 2, 1]),
+        (theirs, [1, 2, 1]),
+    ] {
+        assert_eq!(rows_of_chat(&db, chat).await, left, "{chat}");
+    }
+    for body in [
+        json!({"chatIds": []}),
+        json!({"all": false}),
+        json!({"chatIds": ["x"]}),
+    ] {
+        let refused = send_json(
+            &host,
+            Method::POST,
+            "/api/history/delete",
+            OWNER,
+            body.clone(),
+        )
+        .await;
+        assert_error(&refused, StatusCode::BAD_REQUEST, &body.to_string());
+    }
+    let all = send_json(
+        &host,
+        Method::POST,
+        "/api/history/delete",
+        OWNER,
+        json!({"all": true}),
+    )
+    .await;
+    assert_eq!(all.body, json!({"success": true, "deleted": 1}));
+    assert_eq!(rows_of_chat(&db, three).await, [0, 0, 0]);
+    assert_eq!(
+        rows_of_chat(&db, theirs).await,
+        [1, 2, 1],
+        "another user's chat stays"
+    );
+}
+
+#[tokio::test]
+async fn chats_inactive_past_retention_are_deleted_in_the_background_but_never_pinned_ones() {
+    let db = TestDatabase::create().await;
+    let host = TestHost::start(HostConfig::new(&db.url).variable("retention_days", "30"));
+    let seed = Seed::connect(&db).await;
+    // Times on the database's clock, which the sweep reads: the data is
+    // placed in time rather than the clock moved.
+    let days_ago = |days: f64| When::SecondsFromNow(-86_400.0 * days);
+    let stale = seed
+        .chat(OWNER, Visibility::Private)
+        .titled("stale")
+        .at(days_ago(40.0))
+        .await;
+    seed.message(stale, Role::User, "An old question")
+        .at(days_ago(40.0))
+        .await;
+    seed.chat(OWNER, Visibility::Private)
+        .titled("pinned")
+        .at(days_ago(40.0))
+        .pinned()
+        .await;
+    seed.chat(OTHER, Visibility::Private)
+        .titled("continued")
+        .at(days_ago(40.0))
+        .active_at(days_ago(29.0))
+        .await;
+    // The background work runs on chat-host's timer; under Spin it rides on
+    // history requests.
+    chat_tests::eventually(
+        "the stale chat deleted",
+        std::time::Duration::from_secs(60),
+        async || {
+            get(&host, "/api/history", Some(OWNER)).await;
+            (rows_of_chat(&db, stale).await == [0, 0, 0]).then_some(())
+        },
+    )
+    .await;
+    let left: Vec<String> = db
+        .column(r#"SELECT title FROM chat."Chat" ORDER BY title"#, &[])
+        .await;
+    assert_eq!(left, ["continued", "pinned"]);
 }

@@ -1443,5 +1443,24 @@ async fn chats_are_pinned_filed_in_folders_archived_and_restored_from_their_menu
         state,
         [(false, None, false), (true, None, false), (false, Some(folder), false)]
     );
+
+    // Deleting them all asks first, then leaves the folder and no chat.
+    browser.click(".delete-all").await;
+    browser.wait_for_visible("#confirm-delete[open]").await;
+    browser
+        .click(r#"#confirm-delete button[value="delete"]"#)
+        .await;
+    browser
+        .wait_for(
+            "no chat left",
+            "return document.querySelector('#history .chat') === null \
+             && document.querySelector('.folder') !== null;",
+        )
+        .await;
+    let chats: Vec<i64> = rig
+        .db
+        .column(r#"SELECT count(*) FROM chat."Chat""#, &[])
+        .await;
+    assert_eq!(chats, [0]);
     browser.quit().await;
 }

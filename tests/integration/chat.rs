@@ -369,6 +369,43 @@ async fn a_chat_continues_on_the_users_token_with_the_whole_conversation() {
 }
 
 #[tokio::test]
+async fn a_new_turn_brings_its_chat_to_the_top_of_the_history() {
+    let rig = Rig::start().await;
+    let seed = Seed::connect(&rig.db).await;
+    let older = seed
+        .chat(OWNER, Visibility::Private)
+        .titled("Older")
+        .at(When::SecondsFromNow(-7200.0))
+        .await;
+    seed.chat(OWNER, Visibility::Private)
+        .titled("Newer")
+        .at(When::SecondsFromNow(-3600.0))
+        .await;
+    let titles = |page: Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|chat| chat["title"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        titles(rig.get("/api/history", OWNER).await),
+        ["Newer", "Older"]
+    );
+    rig.upstream
+        .expect_reply(reply_of(&[chat_chunk("Back again.")]));
+    let body = json!({"id": older, "messages": [user_message("Where were we?", Uuid::new_v4())]});
+    meta_of(&rig.chat(OWNER, &body).await);
+    let page = rig.get("/api/history", OWNER).await;
+    assert_eq!(titles(page.clone()), ["Older", "Newer"]);
+    assert!(
+        page["data"][0]["lastActivityAt"].as_str() > page["data"][0]["createdAt"].as_str(),
+        "{page}"
+    );
+}
+
+#[tokio::test]
 async fn the_model_is_asked_with_the_stored_conversation_not_the_clients() {
     let rig = Rig::start().await;
     let chat = Uuid::new_v4();

@@ -16,6 +16,7 @@
 //! Spin, the same runs ride on the app's requests).
 
 mod mlflow;
+mod retention;
 
 use chat_domain::access::{self, ChatAction};
 use chat_domain::background;
@@ -60,8 +61,9 @@ async fn route(request: Request, found: Found<FeedbackHandler>) -> Result<HttpRe
     })
 }
 
-/// One run of the component's background work: due ratings delivered to
-/// MLflow with the app's credentials (or none). Says what it did.
+/// One run of the app's background work: the journal written out, due
+/// ratings delivered to MLflow with the app's credentials (or none), and
+/// the chats past retention deleted. Says what it did.
 async fn run_background_work() -> HttpResponse {
     if let Some(store) = store::open().await {
         let now = store::now_ms().to_string();
@@ -72,8 +74,25 @@ async fn run_background_work() -> HttpResponse {
     // Votes kept in the journal during an outage are written (and queued
     // for MLflow) before the deliveries.
     database::replay_journal_in_background().await;
-    let report = mlflow::deliver_due(None, background::PER_RUN).await;
-    response::json(StatusCode::OK, &report)
+    let ratings = mlflow::deliver_due(None, background::PER_RUN).await;
+    let past_retention = retention::sweep(background::PER_RUN).await;
+    response::json(
+        StatusCode::OK,
+        &BackgroundReport {
+            ratings,
+            past_retention,
+        },
+    )
+}
+
+/// What one background run did.
+#[derive(serde::Serialize)]
+struct BackgroundReport {
+    #[serde(flatten)]
+    ratings: mlflow::RunReport,
+    /// Chats deleted because they were inactive past `retention_days`.
+    #[serde(rename = "pastRetention")]
+    past_retention: u64,
 }
 
 /// The body is read and checked in full before the database is touched.

@@ -8,7 +8,8 @@ use chat_domain::access;
 use chat_domain::access::ChatAction;
 use chat_domain::database::sql::Statement;
 use chat_domain::history::changes::{
-    self, ArchiveChanged, Deleted, Filed, PinChanged, Renamed, VisibilityChanged,
+    self, ArchiveChanged, BulkDelete, BulkDeleted, Deleted, Filed, PinChanged, Renamed,
+    VisibilityChanged,
 };
 use chat_domain::history::folders::{self, FolderDeleted, FolderList};
 use chat_domain::history::{self, Cursor, HistoryPage, HistoryQuery, finish_page};
@@ -46,6 +47,7 @@ async fn route(request: Request, found: Found<HistoryHandler>) -> Result<HttpRes
         HistoryHandler::Delete => delete_chat(&request, found.chat_id()?).await,
         HistoryHandler::SetVisibility => change_visibility(request, found.chat_id()?).await,
         HistoryHandler::Rename => rename(request, found.chat_id()?).await,
+        HistoryHandler::DeleteMany => delete_chats(request).await,
         HistoryHandler::SetPinned => pin(request, found.chat_id()?).await,
         HistoryHandler::SetArchived => archive(request, found.chat_id()?).await,
         HistoryHandler::File => file(request, found.chat_id()?).await,
@@ -181,6 +183,23 @@ async fn rename(request: Request, chat_id: Uuid) -> Result<HttpResponse, Failure
         &Renamed {
             success: true,
             title,
+        },
+    ))
+}
+
+/// Deletes several of the caller's chats, or all of them; ids that are
+/// not theirs delete nothing. Answers how many went.
+async fn delete_chats(request: Request) -> Result<HttpResponse, Failure> {
+    let (request, body) = request.into_parts();
+    let which = BulkDelete::from_body(&read_body(&request.headers, body).await?)?;
+    let identity = identify(&request.headers).await?;
+    let delete = which.statement(&identity.user_id);
+    let deleted = database::write(async |db| Ok(db.execute(&delete).await?)).await?;
+    Ok(response::json(
+        StatusCode::OK,
+        &BulkDeleted {
+            success: true,
+            deleted,
         },
     ))
 }

@@ -76,6 +76,11 @@ export async function deleteFolder(folderId) {
   await send("DELETE", `/api/folders/${encodeURIComponent(folderId)}`);
 }
 
+/** Deletes every chat of the caller's; answers how many went. */
+export async function deleteAllChats() {
+  return (await (await send("POST", "/api/history/delete", { all: true })).json()).deleted;
+}
+
 export async function setPinned(chatId, pinned) {
   await send("PATCH", `/api/chat/${encodeURIComponent(chatId)}/pinned`, { pinned });
 }

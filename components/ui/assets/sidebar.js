@@ -239,7 +239,8 @@ export class Sidebar {
     if (!this.search && !this.ephemeral && !this.archive) {
       children.push(h("div", { class: "sidebar-tools" },
         h("button", { type: "button", class: "new-folder", onclick: () => this.editFolder(null) }, "+ New folder"),
-        h("button", { type: "button", class: "show-archive", onclick: () => this.showArchive(true) }, "Archived chats")));
+        h("button", { type: "button", class: "show-archive", onclick: () => this.showArchive(true) }, "Archived chats"),
+        h("button", { type: "button", class: "delete-all", onclick: () => this.confirmDeleteAll() }, "Delete all…")));
     }
     this.list.replaceChildren(...children);
   }
@@ -568,6 +569,16 @@ export class Sidebar {
       }
       this.render();
     });
+  }
+
+  confirmDeleteAll() {
+    const text = "Delete all your chats, archived and pinned ones too? This cannot be undone. Ratings already sent to MLflow stay there.";
+    this.confirm(text, () => this.act("Your chats could not be deleted", async () => {
+      await api.deleteAllChats();
+      this.openFolders.clear();
+      this.folderChats.clear();
+      if (this.activeId) this.deleted(this.activeId);
+    }));
   }
 
   /** Asks `text` in the page's delete dialog; runs `confirmed` on "Delete". */

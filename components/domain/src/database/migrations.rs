@@ -221,6 +221,8 @@ $body$"#,
             r#"ALTER TABLE chat."Chat" ADD COLUMN IF NOT EXISTS "archivedAt" TIMESTAMP"#,
             r#"ALTER TABLE chat."Chat" ADD COLUMN IF NOT EXISTS "folderId" UUID REFERENCES chat."Folder"(id) ON DELETE SET NULL"#,
             r#"CREATE INDEX IF NOT EXISTS idx_chat_folder ON chat."Chat" ("folderId") WHERE "folderId" IS NOT NULL"#,
+            // Retention's sweeps (history/retention.rs) across every user.
+            r#"CREATE INDEX IF NOT EXISTS idx_chat_inactive ON chat."Chat" ("lastActivityAt") WHERE "pinnedAt" IS NULL"#,
         ],
     },
 ];

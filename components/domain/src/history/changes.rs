@@ -17,6 +17,16 @@ use uuid::Uuid;
 /// Messages and votes go with the chat: their foreign keys cascade.
 const DELETE_OWNED_CHAT: &str = r#"DELETE FROM chat."Chat" WHERE id = $1 AND "userId" = $2"#;
 
+/// The caller's chats among the ids in `$2` (a JSON array of UUIDs); any
+/// other id deletes nothing.
+const DELETE_OWNED_CHATS: &str = r#"DELETE FROM chat."Chat"
+WHERE "userId" = $1 AND id IN (SELECT value::uuid FROM json_array_elements_text($2::text::json))"#;
+
+const DELETE_EVERY_OWNED_CHAT: &str = r#"DELETE FROM chat."Chat" WHERE "userId" = $1"#;
+
+/// The most chats one `POST /api/history/delete` names.
+pub const MAX_BULK_DELETE: usize = 100;
+
 const SET_VISIBILITY_OF_OWNED_CHAT: &str =
     r#"UPDATE chat."Chat" SET visibility = $3 WHERE id = $1 AND "userId" = $2"#;
 
@@ -140,6 +150,76 @@ pub fn file_statement(chat_id: Uuid, owner: &str, folder: Option<Uuid>) -> State
 /// The 404 for a folder that is not one of the caller's (or is no more).
 pub fn folder_not_found() -> ApiError {
     ApiError::not_found("There is no such folder of yours; it may have been deleted.")
+}
+
+/// Which chats a `POST /api/history/delete` deletes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BulkDelete {
+    /// These, where they are the caller's.
+    Chats(Vec<Uuid>),
+    /// Every chat of the caller's.
+    All,
+}
+
+const CHAT_IDS: &str = "chatIds";
+const ALL: &str = "all";
+const BULK_EXAMPLE: &str =
+    r#"{"chatIds":["123e4567-e89b-12d3-a456-426614174000"]} or {"all":true}"#;
+
+impl BulkDelete {
+    /// Exactly `{"chatIds": [1 to 100 chat ids]}` or `{"all": true}`.
+    pub fn from_body(body: &[u8]) -> Result<Self, ApiError> {
+        let mut object = JsonObject::parse(body, &[CHAT_IDS, ALL], BULK_EXAMPLE)?;
+        match (object.take(CHAT_IDS), object.take(ALL)) {
+            (Some(ids), None) => Self::chats(ids),
+            (None, Some(Value::Bool(true))) => Ok(Self::All),
+            (None, Some(_)) => Err(ApiError::bad_request(format!(
+                "all must be true (to delete every chat of yours); send {BULK_EXAMPLE}."
+            ))),
+            _ => Err(ApiError::bad_request(format!(
+                "Send chatIds or all, one of them: {BULK_EXAMPLE}."
+            ))),
+        }
+    }
+
+    fn chats(ids: Value) -> Result<Self, ApiError> {
+        let not_ids = || {
+            ApiError::bad_request(format!(
+                "chatIds must be a list of 1 to {MAX_BULK_DELETE} chat ids (UUIDs), such as {BULK_EXAMPLE}."
+            ))
+        };
+        let Value::Array(ids) = ids else {
+            return Err(not_ids());
+        };
+        if ids.is_empty() || ids.len() > MAX_BULK_DELETE {
+            return Err(not_ids());
+        }
+        ids.iter()
+            .map(|id| id.as_str().and_then(|id| Uuid::parse_str(id).ok()))
+            .collect::<Option<Vec<_>>>()
+            .map(Self::Chats)
+            .ok_or_else(not_ids)
+    }
+
+    /// The statement, guarded by the owner; its row count is the answer's
+    /// `deleted`.
+    pub fn statement(&self, owner: &str) -> Statement {
+        let owner = SqlParam::Text(owner.to_owned());
+        match self {
+            Self::Chats(ids) => {
+                let ids = serde_json::to_string(ids).expect("UUIDs serialise");
+                Statement::new(DELETE_OWNED_CHATS, vec![owner, SqlParam::Text(ids)])
+            }
+            Self::All => Statement::new(DELETE_EVERY_OWNED_CHAT, vec![owner]),
+        }
+    }
+}
+
+/// `{"success": true, "deleted": n}`: how many of the caller's chats went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BulkDeleted {
+    pub success: bool,
+    pub deleted: u64,
 }
 
 /// The title a `PATCH /api/chat/:chatId/title` body asks for: exactly
@@ -286,6 +366,48 @@ mod tests {
 
     fn chat_id() -> Uuid {
         Uuid::parse_str("123e4567-e89b-12d3-a456-426614174000").unwrap()
+    }
+
+    #[test]
+    fn a_bulk_delete_names_chats_or_all_and_only_ever_the_callers() {
+        let ids = BulkDelete::from_body(format!(r#"{{"chatIds":["{}"]}}"#, chat_id()).as_bytes());
+        assert_eq!(ids, Ok(BulkDelete::Chats(vec![chat_id()])));
+        let statement = ids.unwrap().statement("ada");
+        assert_eq!(
+            statement.params,
+            [
+                SqlParam::Text("ada".into()),
+                SqlParam::Text(format!(r#"["{}"]"#, chat_id()))
+            ]
+        );
+        assert!(statement.sql.contains(r#"WHERE "userId" = $1 AND id IN"#));
+        assert_eq!(
+            BulkDelete::from_body(br#"{"all":true}"#),
+            Ok(BulkDelete::All)
+        );
+        assert!(
+            BulkDelete::All
+                .statement("ada")
+                .sql
+                .ends_with(r#"WHERE "userId" = $1"#)
+        );
+        let too_many = json!({"chatIds": vec![chat_id(); MAX_BULK_DELETE + 1]}).to_string();
+        for body in [
+            r#"{"all":false}"#,
+            r#"{"all":"yes"}"#,
+            r#"{"chatIds":[]}"#,
+            r#"{"chatIds":["nope"]}"#,
+            r#"{"chatIds":"123e4567-e89b-12d3-a456-426614174000"}"#,
+            r#"{"chatIds":[],"all":true}"#,
+            "{}",
+            too_many.as_str(),
+        ] {
+            assert_eq!(
+                BulkDelete::from_body(body.as_bytes()).unwrap_err().status,
+                400,
+                "{body}"
+            );
+        }
     }
 
     #[test]

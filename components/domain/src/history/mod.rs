@@ -28,6 +28,7 @@
 
 pub mod changes;
 pub mod folders;
+pub mod retention;
 
 use crate::ApiError;
 use crate::database::migrations::SEARCH_INDEX_EXPRESSIONS;

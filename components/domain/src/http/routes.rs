@@ -45,6 +45,7 @@ pub enum HistoryHandler {
     Delete,
     SetVisibility,
     Rename,
+    DeleteMany,
     SetPinned,
     SetArchived,
     File,
@@ -143,6 +144,11 @@ pub const ROUTES: &[Route] = &[
         "PATCH",
         "/api/chat/{chatId:uuid}/title",
         Handler::History(HistoryHandler::Rename),
+    ),
+    public(
+        "POST",
+        "/api/history/delete",
+        Handler::History(HistoryHandler::DeleteMany),
     ),
     public(
         "PATCH",

@@ -132,6 +132,7 @@ fn project_manifest_is_read_completely() {
         [
             (HttpRoute::Path("/api/session".into()), "history"),
             (HttpRoute::Path("/api/history".into()), "history"),
+            (HttpRoute::Path("/api/history/...".into()), "history"),
             (HttpRoute::Path("/api/chat".into()), "chat-stream"),
             (
                 HttpRoute::Path("/api/chat/:chat_id/stop".into()),
@@ -243,7 +244,7 @@ fn project_manifest_routes_requests() {
     );
     // Paths nothing else claims go to the ui component's catch-all, which
     // answers the API's JSON 404.
-    for unclaimed in ["/nope", "/api/history/extra", "/administrator"] {
+    for unclaimed in ["/nope", "/api/historyx", "/administrator"] {
         assert_eq!(
             route(unclaimed),
             Some(("ui".into(), unclaimed.into())),
