@@ -658,6 +658,9 @@ async fn expired_reply_records_are_removed_from_the_store() {
     for (id, kept_at) in [(stale, 0), (fresh, now_ms)] {
         let record = json!({"chat_id": Uuid::new_v4(), "owner": OWNER, "trace_id": "tr-old", "kept_at": kept_at});
         store.insert(&format!("reply/{id}"), record.to_string().as_bytes());
+        // The marker of a temporary reply whose instance died mid-reply.
+        let marker = json!({"startedAt": kept_at});
+        store.insert(&format!("temporary/{id}"), marker.to_string().as_bytes());
     }
     let host = launch(config()).await;
 
@@ -676,12 +679,14 @@ async fn expired_reply_records_are_removed_from_the_store() {
         .unwrap()
         .to_owned();
     let keys = || -> Vec<String> { store.entries().into_iter().map(|(key, _)| key).collect() };
-    let left = chat_tests::eventually("the stale record removed", PATIENCE, async || {
+    let left = chat_tests::eventually("the stale records removed", PATIENCE, async || {
         let left = keys();
-        (!left.contains(&format!("reply/{stale}"))).then_some(left)
+        let gone = |key: String| !left.contains(&key);
+        (gone(format!("reply/{stale}")) && gone(format!("temporary/{stale}"))).then_some(left)
     })
     .await;
     assert!(left.contains(&format!("reply/{fresh}")), "{left:?}");
+    assert!(left.contains(&format!("temporary/{fresh}")), "{left:?}");
     assert!(left.contains(&format!("reply/{reply}")), "{left:?}");
     assert!(
         left.iter().any(|key| key == "reply-records-pruned-at"),

@@ -287,6 +287,17 @@ impl TestDatabase {
         ended.into_iter().filter(|ended| *ended).count()
     }
 
+    /// How many rows each table that a conversation, its owner or its
+    /// ratings are written to holds, by name.
+    pub async fn conversation_rows(&self) -> Vec<(&'static str, i64)> {
+        let mut counts = Vec::new();
+        for table in ["User", "Chat", "Message", "Vote", "FeedbackOutbox"] {
+            let sql = format!(r#"SELECT count(*) FROM chat."{table}""#);
+            counts.push((table, self.column::<i64>(&sql, &[]).await[0]));
+        }
+        counts
+    }
+
     /// The chat's messages as the database holds them, in the order the
     /// API lists them.
     pub async fn stored_messages(&self, chat: uuid::Uuid) -> Vec<StoredMessage> {

@@ -129,7 +129,8 @@ struct Scripts {
     replies_finished: usize,
     /// Scripts waiting at an [`Step::AwaitAck`] right now.
     awaiting_ack: usize,
-    /// Answers the app closed while they stalled or had not begun.
+    /// Answers the app closed before they ended: while they stalled, while
+    /// they were still sending, or before they began.
     hung_up: usize,
 }
 
@@ -206,8 +207,8 @@ impl ScriptedUpstream {
         self.scripts.lock().unwrap().awaiting_ack
     }
 
-    /// How many answers the app closed while they stalled (or, for a
-    /// silent one, before its head).
+    /// How many answers the app closed before they ended (while they
+    /// stalled or sent, or, for a silent one, before its head).
     pub fn hung_up(&self) -> usize {
         self.scripts.lock().unwrap().hung_up
     }
@@ -374,7 +375,8 @@ async fn answer(
                 Step::Send(text) => {
                     log_traces_in(&text, &mlflow);
                     if frames.send(Ok(Frame::data(Bytes::from(text)))).is_err() {
-                        return; // the reader hung up
+                        scripts.lock().unwrap().hung_up += 1;
+                        return;
                     }
                 }
                 Step::Pause(duration) => tokio::time::sleep(duration).await,

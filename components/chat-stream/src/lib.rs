@@ -6,10 +6,12 @@
 //! keeps what arrived. `POST /api/chat/:chatId/stop` ends a reply early;
 //! `POST /api/chat/:chatId/regenerate` streams a new one into the last
 //! reply's place; `GET /api/chat/:chatId/stream` follows the one being
-//! written, from its checkpoints.
+//! written, from its checkpoints. A temporary chat's reply (`temporary.rs`)
+//! streams the same way and is kept nowhere.
 
 mod follow;
 mod stop;
+mod temporary;
 mod transcript;
 mod upstream;
 
@@ -73,6 +75,9 @@ async fn chat(request: Request) -> Result<HttpResponse, Failure> {
     let (request, body) = request.into_parts();
     let chat = ChatRequest::parse(&read_body(&request.headers, body).await?)?;
     let identity = identify(&request.headers).await?;
+    if chat.temporary {
+        return temporary::chat(identity, chat).await;
+    }
     users::check_storable(&identity)?;
     let chat_id = chat.chat_id.unwrap_or_else(Uuid::new_v4);
     let message_id = chat.new_message().id.unwrap_or_else(Uuid::new_v4);
@@ -96,10 +101,14 @@ async fn chat(request: Request) -> Result<HttpResponse, Failure> {
         ));
     }
     let server_made_chat_id = chat.chat_id.is_none().then_some(chat_id);
+    let keeping = Keeping::Stored {
+        id: Uuid::new_v4(),
+        transcript: opened.transcript,
+    };
     Ok(stream_reply(
-        Uuid::new_v4(),
+        keeping,
+        store::now_ms(),
         server_made_chat_id,
-        opened.transcript,
         upstream,
     ))
 }
@@ -115,30 +124,31 @@ async fn regenerate(request: &Request, chat_id: Uuid) -> Result<HttpResponse, Fa
     let (cleared, on_cleared) = oneshot::channel();
     let _ = cleared.send(regeneration.context);
     let upstream = call_model(endpoint, on_cleared);
-    Ok(stream_reply(
-        regeneration.replaced.unwrap_or_else(Uuid::new_v4),
-        None,
-        Transcript::of(chat_id, identity.user_id),
-        upstream,
-    ))
+    let keeping = Keeping::Stored {
+        id: regeneration.replaced.unwrap_or_else(Uuid::new_v4),
+        transcript: Transcript::of(chat_id, identity.user_id),
+    };
+    Ok(stream_reply(keeping, store::now_ms(), None, upstream))
 }
 
-/// Answers with the event stream of reply `id`, which a task of its own
-/// relays from `upstream` and stores.
+/// Answers with the event stream of a reply that began at `started_at`,
+/// which a task of its own relays from `upstream` and keeps as `keeping`
+/// says.
 fn stream_reply(
-    id: Uuid,
+    keeping: Keeping,
+    started_at: u64,
     server_made_chat_id: Option<Uuid>,
-    transcript: Transcript,
     upstream: LocalBoxFuture<'static, Upstream>,
 ) -> HttpResponse {
     let (events, response) = response::event_stream();
-    let started_at = store::now_ms();
-    let stop = StopWatch::new(transcript.chat_id(), started_at);
+    let stop = match &keeping {
+        Keeping::Stored { transcript, .. } => StopWatch::for_chat(transcript.chat_id(), started_at),
+        Keeping::Temporary(marker) => marker.stop_watch(),
+    };
     let reply = Reply {
-        id,
+        keeping,
         started_at,
         server_made_chat_id,
-        transcript,
         events,
         stop,
     };
@@ -169,24 +179,33 @@ fn call_model(
     .boxed_local()
 }
 
-/// One assistant reply on its way from the endpoint to the client and the
-/// database.
+/// One assistant reply on its way from the endpoint to the client and, but
+/// for a temporary chat's, the database.
 struct Reply {
-    id: Uuid,
+    keeping: Keeping,
     /// When the reply began: its place in the conversation if it has to
     /// wait in the journal.
     started_at: u64,
     server_made_chat_id: Option<Uuid>,
-    transcript: Transcript,
     events: EventSender,
     stop: StopWatch,
+}
+
+/// What becomes of a reply besides reaching the client.
+enum Keeping {
+    /// Stored as message `id` of the chat, checkpointed while it streams.
+    Stored { id: Uuid, transcript: Transcript },
+    /// Kept nowhere (a temporary chat): only its marker, for a stop, while
+    /// it streams.
+    Temporary(temporary::Marker),
 }
 
 /// How a reply that did not fail ended.
 enum Ending {
     /// The endpoint finished it.
     Complete,
-    /// Its owner stopped it; the endpoint's request was closed.
+    /// Its owner stopped it, or (a temporary chat's) its client left, which
+    /// nothing would keep the rest for; the endpoint's request was closed.
     Stopped,
 }
 
@@ -212,20 +231,21 @@ impl Reply {
             log::failure("POST /api/chat: the model endpoint's stream had", &skipped);
         }
         let stopped = matches!(outcome, Ok(Ending::Stopped));
-        let status = if stopped {
-            MessageStatus::Stopped
-        } else {
-            MessageStatus::of_ended_reply(outcome.is_ok(), relay.text())
-        };
-        self.transcript
-            .save_reply(
-                self.id,
-                relay.text(),
-                relay.trace_id(),
-                status,
-                self.started_at,
-            )
-            .await;
+        match &self.keeping {
+            Keeping::Stored { id, transcript } => {
+                let status = if stopped {
+                    MessageStatus::Stopped
+                } else {
+                    MessageStatus::of_ended_reply(outcome.is_ok(), relay.text())
+                };
+                let (text, trace_id) = (relay.text(), relay.trace_id());
+                transcript
+                    .save_reply(*id, text, trace_id, status, self.started_at)
+                    .await;
+            }
+            // Gone before the client hears the end, so nothing is left after it.
+            Keeping::Temporary(marker) => marker.remove().await,
+        }
         // A truncated reply is told as an error, and still ends as a reply
         // does: the part that came is stored (incomplete) under its id.
         let ends_with_meta = match &outcome {
@@ -237,10 +257,17 @@ impl Reply {
             }
         };
         if ends_with_meta {
-            if let Some(trace_id) = relay.trace_id() {
-                self.transcript.keep_for_feedback(self.id, trace_id).await;
-            }
-            let meta = MetaEvent::new(self.id, relay.trace_id(), self.server_made_chat_id);
+            let meta = match &self.keeping {
+                Keeping::Stored { id, transcript } => {
+                    if let Some(trace_id) = relay.trace_id() {
+                        transcript.keep_for_feedback(*id, trace_id).await;
+                    }
+                    MetaEvent::new(*id, relay.trace_id(), self.server_made_chat_id)
+                }
+                Keeping::Temporary(_) => {
+                    MetaEvent::temporary(relay.trace_id(), self.server_made_chat_id)
+                }
+            };
             let meta = if stopped { meta.stopped() } else { meta };
             self.events.send(data_frame(&meta));
             self.events.send(DONE_FRAME);
@@ -248,9 +275,10 @@ impl Reply {
     }
 
     /// Forwards each event the moment its bytes are in, and checkpoints the
-    /// text at most every [`CHECKPOINT_INTERVAL`](chat_domain::chat::conversation::CHECKPOINT_INTERVAL)
-    /// while it streams. A client that left changes nothing: the endpoint is
-    /// read to its end all the same, so the whole reply is stored. Between
+    /// text of a stored reply at most every [`CHECKPOINT_INTERVAL`](chat_domain::chat::conversation::CHECKPOINT_INTERVAL)
+    /// while it streams. A client that left changes nothing for a stored
+    /// reply: the endpoint is read to its end all the same, so the whole
+    /// reply is stored; a temporary one ends there. Between
     /// frames (never during a checkpoint's write) it looks for a stop on the
     /// watch's timer; stopping drops the body, which closes the request.
     async fn stream(
@@ -268,20 +296,20 @@ impl Reply {
             if self.stop.stop_requested().await {
                 return Ok(Ending::Stopped);
             }
-            let due = checkpoint_due_in(
+            let stored = match &self.keeping {
+                Keeping::Stored { id, transcript } => Some((*id, transcript)),
+                Keeping::Temporary(_) => None,
+            };
+            let due = stored.and(checkpoint_due_in(
                 relay.text().len() > checkpointed_len.unwrap_or(0),
                 checkpointed_len.is_some(),
                 last_checkpoint.elapsed(),
-            );
-            if due == Some(Duration::ZERO) {
-                self.transcript
-                    .save_reply(
-                        self.id,
-                        relay.text(),
-                        relay.trace_id(),
-                        MessageStatus::Streaming,
-                        self.started_at,
-                    )
+            ));
+            if let (Some((id, transcript)), Some(Duration::ZERO)) = (stored, due) {
+                let (text, trace_id) = (relay.text(), relay.trace_id());
+                let status = MessageStatus::Streaming;
+                transcript
+                    .save_reply(id, text, trace_id, status, self.started_at)
                     .await;
                 last_checkpoint = Instant::now();
                 checkpointed_len = Some(relay.text().len());
@@ -314,7 +342,10 @@ impl Reply {
                 }
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
-                        self.forward(relay.receive(&data)?);
+                        let heard = self.forward(relay.receive(&data)?);
+                        if !heard && matches!(self.keeping, Keeping::Temporary(_)) {
+                            return Ok(Ending::Stopped);
+                        }
                         if relay.upstream_done() {
                             return Ok(Ending::Complete);
                         }
@@ -324,11 +355,10 @@ impl Reply {
         }
     }
 
-    /// Sends frames on; once the client is gone they are dropped unread.
-    fn forward(&self, frames: Vec<String>) {
-        for frame in frames {
-            self.events.send(frame);
-        }
+    /// Sends frames on; once the client is gone they are dropped unread,
+    /// and the answer is false.
+    fn forward(&self, frames: Vec<String>) -> bool {
+        frames.into_iter().all(|frame| self.events.send(frame))
     }
 }
 

@@ -1,9 +1,11 @@
 //! `POST /api/chat/:chatId/stop`, and the watch a streaming reply keeps for
-//! it (the rules are in `chat_domain::chat::stop`).
+//! it (the rules are in `chat_domain::chat::stop`, and for a temporary
+//! chat's reply in `chat_domain::chat::temporary`).
 
 use chat_domain::ApiError;
 use chat_domain::access::ChatAction;
 use chat_domain::chat::stop::{self, STOP_CHECK_INTERVAL, StopRequested};
+use chat_domain::chat::temporary;
 use chat_guest::access::authorize;
 use chat_guest::database;
 use chat_guest::request::{Request, identify};
@@ -16,27 +18,22 @@ use std::time::Instant;
 use uuid::Uuid;
 
 /// Signals a stop to the reply streaming in one of the caller's chats,
-/// whichever instance streams it. Whose chat it is must be known first:
-/// without the database the answer is 503, never a signal.
+/// whichever instance streams it. A temporary reply of the caller's is
+/// found by its marker, which only the caller's stop can name, so it needs
+/// no database. Otherwise whose chat it is must be known first: without the
+/// database the answer is 503, never a signal.
 pub async fn request(request: &Request, chat_id: Uuid) -> Result<HttpResponse, Failure> {
     let identity = identify(request.headers()).await?;
-    database::read(async |db| authorize(db, chat_id, &identity.user_id, ChatAction::Stop).await)
+    let store = store::open().await;
+    if !stop_temporary_reply(store.as_ref(), chat_id, &identity.user_id).await? {
+        database::read(async |db| {
+            authorize(db, chat_id, &identity.user_id, ChatAction::Stop).await
+        })
         .await?;
-    let unavailable = || {
-        ApiError::service_unavailable(
-            "The reply cannot be stopped right now: the key-value store is not available.",
-        )
-    };
-    let store = store::open().await.ok_or_else(unavailable)?;
-    let signalled = store
-        .set(&stop::stop_key(chat_id), &stop::signal(store::now_ms()))
-        .await;
-    if let Err(error) = signalled {
-        log::failure(
-            "POST /api/chat/:chatId/stop: writing the stop signal",
-            &format!("{error:?}"),
-        );
-        return Err(unavailable().into());
+        let store = store.ok_or_else(unavailable)?;
+        let signal = stop::signal(store::now_ms());
+        let signalled = store.set(&stop::stop_key(chat_id), &signal).await;
+        written("writing the stop signal", signalled)?;
     }
     Ok(response::json(
         StatusCode::ACCEPTED,
@@ -44,11 +41,54 @@ pub async fn request(request: &Request, chat_id: Uuid) -> Result<HttpResponse, F
     ))
 }
 
+/// Asks the caller's temporary reply in the chat to stop, if one streams
+/// (its marker is there): answers whether it did.
+async fn stop_temporary_reply(
+    store: Option<&Store>,
+    chat_id: Uuid,
+    caller: &str,
+) -> Result<bool, Failure> {
+    let Some(store) = store else {
+        return Ok(false);
+    };
+    let key = temporary::marker_key(chat_id, caller);
+    // A failed read finds no marker: the chat's stored owner decides then.
+    let marker = store.get(&key).await.ok().flatten();
+    let Some(marker) = marker.as_deref().and_then(temporary::Marker::from_bytes) else {
+        return Ok(false);
+    };
+    let stopped = marker.stopped(store::now_ms()).to_bytes();
+    written(
+        "marking the temporary reply stopped",
+        store.set(&key, &stopped).await,
+    )?;
+    Ok(true)
+}
+
+fn unavailable() -> ApiError {
+    ApiError::service_unavailable(
+        "The reply cannot be stopped right now: the key-value store is not available.",
+    )
+}
+
+/// A failed write of the store is logged and answered 503.
+fn written(what: &str, outcome: Result<(), store::Error>) -> Result<(), ApiError> {
+    outcome.map_err(|error| {
+        log::failure(
+            &format!("POST /api/chat/:chatId/stop: {what}"),
+            &format!("{error:?}"),
+        );
+        unavailable()
+    })
+}
+
 /// Looks for a stop of one reply, at most once per [`STOP_CHECK_INTERVAL`].
 /// The store is opened at the first look, so a reply shorter than that
 /// never touches it.
 pub struct StopWatch {
     key: String,
+    /// Whether what the key holds stops the reply that began at the time given.
+    stops: fn(Option<&[u8]>, u64) -> bool,
     reply_started_ms: u64,
     /// `Some(None)`: the store could not be opened, so nothing can signal a
     /// stop and the watch never sees one.
@@ -57,9 +97,16 @@ pub struct StopWatch {
 }
 
 impl StopWatch {
-    pub fn new(chat_id: Uuid, reply_started_ms: u64) -> Self {
+    /// The watch of a stored chat's reply, on the chat's stop signal.
+    pub fn for_chat(chat_id: Uuid, reply_started_ms: u64) -> Self {
+        Self::new(stop::stop_key(chat_id), stop::stops, reply_started_ms)
+    }
+
+    /// A watch on `key`, which `stops` reads.
+    pub fn new(key: String, stops: fn(Option<&[u8]>, u64) -> bool, reply_started_ms: u64) -> Self {
         Self {
-            key: stop::stop_key(chat_id),
+            key,
+            stops,
             reply_started_ms,
             store: OnceCell::new(),
             next_look: Cell::new(Instant::now() + STOP_CHECK_INTERVAL),
@@ -88,7 +135,7 @@ impl StopWatch {
             return false;
         };
         match store.get(&self.key).await {
-            Ok(signal) => stop::stops(signal.as_deref(), self.reply_started_ms),
+            Ok(signal) => (self.stops)(signal.as_deref(), self.reply_started_ms),
             // The next look tries again; a stop is late, never wrong.
             Err(_) => false,
         }

@@ -6,7 +6,7 @@ use crate::Failure;
 use crate::postgres::Db;
 use crate::store::{self, Remembered, Store};
 use crate::{log, writes};
-use chat_domain::chat::stop;
+use chat_domain::chat::{stop, temporary};
 use chat_domain::feedback::{self, ReplyRecord};
 use chat_domain::resilience::journal::{self, ConversationWrite, JournalEntry, PENDING_KEY};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,7 +65,8 @@ pub async fn keep_reply(message_id: Uuid, record: &ReplyRecord) {
 static NEXT_PRUNE_LOOK_MS: AtomicU64 = AtomicU64::new(0);
 const PRUNE_LOOK_INTERVAL_MS: u64 = 3_600_000;
 
-/// Removes expired reply records and old stop signals from the store, when
+/// Removes expired reply records, old stop signals and the markers of
+/// temporary replies whose instance died mid-reply from the store, when
 /// the last removal (by any instance) is a day old: a listing of the store
 /// and a read of each record, so it runs as a task of its own beside a
 /// request, never in the way of its answer.
@@ -103,6 +104,8 @@ pub async fn prune_expired_records() {
             feedback::prunable
         } else if key.starts_with(stop::STOP_PREFIX) {
             stop::prunable
+        } else if key.starts_with(temporary::MARKER_PREFIX) {
+            temporary::prunable
         } else {
             continue;
         };
@@ -113,7 +116,7 @@ pub async fn prune_expired_records() {
     }
     if removed > 0 {
         log::note(&format!(
-            "removed {removed} expired reply records and stop signals from the key-value store"
+            "removed {removed} expired reply records, stop signals and temporary markers from the key-value store"
         ));
     }
 }

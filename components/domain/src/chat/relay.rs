@@ -127,8 +127,10 @@ pub fn data_frame(value: &impl Serialize) -> String {
 pub struct MetaEvent {
     #[serde(rename = "type")]
     kind: &'static str,
+    /// `null` for a temporary chat's reply: it is not stored, so there is
+    /// nothing to rate or regenerate.
     #[serde(rename = "assistantMessageId")]
-    pub assistant_message_id: Uuid,
+    pub assistant_message_id: Option<Uuid>,
     #[serde(rename = "traceId")]
     pub trace_id: Option<String>,
     #[serde(rename = "chatId", skip_serializing_if = "Option::is_none")]
@@ -136,9 +138,13 @@ pub struct MetaEvent {
     /// `"stopped": true` when the owner stopped the reply; absent otherwise.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub stopped: bool,
+    /// `"temporary": true` for a temporary chat's reply; absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub temporary: bool,
 }
 
 impl MetaEvent {
+    /// The end of a reply stored as `assistant_message_id`;
     /// `server_made_chat_id`: the chat's id when the request had none.
     pub fn new(
         assistant_message_id: Uuid,
@@ -147,10 +153,24 @@ impl MetaEvent {
     ) -> Self {
         Self {
             kind: "meta",
-            assistant_message_id,
+            assistant_message_id: Some(assistant_message_id),
             trace_id: trace_id.map(str::to_owned),
             chat_id: server_made_chat_id,
             stopped: false,
+            temporary: false,
+        }
+    }
+
+    /// The end of a temporary chat's reply, which is stored nowhere. The
+    /// trace id is the endpoint's own, told as for any reply.
+    pub fn temporary(trace_id: Option<&str>, server_made_chat_id: Option<Uuid>) -> Self {
+        Self {
+            kind: "meta",
+            assistant_message_id: None,
+            trace_id: trace_id.map(str::to_owned),
+            chat_id: server_made_chat_id,
+            stopped: false,
+            temporary: true,
         }
     }
 
@@ -312,6 +332,21 @@ mod tests {
         assert_eq!(
             stopped,
             json!({"type": "meta", "assistantMessageId": message, "traceId": null, "stopped": true})
+        );
+    }
+
+    #[test]
+    fn a_temporary_replys_meta_event_has_no_message_id() {
+        let chat = Uuid::from_u128(2);
+        let value = serde_json::to_value(MetaEvent::temporary(Some("tr-1"), Some(chat))).unwrap();
+        assert_eq!(
+            value,
+            json!({"type": "meta", "assistantMessageId": null, "traceId": "tr-1", "chatId": chat, "temporary": true})
+        );
+        let stopped = serde_json::to_value(MetaEvent::temporary(None, None).stopped()).unwrap();
+        assert_eq!(
+            stopped,
+            json!({"type": "meta", "assistantMessageId": null, "traceId": null, "stopped": true, "temporary": true})
         );
     }
 

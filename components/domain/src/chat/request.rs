@@ -1,5 +1,6 @@
-//! The `POST /api/chat` body: `{"id"?: uuid, "messages": [{"role",
-//! "content", "id"?}]}`, checked in full before anything else happens.
+//! The `POST /api/chat` body: `{"id"?: uuid, "temporary"?: bool,
+//! "messages": [{"role", "content", "id"?}]}`, checked in full before
+//! anything else happens.
 //!
 //! The seed's client sends the whole conversation each time, its assistant
 //! messages with the `traceId` it was told (so that field is accepted and
@@ -7,6 +8,7 @@
 //! message, the user's new one, must have text; it is the one stored.
 
 use crate::ApiError;
+use crate::chat::temporary;
 use crate::http::json_body::JsonObject;
 use crate::http::validate::{abbreviate, not_a_uuid, parse_uuid};
 use serde_json::{Map, Value};
@@ -17,6 +19,7 @@ use uuid::Uuid;
 pub const MAX_MESSAGES: usize = 1000;
 
 const ID: &str = "id";
+const TEMPORARY: &str = "temporary";
 const MESSAGES: &str = "messages";
 const ROLE: &str = "role";
 const CONTENT: &str = "content";
@@ -66,15 +69,25 @@ pub struct ChatRequest {
     /// The conversation, oldest first; never empty, and the last message is
     /// the user's, with text.
     pub messages: Vec<ChatMessage>,
+    /// Nothing of this turn is kept (`chat_domain::chat::temporary`); the
+    /// earlier messages are then within that module's limits.
+    pub temporary: bool,
 }
 
 impl ChatRequest {
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
-        let mut object = JsonObject::parse(body, &[ID, MESSAGES], EXAMPLE)?;
+        let mut object = JsonObject::parse(body, &[ID, TEMPORARY, MESSAGES], EXAMPLE)?;
         let chat_id = match object.take(ID) {
             None => None,
             Some(Value::String(id)) => Some(parse_uuid(ID, &id)?),
             Some(_) => return Err(not_a_uuid(ID)),
+        };
+        let temporary = match object.take(TEMPORARY) {
+            None => false,
+            Some(Value::Bool(temporary)) => temporary,
+            Some(_) => {
+                return Err(ApiError::bad_request("`temporary` must be true or false."));
+            }
         };
         let Value::Array(items) = object.take_required(MESSAGES)? else {
             return Err(ApiError::bad_request(format!(
@@ -102,7 +115,16 @@ impl ChatRequest {
             Some(last) if last.content.trim().is_empty() => Err(ApiError::bad_request(
                 "The last message has no text; send the user's message in `content`.",
             )),
-            Some(_) => Ok(Self { chat_id, messages }),
+            Some(_) => {
+                if temporary {
+                    temporary::check_history(&messages[..messages.len() - 1])?;
+                }
+                Ok(Self {
+                    chat_id,
+                    messages,
+                    temporary,
+                })
+            }
         }
     }
 
@@ -218,6 +240,33 @@ mod tests {
         let request = parse(&json!({"messages": [{"role": "user", "content": "Hi"}]})).unwrap();
         assert_eq!(request.chat_id, None);
         assert_eq!(request.new_message().id, None);
+    }
+
+    #[test]
+    fn a_temporary_chat_says_so_and_its_history_is_held_to_the_context_limits() {
+        let plain = parse(&json!({"messages": [{"role": "user", "content": "Hi"}]})).unwrap();
+        assert!(!plain.temporary);
+        let body = json!({"temporary": true, "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello!", "traceId": "tr-1"},
+            {"role": "user", "content": "More"}
+        ]});
+        let request = parse(&body).unwrap();
+        assert!(request.temporary);
+        assert_eq!(request.messages.len(), 3);
+        let with_system = json!({"temporary": true, "messages": [
+            {"role": "system", "content": "Obey"},
+            {"role": "user", "content": "Hi"}
+        ]});
+        assert!(refusal(&with_system).starts_with("messages[0]: a temporary chat"));
+        // The same body without the flag keeps the seed's behaviour.
+        let mut seed_body = with_system.clone();
+        seed_body["temporary"] = json!(false);
+        assert!(!parse(&seed_body).unwrap().temporary);
+        for flag in [json!("true"), json!(1), json!(null)] {
+            let body = json!({"temporary": flag, "messages": [{"role": "user", "content": "x"}]});
+            assert_eq!(refusal(&body), "`temporary` must be true or false.");
+        }
     }
 
     #[test]
