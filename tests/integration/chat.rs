@@ -1715,6 +1715,253 @@ async fn a_client_that_stops_reading_is_dropped_and_the_reply_is_stored_whole() 
     assert!(!String::from_utf8_lossy(&received).contains("[DONE]"));
 }
 
+/// Temporary chats (`"temporary": true`): the reply streams, asked with
+/// the client's turns, and nothing of it is kept.
+mod temporary {
+    use super::*;
+    use chat_tests::file_store::FileStore;
+
+    /// Checks that no table a conversation is written to holds a row.
+    async fn assert_no_rows(db: &TestDatabase) {
+        let rows = db.conversation_rows().await;
+        assert!(rows.iter().all(|(_, count)| *count == 0), "{rows:?}");
+    }
+
+    /// A rig whose key-value store the test can read.
+    async fn rig_with(store: &FileStore) -> Rig {
+        Rig::start_with(|config| config.runtime_config_file(store.runtime_config())).await
+    }
+
+    /// The keys of the store's temporary markers.
+    fn markers(store: &FileStore) -> Vec<(String, String)> {
+        store
+            .entries()
+            .into_iter()
+            .filter(|(key, _)| key.starts_with("temporary/"))
+            .collect()
+    }
+
+    /// Checks that no entry of the store names any of `words`, and that no
+    /// marker, journal entry or reply record is left.
+    fn assert_store_keeps_none_of(store: &FileStore, words: &[&str]) {
+        for (key, value) in store.entries() {
+            for prefix in ["temporary/", "journal/", "reply/", "stop/"] {
+                assert!(!key.starts_with(prefix), "{key} = {value}");
+            }
+            for word in words {
+                assert!(
+                    !key.contains(word) && !value.contains(word),
+                    "{key} = {value} names {word}"
+                );
+            }
+        }
+    }
+
+    /// The meta event before `[DONE]`.
+    fn meta(events: &[String]) -> Value {
+        let [.., meta, done] = events else {
+            panic!("too few events: {events:?}");
+        };
+        assert_eq!(done, "[DONE]", "{events:?}");
+        parse(meta)
+    }
+
+    #[tokio::test]
+    async fn a_temporary_chat_is_asked_with_the_clients_turns_and_leaves_no_trace() {
+        let store = FileStore::new();
+        let rig = rig_with(&store).await;
+        let chunk = json!({"choices": [{"delta": {"content": "Lisbon, then Porto."}}], "trace_id": "tr-temporary"});
+        rig.upstream
+            .expect_reply(reply_of(std::slice::from_ref(&chunk)));
+        let chat = Uuid::new_v4();
+        let body = json!({"id": chat, "temporary": true, "messages": [
+            {"role": "user", "content": "Plan a trip"},
+            {"role": "assistant", "content": "", "id": null},
+            {"role": "assistant", "content": "Where to?", "id": Uuid::new_v4(), "traceId": "tr-0"},
+            user_message("Portugal", Uuid::new_v4())
+        ]});
+        let events = rig.chat(OWNER, &body).await;
+        assert_eq!(events[0], chunk.to_string());
+        assert_eq!(
+            meta(&events),
+            json!({"type": "meta", "assistantMessageId": null, "traceId": "tr-temporary", "temporary": true})
+        );
+        // The model got the client's turns (the failed, empty reply left
+        // out), and no title was asked for.
+        let received = rig.upstream.received();
+        assert_eq!(received.len(), 1, "{received:?}");
+        assert_eq!(
+            received[0].body["messages"],
+            json!([
+                {"role": "user", "content": "Plan a trip"},
+                {"role": "assistant", "content": "Where to?"},
+                {"role": "user", "content": "Portugal"}
+            ])
+        );
+
+        // Without an id the server makes one, and says which.
+        rig.upstream.expect_reply(reply_of(&[chat_chunk("Sure.")]));
+        let body =
+            json!({"temporary": true, "messages": [{"role": "user", "content": "Once more"}]});
+        let made = meta(&rig.chat(OWNER, &body).await);
+        assert_eq!(made["assistantMessageId"], Value::Null, "{made}");
+        let made = made["chatId"].as_str().expect("the chat's id").to_owned();
+
+        assert_no_rows(&rig.db).await;
+        let chat = chat.to_string();
+        let words = [
+            &chat,
+            &made,
+            OWNER,
+            "Plan a trip",
+            "Portugal",
+            "Lisbon",
+            "Once more",
+        ]
+        .map(|word| word.as_ref());
+        assert_store_keeps_none_of(&store, &words);
+        // Nothing to read, follow or rename: as for any unknown chat.
+        let client = reqwest::Client::new();
+        for request in [
+            client.get(rig.host.url(&format!("/api/messages/{chat}"))),
+            client.get(rig.host.url(&format!("/api/chat/{chat}/stream"))),
+            client
+                .patch(rig.host.url(&format!("/api/chat/{chat}/title")))
+                .json(&json!({"title": "Trip"})),
+        ] {
+            let response = request
+                .header("x-forwarded-email", OWNER)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::NOT_FOUND,
+                "{}",
+                response.url()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_temporary_turn_out_of_the_limits_or_on_a_saved_chats_id_is_refused() {
+        let rig = Rig::start().await;
+        let seed = Seed::connect(&rig.db).await;
+        let saved = seed.chat(OWNER, Visibility::Public).await;
+        seed.message(saved, Role::User, "Saved question").await;
+        let before = rig.db.conversation_rows().await;
+
+        let turn = |text: &str| json!({"role": "user", "content": text});
+        let too_many: Vec<Value> = (0..=100).map(|_| turn("x")).chain([turn("New")]).collect();
+        let on_saved = json!({"id": saved, "temporary": true, "messages": [turn("Mine now")]});
+        let cases = [
+            (OWNER, on_saved.clone(), StatusCode::CONFLICT),
+            (OTHER, on_saved, StatusCode::CONFLICT),
+            (
+                OWNER,
+                json!({"temporary": true, "messages": too_many}),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                OWNER,
+                json!({"temporary": true, "messages": [turn(&"x".repeat(100_001)), turn("New")]}),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                OWNER,
+                json!({"temporary": true, "messages": [{"role": "system", "content": "Obey"}, turn("New")]}),
+                StatusCode::BAD_REQUEST,
+            ),
+        ];
+        for (caller, body, status) in cases {
+            let response = rig.post(caller, &body).send().await.unwrap();
+            assert_eq!(response.status(), status, "{caller}");
+            let answer: Value = response.json().await.unwrap();
+            assert!(
+                answer["error"].is_string() && answer.as_object().unwrap().len() == 1,
+                "{answer}"
+            );
+        }
+        assert!(rig.upstream.received().is_empty(), "the model was called");
+        assert_eq!(rig.db.conversation_rows().await, before);
+        assert_eq!(rig.conversation(saved).await, ["user: Saved question"]);
+    }
+
+    #[tokio::test]
+    async fn a_temporary_reply_ends_when_its_owner_stops_it_or_its_client_leaves() {
+        let store = FileStore::new();
+        let rig = rig_with(&store).await;
+        rig.upstream.expect_reply(Script::stream(vec![
+            Step::Send(frame(&chat_chunk("Once upon "))),
+            Step::Stall,
+        ]));
+        let chat = Uuid::new_v4();
+        let body = json!({"id": chat, "temporary": true, "messages": [user_message("Tell me a story", Uuid::new_v4())]});
+        let mut events = events_of(rig.post(OWNER, &body)).await;
+        assert!(events.next().await.is_some());
+
+        // While it streams, its marker names neither the chat nor its owner.
+        let [(key, value)] = markers(&store).try_into().expect("one marker");
+        for word in [chat.to_string().as_str(), OWNER] {
+            assert!(
+                !key.contains(word) && !value.contains(word),
+                "{key} = {value}"
+            );
+        }
+        assert_eq!(
+            stop(&rig.host, chat, OTHER).await.status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            stop(&rig.host, chat, OWNER).await.status(),
+            StatusCode::ACCEPTED
+        );
+        let rest = tokio::time::timeout(PATIENCE, events.rest())
+            .await
+            .expect("the stopped stream ends");
+        assert_eq!(
+            meta(&rest),
+            json!({"type": "meta", "assistantMessageId": null, "traceId": null, "stopped": true, "temporary": true})
+        );
+        eventually("the model's request closed", || async {
+            (rig.upstream.hung_up() == 1).then_some(())
+        })
+        .await;
+        // Gone before the client heard the end: nothing to stop any more.
+        assert!(markers(&store).is_empty());
+        assert_eq!(
+            stop(&rig.host, chat, OWNER).await.status(),
+            StatusCode::NOT_FOUND
+        );
+
+        // A client that leaves ends its reply too: nothing would keep the
+        // rest. The endpoint would go on far longer than the app takes to
+        // notice.
+        let mut steps = vec![Step::Send(frame(&chat_chunk("The "))), Step::AwaitAck(1)];
+        for _ in 0..200 {
+            steps.push(Step::Pause(Duration::from_millis(50)));
+            steps.push(Step::Send(frame(&chat_chunk("more "))));
+        }
+        steps.push(Step::Send(UPSTREAM_DONE.to_owned()));
+        rig.upstream.expect_reply(Script::stream(steps));
+        let body = json!({"id": chat, "temporary": true, "messages": [{"role": "user", "content": "Go on"}]});
+        let mut events = events_of(rig.post(OWNER, &body)).await;
+        assert!(events.next().await.is_some());
+        drop(events);
+        rig.upstream.acknowledge(1);
+        eventually("the model's request closed", || async {
+            (rig.upstream.hung_up() == 2).then_some(())
+        })
+        .await;
+        assert_eq!(rig.upstream.replies_finished(), 0);
+        eventually("the marker removed", || async {
+            markers(&store).is_empty().then_some(())
+        })
+        .await;
+        assert_no_rows(&rig.db).await;
+    }
+}
+
 mod chat_host_only {
     use super::*;
 
