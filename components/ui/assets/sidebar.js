@@ -29,6 +29,26 @@ export function groupOf(at, now = new Date()) {
   return GROUPS[3];
 }
 
+/**
+ * A text field edited in place: Enter (or leaving the field) calls
+ * `finish(true)`, Escape `finish(false)`.
+ */
+function inPlaceForm(input, finish, className) {
+  input.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    event.preventDefault();
+    finish(false);
+  });
+  input.addEventListener("blur", () => finish(true));
+  return h("form", {
+    class: className,
+    onsubmit: (event) => {
+      event.preventDefault();
+      finish(true);
+    },
+  }, input);
+}
+
 export class Sidebar {
   /**
    * `open(chatId)` is called when the user picks a chat, `deleted(chatId)`
@@ -388,19 +408,7 @@ export class Sidebar {
         ? this.act("The folder could not be renamed", () => api.renameFolder(folder.id, name))
         : this.act("The folder could not be created", () => api.createFolder(name));
     };
-    input.addEventListener("keydown", (event) => {
-      if (event.key !== "Escape") return;
-      event.preventDefault();
-      finish(false);
-    });
-    input.addEventListener("blur", () => finish(true));
-    return h("form", {
-      class: "rename-form folder-form",
-      onsubmit: (event) => {
-        event.preventDefault();
-        finish(true);
-      },
-    }, input);
+    return inPlaceForm(input, finish, "rename-form folder-form");
   }
 
   deleteFolder(folder) {
@@ -538,19 +546,7 @@ export class Sidebar {
       }
       this.render();
     };
-    input.addEventListener("keydown", (event) => {
-      if (event.key !== "Escape") return;
-      event.preventDefault();
-      finish(false);
-    });
-    input.addEventListener("blur", () => finish(true));
-    return h("form", {
-      class: "rename-form",
-      onsubmit: (event) => {
-        event.preventDefault();
-        finish(true);
-      },
-    }, input);
+    return inPlaceForm(input, finish, "rename-form");
   }
 
   confirmDelete(chat) {
