@@ -1844,6 +1844,27 @@ mod temporary {
     }
 
     #[tokio::test]
+    async fn without_the_database_a_temporary_chat_streams_and_journals_nothing() {
+        let store = FileStore::new();
+        let upstream = ScriptedUpstream::start().await;
+        let closed = closed_port();
+        let config = HostConfig::new(&format!("postgres://chat@{closed}/chat"))
+            .variable("serving_endpoint_url", &upstream.url)
+            .variable("serving_endpoint_origin", &upstream.origin)
+            .runtime_config_file(store.runtime_config());
+        let host = TestHost::launch(config).await;
+        upstream.expect_reply(reply_of(&[chat_chunk("Still here.")]));
+        // Whose chat the id is cannot be known: the turn goes on, as it
+        // touches no stored chat.
+        let chat = Uuid::new_v4();
+        let body = json!({"id": chat, "temporary": true, "messages": [{"role": "user", "content": "Anyone?"}]});
+        let events = events_of(post_chat(&host, OWNER, &body)).await.rest().await;
+        assert_eq!(meta(&events)["temporary"], true, "{events:?}");
+        let chat = chat.to_string();
+        assert_store_keeps_none_of(&store, &[&chat, OWNER, "Anyone?", "Still here."]);
+    }
+
+    #[tokio::test]
     async fn a_temporary_turn_out_of_the_limits_or_on_a_saved_chats_id_is_refused() {
         let rig = Rig::start().await;
         let seed = Seed::connect(&rig.db).await;
