@@ -43,7 +43,7 @@ pub const CHATS_PER_PAGE: i64 = 100;
 
 /// The caller's folders in the sidebar's order. Selects, in order: id,
 /// name, position ([`folder`] decodes them).
-const FOLDERS: &str = r#"SELECT id, name, position::bigint FROM chat."Folder"
+const FOLDERS: &str = r#"SELECT id, name, position FROM chat."Folder"
 WHERE "userId" = $1
 ORDER BY position, "createdAt", id"#;
 
@@ -215,8 +215,7 @@ pub fn folder<R: Row>(row: &R) -> Result<FolderRecord<'static>, R::Error> {
     Ok(FolderRecord {
         id: row.uuid(0)?,
         name: Cow::Owned(row.text(1)?),
-        // The column is an INTEGER, selected as BIGINT.
-        position: i32::try_from(row.int64(2)?).unwrap_or(i32::MAX),
+        position: row.int32(2)?,
     })
 }
 
@@ -391,7 +390,7 @@ pub(crate) mod tests {
             &[
                 ("id", Value::Uuid(Uuid::from_u128(7))),
                 ("name", Value::Text("Work")),
-                ("position::bigint", Value::Int64(3)),
+                ("position", Value::Int32(3)),
             ],
         );
         assert_eq!(

@@ -21,14 +21,12 @@ use super::{
 use crate::ApiError;
 use crate::access::Visibility;
 use crate::chat::conversation::MessageStatus;
+use crate::history::folders;
 use crate::messages::MessageVote;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
-
-/// The longest folder name, in characters (longer ones are cut).
-pub const MAX_FOLDER_NAME_CHARS: usize = 100;
 
 /// Reasons counted in the report's `skippedParts`.
 const NON_TEXT_PART: &str = "non-text part";
@@ -180,7 +178,9 @@ fn source(number: usize) -> String {
 /// A folder line: its id in the file, and the folder to create.
 fn folder(line: &str, ids: &Ids) -> Result<(Uuid, ImportedFolder), String> {
     let record: FolderRecord = decode(line)?;
-    let name = one_line(&record.name, MAX_FOLDER_NAME_CHARS);
+    // As the folder routes take them: one line, at most so long (longer
+    // ones are cut), positions within their range.
+    let name = one_line(&record.name, folders::MAX_NAME_CHARS);
     if name.is_empty() {
         return Err("field name: the folder has no name".to_owned());
     }
@@ -189,7 +189,7 @@ fn folder(line: &str, ids: &Ids) -> Result<(Uuid, ImportedFolder), String> {
         ImportedFolder {
             id: ids.ours("folder", record.id),
             name,
-            position: record.position.max(0),
+            position: record.position.clamp(0, folders::MAX_POSITION as i32),
         },
     ))
 }

@@ -33,17 +33,15 @@ use super::time::sql_text;
 use super::{ChatOutcome, ImportedChat, ImportedFolder};
 use crate::chat::conversation::text_parts;
 use crate::database::sql::{Row, SqlParam, Statement};
+use crate::history::folders::MAX_FOLDERS;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-/// The most folders a user may have (as the folders routes allow); an
-/// import adds folders only up to it, and chats of the folders it could
-/// not add are filed nowhere.
-const MAX_FOLDERS: i64 = 100;
-
 /// $1 owner, $2 the folders as a JSON array of `{id, name, position}`,
-/// $3 [`MAX_FOLDERS`].
+/// $3 [`MAX_FOLDERS`], the most folders a user may have (as the folders
+/// routes allow): an import adds folders only up to it, and chats of the
+/// folders it could not add are filed nowhere.
 const INSERT_FOLDERS: &str = r#"INSERT INTO chat."Folder" (id, "userId", name, position)
 SELECT (folder->>'id')::uuid, $1, folder->>'name', (folder->>'position')::integer
 FROM json_array_elements($2::text::json) WITH ORDINALITY AS given (folder, n)
@@ -114,7 +112,7 @@ pub fn folders_statement(folders: &[ImportedFolder], owner: &str) -> Option<Stat
         vec![
             SqlParam::Text(owner.to_owned()),
             SqlParam::Text(json_rows(&folders)),
-            SqlParam::Int64(MAX_FOLDERS),
+            SqlParam::Int64(i64::from(MAX_FOLDERS)),
         ],
     ))
 }
@@ -407,7 +405,7 @@ mod tests {
             json_param(&statement, 1),
             json!([{"id": Uuid::from_u128(0xf0), "name": "Geography", "position": 2}])
         );
-        assert_eq!(statement.params[2], SqlParam::Int64(MAX_FOLDERS));
+        assert_eq!(statement.params[2], SqlParam::Int64(100));
         assert!(INSERT_FOLDERS.contains(
             r#"WHERE n <= $3 - (SELECT count(*) FROM chat."Folder" WHERE "userId" = $1)"#
         ));
