@@ -71,7 +71,9 @@ pub fn no_content() -> HttpResponse {
 
 /// The most bytes of events that wait for one client. A client that falls
 /// this far behind is dropped rather than buffered for without limit; the
-/// sender carries on (the reply is still read to its end and stored).
+/// sender carries on (the reply is still read to its end and stored). A
+/// sender that can wait instead ([`EventSender::send_paced`]) is held to
+/// it.
 pub const EVENT_BUFFER_LIMIT: usize = 1024 * 1024;
 
 /// Events on their way to the client, shared by the sender and the body.
@@ -85,7 +87,11 @@ struct Outbox {
     overrun: bool,
     /// The body was dropped: the client is gone.
     body_gone: bool,
+    /// The sender could not finish: the body ends in an error.
+    failed: bool,
     waker: Option<Waker>,
+    /// A paced sender waiting for room.
+    room_waker: Option<Waker>,
 }
 
 type SharedOutbox = Arc<Mutex<Outbox>>;
@@ -98,6 +104,40 @@ fn lock(outbox: &SharedOutbox) -> MutexGuard<'_, Outbox> {
 pub struct EventSender(SharedOutbox);
 
 impl EventSender {
+    /// Queues one frame for the client once fewer than
+    /// [`EVENT_BUFFER_LIMIT`] bytes wait for it (at once when none wait,
+    /// however large the frame), so a sender that makes its frames as fast
+    /// as it likes holds at most that much for a slow client. Answers false
+    /// once the client is gone; the frame is then discarded.
+    pub async fn send_paced(&self, frame: impl Into<Bytes>) -> bool {
+        let mut frame = Some(frame.into());
+        std::future::poll_fn(|context| {
+            let mut outbox = lock(&self.0);
+            if outbox.body_gone {
+                return Poll::Ready(false);
+            }
+            let length = frame.as_ref().map_or(0, Bytes::len);
+            if outbox.queued_bytes > 0 && outbox.queued_bytes + length > EVENT_BUFFER_LIMIT {
+                outbox.room_waker = Some(context.waker().clone());
+                return Poll::Pending;
+            }
+            outbox.queued_bytes += length;
+            outbox.frames.extend(frame.take());
+            if let Some(waker) = outbox.waker.take() {
+                waker.wake();
+            }
+            Poll::Ready(true)
+        })
+        .await
+    }
+
+    /// Ends the answer in an error rather than as if it were whole: the
+    /// runtime breaks the connection off, and the client sees the answer
+    /// failed (a download is marked failed, not saved cut short).
+    pub fn fail(self) {
+        lock(&self.0).failed = true;
+    }
+
     /// Queues one frame for the client, without waiting for it to be read
     /// (so a slow client never holds up the sender). Answers false once the
     /// client is gone: its body was dropped, or it fell more than
@@ -134,31 +174,41 @@ impl Drop for EventSender {
     }
 }
 
-/// Why an event stream was cut: its client did not keep up.
+/// Why an event stream was cut.
 #[derive(Debug, thiserror::Error)]
-#[error("the client fell more than {EVENT_BUFFER_LIMIT} bytes of events behind")]
-pub struct ClientTooSlow;
+pub enum StreamCut {
+    #[error("the client fell more than {EVENT_BUFFER_LIMIT} bytes of events behind")]
+    ClientTooSlow,
+    #[error("the server could not finish the answer")]
+    SenderFailed,
+}
 
-/// The receiving end: the answer's body. A stream cut for a slow client
-/// ends in an error, so the runtime breaks the connection off instead of
-/// ending it as if the reply were whole.
+/// The receiving end: the answer's body. A stream cut (a client too slow,
+/// a sender that failed) ends in an error, so the runtime breaks the
+/// connection off instead of ending it as if the answer were whole.
 struct EventBody(SharedOutbox);
 
 impl http_body::Body for EventBody {
     type Data = Bytes;
-    type Error = ClientTooSlow;
+    type Error = StreamCut;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         context: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, ClientTooSlow>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, StreamCut>>> {
         let mut outbox = lock(&self.0);
         if let Some(frame) = outbox.frames.pop_front() {
             outbox.queued_bytes -= frame.len();
+            if let Some(waker) = outbox.room_waker.take() {
+                waker.wake();
+            }
             return Poll::Ready(Some(Ok(Frame::data(frame))));
         }
         if outbox.overrun {
-            return Poll::Ready(Some(Err(ClientTooSlow)));
+            return Poll::Ready(Some(Err(StreamCut::ClientTooSlow)));
+        }
+        if outbox.failed {
+            return Poll::Ready(Some(Err(StreamCut::SenderFailed)));
         }
         if outbox.finished {
             return Poll::Ready(None);
@@ -174,6 +224,9 @@ impl Drop for EventBody {
         outbox.body_gone = true;
         outbox.frames.clear();
         outbox.queued_bytes = 0;
+        if let Some(waker) = outbox.room_waker.take() {
+            waker.wake();
+        }
     }
 }
 
@@ -182,11 +235,21 @@ impl Drop for EventBody {
 /// sender is dropped. The handler returns the answer at once and sends from
 /// a task it spawned.
 pub fn event_stream() -> (EventSender, HttpResponse) {
+    let (sender, mut response) = streamed("text/event-stream");
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    (sender, response)
+}
+
+/// A `200` answer of `content_type` whose body is what the returned sender
+/// sends, as [`event_stream`]'s is.
+pub fn streamed(content_type: &'static str) -> (EventSender, HttpResponse) {
     let outbox = SharedOutbox::default();
     let mut response = Response::new(box_body(EventBody(Arc::clone(&outbox))));
-    let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     (EventSender(outbox), response)
 }
 
@@ -313,6 +376,62 @@ mod tests {
                 .poll_frame(&mut Context::from_waker(Waker::noop()));
             assert!(matches!(polled, Poll::Ready(Some(Ok(_)))));
         }
+    }
+
+    /// Polls `future` once, with no I/O to wait for.
+    fn poll_once<F: Future>(future: Pin<&mut F>) -> Poll<F::Output> {
+        future.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn a_paced_sender_waits_while_a_slow_client_has_enough_to_read() {
+        let (sender, response) = streamed("application/jsonl");
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/jsonl");
+        let mut body = Box::pin(response.into_body());
+        let frame = Bytes::from(vec![b'x'; EVENT_BUFFER_LIMIT / 2]);
+        for _ in 0..2 {
+            let sent = std::pin::pin!(sender.send_paced(frame.clone()));
+            assert_eq!(poll_once(sent), Poll::Ready(true));
+        }
+        let mut third = std::pin::pin!(sender.send_paced(frame.clone()));
+        assert_eq!(poll_once(third.as_mut()), Poll::Pending, "full: it waits");
+        let read = body
+            .as_mut()
+            .poll_frame(&mut Context::from_waker(Waker::noop()));
+        assert!(matches!(read, Poll::Ready(Some(Ok(_)))));
+        assert_eq!(poll_once(third.as_mut()), Poll::Ready(true), "room again");
+        // However large, a frame goes when nothing waits.
+        drain(body.as_mut());
+        let huge = std::pin::pin!(sender.send_paced(vec![b'y'; 3 * EVENT_BUFFER_LIMIT]));
+        assert_eq!(poll_once(huge), Poll::Ready(true));
+        drop(body);
+        let gone = std::pin::pin!(sender.send_paced("late"));
+        assert_eq!(poll_once(gone), Poll::Ready(false), "the client is gone");
+    }
+
+    /// Reads every frame that is ready.
+    fn drain(mut body: Pin<&mut impl Body<Data = Bytes>>) {
+        while let Poll::Ready(Some(Ok(_))) = body
+            .as_mut()
+            .poll_frame(&mut Context::from_waker(Waker::noop()))
+        {}
+    }
+
+    #[test]
+    fn a_failed_sender_ends_the_answer_in_an_error_after_what_it_sent() {
+        let (sender, response) = streamed("text/markdown");
+        let mut body = std::pin::pin!(response.into_body());
+        assert!(sender.send("# Title\n"));
+        sender.fail();
+        let mut context = Context::from_waker(Waker::noop());
+        assert!(matches!(
+            body.as_mut().poll_frame(&mut context),
+            Poll::Ready(Some(Ok(_)))
+        ));
+        assert!(matches!(
+            body.as_mut().poll_frame(&mut context),
+            Poll::Ready(Some(Err(_)))
+        ));
     }
 
     #[test]
