@@ -24,11 +24,11 @@
 
 use super::Role;
 use super::time::parse_utc;
-use crate::access::Visibility;
+use crate::access::{ChatAccess, Visibility};
 use crate::chat::conversation::MessageStatus;
-use crate::database::sql::{Row, SqlParam, Statement};
+use crate::database::sql::{Row, SqlParam, Statement, split_page};
 use crate::database::timestamp::UtcDateTime;
-use crate::messages::MessageView;
+use crate::messages::{self, MessageView, MessagesQuery};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -269,6 +269,83 @@ pub fn chat<R: Row>(row: &R) -> Result<(ChatRecord<'static, MessageView>, ChatCu
     Ok((chat, cursor))
 }
 
+/// The name an export is saved under: `chat-history-2024-05-01.jsonl`.
+pub fn file_name(exported_at: UtcDateTime) -> String {
+    let iso = exported_at.to_string();
+    let date = iso.split_once('T').map_or(iso.as_str(), |(date, _)| date);
+    format!("chat-history-{date}.jsonl")
+}
+
+/// One chat's messages, all of them, read a page of the messages route at
+/// a time (its statement, newest pages first), so a chat of any length is
+/// read in statements of bounded size, and only that chat is held. The
+/// export and the Markdown of a chat read them so:
+///
+/// ```text
+/// let mut reader = ChatMessages::of(chat);
+/// while let Some(statement) = reader.next_statement() { reader.add_page(&run(statement))? }
+/// let (access, messages) = reader.finish();
+/// ```
+#[derive(Debug)]
+pub struct ChatMessages {
+    chat: Uuid,
+    /// The page to read next; `None` once the oldest was read.
+    next: Option<MessagesQuery>,
+    /// What every page said of the chat; `None` once one found none (it
+    /// was deleted meanwhile).
+    access: Option<ChatAccess>,
+    /// As the pages come: newest first.
+    newest_first: Vec<MessageView>,
+}
+
+impl ChatMessages {
+    pub fn of(chat: Uuid) -> Self {
+        Self {
+            chat,
+            next: Some(MessagesQuery {
+                limit: messages::MAX_LIMIT,
+                ending_before: None,
+            }),
+            access: None,
+            newest_first: Vec::new(),
+        }
+    }
+
+    /// The statement of the next page; `None` when all are read.
+    pub fn next_statement(&self) -> Option<Statement> {
+        self.next.map(|query| query.chat_page_statement(self.chat))
+    }
+
+    /// Takes the rows of [`Self::next_statement`]'s page.
+    pub fn add_page<R: Row>(&mut self, rows: &[R]) -> Result<(), R::Error> {
+        let Some(query) = self.next.take() else {
+            return Ok(());
+        };
+        let (access, page) = messages::chat_page(rows)?;
+        let first_page = query.ending_before.is_none();
+        self.access = match access {
+            Some(access) if first_page || self.access.is_some() => Some(access),
+            _ => None,
+        };
+        let (mut page, has_more) = split_page(page, query.limit);
+        if has_more && self.access.is_some() {
+            self.next = page.last().map(|oldest| MessagesQuery {
+                ending_before: Some(oldest.id),
+                ..query
+            });
+        }
+        self.newest_first.append(&mut page);
+        Ok(())
+    }
+
+    /// Who may read the chat (`None`: there is no such chat) and its
+    /// messages, oldest first.
+    pub fn finish(mut self) -> (Option<ChatAccess>, Vec<MessageView>) {
+        self.newest_first.reverse();
+        (self.access, self.newest_first)
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -375,6 +452,98 @@ pub(crate) mod tests {
                 ],
             })
         );
+    }
+
+    #[test]
+    fn the_file_is_named_after_the_day() {
+        assert_eq!(file_name(at(9)), "chat-history-2024-05-01.jsonl");
+    }
+
+    /// Rows of a messages page: the chat, then one row per message (ids
+    /// newest first) or, with none, one row of NULLs.
+    fn page_rows(sql: &str, ids: &[u128]) -> Vec<FakeRow> {
+        let row = |id: Value| {
+            let message = |value: Value| match id {
+                Value::Null => Value::Null,
+                _ => value,
+            };
+            FakeRow::laid_out_by(
+                sql,
+                &[
+                    (r#"chat."userId""#, Value::Text("ada")),
+                    ("chat.visibility", Value::Text("private")),
+                    ("page.id", id.clone()),
+                    ("page.role", message(Value::Text("user"))),
+                    (
+                        "page.parts",
+                        message(Value::Text(r#"[{"type":"text","text":"x"}]"#)),
+                    ),
+                    (r#"page."traceId""#, Value::Null),
+                    (r#"page."createdAt""#, message(Value::Timestamp(at(1)))),
+                    ("page.status", message(Value::Text("complete"))),
+                    (r#"vote."isUpvoted""#, Value::Null),
+                    ("vote.comment", Value::Null),
+                ],
+            )
+        };
+        match ids {
+            [] => vec![row(Value::Null)],
+            ids => ids
+                .iter()
+                .map(|&id| row(Value::Uuid(Uuid::from_u128(id))))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_chats_messages_are_read_whole_page_after_page_oldest_first() {
+        let chat = Uuid::from_u128(1);
+        let limit = u128::from(messages::MAX_LIMIT);
+        let mut reader = ChatMessages::of(chat);
+        // The newest page and one more: there are older ones.
+        let first = reader.next_statement().unwrap();
+        assert_eq!(first.params[0], SqlParam::Uuid(chat));
+        let newest: Vec<u128> = (0..=limit).map(|n| 2 * limit - n).collect();
+        reader.add_page(&page_rows(&first.sql, &newest)).unwrap();
+        // Then the page older than the oldest message read.
+        let second = reader.next_statement().unwrap();
+        assert_eq!(second.params[1], SqlParam::Uuid(Uuid::from_u128(limit + 1)));
+        reader
+            .add_page(&page_rows(&second.sql, &[limit, 3]))
+            .unwrap();
+        assert!(
+            reader.next_statement().is_none(),
+            "the oldest page was short"
+        );
+        let (access, messages) = reader.finish();
+        assert_eq!(access.unwrap().owner, "ada");
+        let ids: Vec<u128> = messages.iter().map(|m| m.id.as_u128()).collect();
+        let mut expected: Vec<u128> = vec![3, limit];
+        expected.extend(limit + 1..=2 * limit);
+        assert_eq!(ids, expected);
+    }
+
+    #[test]
+    fn a_chat_without_messages_or_deleted_midway_reads_so() {
+        let chat = Uuid::from_u128(1);
+        let mut empty = ChatMessages::of(chat);
+        let statement = empty.next_statement().unwrap();
+        empty.add_page(&page_rows(&statement.sql, &[])).unwrap();
+        let (access, messages) = empty.finish();
+        assert!(access.is_some() && messages.is_empty());
+
+        let mut unknown = ChatMessages::of(chat);
+        unknown.add_page::<FakeRow>(&[]).unwrap();
+        assert!(unknown.next_statement().is_none());
+        assert_eq!(unknown.finish().0, None);
+
+        let mut deleted = ChatMessages::of(chat);
+        let limit = u128::from(messages::MAX_LIMIT);
+        let ids: Vec<u128> = (0..=limit).rev().collect();
+        let statement = deleted.next_statement().unwrap();
+        deleted.add_page(&page_rows(&statement.sql, &ids)).unwrap();
+        deleted.add_page::<FakeRow>(&[]).unwrap();
+        assert_eq!(deleted.finish().0, None, "no chat to export");
     }
 
     #[test]

@@ -20,11 +20,53 @@
 //! code fence it leaves open ends with the quote, not at the next message.
 //!
 //! The document streams: [`heading`] once, then [`message`] for each
-//! message, oldest first.
+//! message, oldest first. The chat's title and who may read it come first
+//! ([`chat_statement`]), its messages after (`super::export::ChatMessages`).
 
 use super::{one_line, text_of_parts};
+use crate::access::ChatAccess;
+use crate::database::sql::{Row, SqlParam, Statement};
 use crate::database::timestamp::UtcDateTime;
 use crate::messages::MessageView;
+use uuid::Uuid;
+
+/// The chat's owner, visibility and title, in that order; no row for an
+/// unknown chat.
+const CHAT: &str = r#"SELECT "userId", visibility, title FROM chat."Chat" WHERE id = $1"#;
+
+/// The longest file name stem, in characters (a title may be longer).
+const MAX_FILE_STEM_CHARS: usize = 80;
+
+pub fn chat_statement(chat: Uuid) -> Statement {
+    Statement::new(CHAT, vec![SqlParam::Uuid(chat)])
+}
+
+/// Decodes the rows of [`chat_statement`]: who may read the chat and its
+/// title; `None` for an unknown chat.
+pub fn chat<R: Row>(rows: &[R]) -> Result<Option<(ChatAccess, String)>, R::Error> {
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let access = ChatAccess::new(row.text(0)?, &row.text(1)?);
+    Ok(Some((access, row.text(2)?)))
+}
+
+/// The name the document is saved under: its title, without what a file
+/// system refuses in a name, `.md`.
+pub fn file_name(title: &str) -> String {
+    let stem: String = one_line(title, MAX_FILE_STEM_CHARS)
+        .chars()
+        .map(|c| match c {
+            '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' => '_',
+            c => c,
+        })
+        .collect();
+    let stem = stem.trim_matches(|c: char| c == '.' || c.is_whitespace());
+    match stem {
+        "" => "chat.md".to_owned(),
+        stem => format!("{stem}.md"),
+    }
+}
 
 /// The document's first line: the chat's title, on one line.
 pub fn heading(title: &str) -> String {
@@ -102,6 +144,37 @@ mod tests {
             document.push_str(&message(one));
         }
         document
+    }
+
+    #[test]
+    fn the_chat_is_read_with_who_may_read_it() {
+        use crate::access::Visibility;
+        use crate::database::sql::fake::{FakeRow, Value};
+        let statement = chat_statement(Uuid::from_u128(1));
+        assert_eq!(statement.params, vec![SqlParam::Uuid(Uuid::from_u128(1))]);
+        let row = FakeRow::laid_out_by(
+            CHAT,
+            &[
+                (r#""userId""#, Value::Text("ada")),
+                ("visibility", Value::Text("public")),
+                ("title", Value::Text("Trip")),
+            ],
+        );
+        let (access, title) = chat(&[row]).unwrap().unwrap();
+        assert_eq!(
+            (access.owner.as_str(), access.visibility),
+            ("ada", Visibility::Public)
+        );
+        assert_eq!(title, "Trip");
+        assert_eq!(chat::<FakeRow>(&[]).unwrap(), None);
+    }
+
+    #[test]
+    fn the_file_is_named_after_the_title_as_file_systems_allow() {
+        assert_eq!(file_name("Trip to Lisbon"), "Trip to Lisbon.md");
+        assert_eq!(file_name("a/b: c?\n\"d\""), "a_b_ c_ _d_.md");
+        assert_eq!(file_name(" .. "), "chat.md");
+        assert_eq!(file_name(&"é".repeat(300)).chars().count(), 83);
     }
 
     #[test]

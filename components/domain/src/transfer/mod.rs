@@ -173,8 +173,32 @@ pub fn read<'a>(body: &'a [u8], importer: &str, now: UtcDateTime) -> Result<Impo
     }
 }
 
+/// A `Content-Disposition` that saves an answer as the file `name`: in
+/// ASCII for old clients (`filename`, what is not printable ASCII as `_`)
+/// and exactly (`filename*`, UTF-8 percent-encoded as RFC 8187 says).
+pub fn attachment(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '_',
+        })
+        .collect();
+    let mut encoded = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => encoded.push(char::from(byte)),
+            b'!' | b'#' | b'$' | b'&' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~' => {
+                encoded.push(char::from(byte))
+            }
+            _ => encoded.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
 /// The 413 for more than [`MAX_IMPORT_BYTES`].
-fn too_large(what: &str) -> ApiError {
+pub(crate) fn too_large(what: &str) -> ApiError {
     ApiError::payload_too_large(format!(
         "{what} is larger than {} MiB, the most an import takes.",
         MAX_IMPORT_BYTES >> 20
@@ -528,6 +552,19 @@ mod tests {
                 ],
                 "skippedParts": {"image": 4},
             })
+        );
+    }
+
+    #[test]
+    fn an_attachment_is_named_in_ascii_and_exactly() {
+        assert_eq!(
+            attachment("chat-history-2024-05-01.jsonl"),
+            "attachment; filename=\"chat-history-2024-05-01.jsonl\"; \
+             filename*=UTF-8''chat-history-2024-05-01.jsonl"
+        );
+        assert_eq!(
+            attachment("Café \"x\".md"),
+            "attachment; filename=\"Caf_ _x_.md\"; filename*=UTF-8''Caf%C3%A9%20%22x%22.md"
         );
     }
 
