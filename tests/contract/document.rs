@@ -16,7 +16,7 @@ const A_CHAT: &str = "123e4567-e89b-12d3-a456-426614174000";
 /// Every route refuses a body over 1 MiB first, so 413 is everywhere; every
 /// write also refuses cross-site requests (403) and bodies that are not JSON
 /// (415).
-const OPERATIONS: [(&str, &str, &[u16]); 23] = [
+const OPERATIONS: [(&str, &str, &[u16]); 26] = [
     ("GET", "/api/session", &[200, 401, 413]),
     (
         "GET",
@@ -113,6 +113,17 @@ const OPERATIONS: [(&str, &str, &[u16]); 23] = [
         "DELETE",
         "/api/feedback/{chatId}/{messageId}",
         &[200, 400, 401, 403, 404, 413, 415, 500, 503],
+    ),
+    ("GET", "/api/export", &[200, 401, 413, 500, 503]),
+    (
+        "GET",
+        "/api/chat/{chatId}/export",
+        &[200, 400, 401, 403, 404, 413, 500, 503],
+    ),
+    (
+        "POST",
+        "/api/import",
+        &[200, 400, 401, 403, 413, 415, 500, 503],
     ),
     ("GET", "/admin/schema", &[200, 401, 403, 413, 500, 503]),
     (

@@ -5,6 +5,7 @@ use crate::failure::Failure;
 use bytes::Bytes;
 use chat_domain::ApiError;
 use chat_domain::http::csrf;
+use chat_domain::http::routes::{self, BodyRule, MAX_JSON_BODY_BYTES};
 use chat_domain::identity::gateway::{self, GatewaySecret};
 use chat_domain::identity::{self, Identity};
 use futures::future::select;
@@ -15,9 +16,6 @@ use std::cell::RefCell;
 use std::pin::pin;
 use std::rc::Rc;
 use std::time::Duration;
-
-/// The largest request body any route accepts.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// A request as the routes see it: its body is a [`RequestBody`].
 pub type Request = http::Request<RequestBody>;
@@ -30,6 +28,8 @@ pub type Request = http::Request<RequestBody>;
 /// or loses the next request on that connection.
 pub struct RequestBody {
     body: Rc<RefCell<Option<IncomingRequestBody>>>,
+    /// What the request's route takes (`routes::body_rule`).
+    rule: BodyRule,
     /// Why a body is refused if one turns up although the request announced
     /// none: a chunked body. Runtimes keep `Transfer-Encoding` from
     /// components, so [`admit`] cannot see such a body coming.
@@ -42,22 +42,25 @@ pub struct UnreadBody {
     /// Whether the request said it has a body at all: a bodiless request
     /// (most GETs) costs no read.
     announced: bool,
+    rule: BodyRule,
 }
 
-/// How much of a body nobody read is still received and discarded, and for
-/// how long, before the connection is given up.
-const UNREAD_BODY_LIMIT: usize = 16 * MAX_BODY_BYTES;
+/// How much more than its route takes at most of a body nobody read is
+/// still received and discarded, and for how long, before the connection
+/// is given up.
+const UNREAD_BODY_BEYOND_LIMIT: usize = 16 * MAX_JSON_BODY_BYTES;
 const UNREAD_BODY_PATIENCE: Duration = Duration::from_secs(10);
 
 /// The request with its body behind a [`RequestBody`], and the hold that
 /// discards whatever the route does not read.
 pub fn split_body(request: spin_sdk::http::Request) -> (Request, UnreadBody) {
+    let rule = routes::body_rule(request.method().as_str(), request.uri().path());
     let headers = request.headers();
     let declared_length = header_text(headers, http::header::CONTENT_LENGTH.as_str());
     let announced = headers.contains_key(http::header::TRANSFER_ENCODING)
         || declared_length.is_some_and(|length| length.trim() != "0");
     let refused_if_present = match declared_length {
-        None if !announced => refuse_cross_site_write(&request, true).err(),
+        None if !announced => refuse_cross_site_write(&request, true, rule).err(),
         _ => None,
     };
     let shared = Rc::new(RefCell::new(None));
@@ -65,12 +68,14 @@ pub fn split_body(request: spin_sdk::http::Request) -> (Request, UnreadBody) {
         *shared.borrow_mut() = Some(body);
         RequestBody {
             body: Rc::clone(&shared),
+            rule,
             refused_if_present,
         }
     });
     let unread = UnreadBody {
         body: shared,
         announced,
+        rule,
     };
     (request, unread)
 }
@@ -94,7 +99,7 @@ impl UnreadBody {
             let mut received = 0;
             while let Some(Ok(frame)) = body.frame().await {
                 received += frame.data_ref().map_or(0, Bytes::len);
-                if received > UNREAD_BODY_LIMIT {
+                if received > self.rule.max_bytes() + UNREAD_BODY_BEYOND_LIMIT {
                     return;
                 }
             }
@@ -141,27 +146,36 @@ pub fn allow_only(method: &Method, allowed: &'static str) -> Result<(), ApiError
     }
 }
 
-/// A 413 when `content-length` announces a body over [`MAX_BODY_BYTES`].
+/// The length `content-length` announces, if it is a number.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    header_text(headers, http::header::CONTENT_LENGTH.as_str())
+        .and_then(|length| length.trim().parse::<u64>().ok())
+}
+
+/// A 413 when `content-length` announces a body over what `rule` allows.
 /// Every request is checked, also on routes that never read their body, so
 /// the limit is the same everywhere and costs nothing to enforce.
-pub fn refuse_declared_oversized_body(headers: &HeaderMap) -> Result<(), ApiError> {
-    let declared = header_text(headers, http::header::CONTENT_LENGTH.as_str())
-        .and_then(|length| length.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return Err(body_too_large());
+pub fn refuse_declared_oversized_body(headers: &HeaderMap, rule: BodyRule) -> Result<(), ApiError> {
+    if declared_length(headers).is_some_and(|length| length > rule.max_bytes() as u64) {
+        return Err(rule.too_large());
     }
     Ok(())
 }
 
 /// What every route refuses before it runs: a declared oversized body (413),
-/// and a cross-site or non-JSON write (403, 415; see [`csrf`]).
+/// and a cross-site write or a body of a type its route does not take (403,
+/// 415; see [`csrf`]).
 pub fn admit(request: &Request, unread: &UnreadBody) -> Result<(), ApiError> {
-    refuse_declared_oversized_body(request.headers())?;
-    refuse_cross_site_write(request, unread.announced())
+    refuse_declared_oversized_body(request.headers(), unread.rule)?;
+    refuse_cross_site_write(request, unread.announced(), unread.rule)
 }
 
 /// [`csrf::check`] on a request.
-fn refuse_cross_site_write<B>(request: &http::Request<B>, has_body: bool) -> Result<(), ApiError> {
+fn refuse_cross_site_write<B>(
+    request: &http::Request<B>,
+    has_body: bool,
+    rule: BodyRule,
+) -> Result<(), ApiError> {
     let headers = request.headers();
     // wasi:http hands a component the `Host` as the URI's authority only.
     let authority = request
@@ -171,6 +185,7 @@ fn refuse_cross_site_write<B>(request: &http::Request<B>, has_body: bool) -> Res
     csrf::check(
         request.method().as_str(),
         has_body,
+        rule,
         |name| match header_text(headers, name) {
             None if name == csrf::headers::HOST => authority,
             value => value,
@@ -178,34 +193,32 @@ fn refuse_cross_site_write<B>(request: &http::Request<B>, has_body: bool) -> Res
     )
 }
 
-fn body_too_large() -> ApiError {
-    ApiError::payload_too_large(format!(
-        "The request body is larger than the limit of {} MiB.",
-        MAX_BODY_BYTES / (1024 * 1024)
-    ))
-}
-
-/// The whole body, refused with a 413 once it exceeds [`MAX_BODY_BYTES`]:
-/// up front when `content-length` says so, otherwise as soon as the bytes
-/// read pass the limit, so an oversized body is never buffered whole (the
-/// rest is discarded before the answer goes out). A body nobody announced
-/// is refused if [`admit`] would have refused it (see
-/// [`RequestBody::refused_if_present`]).
+/// The whole body, refused with a 413 once it exceeds what its route takes
+/// ([`BodyRule::max_bytes`]): up front when `content-length` says so,
+/// otherwise as soon as the bytes read pass the limit, so an oversized body
+/// is never buffered whole (the rest is discarded before the answer goes
+/// out). A body nobody announced is refused if [`admit`] would have refused
+/// it (see [`RequestBody::refused_if_present`]).
 pub async fn read_body(headers: &HeaderMap, request_body: RequestBody) -> Result<Bytes, ApiError> {
-    refuse_declared_oversized_body(headers)?;
+    let rule = request_body.rule;
+    let max_bytes = rule.max_bytes();
+    refuse_declared_oversized_body(headers, rule)?;
     let mut slot = request_body.body.borrow_mut();
     let Some(body) = slot.as_mut() else {
         return Ok(Bytes::new());
     };
-    let mut collected = Vec::new();
+    // Room for what was announced, so a large file (an import) is not
+    // copied over and over as it grows.
+    let announced = declared_length(headers).map_or(0, |length| length as usize);
+    let mut collected = Vec::with_capacity(announced);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|error| {
             crate::log::failure("reading a request body", &format!("{error:?}"));
             ApiError::bad_request("The request body could not be read completely.")
         })?;
         if let Ok(data) = frame.into_data() {
-            if collected.len() + data.len() > MAX_BODY_BYTES {
-                return Err(body_too_large());
+            if collected.len() + data.len() > max_bytes {
+                return Err(rule.too_large());
             }
             collected.extend_from_slice(&data);
         }
@@ -251,19 +264,25 @@ mod tests {
 
     #[test]
     fn a_declared_body_over_the_limit_is_413() {
-        let with_length = |length: &str| {
+        let with_length = |length: usize, rule| {
             let mut headers = HeaderMap::new();
-            headers.insert("content-length", HeaderValue::from_str(length).unwrap());
-            refuse_declared_oversized_body(&headers)
+            headers.insert("content-length", HeaderValue::from(length));
+            refuse_declared_oversized_body(&headers, rule)
         };
-        assert!(refuse_declared_oversized_body(&HeaderMap::new()).is_ok());
-        assert!(with_length("0").is_ok());
-        assert!(with_length(&MAX_BODY_BYTES.to_string()).is_ok());
-        let error = with_length(&(MAX_BODY_BYTES + 1).to_string()).unwrap_err();
+        assert!(refuse_declared_oversized_body(&HeaderMap::new(), BodyRule::Json).is_ok());
+        assert!(with_length(0, BodyRule::Json).is_ok());
+        assert!(with_length(MAX_JSON_BODY_BYTES, BodyRule::Json).is_ok());
+        let error = with_length(MAX_JSON_BODY_BYTES + 1, BodyRule::Json).unwrap_err();
         assert_eq!(error.status, 413);
         assert_eq!(
             error.message,
             "The request body is larger than the limit of 1 MiB."
         );
+        // A file (an import) has a limit of its own.
+        let file_limit = BodyRule::File.max_bytes();
+        assert!(with_length(file_limit, BodyRule::File).is_ok());
+        let error = with_length(file_limit + 1, BodyRule::File).unwrap_err();
+        assert_eq!(error.status, 413);
+        assert!(error.message.contains("64 MiB"), "{}", error.message);
     }
 }

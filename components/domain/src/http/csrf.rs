@@ -17,12 +17,15 @@
 //!   `text/plain`, `application/x-www-form-urlencoded` or
 //!   `multipart/form-data` without a CORS preflight, which the app never
 //!   grants, so this also stops browsers that send neither header (415).
+//!   A file a route takes as it is (an import: a ZIP, JSON Lines) may have
+//!   any media type but those three, for the same reason.
 //!
 //! Same-origin use from the web UI and clients that are not browsers (no
 //! `Origin`, no `Sec-Fetch-Site`) are unaffected, and a write with no body
 //! (a DELETE) needs no content type.
 
 use crate::ApiError;
+use crate::http::routes::BodyRule;
 
 /// The request headers the rules read, lower-case.
 pub mod headers {
@@ -34,17 +37,27 @@ pub mod headers {
     pub const FORWARDED_PROTO: &str = "x-forwarded-proto";
 }
 
-/// The only media type a state-changing request's body may have.
+/// The only media type a state-changing request's JSON body may have.
 const JSON: &str = "application/json";
 
+/// The media types a page of another site may send without a CORS
+/// preflight: never a write's body.
+const FORM_TYPES: [&str; 3] = [
+    "text/plain",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data",
+];
+
 /// Refuses a state-changing request that comes from another site (403) or
-/// whose body is not JSON (415). `header` looks a header up by its
-/// lower-case name; `has_body` says whether the request announced a body
-/// (a `Content-Length` above zero or a `Transfer-Encoding`). Other methods
+/// whose body is not what its route takes (415): JSON, or for a file any
+/// type but a form's. `header` looks a header up by its lower-case name;
+/// `has_body` says whether the request announced a body (a
+/// `Content-Length` above zero or a `Transfer-Encoding`). Other methods
 /// pass untouched.
 pub fn check<'h>(
     method: &str,
     has_body: bool,
+    rule: BodyRule,
     header: impl Fn(&str) -> Option<&'h str>,
 ) -> Result<(), ApiError> {
     if !matches!(method, "POST" | "PUT" | "PATCH" | "DELETE") {
@@ -60,13 +73,41 @@ pub fn check<'h>(
             return Err(cross_site(method));
         }
     }
-    if has_body && !header(headers::CONTENT_TYPE).is_some_and(is_json) {
-        return Err(ApiError::new(
-            415,
-            format!("A {method} request's body must be JSON: send it with `Content-Type: {JSON}`."),
-        ));
+    if !has_body {
+        return Ok(());
     }
-    Ok(())
+    let media_type = header(headers::CONTENT_TYPE).map(media_type);
+    match rule {
+        BodyRule::Json
+            if media_type.is_none_or(|media_type| !media_type.eq_ignore_ascii_case(JSON)) =>
+        {
+            Err(ApiError::new(
+                415,
+                format!(
+                    "A {method} request's body must be JSON: send it with `Content-Type: {JSON}`."
+                ),
+            ))
+        }
+        BodyRule::File
+            if media_type.is_none_or(|media_type| {
+                media_type.is_empty()
+                    || FORM_TYPES
+                        .iter()
+                        .any(|form| media_type.eq_ignore_ascii_case(form))
+            }) =>
+        {
+            Err(ApiError::new(
+                415,
+                format!(
+                    "Send the file itself as the body, with its own `Content-Type` (such as \
+                     application/zip, application/json or application/octet-stream); a form's \
+                     ({}) is refused.",
+                    FORM_TYPES.join(", ")
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn cross_site(method: &str) -> ApiError {
@@ -76,10 +117,9 @@ fn cross_site(method: &str) -> ApiError {
     ))
 }
 
-/// `application/json`, with or without parameters such as `charset`.
-fn is_json(content_type: &str) -> bool {
-    let media_type = content_type.split(';').next().unwrap_or_default().trim();
-    media_type.eq_ignore_ascii_case(JSON)
+/// A `Content-Type`'s media type, without parameters such as `charset`.
+fn media_type(content_type: &str) -> &str {
+    content_type.split(';').next().unwrap_or_default().trim()
 }
 
 /// The app's origin as the client addressed it: the host the gateway
@@ -141,8 +181,17 @@ mod tests {
     use std::collections::HashMap;
 
     fn check_with(method: &str, has_body: bool, pairs: &[(&str, &'static str)]) -> Option<u16> {
+        check_rule(method, has_body, BodyRule::Json, pairs)
+    }
+
+    fn check_rule(
+        method: &str,
+        has_body: bool,
+        rule: BodyRule,
+        pairs: &[(&str, &'static str)],
+    ) -> Option<u16> {
         let map: HashMap<&str, &'static str> = pairs.iter().copied().collect();
-        check(method, has_body, |name| map.get(name).copied())
+        check(method, has_body, rule, |name| map.get(name).copied())
             .err()
             .map(|error| error.status)
     }
@@ -184,6 +233,40 @@ mod tests {
             );
         }
         assert_eq!(check_with("PATCH", true, &[]), Some(415), "no content type");
+    }
+
+    #[test]
+    fn a_file_may_be_of_any_type_but_a_forms() {
+        let file = |content_type: &'static str| {
+            let pairs = [(headers::CONTENT_TYPE, content_type)];
+            check_rule("POST", true, BodyRule::File, &pairs)
+        };
+        for content_type in [
+            "application/zip",
+            "application/json",
+            "application/x-ndjson",
+            "application/octet-stream",
+        ] {
+            assert_eq!(file(content_type), None, "{content_type}");
+        }
+        for content_type in [
+            "text/plain;charset=UTF-8",
+            "Application/X-WWW-Form-Urlencoded",
+            "multipart/form-data; boundary=x",
+            " ",
+        ] {
+            assert_eq!(file(content_type), Some(415), "{content_type:?}");
+        }
+        assert_eq!(check_rule("POST", true, BodyRule::File, &[]), Some(415));
+        // From another site, a file is refused like any write.
+        let foreign = [
+            (headers::CONTENT_TYPE, "application/zip"),
+            (headers::SEC_FETCH_SITE, "cross-site"),
+        ];
+        assert_eq!(
+            check_rule("POST", true, BodyRule::File, &foreign),
+            Some(403)
+        );
     }
 
     #[test]

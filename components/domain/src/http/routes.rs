@@ -10,6 +10,11 @@
 //! A path is written as the API documents it: `{name}` is any one non-empty
 //! segment, `{name:uuid}` one that must be a UUID, and `{name...}` the rest
 //! of the path, one or more non-empty segments (an asset in a folder).
+//!
+//! Each route also says what body it takes ([`BodyRule`]): JSON of at most
+//! 1 MiB, or (an import) a file of its own size limit. The body is refused
+//! by that rule before the route is even looked for ([`body_rule`]), so an
+//! oversized or cross-site body is a 413 or 403 wherever it is sent.
 
 use crate::ApiError;
 use crate::http::validate::{abbreviate, parse_uuid};
@@ -24,6 +29,43 @@ pub struct Route {
     /// Served to the world (listed in `openapi.yaml`), or only to the app
     /// itself (reached by service chaining, never by a public route).
     pub public: bool,
+    pub body: BodyRule,
+}
+
+/// The most bytes a JSON body may have: every route's limit but an
+/// import's.
+pub const MAX_JSON_BODY_BYTES: usize = 1 << 20;
+
+/// What body a route takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRule {
+    /// JSON of at most [`MAX_JSON_BODY_BYTES`] (a route that reads no body
+    /// is held to it too, so the limit is the same everywhere).
+    Json,
+    /// A file as it is (`POST /api/import`), of at most
+    /// [`crate::transfer::MAX_IMPORT_BYTES`] and of any media type a
+    /// cross-site form cannot send (see `crate::http::csrf`).
+    File,
+}
+
+impl BodyRule {
+    pub const fn max_bytes(self) -> usize {
+        match self {
+            Self::Json => MAX_JSON_BODY_BYTES,
+            Self::File => crate::transfer::MAX_IMPORT_BYTES,
+        }
+    }
+
+    /// The 413 for a body over [`Self::max_bytes`].
+    pub fn too_large(self) -> ApiError {
+        match self {
+            Self::Json => ApiError::payload_too_large(format!(
+                "The request body is larger than the limit of {} MiB.",
+                MAX_JSON_BODY_BYTES >> 20
+            )),
+            Self::File => crate::transfer::too_large("The file"),
+        }
+    }
 }
 
 /// Which component serves a route, and which of its handlers.
@@ -33,6 +75,7 @@ pub enum Handler {
     Messages(MessagesHandler),
     Chat(ChatHandler),
     Feedback(FeedbackHandler),
+    Transfer(TransferHandler),
     Admin(AdminHandler),
     Ui(UiHandler),
 }
@@ -80,6 +123,16 @@ pub enum FeedbackHandler {
     BackgroundWork,
 }
 
+/// The transfer component: export and import of one's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferHandler {
+    /// All of the caller's chats, as JSON Lines.
+    Export,
+    /// One chat as Markdown.
+    ExportChat,
+    Import,
+}
+
 /// The admin-schema component: the operator's schema routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdminHandler {
@@ -103,6 +156,7 @@ impl Handler {
             Self::Messages(_) => "messages",
             Self::Chat(_) => "chat-stream",
             Self::Feedback(_) => "feedback",
+            Self::Transfer(_) => "transfer",
             Self::Admin(_) => "admin-schema",
             Self::Ui(_) => "ui",
         }
@@ -115,6 +169,7 @@ const fn public(method: &'static str, path: &'static str, handler: Handler) -> R
         path,
         handler,
         public: true,
+        body: BodyRule::Json,
     }
 }
 
@@ -226,6 +281,25 @@ pub const ROUTES: &[Route] = &[
         path: crate::background::WORK_PATH,
         handler: Handler::Feedback(FeedbackHandler::BackgroundWork),
         public: false,
+        body: BodyRule::Json,
+    },
+    public(
+        "GET",
+        "/api/export",
+        Handler::Transfer(TransferHandler::Export),
+    ),
+    public(
+        "GET",
+        "/api/chat/{chatId:uuid}/export",
+        Handler::Transfer(TransferHandler::ExportChat),
+    ),
+    Route {
+        body: BodyRule::File,
+        ..public(
+            "POST",
+            "/api/import",
+            Handler::Transfer(TransferHandler::Import),
+        )
     },
     public(
         "GET",
@@ -299,10 +373,8 @@ pub fn find<Own>(
     path: &str,
     own: impl Fn(Handler) -> Option<Own>,
 ) -> Result<Found<Own>, ApiError> {
-    let segments: Vec<&str> = match path.strip_prefix('/') {
-        Some("") => Vec::new(),
-        Some(rest) => rest.split('/').collect(),
-        None => return Err(no_route(path)),
+    let Some(segments) = request_segments(path) else {
+        return Err(no_route(path));
     };
     let mut same_path = ROUTES
         .iter()
@@ -321,6 +393,24 @@ pub fn find<Own>(
         allowed.push(route.method);
     }
     Err(ApiError::method_not_allowed(allowed.join(", ")))
+}
+
+/// The body rule of the route `method` and `path` name, whichever
+/// component serves it; JSON's for a path or method no route serves.
+pub fn body_rule(method: &str, path: &str) -> BodyRule {
+    let segments = request_segments(path).unwrap_or_default();
+    ROUTES
+        .iter()
+        .find(|route| route.method == method && shape_matches(route.path, &segments))
+        .map_or(BodyRule::Json, |route| route.body)
+}
+
+/// A request's path as segments; `None` when it does not start with `/`.
+fn request_segments(path: &str) -> Option<Vec<&str>> {
+    match path.strip_prefix('/')? {
+        "" => Some(Vec::new()),
+        rest => Some(rest.split('/').collect()),
+    }
 }
 
 /// The 404 for a path no route serves.
@@ -421,6 +511,35 @@ mod tests {
             let found = find(route.method, &path, Some).unwrap();
             assert_eq!(found.handler, route.handler, "{} {path}", route.method);
         }
+    }
+
+    #[test]
+    fn only_the_import_takes_a_file_and_every_other_request_json() {
+        for route in ROUTES {
+            let expected = match route.handler {
+                Handler::Transfer(TransferHandler::Import) => BodyRule::File,
+                _ => BodyRule::Json,
+            };
+            assert_eq!(route.body, expected, "{} {}", route.method, route.path);
+        }
+        assert_eq!(body_rule("POST", "/api/import"), BodyRule::File);
+        for (method, path) in [
+            ("PUT", "/api/import"),
+            ("POST", "/api/import/"),
+            ("POST", "/api/chat"),
+            ("POST", "/nowhere"),
+            ("POST", "api/import"),
+            ("GET", "/"),
+        ] {
+            assert_eq!(body_rule(method, path), BodyRule::Json, "{method} {path}");
+        }
+        assert_eq!(BodyRule::Json.max_bytes(), 1 << 20);
+        assert_eq!(BodyRule::File.max_bytes(), 64 << 20);
+        assert_eq!(
+            BodyRule::Json.too_large().message,
+            "The request body is larger than the limit of 1 MiB."
+        );
+        assert_eq!(BodyRule::File.too_large().status, 413);
     }
 
     #[test]

@@ -74,6 +74,7 @@ fn project_manifest_is_read_completely() {
             "feedback",
             "history",
             "messages",
+            "transfer",
             "ui"
         ]
     );
@@ -146,6 +147,12 @@ fn project_manifest_is_read_completely() {
                 HttpRoute::Path("/api/chat/:chat_id/stream".into()),
                 "chat-stream"
             ),
+            (HttpRoute::Path("/api/export".into()), "transfer"),
+            (
+                HttpRoute::Path("/api/chat/:chat_id/export".into()),
+                "transfer"
+            ),
+            (HttpRoute::Path("/api/import".into()), "transfer"),
             (HttpRoute::Path("/api/folders".into()), "history"),
             (HttpRoute::Path("/api/folders/...".into()), "history"),
             (HttpRoute::Path("/api/chat/...".into()), "history"),
@@ -218,6 +225,10 @@ fn project_manifest_routes_requests() {
     assert_eq!(
         route(&format!("/api/chat/{chat}/stream")),
         Some(("chat-stream".into(), String::new()))
+    );
+    assert_eq!(
+        route(&format!("/api/chat/{chat}/export")),
+        Some(("transfer".into(), String::new()))
     );
     assert_eq!(
         route(&format!("/api/chat/{chat}/title")),
