@@ -133,7 +133,7 @@ echo "Spin pass: $("$spin" --version) at $spin"
 spin_log="$(mktemp -t chat-spin-pass.XXXXXX)"
 CHAT_TEST_RUNTIME=spin SPIN_BIN="$spin" cargo test -p chat-tests \
   --test spin_cli --test foundation --test api --test capabilities \
-  --test contract --test chat --test feedback --test resilience --test browser \
+  --test contract --test chat --test feedback --test resilience --test browser --test transfer \
   -- --skip chat_host_only:: 2>&1 | tee "$spin_log"
 passed="$(awk '/^test result: ok\./ { sum += $4 } END { print sum + 0 }' "$spin_log")"
 rm -f "$spin_log"

@@ -256,10 +256,19 @@ impl<'c> Seed<'c> {
 
     /// `message`'s rating in `chat`, without a comment.
     pub async fn vote(&self, chat: Uuid, message: Uuid, vote: Vote) {
+        self.rate(chat, message, vote, None).await;
+    }
+
+    /// `message`'s rating in `chat`, with the rater's comment.
+    pub async fn commented_vote(&self, chat: Uuid, message: Uuid, vote: Vote, comment: &str) {
+        self.rate(chat, message, vote, Some(comment)).await;
+    }
+
+    async fn rate(&self, chat: Uuid, message: Uuid, vote: Vote, comment: Option<&str>) {
         self.write(
             "a vote",
-            r#"INSERT INTO chat."Vote" ("chatId", "messageId", "isUpvoted") VALUES ($1, $2, $3)"#,
-            &[&chat, &message, &(vote == Vote::Up)],
+            r#"INSERT INTO chat."Vote" ("chatId", "messageId", "isUpvoted", comment) VALUES ($1, $2, $3, $4)"#,
+            &[&chat, &message, &(vote == Vote::Up), &comment],
         )
         .await;
     }
