@@ -1464,3 +1464,65 @@ async fn chats_are_pinned_filed_in_folders_archived_and_restored_from_their_menu
     assert_eq!(chats, [0]);
     browser.quit().await;
 }
+
+#[tokio::test]
+async fn an_export_its_owner_downloads_imports_into_another_account() {
+    let rig = Rig::start().await;
+    let chat_id = rig.seed_chat(OWNER, "Moving house", 2).await;
+    let other_host = rig.host_for(OTHER).await;
+    let browser = Browser::start().await;
+
+    // The owner saves the chat as Markdown, then everything.
+    browser
+        .goto(&rig.host.url(&format!("/chat/{chat_id}")))
+        .await;
+    browser
+        .wait_for("the chat", &shows_text(REPLY, "Answer of Moving house"))
+        .await;
+    browser.click("#export-markdown").await;
+    let markdown = browser.downloaded("Moving house.md").await;
+    let document = std::fs::read_to_string(&markdown).expect("the Markdown");
+    assert!(document.starts_with("# Moving house\n"), "{document}");
+    assert!(
+        document.contains("> Answer of Moving house\n"),
+        "{document}"
+    );
+    std::fs::remove_file(&markdown).expect("removing the first download");
+    browser.click(".export-all").await;
+    let export = browser.downloaded("chat-history-").await;
+
+    // Another user imports the file: the report says what came in, and
+    // the chat is theirs, listed and read as it was.
+    browser.goto(&other_host.url("/")).await;
+    browser.wait_for_visible(SIDEBAR_READY).await;
+    browser
+        .choose_file("#transfer input[type=file]", &export)
+        .await;
+    browser
+        .wait_for(
+            "the import's report",
+            &shows_text(".import-report .imported", "1 chat imported."),
+        )
+        .await;
+    browser.click(".import-report button").await;
+    let imported: Vec<Uuid> = rig
+        .db
+        .column(
+            r#"SELECT id FROM chat."Chat" WHERE "userId" = $1"#,
+            &[&OTHER],
+        )
+        .await;
+    let [imported] = imported[..] else {
+        panic!("one chat imported: {imported:?}");
+    };
+    assert_ne!(imported, chat_id, "a chat of its own");
+    browser.click(&chat_row(imported)).await;
+    browser
+        .wait_for(
+            "the imported chat",
+            &shows_text(REPLY, "Answer of Moving house"),
+        )
+        .await;
+    assert_eq!(browser.texts(QUESTION).await, ["Question of Moving house"]);
+    browser.quit().await;
+}

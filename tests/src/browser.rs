@@ -10,7 +10,7 @@ use crate::process::ProcessGroup;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -102,6 +102,8 @@ impl Drop for Chromedriver {
 /// A headless Chromium session.
 pub struct Browser {
     client: Client,
+    /// Where the browser saves downloads: a folder of its profile.
+    downloads: PathBuf,
     // Dropped after the client: it ends the browser.
     _driver: Chromedriver,
 }
@@ -127,7 +129,14 @@ impl Browser {
         if running_as_root() {
             args.push("--no-sandbox".to_owned());
         }
-        let mut options = json!({ "args": args });
+        let downloads = driver.profile.join("downloads");
+        let mut options = json!({
+            "args": args,
+            "prefs": {
+                "download.default_directory": downloads,
+                "download.prompt_for_download": false,
+            },
+        });
         if let Some(binary) = chromium_binary() {
             options["binary"] = json!(binary);
         }
@@ -139,8 +148,46 @@ impl Browser {
             .expect("a Chromium session from chromedriver");
         Self {
             client,
+            downloads,
             _driver: driver,
         }
+    }
+
+    /// Waits until the browser saved a download whose name starts with
+    /// `prefix` whole (Chromium writes it under another name until it is)
+    /// as the one file it downloaded, and answers its path.
+    pub async fn downloaded(&self, prefix: &str) -> PathBuf {
+        let name = crate::eventually(
+            &format!("a whole download named {prefix}..."),
+            PATIENCE,
+            async || {
+                let names: Vec<String> = std::fs::read_dir(&self.downloads)
+                    .ok()?
+                    .flatten()
+                    .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                    .collect();
+                match &names[..] {
+                    [name] if name.starts_with(prefix) && !name.ends_with(".crdownload") => {
+                        Some(name.clone())
+                    }
+                    _ => None,
+                }
+            },
+        )
+        .await;
+        self.downloads.join(name)
+    }
+
+    /// Chooses `file` in the file input matching `css`, as a person does
+    /// in the dialog its button opens (the input itself may be hidden).
+    pub async fn choose_file(&self, css: &str, file: &Path) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("finding {css}: {error}"))
+            .send_keys(&file.display().to_string())
+            .await
+            .unwrap_or_else(|error| panic!("choosing {} in {css}: {error}", file.display()));
     }
 
     pub async fn goto(&self, url: &str) {

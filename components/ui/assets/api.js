@@ -9,12 +9,14 @@ export class ApiError extends Error {
 }
 
 async function send(method, path, body, signal) {
+  // A file (a Blob) goes as it is; anything else as JSON.
+  const file = body instanceof Blob;
   let response;
   try {
     response = await fetch(path, {
       method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      headers: body === undefined ? {} : { "content-type": file ? "application/octet-stream" : "application/json" },
+      body: body === undefined || file ? body : JSON.stringify(body),
       signal,
     });
   } catch (error) {
@@ -130,6 +132,15 @@ export async function rate(chatId, messageId, isUpvoted, comment) {
 
 export async function withdrawRating(chatId, messageId) {
   await send("DELETE", `/api/feedback/${encodeURIComponent(chatId)}/${encodeURIComponent(messageId)}`);
+}
+
+/**
+ * Imports a file (this app's export, ChatGPT's data export ZIP or its
+ * conversations file): `{chatsImported, chatsAlreadyThere, skipped:
+ * [{source, reason}], skippedParts: {reason: count}}`.
+ */
+export async function importHistory(file) {
+  return (await send("POST", "/api/import", file)).json();
 }
 
 /** The text of a stored message: its text parts, joined. */

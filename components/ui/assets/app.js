@@ -4,6 +4,7 @@ import * as api from "./api.js";
 import { ChatView } from "./chat.js";
 import { h } from "./dom.js";
 import { Sidebar } from "./sidebar.js";
+import { Transfer } from "./transfer.js";
 
 /** After a new chat's first reply, when to look for its generated title (ms). */
 const TITLE_CHECKS = [1500, 5000];
@@ -40,6 +41,8 @@ const chat = new ChatView({
     }
   },
 });
+
+const transfer = new Transfer({ imported: () => refreshHistory() });
 
 /** The chat the address names (`/chat/<id>`), or null for a new chat. */
 function chatIdInPath() {
@@ -90,6 +93,7 @@ async function showChatOfPath() {
   setSidebarOpen(false);
   const chatId = chatIdInPath();
   sidebar.setActive(chatId);
+  transfer.showChat(chatId);
   if (chatId === null) {
     showHeader(null);
     chat.startNew();

@@ -50,12 +50,13 @@ macro_rules! asset {
 }
 
 /// The files under `/assets/`, by name.
-const ASSETS: [(&str, Asset); 10] = [
+const ASSETS: [(&str, Asset); 11] = [
     asset!("style.css", CSS),
     asset!("app.js", JAVASCRIPT),
     asset!("api.js", JAVASCRIPT),
     asset!("sidebar.js", JAVASCRIPT),
     asset!("chat.js", JAVASCRIPT),
+    asset!("transfer.js", JAVASCRIPT),
     asset!("dom.js", JAVASCRIPT),
     asset!("markdown.js", JAVASCRIPT),
     // Vendored, unchanged (assets/vendor/README.md).
