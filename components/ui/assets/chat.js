@@ -12,6 +12,14 @@ const MAX_COMMENT = 2000;
 /** How long after the user's last message its reply may still be coming (ms). */
 const REPLY_GRACE = 30_000;
 
+/**
+ * The most earlier messages, and characters in them, a temporary chat may
+ * send with a new one (the server's limits, openapi.yaml); JavaScript counts
+ * UTF-16 units, never fewer than the server's characters.
+ */
+const TEMPORARY_HISTORY_MESSAGES = 100;
+const TEMPORARY_HISTORY_CHARS = 100_000;
+
 export class ChatView {
   /**
    * `started(chatId, isNew)` is called when the server accepted a message (the chat
@@ -27,14 +35,26 @@ export class ChatView {
     this.stopButton = document.getElementById("stop");
     this.notice = document.getElementById("notice");
     this.readOnlyNote = document.getElementById("read-only");
+    this.temporarySwitch = document.getElementById("temporary");
+    this.temporaryNote = document.getElementById("temporary-note");
     this.chatId = null;
     this.messages = [];
+    // Whether new chats are temporary (the switch), and whether the open
+    // one is: kept only in this page, so leaving it discards it.
+    this.temporary = false;
+    this.temporaryChat = false;
     this.mayRate = false; // the replies can be rated: the chat is the reader's
     this.streaming = null; // the AbortController of the reply being streamed
     this.follow = true;
     this.loadId = 0;
 
     this.stopButton.addEventListener("click", () => this.stop());
+    this.temporarySwitch.addEventListener("click", () => {
+      if (this.chatId !== null) return;
+      this.temporary = !this.temporary;
+      this.showTemporary();
+      this.input.focus();
+    });
     this.composer.addEventListener("submit", (event) => {
       event.preventDefault();
       this.send();
@@ -56,6 +76,7 @@ export class ChatView {
   startNew() {
     this.leave();
     this.chatId = null;
+    this.temporaryChat = false;
     this.messages = [];
     this.setReadOnly(false);
     this.render();
@@ -69,6 +90,8 @@ export class ChatView {
   async open(chatId) {
     this.leave();
     this.chatId = chatId;
+    this.temporaryChat = false;
+    this.showTemporary();
     this.messages = [];
     this.mayRate = false;
     const loadId = ++this.loadId;
@@ -109,8 +132,22 @@ export class ChatView {
   setReadOnly(readOnly) {
     this.composer.hidden = readOnly;
     this.readOnlyNote.hidden = !readOnly;
-    this.mayRate = !readOnly;
+    this.mayRate = !readOnly && !this.temporaryChat;
+    this.showTemporary();
     for (const message of this.messages) this.fill(message);
+  }
+
+  /**
+   * The temporary switch: offered on a new chat, shown pressed and locked
+   * in a temporary one, hidden in a saved one; its note says what it means.
+   */
+  showTemporary() {
+    const offered = this.chatId === null || this.temporaryChat;
+    const pressed = this.chatId === null ? this.temporary : this.temporaryChat;
+    this.temporarySwitch.hidden = !offered || this.composer.hidden;
+    this.temporarySwitch.disabled = this.chatId !== null;
+    this.temporarySwitch.setAttribute("aria-pressed", String(pressed));
+    this.temporaryNote.hidden = this.temporarySwitch.hidden || !pressed;
   }
 
   /** Stops rendering a reply still streaming (the server keeps it anyway). */
@@ -127,30 +164,45 @@ export class ChatView {
     if (!text.trim() || this.streaming) return;
     const isNew = this.chatId === null;
     const chatId = this.chatId ?? uuid();
+    const temporary = isNew ? this.temporary : this.temporaryChat;
     const earlier = this.messages
       .filter((message) => message.content)
       .map(({ role, content }) => ({ role, content }));
     const question = { id: uuid(), role: "user", content: text };
     const reply = { role: "assistant", content: "", pending: true, error: null };
     const asked = { id: question.id, role: question.role, content: question.content };
+    // A temporary chat is stored nowhere: the server hears it from here,
+    // and the rest of the page (the address, the sidebar) never learns of it.
+    const body = temporary
+      ? { id: chatId, temporary: true, messages: [...newestWithinLimits(earlier), asked] }
+      : { id: chatId, messages: [...earlier, asked] };
 
     this.chatId = chatId;
+    this.temporaryChat = temporary;
+    if (temporary) this.mayRate = false;
+    this.showTemporary();
     this.messages.push(question, reply);
     this.input.value = "";
     const accepted = await this.streamInto(reply, {
-      start: (onEvent, signal) => api.streamChat({ id: chatId, messages: [...earlier, asked] }, onEvent, signal),
-      opened: () => this.started(chatId, isNew),
+      start: (onEvent, signal) => api.streamChat(body, onEvent, signal),
+      opened: () => {
+        if (!temporary) this.started(chatId, isNew);
+      },
       refused: (error) => {
         // Refused before anything was stored: take the message back and
         // give its text back to the composer, so nothing typed is lost.
         this.messages.splice(this.messages.indexOf(question), 2);
-        if (isNew) this.chatId = null;
+        if (isNew) {
+          this.chatId = null;
+          this.temporaryChat = false;
+          this.showTemporary();
+        }
         if (!this.input.value) this.input.value = text;
         this.render();
         this.showNotice(`Your message was not sent: ${error.message}`);
       },
     });
-    if (accepted) this.finished(chatId, isNew);
+    if (accepted && !temporary) this.finished(chatId, isNew);
   }
 
   /**
@@ -429,6 +481,21 @@ export class ChatView {
   scrollToEnd() {
     if (this.follow) this.list.scrollTop = this.list.scrollHeight;
   }
+}
+
+/**
+ * The newest of a temporary chat's earlier messages that the server takes
+ * with a new one (the older ones are left out, as a stored chat's are).
+ */
+function newestWithinLimits(messages) {
+  const kept = [];
+  let chars = 0;
+  for (const message of [...messages].reverse()) {
+    chars += message.content.length;
+    if (kept.length === TEMPORARY_HISTORY_MESSAGES || chars > TEMPORARY_HISTORY_CHARS) break;
+    kept.unshift(message);
+  }
+  return kept;
 }
 
 /** A stored message (as `/api/messages` answers it) as the page shows it. */
