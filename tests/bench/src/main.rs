@@ -9,6 +9,7 @@
 //! first; see BENCHMARKS.md for what it measures and the last results.
 
 mod appkit;
+mod export;
 mod load;
 mod native;
 mod plans;
@@ -71,6 +72,15 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         rounds: usize,
     },
+    /// GET /api/export of a tenth of `chats`, then of all of them, with
+    /// chat-host's peak resident memory during each.
+    Export {
+        #[arg(long, default_value_t = 10_000)]
+        chats: i64,
+        /// Rounds, alternating the small and the large export.
+        #[arg(long, default_value_t = 2)]
+        rounds: usize,
+    },
 }
 
 fn main() -> Result<()> {
@@ -82,6 +92,9 @@ fn main() -> Result<()> {
         }
         Some(Command::Replicas { seconds, rounds }) => {
             runtime.block_on(until_stopped(replicas::run(seconds, rounds)))
+        }
+        Some(Command::Export { chats, rounds }) => {
+            runtime.block_on(until_stopped(export::run(chats, rounds)))
         }
         None => runtime.block_on(until_stopped(run::run(run::Options {
             settings: if cli.quick {

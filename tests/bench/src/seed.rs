@@ -34,7 +34,7 @@ const WORDS_PER_MESSAGE: i64 = 10;
 /// [`WORDS_PER_MESSAGE`] words of [`WORD_LIST`] picked by a hash of the
 /// chat, the message and the word's place: varied, and the same in every
 /// run.
-fn messages_of_random_words(chats: &str) -> String {
+pub fn messages_of_random_words(chats: &str) -> String {
     format!(
         r#"WITH list AS (SELECT {WORD_LIST} AS words)
 INSERT INTO chat."Message" ("chatId", role, parts, "createdAt")
