@@ -399,6 +399,103 @@ async fn stop_ends_a_streaming_reply_and_keeps_what_came() {
     browser.quit().await;
 }
 
+#[tokio::test]
+async fn a_temporary_chat_is_kept_nowhere_and_leaving_it_discards_it() {
+    let rig = Rig::start().await;
+    for text in ["Lisbon.", "Then Porto."] {
+        rig.upstream.expect_reply(Script::stream(vec![
+            chunk(text),
+            Step::Send(UPSTREAM_DONE.to_owned()),
+        ]));
+    }
+    let browser = Browser::start().await;
+    browser.goto(&rig.host.url("/")).await;
+    browser.wait_for_visible(SIDEBAR_READY).await;
+    // Reading the history records the caller (as the seed does); the
+    // temporary chat adds nothing to that.
+    let rows = rig.db.conversation_rows().await;
+    let switch =
+        |property: &str| format!("return document.querySelector('#temporary').{property};");
+    let pressed = switch("getAttribute('aria-pressed')");
+    assert_eq!(browser.eval(&pressed).await, "false");
+    assert!(!browser.is_visible("#temporary-note").await);
+
+    // Switched on, the page says plainly what that means.
+    browser.click("#temporary").await;
+    assert_eq!(browser.eval(&pressed).await, "true");
+    browser.wait_for_visible("#temporary-note").await;
+    let note = browser.texts("#temporary-note").await.concat();
+    for words in ["Not saved in your history", "may still keep its own logs"] {
+        assert!(note.contains(words), "{note}");
+    }
+    browser
+        .type_into("#input", &format!("Plan a trip{}", keys::ENTER))
+        .await;
+    wait_for_whole_reply(&browser, "Lisbon.").await;
+    browser
+        .type_into("#input", &format!("And then?{}", keys::ENTER))
+        .await;
+    browser
+        .wait_for(
+            "the second reply",
+            &format!(
+                "return document.querySelectorAll({}).length === 2 \
+                 && document.querySelector('.message.pending') === null;",
+                json!(REPLY)
+            ),
+        )
+        .await;
+    assert_eq!(browser.texts(REPLY).await, ["Lisbon.", "Then Porto."]);
+
+    // The model heard the first exchange from the page, and no title was asked for.
+    let asked = rig.upstream.received();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(
+        asked[1].body["messages"],
+        json!([
+            {"role": "user", "content": "Plan a trip"},
+            {"role": "assistant", "content": "Lisbon."},
+            {"role": "user", "content": "And then?"}
+        ])
+    );
+    // Nothing to rate, regenerate or share; the address and the sidebar
+    // never learn of it; the switch stays on, and cannot be turned off.
+    assert_eq!(browser.path().await, "/");
+    assert!(
+        browser
+            .texts(".feedback, .regenerate, .chat")
+            .await
+            .is_empty()
+    );
+    assert!(!browser.is_visible("#visibility").await);
+    assert_eq!(browser.eval(&switch("disabled")).await, true);
+    assert_eq!(rig.db.conversation_rows().await, rows);
+
+    // Leaving it discards it; new chats stay temporary until switched off.
+    browser.click("#new-chat").await;
+    browser
+        .wait_for(
+            "an empty chat",
+            "return document.querySelectorAll('.message').length === 0;",
+        )
+        .await;
+    assert_eq!(browser.eval(&pressed).await, "true");
+    assert_eq!(browser.eval(&switch("disabled")).await, false);
+    // A reload starts afresh, with an empty history.
+    browser.reload().await;
+    browser
+        .wait_for(
+            "the empty history",
+            &format!(
+                "return document.querySelector({}) !== null && document.body.innerText.includes('No conversations yet');",
+                json!(SIDEBAR_READY)
+            ),
+        )
+        .await;
+    assert_eq!(browser.eval(&pressed).await, "false");
+    browser.quit().await;
+}
+
 /// Hostile and ordinary Markdown, cut mid-token between chunks.
 const MARKDOWN_REPLY: [&str; 3] = [
     "# Plan\n\nHere is **bo",
@@ -1407,7 +1504,10 @@ async fn chats_are_pinned_filed_in_folders_archived_and_restored_from_their_menu
     browser
         .wait_for(
             "the archived chat gone from the list",
-            &format!("return document.querySelector('{}') === null;", chat_row(alpha).replace('\'', "\\'")),
+            &format!(
+                "return document.querySelector('{}') === null;",
+                chat_row(alpha).replace('\'', "\\'")
+            ),
         )
         .await;
     browser.click(".show-archive").await;
@@ -1437,11 +1537,17 @@ async fn chats_are_pinned_filed_in_folders_archived_and_restored_from_their_menu
             )
             .await
             .unwrap();
-        rows.iter().map(|row| (row.get(0), row.get(1), row.get(2))).collect()
+        rows.iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .collect()
     };
     assert_eq!(
         state,
-        [(false, None, false), (true, None, false), (false, Some(folder), false)]
+        [
+            (false, None, false),
+            (true, None, false),
+            (false, Some(folder), false)
+        ]
     );
 
     // Deleting them all asks first, then leaves the folder and no chat.
