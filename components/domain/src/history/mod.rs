@@ -60,15 +60,21 @@ const RECORD_CALLER: &str = r#"WITH recorded_caller AS (
   INSERT INTO chat."User" (id, email) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING)
 "#;
 
-/// A page after a chat id records the caller only when that chat is theirs,
-/// so a bad cursor changes nothing.
-fn record_caller_if_chat_is_theirs(chat: &str) -> String {
+/// A page that names rows of the caller's (a cursor's chat, a folder)
+/// records the caller only when each of them is theirs (`theirs`: one
+/// condition per row), so a page refused for naming someone else's changes
+/// nothing.
+fn record_caller(theirs: &[String]) -> String {
+    if theirs.is_empty() {
+        return RECORD_CALLER.to_owned();
+    }
     format!(
         r#"WITH recorded_caller AS (
   INSERT INTO chat."User" (id, email)
-  SELECT $1, $2::text WHERE EXISTS (SELECT 1 FROM chat."Chat" WHERE id = {chat} AND "userId" = $1)
+  SELECT $1, $2::text WHERE {}
   ON CONFLICT (id) DO NOTHING)
-"#
+"#,
+        theirs.join(" AND ")
     )
 }
 
@@ -382,13 +388,14 @@ impl HistoryQuery {
             ],
         };
         let mut conditions = String::new();
+        let mut theirs = Vec::new();
         match self.cursor.map(Cursor::position) {
-            None => statement.sql.push_str(RECORD_CALLER),
+            None => {}
             Some(Position::Chat(id)) => {
                 let chat = statement.bind(SqlParam::Uuid(id));
-                statement
-                    .sql
-                    .push_str(&record_caller_if_chat_is_theirs(&chat));
+                theirs.push(format!(
+                    r#"EXISTS (SELECT 1 FROM chat."Chat" WHERE id = {chat} AND "userId" = $1)"#
+                ));
                 conditions.push_str(&format!(
                     r#"
   AND ("lastActivityAt", id) {} (
@@ -398,7 +405,6 @@ impl HistoryQuery {
                 ));
             }
             Some(Position::Listed(key)) => {
-                statement.sql.push_str(RECORD_CALLER);
                 let micros = statement.bind(SqlParam::Int64(key.activity_micros));
                 let id = statement.bind(SqlParam::Uuid(key.id));
                 conditions.push_str(&format!(
@@ -422,6 +428,9 @@ impl HistoryQuery {
         match self.folder {
             Some(folder) => {
                 let folder = statement.bind(SqlParam::Uuid(folder));
+                theirs.push(format!(
+                    r#"EXISTS (SELECT 1 FROM chat."Folder" WHERE id = {folder} AND "userId" = $1)"#
+                ));
                 conditions.push_str(&format!(
                     r#"
   AND "folderId" = {folder}"#
@@ -449,6 +458,7 @@ impl HistoryQuery {
             _ => NEWEST_FIRST,
         };
         let page = format!("{CALLERS_CHATS}{conditions}{order}\nLIMIT {limit}");
+        statement.sql.push_str(&record_caller(&theirs));
         if self.lists_pinned() {
             statement.sql.push_str(&format!(
                 r#"({CALLERS_CHATS}
@@ -889,6 +899,10 @@ mod tests {
             .concat()
         );
         assert!(folder.sql.contains(r#"AND "folderId" = $3"#));
+        // Someone else's folder is a 404 that records no one.
+        assert!(folder.sql.contains(
+            r#"SELECT $1, $2::text WHERE EXISTS (SELECT 1 FROM chat."Folder" WHERE id = $3 AND "userId" = $1)"#
+        ));
         assert!(folder.sql.contains(r#"AND "pinnedAt" IS NULL"#));
         assert!(folder.sql.contains(r#"AND "archivedAt" IS NULL"#));
         assert!(!folder.sql.contains("UNION ALL"));
