@@ -1,15 +1,18 @@
-//! The authorisation matrix: every chat route (feedback included) × {the
-//! owner, another user, no identity} × {a public chat, a private chat, an
-//! unknown chat}. Each case
+//! The authorisation matrix: every chat route (feedback, pins, archive and
+//! folders included) × {the owner, another user, no identity} × {a public
+//! chat, a private chat, an unknown chat}. Each case
 //! runs on a chat of its own and then checks the database (and, for a
 //! refused case, re-reads the chat as its owner): nobody reads, changes or
-//! deletes what is not theirs.
+//! deletes what is not theirs. Folders, and the pins and folders of a
+//! shared chat, stay their owner's alone.
 
-use crate::support::{ids_of, message_ids_of, new_user, target_and_seeder, user_id};
+use crate::support::{
+    expect_statuses, ids_of, message_ids_of, new_user, target_and_seeder, user_id,
+};
 use chat_tests::contract::client::{Caller, EMAIL_HEADER, NAME_HEADER, USER_HEADER};
-use chat_tests::contract::seed::{SeededChat, Seeder, Visibility};
+use chat_tests::contract::seed::{ChatState, Placement, SeededChat, Seeder, Visibility};
 use chat_tests::contract::target::Target;
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// The title the rename cases ask for.
@@ -43,6 +46,10 @@ enum Action {
     Rate,
     Withdraw,
     ReadVotes,
+    Pin,
+    Archive,
+    /// File it in the caller's own folder.
+    File,
 }
 
 /// The status the product contract gives each case.
@@ -62,7 +69,13 @@ fn expected_status(who: Who, chat: Chat, action: Action) -> u16 {
         (
             Who::Other,
             _,
-            Action::ChangeVisibility | Action::Rename | Action::Stop | Action::Regenerate,
+            Action::ChangeVisibility
+            | Action::Rename
+            | Action::Stop
+            | Action::Regenerate
+            | Action::Pin
+            | Action::Archive
+            | Action::File,
         ) => 403,
         // A chat's feedback is its owner's, public or not.
         (Who::Other, _, Action::Rate | Action::Withdraw | Action::ReadVotes) => 403,
@@ -81,12 +94,22 @@ impl Case {
     }
 }
 
+/// Each user's own folder, which their file cases ask for.
+struct Folders {
+    owners: Uuid,
+    others: Uuid,
+}
+
 #[tokio::test]
 async fn nobody_reads_changes_or_deletes_what_is_not_theirs() {
     let (target, seeder) = target_and_seeder().await;
     let owner = new_user("owner");
     let other = new_user("other");
     seeder.user(user_id(&other)).await;
+    let folders = Folders {
+        owners: seeder.folder(user_id(&owner), "Owner's").await,
+        others: seeder.folder(user_id(&other), "Other's").await,
+    };
     for who in [Who::Owner, Who::Other, Who::Nobody] {
         for chat in [Chat::Public, Chat::Private, Chat::Unknown] {
             for action in [
@@ -100,6 +123,9 @@ async fn nobody_reads_changes_or_deletes_what_is_not_theirs() {
                 Action::Rate,
                 Action::Withdraw,
                 Action::ReadVotes,
+                Action::Pin,
+                Action::Archive,
+                Action::File,
             ] {
                 let case = Case { who, chat, action };
                 let caller = match who {
@@ -107,13 +133,24 @@ async fn nobody_reads_changes_or_deletes_what_is_not_theirs() {
                     Who::Other => other.clone(),
                     Who::Nobody => Caller::Anonymous,
                 };
-                run_case(&target, &seeder, &owner, &caller, &case).await;
+                let folder = match who {
+                    Who::Other => folders.others,
+                    Who::Owner | Who::Nobody => folders.owners,
+                };
+                run_case(&target, &seeder, &owner, (&caller, folder), &case).await;
             }
         }
     }
 }
 
-async fn run_case(target: &Target, seeder: &Seeder, owner: &Caller, caller: &Caller, case: &Case) {
+/// `caller` comes with their own folder, which a file case asks for.
+async fn run_case(
+    target: &Target,
+    seeder: &Seeder,
+    owner: &Caller,
+    (caller, folder): (&Caller, Uuid),
+    case: &Case,
+) {
     let seeded = match case.chat {
         Chat::Public => Some(seeder.chat(user_id(owner), Visibility::Public).await),
         Chat::Private => Some(seeder.chat(user_id(owner), Visibility::Private).await),
@@ -150,6 +187,18 @@ async fn run_case(target: &Target, seeder: &Seeder, owner: &Caller, caller: &Cal
             .api
             .delete(&format!("/api/feedback/{chat_id}/{reply_id}")),
         Action::ReadVotes => target.api.get(&format!("/api/feedback/{chat_id}")),
+        Action::Pin => target
+            .api
+            .patch(&format!("/api/chat/{chat_id}/pinned"))
+            .json(&json!({"pinned": true})),
+        Action::Archive => target
+            .api
+            .patch(&format!("/api/chat/{chat_id}/archived"))
+            .json(&json!({"archived": true})),
+        Action::File => target
+            .api
+            .patch(&format!("/api/chat/{chat_id}/folder"))
+            .json(&json!({"folderId": folder})),
     };
     let reply = request.caller(caller).send().await;
     let expected = expected_status(case.who, case.chat, case.action);
@@ -196,6 +245,28 @@ async fn run_case(target: &Target, seeder: &Seeder, owner: &Caller, caller: &Cal
             let (before, after) = (before.unwrap(), after.unwrap());
             assert_eq!(after.messages, before.messages, "{}", case.label());
             assert_eq!(after.votes, "", "{}: {}", case.label(), after.votes);
+        }
+        (Action::Pin | Action::Archive | Action::File, 200) => {
+            let before = before.unwrap();
+            let placement = match case.action {
+                Action::Pin => Placement {
+                    pinned: true,
+                    ..before.placement
+                },
+                Action::Archive => Placement {
+                    archived: true,
+                    ..before.placement
+                },
+                _ => Placement {
+                    folder: Some(folder),
+                    ..before.placement
+                },
+            };
+            let wanted = ChatState {
+                placement,
+                ..before
+            };
+            assert_eq!(after, Some(wanted), "{}", case.label());
         }
         (Action::Stop, 202) | (Action::Follow, 204) => {
             assert_eq!(after, before, "{}: a stop changed the chat", case.label());
@@ -313,4 +384,149 @@ async fn history_lists_no_one_elses_chats() {
     let reply = target.api.get("/api/history").caller(&other).send().await;
     reply.expect_status(200);
     assert_eq!(reply.json(), json!({"data": [], "hasMore": false}));
+}
+
+/// A user's folders are theirs alone: another user can neither file a chat
+/// in one, nor rename, move, delete or list it; and a shared chat's reader
+/// sees none of its owner's folders or pins, anywhere.
+#[tokio::test]
+async fn folders_and_pins_stay_their_owners() {
+    let (target, seeder) = target_and_seeder().await;
+    let api = &target.api;
+    let owner = new_user("owner");
+    let reader = new_user("reader");
+    let folder = seeder.folder(user_id(&owner), "Owner's plans").await;
+    let readers_folder = seeder.folder(user_id(&reader), "Reader's plans").await;
+    let placement = Placement {
+        pinned: true,
+        folder: Some(folder),
+        ..Placement::default()
+    };
+    let shared = seeder
+        .placed_chat(user_id(&owner), Visibility::Public, placement)
+        .await;
+    let readers_chat = seeder.chat(user_id(&reader), Visibility::Private).await;
+    let folder_before = seeder.folder_state(folder).await;
+    let readers_chat_before = seeder.chat_state(readers_chat.id).await;
+
+    // Another user's folder is no folder of theirs: 404, nothing changed.
+    let in_folder = format!("/api/folders/{folder}");
+    expect_statuses([
+        (
+            api.patch(&format!("/api/chat/{}/folder", readers_chat.id))
+                .caller(&reader)
+                .json(&json!({"folderId": folder})),
+            404,
+        ),
+        (
+            api.patch(&in_folder)
+                .caller(&reader)
+                .json(&json!({"name": "Mine now"})),
+            404,
+        ),
+        (
+            api.patch(&in_folder)
+                .caller(&reader)
+                .json(&json!({"position": 7})),
+            404,
+        ),
+        (api.delete(&in_folder).caller(&reader), 404),
+        (
+            api.get(&format!("/api/history?folder={folder}"))
+                .caller(&reader),
+            404,
+        ),
+    ])
+    .await;
+    assert_eq!(seeder.folder_state(folder).await, folder_before);
+    // Asking for it records no newcomer as a user either.
+    let newcomer = new_user("newcomer");
+    let reply = api
+        .get(&format!("/api/history?folder={folder}"))
+        .caller(&newcomer)
+        .send()
+        .await;
+    reply.expect_status(404);
+    assert!(!seeder.is_user(user_id(&newcomer)).await);
+    assert_eq!(
+        seeder.chat_state(readers_chat.id).await,
+        readers_chat_before
+    );
+    assert_eq!(
+        seeder.chat_state(shared.id).await.unwrap().placement,
+        placement
+    );
+
+    // The reader's own lists hold their own chat and folder, nothing of
+    // the owner's: not the shared chat, its pin or its folder.
+    let owners_marks = [
+        shared.id.to_string(),
+        folder.to_string(),
+        "Owner's plans".to_owned(),
+    ];
+    let title_word = shared.title.rsplit(' ').next().unwrap();
+    let readers_own = vec![readers_chat.id.to_string()];
+    for (query, listed) in [
+        (String::new(), readers_own.clone()),
+        ("?archived=include".to_owned(), readers_own),
+        ("?archived=only".to_owned(), Vec::new()),
+        (format!("?q={title_word}&archived=include"), Vec::new()),
+    ] {
+        let reply = api
+            .get(&format!("/api/history{query}"))
+            .caller(&reader)
+            .send()
+            .await;
+        reply.expect_status(200);
+        assert_eq!(ids_of(&reply.json()), listed, "{query}");
+        assert_mentions_none(&reply.json(), &owners_marks, &query);
+    }
+    let reply = api.get("/api/folders").caller(&reader).send().await;
+    reply.expect_status(200);
+    assert_eq!(ids_of(&reply.json()), [readers_folder.to_string()]);
+    assert_mentions_none(&reply.json(), &owners_marks, "GET /api/folders");
+
+    // The shared chat reads as its messages alone: no pin, archive or
+    // folder field, at any depth.
+    let reply = api
+        .get(&format!("/api/messages/{}", shared.id))
+        .caller(&reader)
+        .send()
+        .await;
+    reply.expect_status(200);
+    assert_eq!(ids_of(&reply.json()), message_ids_of(&shared));
+    assert_mentions_none(&reply.json(), &owners_marks[1..], "the messages");
+    let organising = keys_of(&reply.json())
+        .into_iter()
+        .filter(|key| {
+            let key = key.to_ascii_lowercase();
+            ["pin", "archiv", "folder"]
+                .iter()
+                .any(|word| key.contains(word))
+        })
+        .collect::<Vec<_>>();
+    assert!(organising.is_empty(), "the messages carry {organising:?}");
+}
+
+/// Panics if `answer` holds any of `marks` (ids, names) anywhere.
+fn assert_mentions_none(answer: &Value, marks: &[String], what: &str) {
+    let text = answer.to_string();
+    for mark in marks {
+        assert!(
+            !text.contains(mark.as_str()),
+            "{what} mentions {mark}: {text}"
+        );
+    }
+}
+
+/// Every object key in `value`, at any depth.
+fn keys_of(value: &Value) -> Vec<String> {
+    match value {
+        Value::Object(object) => object
+            .iter()
+            .flat_map(|(key, value)| std::iter::once(key.clone()).chain(keys_of(value)))
+            .collect(),
+        Value::Array(items) => items.iter().flat_map(keys_of).collect(),
+        _ => Vec::new(),
+    }
 }

@@ -1,7 +1,8 @@
 //! A database error never opens a door: with the database unreachable, every
-//! chat and feedback route answers 503, the empty mock or 204 — never data, never a
-//! successful write — and identity and input are still checked first. Only
-//! the chat itself carries on: the reply streams without being stored.
+//! chat, folder and feedback route answers 503, the empty mock or 204 — never
+//! data, never a successful write — and identity and input are still checked
+//! first. Only the chat itself carries on: the reply streams without being
+//! stored.
 
 use crate::support::{expect_statuses, new_user};
 use chat_tests::contract::target::Target;
@@ -28,6 +29,16 @@ async fn without_its_database_the_app_fails_closed() {
     let vote = format!("/api/feedback/{chat}/{}", Uuid::new_v4());
     let rating = json!({"chatId": chat, "messageId": Uuid::new_v4(), "isUpvoted": true});
     let token = target.admin_token().to_owned();
+    let pinned = format!("/api/chat/{chat}/pinned");
+    let pin = json!({"pinned": true});
+    let archived = format!("/api/chat/{chat}/archived");
+    let archive = json!({"archived": true});
+    let filed = format!("/api/chat/{chat}/folder");
+    let file = json!({"folderId": Uuid::new_v4()});
+    let unfile = json!({"folderId": null});
+    let folder = format!("/api/folders/{}", Uuid::new_v4());
+    let named = json!({"name": "Offline plans"});
+    let moved = json!({"position": 1});
 
     // No messages, whoever asks: nothing is known about the chat.
     let reply = api.get(&messages).caller(&user).send().await;
@@ -40,14 +51,23 @@ async fn without_its_database_the_app_fails_closed() {
     expect_statuses([
         // Needs no database.
         (api.get("/api/session").caller(&user), 200),
-        // Ephemeral mode: no history, no body.
+        // Ephemeral mode: no history, no folders, no body.
         (api.get("/api/history").caller(&user), 204),
+        (api.get("/api/folders").caller(&user), 204),
         // The chat still streams (not stored: ephemeral mode).
         (api.post("/api/chat").caller(&user).json(&hello), 200),
         // Writes and admin work refuse.
         (api.delete(&delete).caller(&user), 503),
         (api.patch(&visibility).caller(&user).json(&public), 503),
         (api.patch(&title).caller(&user).json(&renamed), 503),
+        (api.patch(&pinned).caller(&user).json(&pin), 503),
+        (api.patch(&archived).caller(&user).json(&archive), 503),
+        (api.patch(&filed).caller(&user).json(&file), 503),
+        (api.patch(&filed).caller(&user).json(&unfile), 503),
+        (api.post("/api/folders").caller(&user).json(&named), 503),
+        (api.patch(&folder).caller(&user).json(&named), 503),
+        (api.patch(&folder).caller(&user).json(&moved), 503),
+        (api.delete(&folder).caller(&user), 503),
         (api.post(&stop).caller(&user), 503),
         // Without the stored conversation there is nothing to regenerate.
         (api.post(&regenerate).caller(&user), 503),
@@ -65,6 +85,13 @@ async fn without_its_database_the_app_fails_closed() {
         (api.delete(&delete), 401),
         (api.patch(&visibility).json(&public), 401),
         (api.patch(&title).json(&renamed), 401),
+        (api.patch(&pinned).json(&pin), 401),
+        (api.patch(&archived).json(&archive), 401),
+        (api.patch(&filed).json(&file), 401),
+        (api.get("/api/folders"), 401),
+        (api.post("/api/folders").json(&named), 401),
+        (api.patch(&folder).json(&named), 401),
+        (api.delete(&folder), 401),
         (api.post(&stop), 401),
         (api.post(&regenerate), 401),
         (api.get(&follow), 401),
@@ -95,6 +122,34 @@ async fn without_its_database_the_app_fails_closed() {
             api.patch(&title).caller(&user).json(&json!({"title": " "})),
             400,
         ),
+        (
+            api.patch(&pinned)
+                .caller(&user)
+                .json(&json!({"pinned": "yes"})),
+            400,
+        ),
+        (
+            api.patch(&archived)
+                .caller(&user)
+                .json(&json!({"archived": null})),
+            400,
+        ),
+        (
+            api.patch(&filed)
+                .caller(&user)
+                .json(&json!({"folderId": "Work"})),
+            400,
+        ),
+        (
+            api.post("/api/folders")
+                .caller(&user)
+                .json(&json!({"name": ""})),
+            400,
+        ),
+        (api.patch(&folder).caller(&user).json(&json!({})), 400),
+        (api.delete("/api/folders/not-a-uuid").caller(&user), 400),
+        (api.get("/api/history?archived=all").caller(&user), 400),
+        (api.get("/api/history?folder=Work").caller(&user), 400),
     ])
     .await;
 }

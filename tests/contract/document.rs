@@ -186,6 +186,31 @@ fn every_route_of_the_spec_is_described_with_its_statuses() {
     }
 }
 
+/// The list above is the whole API: an operation added to the description
+/// is added there too, with its statuses.
+#[test]
+fn every_api_operation_of_the_description_is_listed() {
+    let router = router();
+    let described: BTreeSet<(String, String)> = description()
+        .operations()
+        .into_iter()
+        .filter(|(_, template)| {
+            router
+                .route(&example_path(template))
+                .is_none_or(|matched| !NOT_API_COMPONENTS.contains(&matched.component_id()))
+        })
+        .collect();
+    let listed: BTreeSet<(String, String)> = OPERATIONS
+        .iter()
+        .map(|(method, template, _)| (method.to_string(), template.to_string()))
+        .collect();
+    assert_eq!(
+        described.difference(&listed).collect::<Vec<_>>(),
+        Vec::<&(String, String)>::new(),
+        "described in openapi.yaml but not in OPERATIONS"
+    );
+}
+
 #[test]
 fn described_paths_and_spin_routes_agree() {
     let router = router();

@@ -9,15 +9,15 @@
 //! `GET /api/history` records its caller in `chat."User"` — legitimately, for
 //! any identity. So users are compared apart: every user row from before must
 //! still be there unchanged, and a new one must carry an identity that some
-//! `GET /api/history` answered 200 for. `"Chat"`, `"Message"` and `"Vote"`
-//! must be exactly as before.
+//! `GET /api/history` answered 200 for. `"Chat"`, `"Message"`, `"Vote"` and
+//! `"Folder"` must be exactly as before.
 
 mod generate;
 mod prng;
 
 use chat_tests::contract::client::{ApiClient, description};
 use chat_tests::contract::openapi::Exchange;
-use chat_tests::contract::seed::{Seeder, Snapshot, Visibility};
+use chat_tests::contract::seed::{Placement, Seeder, Snapshot, Visibility};
 use chat_tests::contract::target::Target;
 use chat_tests::runtime::Runtime;
 use futures_util::StreamExt;
@@ -267,6 +267,7 @@ fn database_changes(before: &Snapshot, after: &Snapshot, outcome: &Outcome) -> V
         ("Chat", &before.chats, &after.chats),
         ("Message", &before.messages, &after.messages),
         ("Vote", &before.votes, &after.votes),
+        ("Folder", &before.folders, &after.folders),
     ] {
         if before != after {
             changes.push(format!(
@@ -297,19 +298,37 @@ fn database_changes(before: &Snapshot, after: &Snapshot, outcome: &Outcome) -> V
     changes
 }
 
-/// Two users: one with a public and a private chat, one with one chat.
+/// Two users, each with a folder: one with a public chat (archived) and a
+/// private one (pinned, in their folder), one with one chat.
 async fn seed_world(seeder: &Seeder, target: &Target) -> World {
     let run = &uuid::Uuid::new_v4().simple().to_string()[..12];
     let owner = format!("fuzz-owner-{run}@contract.test");
     let stranger = format!("fuzz-stranger-{run}@contract.test");
-    let public = seeder.chat(&owner, Visibility::Public).await.id;
-    let private = seeder.chat(&owner, Visibility::Private).await.id;
-    let stranger_chat = seeder.chat(&stranger, Visibility::Private).await.id;
+    let owner_folder = seeder.folder(&owner, "Owner's folder").await;
+    let stranger_folder = seeder.folder(&stranger, "Stranger's folder").await;
+    let archived = Placement {
+        archived: true,
+        ..Placement::default()
+    };
+    let pinned_in_folder = Placement {
+        pinned: true,
+        folder: Some(owner_folder),
+        ..Placement::default()
+    };
+    let public = seeder
+        .placed_chat(&owner, Visibility::Public, archived)
+        .await;
+    let private = seeder
+        .placed_chat(&owner, Visibility::Private, pinned_in_folder)
+        .await;
+    let stranger_chat = seeder.chat(&stranger, Visibility::Private).await;
     World {
         owner,
         stranger,
         owner_chats: [public, private],
         stranger_chat,
+        owner_folder,
+        stranger_folder,
         admin_token: target.admin_token_if_known().map(str::to_owned),
     }
 }

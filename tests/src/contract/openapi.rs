@@ -2,11 +2,12 @@
 //! headers, content types and bodies the description allows, so every
 //! response the contract suite receives can be checked against it.
 //!
-//! Besides plain OpenAPI 3.1 it reads three extensions the description
+//! Besides plain OpenAPI 3.1 it reads four extensions the description
 //! explains: `x-other-methods` (what a path answers to methods it has no
-//! operation for), `x-unlisted-paths` (what other paths answer) and
+//! operation for), `x-unlisted-paths` (what other paths answer),
 //! `x-implemented: false` (an operation not served yet, whose path then
-//! answers like an unlisted one).
+//! answers like an unlisted one) and `x-rest-of-path: true` (the path's last
+//! parameter takes one or more segments).
 
 use boon::{Compiler, Draft, SchemaIndex, Schemas};
 use http::HeaderMap;
@@ -145,7 +146,8 @@ impl ApiDescription {
     /// it has any served operation.
     fn path_item(&self, path: &str) -> Option<(&String, &Value)> {
         self.paths().iter().find(|(template, item)| {
-            template_matches(template, path)
+            let rest_of_path = item.get("x-rest-of-path") == Some(&Value::Bool(true));
+            template_matches(template, path, rest_of_path)
                 && METHODS
                     .iter()
                     .any(|key| served_operation(item, &key.to_ascii_uppercase()).is_some())
@@ -364,18 +366,33 @@ fn responses_of(holder: &Value) -> Result<&Map<String, Value>, String> {
         .ok_or_else(|| "an operation without responses".to_owned())
 }
 
-/// `/api/messages/{chatId}` matches `/api/messages/<any one non-empty segment>`.
-pub fn template_matches(template: &str, path: &str) -> bool {
-    let templates = template.split('/');
-    let segments = path.split('/');
-    templates.clone().count() == segments.clone().count()
-        && templates.zip(segments).all(|(expected, actual)| {
-            if expected.starts_with('{') && expected.ends_with('}') {
-                !actual.is_empty()
-            } else {
-                expected == actual
-            }
-        })
+/// `/api/messages/{chatId}` matches `/api/messages/<any one non-empty segment>`;
+/// with `rest_of_path`, the template's last parameter takes one or more
+/// (`/assets/{asset}` matches `/assets/vendor/marked.esm.js`).
+pub fn template_matches(template: &str, path: &str, rest_of_path: bool) -> bool {
+    let is_parameter = |expected: &str| expected.starts_with('{') && expected.ends_with('}');
+    let segment_matches = |(expected, actual): (&&str, &&str)| {
+        if is_parameter(expected) {
+            !actual.is_empty()
+        } else {
+            expected == actual
+        }
+    };
+    let templates: Vec<&str> = template.split('/').collect();
+    let segments: Vec<&str> = path.split('/').collect();
+    match templates.split_last() {
+        Some((last, before)) if rest_of_path && is_parameter(last) => {
+            segments.len() > before.len()
+                && before.iter().zip(&segments).all(segment_matches)
+                && segments[before.len()..]
+                    .iter()
+                    .all(|actual| !actual.is_empty())
+        }
+        _ => {
+            templates.len() == segments.len()
+                && templates.iter().zip(&segments).all(segment_matches)
+        }
+    }
 }
 
 /// Whether the non-empty segments of `path` start with those of `prefix`:
@@ -409,20 +426,27 @@ mod tests {
 
     #[test]
     fn templates_match_whole_segments() {
-        assert!(template_matches(
-            "/api/messages/{chatId}",
-            "/api/messages/x"
-        ));
-        assert!(!template_matches(
-            "/api/messages/{chatId}",
-            "/api/messages/"
-        ));
-        assert!(!template_matches(
-            "/api/messages/{chatId}",
-            "/api/messages/x/"
-        ));
-        assert!(!template_matches("/api/history", "/api/history/"));
-        assert!(template_matches("/api/history", "/api/history"));
+        let one = |template, path| template_matches(template, path, false);
+        assert!(one("/api/messages/{chatId}", "/api/messages/x"));
+        assert!(!one("/api/messages/{chatId}", "/api/messages/"));
+        assert!(!one("/api/messages/{chatId}", "/api/messages/x/"));
+        assert!(!one("/api/messages/{chatId}", "/api/messages/x/y"));
+        assert!(!one("/api/history", "/api/history/"));
+        assert!(one("/api/history", "/api/history"));
+    }
+
+    #[test]
+    fn a_rest_of_path_parameter_takes_one_or_more_whole_segments() {
+        let rest = |template, path| template_matches(template, path, true);
+        assert!(rest("/assets/{asset}", "/assets/app.js"));
+        assert!(rest("/assets/{asset}", "/assets/vendor/marked.esm.js"));
+        assert!(!rest("/assets/{asset}", "/assets"));
+        assert!(!rest("/assets/{asset}", "/assets/"));
+        assert!(!rest("/assets/{asset}", "/assets/vendor/"));
+        assert!(!rest("/assets/{asset}", "/assets//app.js"));
+        assert!(!rest("/assets/{asset}", "/other/app.js"));
+        // Only a template ending in a parameter has a rest.
+        assert!(!rest("/api/history", "/api/history/x"));
     }
 
     #[test]

@@ -23,6 +23,15 @@ pub struct SeededChat {
     pub message_ids: Vec<Uuid>,
 }
 
+/// Where a seeded chat stands in its owner's sidebar: the owner's own
+/// order, which no one else sees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Placement {
+    pub pinned: bool,
+    pub archived: bool,
+    pub folder: Option<Uuid>,
+}
+
 /// What the database holds about one chat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatState {
@@ -33,9 +42,10 @@ pub struct ChatState {
     /// The chat's votes, each row as JSON, by message id: a changed
     /// rating shows, not only a changed count.
     pub votes: String,
+    pub placement: Placement,
 }
 
-/// Every row of the four tables, each as its JSON text, sorted; kept whole
+/// Every row of the five tables, each as its JSON text, sorted; kept whole
 /// rather than hashed so a difference can be shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
@@ -43,6 +53,7 @@ pub struct Snapshot {
     pub chats: BTreeSet<String>,
     pub messages: BTreeSet<String>,
     pub votes: BTreeSet<String>,
+    pub folders: BTreeSet<String>,
 }
 
 /// A connection to the app's database (TLS when the server offers it, as
@@ -81,10 +92,31 @@ impl Seeder {
 
     /// A chat of `owner`, created now, with two messages and a vote.
     pub async fn chat(&self, owner: &str, visibility: Visibility) -> SeededChat {
+        self.placed_chat(owner, visibility, Placement::default())
+            .await
+    }
+
+    /// The same, pinned, archived or filed as `placement` says.
+    pub async fn placed_chat(
+        &self,
+        owner: &str,
+        visibility: Visibility,
+        placement: Placement,
+    ) -> SeededChat {
         let seed = self.seed();
         let id = Uuid::new_v4();
         let title = format!("contract chat {}", &id.simple().to_string()[..8]);
-        seed.chat(owner, visibility).id(id).titled(&title).await;
+        let mut chat = seed.chat(owner, visibility).id(id).titled(&title);
+        if placement.pinned {
+            chat = chat.pinned();
+        }
+        if placement.archived {
+            chat = chat.archived();
+        }
+        if let Some(folder) = placement.folder {
+            chat = chat.in_folder(folder);
+        }
+        chat.await;
         let question = seed
             .message(id, Role::User, "What is 2 + 2?")
             .at(When::SecondsFromNow(0.0))
@@ -104,6 +136,11 @@ impl Seeder {
         }
     }
 
+    /// A folder of `owner`'s named `name`.
+    pub async fn folder(&self, owner: &str, name: &str) -> Uuid {
+        self.seed().folder(owner, name).await
+    }
+
     /// The chat's row and how many messages and votes it has; `None` when
     /// the chat is gone.
     pub async fn chat_state(&self, id: Uuid) -> Option<ChatState> {
@@ -113,7 +150,8 @@ impl Seeder {
                 r#"SELECT "userId", title, visibility::text,
                           (SELECT count(*) FROM chat."Message" WHERE "chatId" = c.id),
                           (SELECT coalesce(string_agg(row_to_json(v)::text, ' ' ORDER BY v."messageId"), '')
-                           FROM chat."Vote" v WHERE "chatId" = c.id)
+                           FROM chat."Vote" v WHERE "chatId" = c.id),
+                          "pinnedAt" IS NOT NULL, "archivedAt" IS NOT NULL, "folderId"
                    FROM chat."Chat" c WHERE id = $1"#,
                 &[&id],
             )
@@ -125,7 +163,37 @@ impl Seeder {
             visibility: row.get(2),
             messages: row.get(3),
             votes: row.get(4),
+            placement: Placement {
+                pinned: row.get(5),
+                archived: row.get(6),
+                folder: row.get(7),
+            },
         })
+    }
+
+    /// The folder's row as JSON (owner, name, position and all); `None`
+    /// when it is gone.
+    pub async fn folder_state(&self, id: Uuid) -> Option<String> {
+        self.client
+            .query_opt(
+                r#"SELECT row_to_json(f)::text FROM chat."Folder" f WHERE id = $1"#,
+                &[&id],
+            )
+            .await
+            .expect("reading a folder")
+            .map(|row| row.get(0))
+    }
+
+    /// Whether `id` is recorded as a user.
+    pub async fn is_user(&self, id: &str) -> bool {
+        self.client
+            .query_one(
+                r#"SELECT EXISTS (SELECT 1 FROM chat."User" WHERE id = $1)"#,
+                &[&id],
+            )
+            .await
+            .expect("looking a user up")
+            .get(0)
     }
 
     /// Messages and votes left behind for a chat id (after a delete: none).
@@ -147,11 +215,12 @@ impl Seeder {
             chats: self.rows_of("Chat").await,
             messages: self.rows_of("Message").await,
             votes: self.rows_of("Vote").await,
+            folders: self.rows_of("Folder").await,
         }
     }
 
     async fn rows_of(&self, table: &str) -> BTreeSet<String> {
-        // `table` is one of our four constant names, never input.
+        // `table` is one of our five constant names, never input.
         let sql = format!(r#"SELECT row_to_json(t)::text FROM chat."{table}" t"#);
         self.client
             .query(&sql, &[])
