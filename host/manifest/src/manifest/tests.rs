@@ -50,6 +50,7 @@ fn project_manifest_is_read_completely() {
             "gateway_secret_header",
             "mlflow_origin",
             "mlflow_trace_wait_seconds",
+            "retention_days",
             "serving_endpoint_api",
             "serving_endpoint_name",
             "serving_endpoint_origin",
