@@ -619,10 +619,13 @@ async fn replies_render_as_safe_markdown_while_they_stream() {
     browser.quit().await;
 }
 
-#[tokio::test]
-async fn a_reload_mid_reply_shows_what_came_and_follows_it_to_the_end() {
+/// A page whose new chat (titled `title`) has a reply streaming: "Once upon
+/// a time" is on the page and stored as the reply's first checkpoint (what a
+/// page loading the chat sees); the rest, ", the end.", waits for the test's
+/// first acknowledgement.
+async fn a_story_half_told(title: &str) -> (Rig, Browser, Uuid) {
     let rig = Rig::start().await;
-    rig.upstream.expect_title(title_answer("Long story"));
+    rig.upstream.expect_title(title_answer(title));
     rig.upstream.expect_reply(Script::stream(vec![
         chunk("Once upon a time"),
         Step::AwaitAck(1),
@@ -642,12 +645,17 @@ async fn a_reload_mid_reply_shows_what_came_and_follows_it_to_the_end() {
         )
         .await;
     let chat_id = chat_in_address(&browser).await;
-    // Its first checkpoint is what a reloaded page can see.
     chat_tests::eventually("the first checkpoint", PATIENCE, async || {
         let replies = rig.replies(chat_id).await;
         (replies.len() == 1 && replies[0].0 == "streaming").then_some(())
     })
     .await;
+    (rig, browser, chat_id)
+}
+
+#[tokio::test]
+async fn a_reload_mid_reply_shows_what_came_and_follows_it_to_the_end() {
+    let (rig, browser, chat_id) = a_story_half_told("Long story").await;
 
     browser.reload().await;
     browser
@@ -685,32 +693,7 @@ return null;"#;
 
 #[tokio::test]
 async fn a_reply_that_ends_before_the_page_follows_it_is_shown_whole() {
-    let rig = Rig::start().await;
-    rig.upstream.expect_title(title_answer("Short story"));
-    rig.upstream.expect_reply(Script::stream(vec![
-        chunk("Once upon a time"),
-        Step::AwaitAck(1),
-        chunk(", the end."),
-        Step::Send(UPSTREAM_DONE.to_owned()),
-    ]));
-    let browser = Browser::start().await;
-    browser.goto(&rig.host.url("/")).await;
-    browser.wait_for_visible(SIDEBAR_READY).await;
-    browser
-        .type_into("#input", &format!("Tell me a story{}", keys::ENTER))
-        .await;
-    browser
-        .wait_for(
-            "the reply streaming",
-            &shows_text(REPLY, "Once upon a time"),
-        )
-        .await;
-    let chat_id = chat_in_address(&browser).await;
-    chat_tests::eventually("the first checkpoint", PATIENCE, async || {
-        let replies = rig.replies(chat_id).await;
-        (replies.len() == 1 && replies[0].0 == "streaming").then_some(())
-    })
-    .await;
+    let (rig, browser, chat_id) = a_story_half_told("Short story").await;
     // Away and back: the page loads the reply as streaming and asks to
     // follow it, and the reply ends before that request arrives.
     browser.click("#new-chat").await;
