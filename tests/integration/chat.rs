@@ -844,6 +844,83 @@ fn regenerate(host: &TestHost, chat: Uuid, email: &str) -> reqwest::RequestBuild
 }
 
 #[tokio::test]
+async fn pinned_archived_and_filed_chats_are_continued_regenerated_rated_and_found() {
+    let rig = Rig::start().await;
+    let seed = Seed::connect(&rig.db).await;
+    let folder = seed.folder(OWNER, "Trips").await;
+    let pinned = seed
+        .chat(OWNER, Visibility::Private)
+        .titled("Lisbon pinned")
+        .pinned()
+        .await;
+    let archived = seed
+        .chat(OWNER, Visibility::Private)
+        .titled("Lisbon archived")
+        .archived()
+        .await;
+    let filed = seed
+        .chat(OWNER, Visibility::Private)
+        .titled("Lisbon filed")
+        .in_folder(folder)
+        .await;
+    for chat in [pinned, archived, filed] {
+        rig.upstream.expect_reply(reply_of(&[chat_chunk("First.")]));
+        let body = json!({"id": chat, "messages": [user_message("Hello", Uuid::new_v4())]});
+        let reply = meta_of(&rig.chat(OWNER, &body).await)["assistantMessageId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        rig.upstream
+            .expect_reply(reply_of(&[chat_chunk("Second.")]));
+        meta_of(
+            &events_of(regenerate(&rig.host, chat, OWNER))
+                .await
+                .rest()
+                .await,
+        );
+        let rated = reqwest::Client::new()
+            .put(rig.host.url("/api/feedback"))
+            .header("x-forwarded-email", OWNER)
+            .json(&json!({"chatId": chat, "messageId": reply, "isUpvoted": true}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rated.status(), StatusCode::OK, "{chat}");
+        assert_eq!(
+            rig.conversation(chat).await,
+            ["user: Hello", "assistant: Second."]
+        );
+    }
+    // Continuing them left each where its owner put it; a search finds all.
+    let state: Vec<(bool, bool, Option<Uuid>)> = {
+        let client = rig.db.connect().await;
+        let rows = client
+            .query(
+                r#"SELECT "pinnedAt" IS NOT NULL, "archivedAt" IS NOT NULL, "folderId"
+                   FROM chat."Chat" WHERE id = ANY($1) ORDER BY title"#,
+                &[&vec![pinned, archived, filed]],
+            )
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|row| (row.get(0), row.get(1), row.get(2)))
+            .collect()
+    };
+    assert_eq!(
+        state,
+        [
+            (false, true, None),
+            (false, false, Some(folder)),
+            (true, false, None)
+        ]
+    );
+    let found = rig
+        .get("/api/history?q=lisbon&archived=include", OWNER)
+        .await;
+    assert_eq!(found["data"].as_array().unwrap().len(), 3, "{found}");
+}
+
+#[tokio::test]
 async fn regenerating_replaces_the_last_reply_with_one_asked_from_the_stored_conversation() {
     let rig = Rig::start().await;
     let chat = Uuid::new_v4();
